@@ -1,0 +1,1 @@
+"""LLM Lab core: everything computable, importable without Streamlit."""
