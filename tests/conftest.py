@@ -1,6 +1,59 @@
-"""Test-wide settings: never touch the network."""
+"""Test-wide settings (never touch the network) and the real-browser fixtures."""
 import os
+import shutil
+
+import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+
+@pytest.fixture(scope="session")
+def app_url(tmp_path_factory):
+    """Base URL of a real `streamlit run app.py` on a free localhost port."""
+    from tests import browser
+
+    port = browser.free_port()
+    log = tmp_path_factory.mktemp("streamlit") / "streamlit.log"
+    proc = browser.start_app(port, log)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        browser.wait_healthy(url, proc)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except Exception:
+            proc.kill()
+
+
+@pytest.fixture(scope="session")
+def chromium_browser():
+    """Headless Debian Chromium driven by Playwright (never `playwright install`)."""
+    from tests import browser
+
+    if not shutil.which(browser.CHROMIUM) and not os.path.exists(browser.CHROMIUM):
+        if os.environ.get("CI"):
+            pytest.fail("chromium is missing: .ci/run installs the Debian package `chromium`")
+        pytest.skip("Debian chromium is not installed (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    pw = sync_playwright().start()
+    b = pw.chromium.launch(executable_path=browser.CHROMIUM, headless=True, args=browser.CHROMIUM_ARGS)
+    try:
+        yield b
+    finally:
+        b.close()
+        pw.stop()
+
+
+@pytest.fixture
+def page(chromium_browser):
+    context = chromium_browser.new_context(viewport={"width": 1400, "height": 1000})
+    pg = context.new_page()
+    try:
+        yield pg
+    finally:
+        context.close()

@@ -1,0 +1,11 @@
+"""AppTest for a script of this repo by its repo-relative path (AppTest resolves relative paths against the caller)."""
+from pathlib import Path
+
+from streamlit.testing.v1 import AppTest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def app_test(script: str, timeout: float = 120) -> AppTest:
+    """`app_test("pages/generate.py")` → an AppTest of that page, not yet run."""
+    return AppTest.from_file(str(ROOT / script), default_timeout=timeout)

@@ -1,0 +1,21 @@
+"""The app shell: navigation and the home page, under Streamlit's AppTest."""
+from tests.apptest import app_test
+
+
+def test_app_runs_and_shows_home_with_every_page():
+    at = app_test("app.py", timeout=60)
+    at.run()
+    assert not at.exception
+    assert at.title[0].value.startswith("🧪 LLM Lab")
+    assert [s.value for s in at.subheader] == ["Explore a model", "Plan hardware"]
+    captions = " ".join(c.value for c in at.caption)
+    for topic in ("generation", "Attention heatmaps", "fp32", "KV cache", "Chinchilla"):
+        assert topic in captions
+
+
+def test_app_switches_to_a_planner_page():
+    at = app_test("app.py", timeout=60)
+    at.run()
+    at.switch_page("pages/memory_planner.py").run()
+    assert not at.exception
+    assert at.title[0].value.startswith("Memory planner")
