@@ -1,7 +1,7 @@
 """Home: what each page is for, with links."""
 import streamlit as st
 
-st.title("🧪 LLM Lab")
+st.title(":material/science: LLM Lab")
 st.write(
     "Explore real language models in the browser and plan the hardware to train and serve them. "
     "Everything shown is measured on a real model or computed from a published formula; "
@@ -11,15 +11,15 @@ st.write(
 cols = st.columns(2)
 with cols[0]:
     st.subheader("Explore a model")
-    st.page_link("pages/generate.py", label="Generate", icon="✍️")
+    st.page_link("pages/generate.py", label="Generate", icon=":material/edit_note:")
     st.caption("Live text generation with every sampling control, and the probability behind every token.")
-    st.page_link("pages/attention.py", label="Attention", icon="🔎")
+    st.page_link("pages/attention.py", label="Attention", icon=":material/grid_on:")
     st.caption("Attention heatmaps per layer and head for decoder, encoder and encoder-decoder models.")
-    st.page_link("pages/quantization.py", label="Quantization", icon="🗜️")
+    st.page_link("pages/quantization.py", label="Quantization", icon=":material/compress:")
     st.caption("One model at fp32 / fp16 / bf16 / int8 / 4-bit: measured memory, speed and quality.")
 with cols[1]:
     st.subheader("Plan hardware")
-    st.page_link("pages/memory_planner.py", label="Memory planner", icon="🧮")
+    st.page_link("pages/memory_planner.py", label="Memory planner", icon=":material/memory:")
     st.caption("What a model needs to serve, fine-tune and pre-train, and on which GPUs (KV cache, ZeRO/FSDP).")
-    st.page_link("pages/compute_planner.py", label="Compute planner", icon="⏱️")
+    st.page_link("pages/compute_planner.py", label="Compute planner", icon=":material/speed:")
     st.caption("Training FLOPs, petaFLOP/s-days, GPU time and cost, Chinchilla-optimal sizing.")
