@@ -1,0 +1,240 @@
+"""core.memory: formulas checked against their sources and against real transformers / bitsandbytes objects."""
+import math
+
+import pytest
+import torch
+
+from core import memory
+from core.architectures import hf_config, param_count
+from core.memory import (
+    BYTES_PER_PARAM,
+    GB,
+    activation_bytes_per_layer,
+    inference_breakdown,
+    inference_min_gpus,
+    kv_cache_bytes,
+    min_gpus,
+    model_activation_bytes,
+    model_kv_cache_bytes,
+    training_bytes_per_param,
+    training_min_gpus,
+    training_per_gpu,
+    weight_memory,
+    weights_bytes,
+    zero_model_states_bytes,
+)
+
+TINY_LLAMA = {"model_type": "llama", "num_hidden_layers": 2, "hidden_size": 256, "num_attention_heads": 4,
+              "num_key_value_heads": 2, "intermediate_size": 512, "vocab_size": 1000}
+TINY_GPT2 = {"model_type": "gpt2", "n_layer": 2, "n_embd": 128, "n_head": 4, "vocab_size": 1000, "n_positions": 64,
+             "bos_token_id": 0, "eos_token_id": 0}
+TINY_MISTRAL = {"model_type": "mistral", "num_hidden_layers": 2, "hidden_size": 64, "num_attention_heads": 4,
+                "num_key_value_heads": 1, "intermediate_size": 128, "vocab_size": 100, "sliding_window": 8}
+
+
+def test_bytes_per_param_table():
+    assert BYTES_PER_PARAM == {"fp32": 4, "fp16": 2, "bf16": 2, "int8": 1, "int4": 0.5}
+
+
+def test_store_1b_fp32_is_4gb_and_int4_half_a_gb():
+    assert weights_bytes(1e9, "fp32") == 4 * GB
+    assert weights_bytes(7e9, "fp16") == 14 * GB
+    assert weights_bytes(1e9, "int4") == 0.5 * GB
+    with pytest.raises(ValueError):
+        weights_bytes(1e9, "fp64")
+    with pytest.raises(ValueError):
+        weights_bytes(-1, "fp32")
+
+
+def test_rule_of_thumb_24_bytes_per_param_gives_24_gb_for_1b():
+    parts = training_bytes_per_param("rule_of_thumb")
+    assert parts == {"weights": 4, "optimizer": 8, "gradients": 4, "activations": 8}
+    assert sum(parts.values()) * 1e9 / GB == 24  # 1B params → 24 GB, 6× the 4 GB to store them
+    assert sum(parts.values()) / BYTES_PER_PARAM["fp32"] == 6
+
+
+def test_mixed_precision_16_bytes_per_param():
+    parts = training_bytes_per_param("mixed_precision")
+    assert parts == {"weights": 2, "gradients": 2, "optimizer": 12}
+    assert sum(training_bytes_per_param("hf_mixed_precision").values()) == 18
+    with pytest.raises(ValueError):
+        training_bytes_per_param("sgd")
+
+
+@pytest.mark.parametrize("stage,expected_gb", [(0, 120.0), (1, 31.4), (2, 16.6), (3, 1.88)])
+def test_zero_paper_figure1_7_5b_on_64_gpus(stage, expected_gb):
+    """ZeRO paper Figure 1: Ψ = 7.5B, Nd = 64, K = 12."""
+    got = zero_model_states_bytes(7.5e9, 64, stage) / GB
+    assert got == pytest.approx(expected_gb, abs=0.06 if stage < 3 else 0.005)
+
+
+def test_zero_stage3_shards_everything_and_ddp_nothing():
+    assert zero_model_states_bytes(1e9, 8, 0) == zero_model_states_bytes(1e9, 1, 0) == 16e9
+    assert zero_model_states_bytes(1e9, 8, 3) == 2e9
+    with pytest.raises(ValueError):
+        zero_model_states_bytes(1e9, 0, 1)
+    with pytest.raises(ValueError):
+        zero_model_states_bytes(1e9, 8, 4)
+
+
+def test_kv_cache_formula_llama2_7b():
+    # 2 · 32 layers · 32 heads · 128 · 4096 tokens · 1 · 2 bytes = 2 GiB (0.5 MiB per token)
+    assert kv_cache_bytes(32, 32, 128, 4096, 1, 2) == 2 * 1024**3
+    assert model_kv_cache_bytes("meta-llama/Llama-2-7b-hf", 4096, 1, 2) == 2 * 1024**3
+
+
+def test_kv_cache_gqa_and_sliding_window():
+    # Llama-3-8B: 8 KV heads instead of 32 → a quarter of Llama-2-7B's cache at the same length
+    assert model_kv_cache_bytes("meta-llama/Meta-Llama-3-8B", 4096, 1) == 2 * 1024**3 / 4
+    mistral_32k = model_kv_cache_bytes("mistralai/Mistral-7B-v0.1", 32768, 1)
+    assert mistral_32k == model_kv_cache_bytes("mistralai/Mistral-7B-v0.1", 4096, 1) == kv_cache_bytes(
+        32, 8, 128, 4096, 1, 2)
+    assert model_kv_cache_bytes("bert-base-uncased", 512, 1) == 0
+    assert model_kv_cache_bytes("google/flan-t5-small", 100, 1) == kv_cache_bytes(16, 6, 64, 100, 1, 2)
+
+
+@pytest.mark.parametrize("cfg", [TINY_LLAMA, TINY_GPT2])
+def test_kv_cache_equals_transformers_dynamic_cache(cfg):
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_config(hf_config(cfg), dtype=torch.float16)
+    with torch.no_grad():
+        out = model(torch.randint(0, 1000, (3, 20)), use_cache=True)
+    stored = sum(layer.keys.nbytes + layer.values.nbytes for layer in out.past_key_values.layers)
+    assert stored == model_kv_cache_bytes(cfg, 20, 3, 2)
+
+
+def test_sliding_window_cache_is_capped_like_transformers():
+    """transformers keeps window − 1 tokens between steps (the new token makes it window during attention)."""
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_config(hf_config(TINY_MISTRAL), dtype=torch.float16)
+    with torch.no_grad():
+        out = model(torch.randint(0, 100, (2, 30)), use_cache=True)
+    stored = sum(layer.keys.nbytes + layer.values.nbytes for layer in out.past_key_values.layers)
+    assert stored == model_kv_cache_bytes(TINY_MISTRAL, 7, 2, 2)
+    assert model_kv_cache_bytes(TINY_MISTRAL, 30, 2, 2) == model_kv_cache_bytes(TINY_MISTRAL, 8, 2, 2)
+
+
+def test_activations_korthikanti_table2():
+    s, b, h, a = 2048, 1, 12288, 96  # GPT-3 175B
+    none = activation_bytes_per_layer(s, b, h, a, "none")
+    assert none == s * b * h * (34 + 5 * a * s / h)
+    assert 5 * a * s / h == 80  # the paper's GPT-3 example: the attention term is 80 vs 34 for the rest
+    assert activation_bytes_per_layer(s, b, h, a, "selective") == 34 * s * b * h
+    assert activation_bytes_per_layer(s, b, h, a, "full") == 2 * s * b * h
+    # tensor parallel t = 8: sbh(10 + 24/t + 5as/(ht))
+    assert activation_bytes_per_layer(s, b, h, a, "none", tensor_parallel=8) == s * b * h * (10 + 3 + 10)
+    with pytest.raises(ValueError):
+        activation_bytes_per_layer(s, b, h, a, "sometimes")
+    with pytest.raises(ValueError):
+        activation_bytes_per_layer(s, b, 0, a)
+
+
+def test_model_activations_scale_with_layers():
+    per_layer = activation_bytes_per_layer(4096, 2, 4096, 32, "selective")
+    assert model_activation_bytes("meta-llama/Llama-2-7b-hf", 4096, 2, "selective") == 32 * per_layer
+
+
+def test_4bit_constants_match_the_bitsandbytes_rates():
+    n = 64 * 256 * 1000  # whole blocks, so the per-parameter rates are exact apart from the per-tensor code books
+    plain = memory._bnb_4bit_constants_bytes(n, double_quant=False)
+    dq = memory._bnb_4bit_constants_bytes(n, double_quant=True)
+    assert (plain - 64) * 8 / n == 0.5  # fp32 absmax per 64 values: 0.5 bit/param
+    assert (dq - 64 - 1024 - 4) * 8 / n == pytest.approx(0.127, abs=0.001)  # QLoRA: ≈ 0.127 bit/param
+
+
+def _bnb_stored_bytes(model) -> int:
+    """Bytes bitsandbytes really holds: parameters (tied once) + 4-bit quant states + int8 row scales."""
+    total = sum(p.nbytes for p in {id(p): p for p in model.parameters()}.values())
+    for module in model.modules():
+        w = getattr(module, "weight", None)
+        state = getattr(w, "quant_state", None)
+        if state is not None:
+            total += state.absmax.nbytes + state.code.nbytes
+            if state.nested:
+                total += state.state2.absmax.nbytes + state.state2.code.nbytes + 4  # + fp32 offset
+        scb = getattr(w, "SCB", None)
+        if scb is not None:
+            total += scb.nbytes
+    return total
+
+
+@pytest.fixture(scope="module")
+def saved_tiny_models(tmp_path_factory):
+    from transformers import AutoModelForCausalLM
+
+    paths = {}
+    for name, cfg in (("llama", TINY_LLAMA), ("gpt2", TINY_GPT2)):
+        path = tmp_path_factory.mktemp(name)
+        AutoModelForCausalLM.from_config(hf_config(cfg), dtype=torch.float16).save_pretrained(path)
+        paths[name] = (path, cfg)
+    return paths
+
+
+@pytest.mark.parametrize("fmt", ["int8", "nf4", "nf4-dq"])
+@pytest.mark.parametrize("name", ["llama", "gpt2"])
+def test_weight_memory_equals_real_bitsandbytes_storage(saved_tiny_models, fmt, name):
+    """Load a tiny random model through transformers' bitsandbytes integration and count what is stored."""
+    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+
+    path, cfg = saved_tiny_models[name]
+    if fmt == "int8":
+        qconfig = BitsAndBytesConfig(load_in_8bit=True)
+    else:
+        qconfig = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
+                                     bnb_4bit_use_double_quant=fmt == "nf4-dq",
+                                     bnb_4bit_compute_dtype=torch.float16)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(path, quantization_config=qconfig, dtype=torch.float16,
+                                                     device_map="cuda" if torch.cuda.is_available() else "cpu")
+    except Exception as exc:  # pragma: no cover - depends on the bitsandbytes backend of the machine
+        pytest.skip(f"bitsandbytes cannot quantize on this machine: {exc}")
+    assert _bnb_stored_bytes(model) == pytest.approx(sum(weight_memory(cfg, fmt).values()), abs=0)
+
+
+def test_weight_memory_float_and_raw_counts():
+    n = param_count("meta-llama/Llama-2-7b-hf")
+    assert weight_memory("meta-llama/Llama-2-7b-hf", "bf16") == {"weights": 2 * n}
+    q = weight_memory("meta-llama/Llama-2-7b-hf", "nf4")
+    # embeddings + lm_head + norms stay 16-bit: 2 · 32000 · 4096 + norms
+    kept_params = 2 * 32000 * 4096 + 32 * 2 * 4096 + 4096
+    assert q["16-bit layers (not quantized)"] == kept_params * 2
+    assert q["quantized weights"] == (n - kept_params) / 2
+    assert q["quantization constants"] == pytest.approx((n - kept_params) / 64 * 4, rel=1e-3)
+    raw = weight_memory(7e9, "nf4")
+    assert raw["quantized weights"] == 3.5e9 and raw["quantization constants"] == 7e9 / 16
+    assert weight_memory(7e9, "int8")["quantized weights"] == 7e9
+
+
+def test_inference_breakdown_components_and_fit():
+    parts = inference_breakdown("meta-llama/Llama-2-7b-hf", "fp16", 4096, 1, 2, workspace_pct=20, overhead_gb=1.3)
+    n = param_count("meta-llama/Llama-2-7b-hf")
+    assert parts["weights"] == 2 * n
+    assert parts["KV cache"] == 2 * 1024**3
+    assert parts["activation workspace"] == pytest.approx(0.2 * 2 * n)
+    assert parts["CUDA context + framework"] == 1.3e9
+    total = sum(parts.values())
+    assert inference_min_gpus(parts, 80e9) == 1
+    assert inference_min_gpus(parts, 16e9) == math.ceil((total - 1.3e9) / (16e9 - 1.3e9))
+    assert inference_min_gpus(parts, 1e9) is None  # overhead alone exceeds the GPU
+
+
+def test_min_gpus_solves_fixed_plus_sharded():
+    assert min_gpus(10, 100, 20) == 10
+    assert min_gpus(10, 101, 20) == 11
+    assert min_gpus(25, 100, 20) is None
+    assert min_gpus(5, 0, 20) == 1
+
+
+def test_training_min_gpus_per_stage():
+    n = 7e9
+    acts = 5e9
+    # DDP never shrinks: 16 B/param · 7B = 112 GB + activations + overhead > 80 GB at any N
+    assert training_min_gpus(n, 0, acts, 1.3, 80e9) is None
+    n3 = training_min_gpus(n, 3, acts, 1.3, 80e9)
+    assert n3 == 2  # 112 GB of model states / (80 − 5 − 1.3 GB free) = 1.52 → 2 GPUs
+    assert sum(training_per_gpu(n, n3, 3, acts, 1.3).values()) <= 80e9 < sum(
+        training_per_gpu(n, n3 - 1, 3, acts, 1.3).values())
+    n2 = training_min_gpus(n, 2, acts, 1.3, 80e9)
+    assert n2 is not None and n2 >= n3
