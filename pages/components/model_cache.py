@@ -1,0 +1,91 @@
+"""Page-side model cache: one loaded model per weight-changing setting, shared across reruns and sessions.
+
+``cached_load_model`` wraps ``core.models.load_model`` in ``st.cache_resource`` keyed by everything that changes the
+weights in memory (name, dtype, device, quantization and its options, attention implementation). The one-time
+conversion of the bundled SmolLM2 .gguf runs outside the cache with a progress bar, so it is never replayed.
+"""
+from __future__ import annotations
+
+import streamlit as st
+import torch
+
+from core import models
+from core.models import LoadedModel, ModelLoadError
+
+
+def _key(value) -> str | None:
+    if isinstance(value, torch.dtype):
+        return models.SHORT_DTYPE.get(value, str(value))
+    return None if value is None else str(value)
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def _load_cached(
+    name: str,
+    dtype: str,
+    device: str,
+    quantization: str | None,
+    attn_implementation: str | None,
+    double_quant: bool,
+    compute_dtype: str | None,
+) -> LoadedModel:
+    return models.load_model(
+        name,
+        dtype=dtype,
+        device=device,
+        quantization=quantization,
+        attn_implementation=attn_implementation,
+        double_quant=double_quant,
+        compute_dtype=compute_dtype,
+    )
+
+
+def _convert_bundled_decoder_with_progress() -> None:
+    """First use only: show a progress bar while the bundled .gguf is converted into the local cache."""
+    try:
+        if models._is_complete_model_dir(models.bundled_decoder_cache_dir()):
+            return
+    except ModelLoadError:
+        return  # load_model will raise the same clear message
+    bar = st.progress(0.0, text="Preparing the bundled SmolLM2 model (first use only)…")
+    try:
+        models.ensure_bundled_decoder(lambda fraction, message: bar.progress(min(max(fraction, 0.0), 1.0), text=message))
+    finally:
+        bar.empty()
+
+
+def cached_load_model(
+    name: str | None = None,
+    dtype: str | torch.dtype = "auto",
+    device: str | torch.device = "auto",
+    quantization: str | None = None,
+    attn_implementation: str | None = None,
+    *,
+    double_quant: bool = False,
+    compute_dtype: str | torch.dtype | None = None,
+) -> LoadedModel:
+    """``load_model`` cached with ``st.cache_resource``; shows progress while loading. Raises ModelLoadError."""
+    resolved = models.canonical_name(name)
+    device_key = str(models.select_device(device))  # "auto" resolves here so the key names the real device
+    if resolved == models.BUNDLED_DECODER:
+        _convert_bundled_decoder_with_progress()
+    label = f"{resolved}" + (f" ({quantization})" if quantization else "")
+    with st.spinner(f"Loading {label} on {device_key}…", show_time=True):
+        return _load_cached(
+            resolved,
+            _key(dtype) or "auto",
+            device_key,
+            quantization or None,
+            attn_implementation,
+            bool(double_quant),
+            _key(compute_dtype),
+        )
+
+
+def load_model_or_error(*args, **kwargs) -> LoadedModel | None:
+    """Like ``cached_load_model`` but shows the ModelLoadError as ``st.error`` and returns None."""
+    try:
+        return cached_load_model(*args, **kwargs)
+    except ModelLoadError as exc:
+        st.error(str(exc), icon="🚫")
+        return None
