@@ -91,3 +91,221 @@ def match_catalog_gpu(device_name: str) -> GPU | None:
         if f"{int(g.memory_gb)}GB" in n.replace(" ", "") or ("PCIE" in n and "PCIe" in g.name):
             return g
     return candidates[0]
+
+
+# --------------------------------------------------------------------------------------------------
+# Detection of the machine this process runs on (GPU through torch.cuda / NVML, else CPU and RAM).
+# --------------------------------------------------------------------------------------------------
+
+def _cgroup_memory_limit_bytes() -> int | None:
+    """Memory limit of this container (cgroup v2 `memory.max` or v1 `memory.limit_in_bytes`), if any.
+
+    Source: Linux kernel documentation, Documentation/admin-guide/cgroup-v2.rst ("memory.max").
+    """
+    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            with open(path) as fh:
+                text = fh.read().strip()
+        except OSError:
+            continue
+        if text.isdigit() and int(text) < 1 << 60:  # v1 reports "no limit" as a huge number
+            return int(text)
+    return None
+
+
+def _cpu_model_name() -> str:
+    """The CPU's model name from /proc/cpuinfo (Linux), else platform.processor()."""
+    import platform
+
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown CPU"
+
+
+def _cpu_flags() -> set[str]:
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def cpu_memory_info() -> dict:
+    """Total and available RAM in bytes (psutil), capped by the container's cgroup limit when there is one."""
+    import psutil
+
+    vm = psutil.virtual_memory()
+    total, available = int(vm.total), int(vm.available)
+    limit = _cgroup_memory_limit_bytes()
+    source = "psutil.virtual_memory"
+    if limit is not None and limit < total:
+        try:
+            with open("/sys/fs/cgroup/memory.current") as fh:
+                used = int(fh.read().strip())
+        except (OSError, ValueError):
+            used = total - available
+        total, available = limit, max(0, min(available, limit - used))
+        source += " + cgroup memory.max"
+    return {"total_bytes": total, "available_bytes": available, "source": source}
+
+
+def _nvml_memory(index: int) -> dict | None:
+    """Total/free/used bytes of GPU `index` from NVML (nvidia-ml-py), or None when NVML is not installed."""
+    try:
+        import pynvml  # provided by the nvidia-ml-py package
+    except ImportError:
+        return None
+    try:
+        pynvml.nvmlInit()
+        handle = pynvml.nvmlDeviceGetHandleByIndex(index)
+        info = pynvml.nvmlDeviceGetMemoryInfo(handle)
+        driver = pynvml.nvmlSystemGetDriverVersion()
+        return {
+            "total_bytes": int(info.total),
+            "free_bytes": int(info.free),
+            "used_bytes": int(info.used),
+            "driver": driver.decode() if isinstance(driver, bytes) else str(driver),
+        }
+    except Exception:  # NVML present but unusable (no driver, MIG slice, ...): fall back to torch.cuda
+        return None
+
+
+def free_device_memory_bytes(device: str = "auto") -> int:
+    """Bytes free for new tensors on `device` ("cuda", "cuda:N", "cpu" or "auto").
+
+    CUDA: `torch.cuda.mem_get_info` (cudaMemGetInfo: free bytes on the device, all processes counted)
+    plus what PyTorch's caching allocator holds reserved but unused (it can reuse that without asking the driver).
+    CPU: available RAM (psutil), capped by the container's cgroup limit.
+    """
+    import torch
+
+    dev = _resolve_device(device)
+    if dev.type == "cuda":
+        index = dev.index if dev.index is not None else torch.cuda.current_device()
+        free, _total = torch.cuda.mem_get_info(index)
+        cached_unused = torch.cuda.memory_reserved(index) - torch.cuda.memory_allocated(index)
+        return int(free + max(0, cached_unused))
+    return int(cpu_memory_info()["available_bytes"])
+
+
+def _resolve_device(device: str = "auto"):
+    import torch
+
+    if device in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("CUDA was requested but this machine has no usable CUDA GPU.")
+    if dev.type not in ("cuda", "cpu"):
+        raise ValueError(f"Unsupported device {device!r}: use 'auto', 'cuda' or 'cpu'.")
+    return dev
+
+
+def detect_hardware(device: str = "auto") -> dict:
+    """What this process runs on: the GPU (torch.cuda, NVML when installed) or else the CPU and RAM.
+
+    Keys (always present; None where not applicable):
+      device ("cuda" / "cpu"), device_name, gpu_name, gpu_count, total_memory_bytes, free_memory_bytes,
+      memory_source, compute_capability ("9.0"), bf16_supported, bf16_native, cpu_name, cpu_cores (logical),
+      cpu_physical_cores, ram_total_bytes, ram_available_bytes, torch_version, cuda_version, driver_version,
+      catalog_gpu (the matching catalog entry as a dict, from `match_catalog_gpu`), catalog_gpu_name.
+    On a GPU, total/free memory are the GPU's; on CPU they are the RAM's.
+    Sources: PyTorch docs for torch.cuda.get_device_properties / mem_get_info / is_bf16_supported;
+    NVIDIA NVML API reference (nvmlDeviceGetMemoryInfo).
+    """
+    import torch
+    import psutil
+
+    ram = cpu_memory_info()
+    flags = _cpu_flags()
+    info: dict = {
+        "device": "cpu",
+        "device_name": None,
+        "gpu_name": None,
+        "gpu_count": 0,
+        "total_memory_bytes": ram["total_bytes"],
+        "free_memory_bytes": ram["available_bytes"],
+        "memory_source": ram["source"],
+        "compute_capability": None,
+        "bf16_supported": True,  # PyTorch's CPU kernels all accept bfloat16 (natively or by conversion)
+        "bf16_native": bool(flags & {"avx512_bf16", "amx_bf16"}),
+        "cpu_name": _cpu_model_name(),
+        "cpu_cores": psutil.cpu_count(logical=True) or 1,
+        "cpu_physical_cores": psutil.cpu_count(logical=False),
+        "ram_total_bytes": ram["total_bytes"],
+        "ram_available_bytes": ram["available_bytes"],
+        "torch_version": torch.__version__,
+        "cuda_version": torch.version.cuda,
+        "driver_version": None,
+        "catalog_gpu": None,
+        "catalog_gpu_name": None,
+    }
+    info["device_name"] = info["cpu_name"]
+    dev = _resolve_device(device)
+    if dev.type != "cuda":
+        return info
+
+    index = dev.index if dev.index is not None else torch.cuda.current_device()
+    props = torch.cuda.get_device_properties(index)
+    free, total = torch.cuda.mem_get_info(index)
+    nvml = _nvml_memory(index)
+    source = "torch.cuda.mem_get_info"
+    if nvml is not None:
+        total, free = nvml["total_bytes"], nvml["free_bytes"]
+        info["driver_version"] = nvml["driver"]
+        source = "NVML (nvmlDeviceGetMemoryInfo)"
+    catalog = match_catalog_gpu(props.name)
+    info.update(
+        device="cuda",
+        device_name=props.name,
+        gpu_name=props.name,
+        gpu_count=torch.cuda.device_count(),
+        total_memory_bytes=int(total),
+        free_memory_bytes=int(free),
+        memory_source=source,
+        compute_capability=f"{props.major}.{props.minor}",
+        bf16_supported=bool(torch.cuda.is_bf16_supported()),
+        bf16_native=props.major >= 8,  # bf16 tensor cores arrived with Ampere (compute capability 8.0)
+        catalog_gpu=catalog.as_dict() if catalog else None,
+        catalog_gpu_name=catalog.name if catalog else None,
+    )
+    return info
+
+
+def hardware_rows(info: dict) -> list[tuple[str, str]]:
+    """(label, value with unit) rows describing `detect_hardware()`'s result, for tables and panels."""
+
+    def gb(x):
+        return "—" if x is None else f"{x / GB:.2f} GB"
+
+    if info["device"] == "cuda":
+        rows = [
+            ("Device", f"CUDA GPU: {info['gpu_name']}" + (f" (×{info['gpu_count']})" if info["gpu_count"] > 1 else "")),
+            ("Total GPU memory", gb(info["total_memory_bytes"])),
+            ("Free GPU memory", gb(info["free_memory_bytes"])),
+            ("Compute capability", info["compute_capability"] or "—"),
+            ("bf16 support", "yes" if info["bf16_supported"] else "no"),
+            ("Catalog match", info["catalog_gpu_name"] or "none (not in the catalog)"),
+            ("CUDA / driver", f"{info['cuda_version'] or '—'} / {info['driver_version'] or '—'}"),
+        ]
+    else:
+        rows = [
+            ("Device", "CPU (no CUDA GPU visible to PyTorch)"),
+            ("CPU", info["cpu_name"]),
+            ("CPU cores", f"{info['cpu_cores']} logical" + (
+                f", {info['cpu_physical_cores']} physical" if info["cpu_physical_cores"] else "")),
+            ("Total RAM", gb(info["ram_total_bytes"])),
+            ("Available RAM", gb(info["ram_available_bytes"])),
+            ("bf16 support", "native (AVX512-BF16/AMX)" if info["bf16_native"] else "yes (emulated by conversion)"),
+        ]
+    rows.append(("Memory source", info["memory_source"]))
+    rows.append(("PyTorch", info["torch_version"]))
+    return rows
