@@ -38,6 +38,22 @@ DEFAULT_MAX_NEW_TOKENS = 20
 MAX_TARGET_TOKENS = RENDER_LIMIT
 """Longest decoder sequence analysed for encoder-decoder models (so cross-attention rows always fit a heatmap)."""
 
+TINY_T5_CONFIG = {
+    "model_type": "t5",
+    "d_model": 128,
+    "d_kv": 32,
+    "d_ff": 256,
+    "num_layers": 4,
+    "num_decoder_layers": 4,
+    "num_heads": 4,
+    "feed_forward_proj": "gated-gelu",
+    "relative_attention_num_buckets": 32,
+    "dropout_rate": 0.0,
+}
+"""A small T5 v1.1-style encoder-decoder (4 + 4 layers, 4 heads) for `core.models.random_model`: it shows the
+encoder-decoder wiring (encoder self-, decoder self- and cross-attention) offline. Its weights are random, so
+its attention patterns are not learned; google/flan-t5-small (8 + 8 layers, 6 heads) shows learned ones."""
+
 START_LABEL = "⟨start⟩"
 """Label of the decoder start token of encoder-decoder models (T5 uses its pad token for it)."""
 
@@ -106,8 +122,11 @@ class AttentionResult:
     target_text: str = ""
     input_token_count: int = 0
     token_limit: int = 0
+    limit_reason: str = ""
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
+    """`token_limit`: most tokens analysed; `limit_reason`: "context window", "memory" (the attention-weight
+    budget) or "requested"; `input_token_count`: tokens of the whole text; `seconds`: the forward pass(es)."""
 
     @property
     def n_layers(self) -> int:
@@ -269,11 +288,13 @@ def attention_maps(loaded, text: str, target_text: str | None = None,
     if tokenizer is None:
         raise AttentionInputError("This model has no tokenizer, so text cannot be turned into tokens.")
     kind = getattr(loaded, "kind", "decoder")
-    limit = token_limit(loaded)
-    if max_tokens is not None:
-        limit = max(1, min(limit, int(max_tokens)))
+    limit, limit_reason = token_limit(loaded), "memory"
+    if limit == context_window(loaded):
+        limit_reason = "context window"
+    if max_tokens is not None and int(max_tokens) < limit:
+        limit, limit_reason = max(1, int(max_tokens)), "requested"
 
-    all_ids = tokenizer(str(text), add_special_tokens=True)["input_ids"]
+    all_ids = tokenizer(str(text), add_special_tokens=True, verbose=False)["input_ids"]
     input_token_count = len(all_ids)
     if input_token_count == 0:
         raise AttentionInputError("The text produced no tokens.")
@@ -312,6 +333,7 @@ def attention_maps(loaded, text: str, target_text: str | None = None,
         target_text=target_used,
         input_token_count=input_token_count,
         token_limit=limit,
+        limit_reason=limit_reason,
         seconds=seconds,
         notes=notes,
     )
@@ -336,9 +358,15 @@ def _encoder_decoder_maps(loaded, inputs, target_text, max_new_tokens, notes):
         generated = False
     else:
         steps = max(1, min(int(max_new_tokens), MAX_TARGET_TOKENS - 1))
-        decoder_ids = model.generate(**inputs, max_new_tokens=steps, do_sample=False, num_beams=1)
+        # Padding, [CLS], [MASK], sentinel tokens… are never a meaningful output: only end-of-sequence may end it.
+        eos_id = getattr(model.generation_config, "eos_token_id", None)
+        eos_ids = set(eos_id if isinstance(eos_id, list) else [eos_id])
+        suppressed = sorted(i for i in getattr(tokenizer, "all_special_ids", []) if i not in eos_ids)
+        decoder_ids = model.generate(**inputs, max_new_tokens=steps, do_sample=False, num_beams=1,
+                                     suppress_tokens=suppressed or None)
         generated = True
-        notes.append(f"The decoder side is the model's own greedy output ({decoder_ids.shape[1] - 1} tokens).")
+        notes.append(f"The decoder side is the model's own greedy output ({decoder_ids.shape[1] - 1} tokens, "
+                     "special tokens other than end-of-sequence suppressed).")
 
     outputs = model(**inputs, decoder_input_ids=decoder_ids, output_attentions=True, return_dict=True, use_cache=False)
     decoder_list = decoder_ids[0].tolist()

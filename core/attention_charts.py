@@ -198,12 +198,14 @@ def token_focus_figure(values: np.ndarray, tokens: list[str], focus_index: int |
     positions = np.arange(n_tokens) + offset
     labels = indexed_labels(tokens, offset)
     colors = [FOCUS_COLOR if focus_index is not None and p == focus_index else BAR_COLOR for p in positions]
+    traces = []
     for layer in range(n_layers):
-        r, c = divmod(layer, n_cols)
-        fig.add_trace(go.Bar(
+        suffix = "" if layer == 0 else str(layer + 1)  # make_subplots names axes x, x2, x3… in reading order
+        traces.append(go.Bar(
             x=positions, y=v[layer], marker_color=colors, customdata=labels, showlegend=False,
-            hovertemplate=f"layer {layer}<br>%{{customdata}}<br>weight %{{y:.4f}}<extra></extra>"),
-            row=r + 1, col=c + 1)
+            xaxis=f"x{suffix}", yaxis=f"y{suffix}",
+            hovertemplate=f"layer {layer}<br>%{{customdata}}<br>weight %{{y:.4f}}<extra></extra>"))
+    fig.add_traces(traces)  # one call: adding 30 traces one by one with row/col is several times slower
     top = float(np.nanmax(v)) if v.size and np.nanmax(v) > 0 else 1.0
     fig.update_yaxes(range=[0, top * 1.05], tickfont={"size": 9})
     show_labels = n_tokens <= 40

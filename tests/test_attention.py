@@ -232,3 +232,157 @@ def test_statistics_and_focus_and_side_by_side_figures():
 def test_layer_grid_figure():
     fig = C.layer_grid_figure(np.random.default_rng(0).random((7, 10, 10)), n_cols=3)
     assert len(fig.data) == 1 and len(fig.layout.yaxis.ticktext) == 3
+
+
+# ---------------------------------------------------------------------------------------------
+# Real models: bundled SmolLM2 (decoder), bundled MiniLM (encoder), a tiny T5 with random weights
+# ---------------------------------------------------------------------------------------------
+
+SENTENCE = "The teacher gave the student a book because she wanted him to learn."
+
+
+@pytest.fixture(scope="module")
+def smollm2():
+    from core.models import BUNDLED_DECODER, load_model
+
+    return load_model(BUNDLED_DECODER, attn_implementation="eager")
+
+
+@pytest.fixture(scope="module")
+def minilm():
+    from core.models import BUNDLED_ENCODER, load_model
+
+    return load_model(BUNDLED_ENCODER, attn_implementation="eager")
+
+
+@pytest.fixture(scope="module")
+def tiny_t5():
+    from core.models import random_model
+
+    return random_model(A.TINY_T5_CONFIG, kind="encoder-decoder", attn_implementation="eager")
+
+
+@pytest.fixture(scope="module")
+def decoder_result(smollm2):
+    return A.attention_maps(smollm2, SENTENCE)
+
+
+@pytest.fixture(scope="module")
+def encoder_result(minilm):
+    return A.attention_maps(minilm, SENTENCE)
+
+
+def _assert_rows_sum_to_one(weights):
+    np.testing.assert_allclose(weights.sum(axis=-1), 1.0, atol=1e-4)
+
+
+def test_smollm2_shapes_match_its_config(decoder_result, smollm2):
+    config = smollm2.model.config
+    n = len(smollm2.tokenizer(SENTENCE)["input_ids"])
+    assert (config.num_hidden_layers, config.num_attention_heads) == (30, 9)
+    assert decoder_result.weights.shape == (30, 9, n, n)
+    assert decoder_result.kind == "decoder" and not decoder_result.random_weights
+    assert decoder_result.tokens[:3] == ["The", "teacher", "gave"]
+    assert not decoder_result.truncated
+
+
+def test_decoder_rows_sum_to_one_and_nothing_is_above_the_diagonal(decoder_result):
+    w = decoder_result.weights
+    _assert_rows_sum_to_one(w)
+    assert np.all(np.triu(w, k=1) == 0.0)
+    assert decoder_result.component().causal
+
+
+def test_encoder_rows_sum_to_one_and_it_attends_to_later_tokens(encoder_result, minilm):
+    w = encoder_result.weights
+    config = minilm.model.config
+    assert w.shape[:2] == (config.num_hidden_layers, config.num_attention_heads) == (6, 12)
+    assert encoder_result.tokens[0] == "[CLS]" and encoder_result.tokens[-1] == "[SEP]"
+    _assert_rows_sum_to_one(w)
+    above = np.triu(w, k=1)
+    assert above.max() > 0.05 and A.upper_triangle_share(A.mean_over_layers(w)) > 0.2
+    assert not encoder_result.component().causal
+
+
+def test_real_statistics_agree_with_a_loop_over_one_head(decoder_result):
+    stats = A.head_statistics(decoder_result)
+    assert len(stats) == 30 * 9
+    layer, head = 7, 4
+    w = decoder_result.weights[layer, head].astype(np.float64)
+    n = w.shape[0]
+    entropy = [-sum(p * math.log2(p) for p in row if p > 0) for row in w]
+    expected = {
+        "entropy_bits": sum(entropy) / n,
+        "normalized_entropy": sum(entropy[i] / math.log2(i + 1) for i in range(1, n)) / (n - 1),
+        "sink_share": sum(w[i, 0] for i in range(1, n)) / (n - 1),
+        "previous_token_share": sum(w[i, i - 1] for i in range(1, n)) / (n - 1),
+        "self_share": sum(w[i, i] for i in range(n)) / n,
+        "mean_distance_tokens": sum(w[i, j] * abs(i - j) for i in range(n) for j in range(n)) / n,
+        "max_weight": sum(max(row) for row in w) / n,
+    }
+    row = stats[(stats["layer"] == layer) & (stats["head"] == head)].iloc[0]
+    for column, value in expected.items():
+        assert row[column] == pytest.approx(value, rel=1e-4, abs=1e-6), column
+
+
+def test_real_heads_differ(decoder_result):
+    """Heads 'learn different aspects': their statistics spread out instead of all being alike."""
+    stats = A.head_statistics(decoder_result)
+    assert stats["sink_share"].max() - stats["sink_share"].min() > 0.5
+    assert stats["pattern"].nunique() >= 2
+
+
+def test_t5_returns_encoder_decoder_and_cross_attention(tiny_t5):
+    result = A.attention_maps(tiny_t5, SENTENCE, max_new_tokens=6)
+    layers, heads = A.TINY_T5_CONFIG["num_layers"], A.TINY_T5_CONFIG["num_heads"]
+    source, target = result.n_tokens, len(result.target_tokens)
+    assert result.is_encoder_decoder and result.random_weights and result.target_generated
+    assert target == 7 and result.target_tokens[0] == A.START_LABEL
+    assert result.weights.shape == (layers, heads, source, source)
+    assert result.decoder_weights.shape == (layers, heads, target, target)
+    assert result.cross_weights.shape == (layers, heads, target, source)
+    for w in (result.weights, result.decoder_weights, result.cross_weights):
+        _assert_rows_sum_to_one(w)
+    assert np.all(np.triu(result.decoder_weights, k=1) == 0.0)  # the decoder is causal
+    assert np.triu(result.weights, k=1).max() > 0                # the encoder is not
+    assert set(result.components()) == {"encoder", "decoder", "cross"}
+    assert len(A.head_statistics(result, "cross")) == layers * heads
+
+
+def test_t5_with_a_given_output_text(tiny_t5):
+    result = A.attention_maps(tiny_t5, SENTENCE, target_text="Der Lehrer gab ihm ein Buch.")
+    assert not result.target_generated
+    ids = tiny_t5.tokenizer("Der Lehrer gab ihm ein Buch.", add_special_tokens=False)["input_ids"]
+    assert len(result.target_tokens) == len(ids) + 1
+    assert result.cross_weights.shape[2:] == (len(ids) + 1, result.n_tokens)
+
+
+def test_sdpa_model_is_switched_to_eager_and_back():
+    from core.models import BUNDLED_ENCODER, load_model
+
+    loaded = load_model(BUNDLED_ENCODER, attn_implementation="sdpa")
+    result = A.attention_maps(loaded, SENTENCE)
+    assert loaded.model.config._attn_implementation == "sdpa"
+    _assert_rows_sum_to_one(result.weights)
+    assert result.weights.shape[:2] == (6, 12)
+
+
+def test_long_text_is_cut_at_the_context_window(minilm):
+    result = A.attention_maps(minilm, "word " * 600)
+    assert result.input_token_count == 602 and result.n_tokens == 512
+    assert result.truncated and result.limit_reason == "context window"
+    assert result.weights.shape == (6, 12, 512, 512)
+    assert A.needs_window(result.component())
+    short = A.attention_maps(minilm, "word " * 600, max_tokens=40)
+    assert short.n_tokens == 40 and short.limit_reason == "requested"
+
+
+def test_decoder_token_limit_comes_from_the_memory_budget(smollm2):
+    assert A.context_window(smollm2) == 8192
+    assert A.token_limit(smollm2) == A.max_analysable_tokens(30, 9) < 8192
+
+
+def test_empty_text_is_a_clear_error(minilm):
+    for text in ("", "   \n"):
+        with pytest.raises(A.AttentionInputError, match="empty"):
+            A.attention_maps(minilm, text)
