@@ -46,8 +46,8 @@ CHINCHILLA_TOKENS_PER_PARAM = 20.0
 """Compute-optimal tokens per parameter (Hoffmann et al. 2022, Table 3: 70B ↔ 1.4T tokens)."""
 
 DEFAULT_MFU = 0.40
-"""Default model FLOPs utilisation: a typical well-tuned large run (published: BLOOM ~50%, LLaMA ~45-50%,
-BloombergGPT ~33%; see core.training_runs)."""
+"""Default model FLOPs utilisation: a typical well-tuned large run (published GPU-hours imply LLaMA 43-51%,
+Llama 2 38-43%; BLOOM reports ~50% and BloombergGPT ~33% of peak while training; see core.training_runs)."""
 
 # Chinchilla approach-3 fit (Hoffmann et al. 2022, §3.3, Eq. 2 with the rounded constants of the paper).
 CHINCHILLA_E = 1.69

@@ -10,6 +10,11 @@ from core import compute
 
 _PALETTE = ["#4F46E5", "#0EA5E9", "#10B981", "#F59E0B", "#EF4444", "#8B5CF6", "#EC4899"]
 _PLAN_COLOR = "#DC2626"
+# Runs that sit almost on top of each other in the parameters/tokens plane get their labels pushed apart.
+_RUN_LABEL_POSITIONS = {
+    "GPT-3": "middle left", "Jurassic-1": "middle right", "BLOOM": "top center", "OPT-175B": "bottom center",
+    "LaMDA": "bottom center", "LLaMA-65B": "middle left", "Chinchilla": "bottom right", "Llama 2 70B": "top center",
+}
 
 
 def iso_flop_figure(budgets_flops, flops_per_param_token: float = 6, tokens_per_param: float = 20,
@@ -82,7 +87,7 @@ def reference_runs_figure(rows: list[dict], tokens_per_param: float = 20,
         line={"color": "#6B7280", "dash": "dash"}, hoverinfo="skip"))
     fig.add_trace(go.Scatter(
         x=xs, y=ys, mode="markers+text", name="published runs", text=[r["run"] for r in rows],
-        textposition="top center", textfont={"size": 10},
+        textposition=[_RUN_LABEL_POSITIONS.get(r["run"], "top center") for r in rows], textfont={"size": 10},
         marker={"size": 10, "color": _PALETTE[0]},
         customdata=[[r["tokens per parameter"], r["compute (PF/s-days)"]] for r in rows],
         hovertemplate=("%{text}<br>%{x:.3s} params, %{y:.3s} tokens<br>%{customdata[0]:.1f} tokens/param"

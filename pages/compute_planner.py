@@ -22,6 +22,11 @@ UNITS = {"flops": "FLOPs", "pfsd": "PF/s-days", "cluster": "GPUs × days × MFU"
 MEMORY_PAGE = "pages/memory_planner.py"
 
 
+def percent_or_dash(fraction) -> str:
+    """0.477 → '47.7'; None → '–' (for table cells)."""
+    return "–" if fraction is None else f"{100 * fraction:.1f}"
+
+
 def md(text: str) -> str:
     """Escape dollar signs so Streamlit markdown shows amounts instead of starting LaTeX."""
     return text.replace("$", "\\$")
@@ -47,7 +52,10 @@ def _count(low, high, what, unit, fmt):
 
 def _number(low, high, integer=False):
     def parse(text):
-        value = float(text)
+        try:
+            value = float(text)
+        except (TypeError, ValueError):
+            raise ValueError("not a number") from None
         if not math.isfinite(value) or not low <= value <= high:
             raise ValueError(f"expected a number between {low:g} and {high:g}")
         if integer:
@@ -176,7 +184,7 @@ with right:
     mfu_percent = h1.number_input(
         "MFU (%)", min_value=1.0, max_value=100.0, step=1.0, format="%.1f", key="compute_mfu_percent",
         help="Model FLOPs utilisation: the share of the GPUs' peak that does model math (PaLM paper, App. B). "
-             "Published: BLOOM ~50%, LLaMA ~45–50%, BloombergGPT ~33% (see Reference runs). 40% is a sound default.")
+             "Published GPU-hours imply LLaMA ≈ 43–51%, Llama 2 ≈ 38–43%, BloombergGPT ≈ 24% (33% counting recompute) (see Reference runs). 40% is a sound default.")
     price = h2.number_input(
         "Price ($ per GPU-hour)", min_value=0.0, max_value=1000.0, step=0.25, format="%.2f", key="compute_price",
         help="Your cloud or internal price per GPU per hour, in US dollars. The default $2.00 is an assumption: "
@@ -267,25 +275,25 @@ st.divider()
 if plan is not None:
     st.subheader("The plan")
     m = st.columns(4)
-    m[0].metric("Model size N", f"{compute.format_count(plan.n_params)} params",
+    m[0].metric("Model size N (parameters)", compute.format_count(plan.n_params),
                 help="Parameters of the model (compute-optimal unless you entered it).")
-    m[1].metric("Training tokens D", f"{compute.format_count(plan.n_tokens)} tokens",
-                delta=f"{plan.tokens_per_param:.1f} tokens/param", delta_color="off",
+    m[1].metric("Training tokens D", compute.format_count(plan.n_tokens),
+                delta=f"{plan.tokens_per_param:.1f} tokens/param", delta_color="off", delta_arrow="off",
                 help="Training tokens and the tokens-per-parameter ratio D/N.")
-    m[2].metric("Training compute", f"{compute.format_number(plan.flops)} FLOPs",
-                help=f"C = {k:g}·N·D.")
-    m[3].metric("PF/s-days", f"{compute.format_number(plan.pflop_s_days)} PF/s-days",
+    m[2].metric("Training compute (FLOPs)", compute.format_number(plan.flops),
+                help=f"C = {k:g}·N·D floating-point operations.")
+    m[3].metric("Training compute (PF/s-days)", compute.format_number(plan.pflop_s_days),
                 help="C ÷ 8.64e19 FLOPs per petaFLOP/s-day.")
     m = st.columns(4)
-    m[0].metric("GPU-hours", f"{compute.format_number(plan.gpu_hours)} GPU-h",
+    m[0].metric("GPU-hours", compute.format_number(plan.gpu_hours),
                 help=f"C ÷ ({gpu.bf16_tflops:g} TFLOP/s × {mfu_percent:g}% MFU) ÷ 3,600 s.")
     m[1].metric("Wall-clock time", compute.format_duration_days(plan.days),
-                delta=f"on {plan.n_gpus:,} GPUs", delta_color="off",
+                delta=f"on {plan.n_gpus:,} GPUs", delta_color="off", delta_arrow="off",
                 help="GPU-hours ÷ number of GPUs ÷ 24; assumes perfect scaling across GPUs.")
-    m[2].metric("Cost", compute.format_dollars(plan.cost_dollars),
-                delta=f"at ${plan.price_per_gpu_hour:,.2f}/GPU-h", delta_color="off",
+    m[2].metric("Cost (US$)", compute.format_dollars(plan.cost_dollars),
+                delta=f"at ${plan.price_per_gpu_hour:,.2f}/GPU-h", delta_color="off", delta_arrow="off",
                 help="GPU-hours × price per GPU-hour (compute only: no storage, network, staff or failed runs).")
-    m[3].metric("Inference compute", f"{compute.format_number(plan.inference_flops_per_token)} FLOPs/token",
+    m[3].metric("Inference (FLOPs per token)", compute.format_number(plan.inference_flops_per_token),
                 help="≈ 2·N FLOPs per generated token (forward pass only).")
 
     st.markdown(md(
@@ -328,19 +336,23 @@ if plan is not None:
             "proportionally more compute for a shrinking gain in fitted loss; a smaller one is cheaper to train "
             "and to serve but leaves loss on the table.")
         table = pd.DataFrame(rows)
+        optimal = next(r for r in rows if r["size vs compute-optimal"] == 1.0)
         show = pd.DataFrame({
             "model size": [f"{r['size vs compute-optimal']:g}× = {compute.format_count(r['parameters'])}" for r in rows],
             "tokens/param": [round(r["tokens per parameter"], 1) for r in rows],
             "compute (PF/s-days)": [round(r["compute (PF/s-days)"], 1) for r in rows],
-            "extra compute vs optimal (%)": [round(100 * r["extra compute vs optimal (FLOPs)"] / rows[1]["compute (FLOPs)"])
-                                             if rows[1]["size vs compute-optimal"] == 1.0 else None for r in rows],
+            "extra compute vs optimal (%)": [round(100 * r["extra compute vs optimal (FLOPs)"] / optimal["compute (FLOPs)"])
+                                             for r in rows],
             "GPU-hours": [round(r["GPU-hours"]) for r in rows],
             "days": [round(r["days"], 1) for r in rows],
             "cost ($)": [round(r["cost ($)"]) for r in rows],
             "fitted loss (nats/token)": [round(r["fitted loss (nats/token)"], 4) for r in rows],
             "loss change vs optimal": [round(r["loss change vs optimal (nats/token)"], 4) for r in rows],
         })
-        st.dataframe(show, hide_index=True, width="stretch", key="compute_data_limit_table")
+        st.dataframe(show, hide_index=True, width="stretch", key="compute_data_limit_table", column_config={
+            "GPU-hours": st.column_config.NumberColumn(format="localized"),
+            "cost ($)": st.column_config.NumberColumn(format="dollar"),
+            "compute (PF/s-days)": st.column_config.NumberColumn(format="localized")})
         st.plotly_chart(compute_charts.data_limit_figure(rows), key="compute_data_limit_chart")
         st.download_button(
             "Download these alternatives (CSV)", table.to_csv(index=False), "compute_data_limit.csv", "text/csv",
@@ -351,7 +363,7 @@ if plan is not None:
         try:
             st.page_link(
                 MEMORY_PAGE, label=f"Memory needed for this {compute.format_count(plan.n_params)}-parameter model →",
-                icon="🧮", query_params={"params": str(int(round(plan.n_params)))},
+                icon=":material/memory:", query_params={"params": str(int(round(plan.n_params)))},
                 help="Opens the memory planner with this parameter count (URL ?params=).")
         except StreamlitPageNotFoundError:  # outside the multipage app (a lone script, AppTest) the page is unknown
             st.markdown(f"[Memory needed for this model →](/memory?params={int(round(plan.n_params))})")
@@ -399,25 +411,35 @@ with tab_runs:
             "tokens": compute.format_count(r["tokens"]),
             "tokens/param": round(r["tokens per parameter"], 1),
             "compute (FLOPs)": f"{r['compute k·N·D (FLOPs)']:.3g}",
-            "PF/s-days": round(r["compute (PF/s-days)"]),
+            "PF/s-days": f"{r['compute (PF/s-days)']:,.0f}",
             "published FLOPs": f"{r['published compute (FLOPs)']:.3g}" if r["published compute (FLOPs)"] else "–",
             "hardware": r["hardware"],
             "published GPU-hours": f"{r['published GPU-hours']:,.0f}" if r["published GPU-hours"] else "–",
-            "implied MFU (%)": (round(100 * r["implied MFU (k·N·D)"], 1) if r["implied MFU (k·N·D)"] else None),
-            "implied util. from published FLOPs (%)": (round(100 * r["implied utilisation (published FLOPs)"], 1)
-                                                       if r["implied utilisation (published FLOPs)"] else None),
+            "implied MFU (%)": percent_or_dash(r["implied MFU (k·N·D)"]),
+            "implied util. from published FLOPs (%)": percent_or_dash(r["implied utilisation (published FLOPs)"]),
             f"days on your {n_gpus:,} × {gpu.name}": round(here["days"], 1),
             "cost on your cluster": compute.format_dollars(here["cost_dollars"]),
             "source": r["source"],
         })
     st.dataframe(pd.DataFrame(table), hide_index=True, width="stretch", key="compute_runs_table")
+    mfu_by_run = {r["run"]: r["implied MFU (k·N·D)"] for r in rows if r["implied MFU (k·N·D)"]}
+
+    def mfu_range(prefix: str) -> str:
+        values = [100 * v for name, v in mfu_by_run.items() if name.startswith(prefix)]
+        return f"{min(values):.0f}–{max(values):.0f}%"
+
+    bloomberg = next(r for r in rows if r["run"] == "BloombergGPT")
     st.caption(
-        f"Compute = {k:g}·N·D from the papers' parameter and token counts. Implied MFU = what the planner must assume "
-        "to match the published GPU-hours on the published GPU (A100: 312 TFLOP/s dense bf16): LLaMA ≈ 43–51%, Llama 2 "
-        "≈ 41–44%. BloombergGPT used activation checkpointing, so its published 2.36e23 FLOPs ≈ 8·N·D and its "
-        "utilisation from that count (~32%) matches the paper's 102 TFLOP/s per GPU (33% of 312). OPT's and BLOOM's low "
-        "values include restarts and other overheads in their GPU-hours. The last two columns run each model on "
-        "your cluster at your MFU and price.")
+        f"Compute = {k:g}·N·D from the papers' parameter and token counts. Implied MFU = {k:g}·N·D ÷ (published "
+        "GPU-hours × 3,600 s × the GPU's peak; A100: 312 TFLOP/s dense bf16): what the planner must assume to match "
+        f"the published time. LLaMA: {mfu_range('LLaMA-')}, Llama 2: {mfu_range('Llama 2')}. BloombergGPT used "
+        f"activation checkpointing: its published 2.36e23 FLOPs ≈ 8·N·D, and that count gives "
+        f"{percent_or_dash(bloomberg['implied utilisation (published FLOPs)'])}% — the paper's 102 TFLOP/s per GPU "
+        f"(33% of 312) — against {percent_or_dash(bloomberg['implied MFU (k·N·D)'])}% from {k:g}·N·D. "
+        f"BLOOM ({percent_or_dash(mfu_by_run.get('BLOOM'))}%, while ~156 TFLOP/s = 50% was reported during training) "
+        f"and OPT-175B ({percent_or_dash(mfu_by_run.get('OPT-175B'))}%) publish whole-run GPU-hours: restarts, failures "
+        "and recompute FLOPs that 6·N·D does not count pull their implied MFU down. The last two columns run each "
+        "model on your cluster at your MFU and price.")
     st.download_button(
         "Download reference runs (CSV)", pd.DataFrame(rows).to_csv(index=False), "compute_reference_runs.csv",
         "text/csv", key="compute_download_runs", help="Published runs with the planner's compute and implied MFU.")
@@ -433,8 +455,8 @@ with tab_rule:
         "peak dense bf16/fp16 (TFLOP/s)": g.bf16_tflops,
         "GPUs for 1 PF/s at 100%": round(compute.gpus_for_one_pflop_s(g.peak_flops), 2),
         f"GPUs for 1 PF/s at {mfu_percent:g}% MFU": round(compute.gpus_for_one_pflop_s(g.peak_flops, mfu), 2),
-        "course rule (GPUs)": rule.get(g.name),
-        "course rule delivers (TFLOP/s)": rule[g.name] * g.bf16_tflops if g.name in rule else None,
+        "course rule (GPUs)": str(rule[g.name]) if g.name in rule else "–",
+        "course rule at datasheet peak (TFLOP/s)": f"{rule[g.name] * g.bf16_tflops:,.0f}" if g.name in rule else "–",
     } for g in GPUS.values()]), hide_index=True, width="stretch", key="compute_rule_table")
     st.caption("GPUs for 1 PF/s = 10¹⁵ ÷ (peak × MFU) = GPU-days per PF/s-day. Peaks: shared GPU catalog "
                "(NVIDIA datasheets; dense, no sparsity).")
