@@ -184,7 +184,8 @@ with right:
     mfu_percent = h1.number_input(
         "MFU (%)", min_value=1.0, max_value=100.0, step=1.0, format="%.1f", key="compute_mfu_percent",
         help="Model FLOPs utilisation: the share of the GPUs' peak that does model math (PaLM paper, App. B). "
-             "Published GPU-hours imply LLaMA ≈ 43–51%, Llama 2 ≈ 38–43%, BloombergGPT ≈ 24% (33% counting recompute) (see Reference runs). 40% is a sound default.")
+             "Published GPU-hours imply LLaMA ≈ 43–51%, Llama 2 ≈ 38–43%, BloombergGPT ≈ 24% (33% counting its "
+             "recompute FLOPs); see Reference runs. 40% is a sound default.")
     price = h2.number_input(
         "Price ($ per GPU-hour)", min_value=0.0, max_value=1000.0, step=0.25, format="%.2f", key="compute_price",
         help="Your cloud or internal price per GPU per hour, in US dollars. The default $2.00 is an assumption: "
@@ -228,12 +229,12 @@ with left:
                 help="FLOPs, petaFLOP/s-days (8.64e19 FLOPs each), or what your cluster delivers in a number of days.")
             if unit == "flops":
                 text = st.text_input(
-                    "Compute budget (FLOPs)", key="compute_budget_flops",
+                    "Compute budget (FLOPs)", key="compute_budget_flops", max_chars=40,
                     help="Total training FLOPs, e.g. 5.76e23 (Gopher's and Chinchilla's budget) or 3.14e23 (GPT-3).")
                 budget = compute.parse_in_range(text, compute.MIN_FLOPS, compute.MAX_FLOPS, "Compute budget", "FLOPs")
             elif unit == "pfsd":
                 text = st.text_input(
-                    "Compute budget (PF/s-days)", key="compute_budget_pfsd",
+                    "Compute budget (PF/s-days)", key="compute_budget_pfsd", max_chars=40,
                     help="petaFLOP/s-days: 1e15 FLOP/s for one day = 8.64e19 FLOPs. GPT-3 used ~3,640.")
                 budget = compute.flops_from_pflop_s_days(compute.parse_in_range(
                     text, compute.MIN_PFLOP_S_DAYS, compute.MAX_PFLOP_S_DAYS, "Compute budget", "PF/s-days"))
@@ -249,7 +250,7 @@ with left:
             plan = compute.plan_from_budget(budget, cluster, k, ratio)
         elif mode == "params":
             text = st.text_input(
-                "Model size (parameters)", key="compute_params",
+                "Model size (parameters)", key="compute_params", max_chars=40,
                 help="Parameter count, e.g. 7B, 70B, 175000000000. Shared with the memory planner via the URL "
                      "(?params=).")
             plan = compute.plan_from_params(
@@ -257,7 +258,7 @@ with left:
                 cluster, k, ratio)
         else:
             text = st.text_input(
-                "Data limit (training tokens)", key="compute_tokens",
+                "Data limit (training tokens)", key="compute_tokens", max_chars=40,
                 help="Tokens you have, e.g. 700B (BloombergGPT's ~700B-token corpus) or 1.4T.")
             plan = compute.plan_from_data_limit(
                 compute.parse_in_range(text, compute.MIN_TOKENS, compute.MAX_TOKENS, "Data limit", "tokens"),

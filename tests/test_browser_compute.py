@@ -13,6 +13,8 @@ def open_compute_page(page, app_url, path):
     if page.get_by_text("Page not found").count():
         open_app_page(page, app_url, path)
     assert page.get_by_text("Page not found").count() == 0
+    # metrics and charts are lazily loaded components: wait until they are drawn, not just the script finished
+    page.wait_for_selector('[data-testid="stMetricValue"]', timeout=60_000)
 
 
 def test_compute_planner_renders_in_chromium(app_url, page):
