@@ -35,7 +35,7 @@ def iso_flop_figure(budgets_flops, flops_per_param_token: float = 6, tokens_per_
         high = max(n_fit, n_rule) * 20
         grid = compute.log_grid(low, high, points)
         losses = compute.iso_flop_curve(c, grid, flops_per_param_token)
-        label = f"{c:.2g} FLOPs ({compute.pflop_s_days(c):.3g} PF/s-days)"
+        label = f"{compute.format_number(c, 2)} FLOPs ({compute.format_number(compute.pflop_s_days(c))} PF/s-days)"
         fig.add_trace(go.Scatter(
             x=grid, y=losses, mode="lines", name=label, line={"color": color, "width": 2},
             legendgroup=label,
