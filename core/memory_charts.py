@@ -1,0 +1,112 @@
+"""Plotly figures of the Memory planner. Inputs are plain data (bytes, counts); outputs are go.Figure objects.
+
+All memory axes are in GB = 1e9 bytes.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import plotly.graph_objects as go
+
+GB = 1e9
+
+# One colour per component, shared by every chart so a component looks the same everywhere.
+COMPONENT_COLORS = {
+    "weights": "#4F46E5",
+    "quantized weights": "#4F46E5",
+    "quantization constants": "#A78BFA",
+    "16-bit layers (not quantized)": "#818CF8",
+    "gradients": "#F59E0B",
+    "optimizer": "#EF4444",
+    "optimizer states": "#EF4444",
+    "activations": "#10B981",
+    "KV cache": "#0EA5E9",
+    "activation workspace": "#10B981",
+    "CUDA context": "#9CA3AF",
+    "embeddings": "#0EA5E9",
+    "attention": "#4F46E5",
+    "mlp": "#F59E0B",
+    "norms": "#10B981",
+    "lm_head": "#EF4444",
+    "pooler": "#9CA3AF",
+}
+STAGE_COLORS = ["#EF4444", "#F59E0B", "#0EA5E9", "#4F46E5"]
+_LAYOUT = dict(template="plotly_white", margin=dict(l=10, r=10, t=50, b=10), legend_title_text="",
+               hoverlabel=dict(namelength=-1))
+
+
+def parameter_breakdown_figure(breakdown: Mapping[str, int], title: str = "Parameters per component") -> go.Figure:
+    """Horizontal bars: parameters per component (embeddings, attention, mlp, norms, lm_head, ...)."""
+    items = [(k, v) for k, v in breakdown.items()]
+    total = sum(v for _, v in items) or 1
+    fig = go.Figure(go.Bar(
+        x=[v for _, v in items], y=[k for k, _ in items], orientation="h",
+        marker_color=[COMPONENT_COLORS.get(k, "#6B7280") for k, _ in items],
+        text=[f"{v / total:.1%}" for _, v in items], textposition="auto",
+        customdata=[[v / 1e6] for _, v in items],
+        hovertemplate="%{y}: %{x:,} parameters (%{customdata[0]:,.1f} M)<extra></extra>"))
+    fig.update_layout(title=title, xaxis_title="parameters", yaxis=dict(autorange="reversed"), height=320,
+                      **_LAYOUT)
+    return fig
+
+
+def stacked_memory_figure(bars: Mapping[str, Mapping[str, float]], title: str, capacity_bytes: float | None = None,
+                          capacity_label: str | None = None, highlight: str | None = None) -> go.Figure:
+    """Stacked bars, one per plan (e.g. per precision or per ZeRO stage), each stacking its memory components.
+
+    ``bars``: bar label → component → bytes. A dashed line marks the GPU capacity when given; the bar named
+    ``highlight`` gets a bold label.
+    """
+    labels = list(bars)
+    components: list[str] = []
+    for parts in bars.values():
+        for comp in parts:
+            if comp not in components:
+                components.append(comp)
+    fig = go.Figure()
+    for comp in components:
+        fig.add_trace(go.Bar(
+            name=comp, x=[f"<b>{b}</b>" if b == highlight else b for b in labels],
+            y=[bars[b].get(comp, 0.0) / GB for b in labels],
+            marker_color=COMPONENT_COLORS.get(comp),
+            hovertemplate=f"{comp}: %{{y:,.2f}} GB<extra>%{{x}}</extra>"))
+    totals = [sum(bars[b].values()) / GB for b in labels]
+    fig.add_trace(go.Scatter(
+        x=[f"<b>{b}</b>" if b == highlight else b for b in labels], y=totals, mode="text",
+        text=[f"{t:,.1f} GB" for t in totals], textposition="top center", showlegend=False, hoverinfo="skip"))
+    if capacity_bytes:
+        fig.add_hline(y=capacity_bytes / GB, line_dash="dash", line_color="#111827",
+                      annotation_text=capacity_label or f"{capacity_bytes / GB:g} GB",
+                      annotation_position="top right")
+    top = max(totals + [capacity_bytes / GB if capacity_bytes else 0]) if labels else 1
+    fig.update_layout(barmode="stack", title=title, yaxis_title="memory (GB)", height=420,
+                      yaxis_range=[0, top * 1.15 if top else 1], **_LAYOUT)
+    return fig
+
+
+def per_gpu_vs_gpus_figure(curves: Mapping[str, Sequence[tuple[int, float]]], capacity_bytes: float | None = None,
+                           capacity_label: str | None = None, chosen_n: int | None = None,
+                           title: str = "Training memory per GPU vs number of GPUs") -> go.Figure:
+    """Lines: per-GPU bytes of each strategy (DDP, ZeRO 1/2/3) against the number of data-parallel GPUs (log x)."""
+    fig = go.Figure()
+    for i, (label, points) in enumerate(curves.items()):
+        fig.add_trace(go.Scatter(
+            x=[n for n, _ in points], y=[b / GB for _, b in points], mode="lines+markers", name=label,
+            line=dict(color=STAGE_COLORS[i % len(STAGE_COLORS)], width=2.5),
+            hovertemplate=f"{label}<br>%{{x}} GPUs: %{{y:,.2f}} GB per GPU<extra></extra>"))
+    # Lines as traces, not shapes: shape annotations on log axes would need log10 coordinates.
+    xs = [n for points in curves.values() for n, _ in points] or [1]
+    ys = [b / GB for points in curves.values() for _, b in points if b > 0] or [1]
+    if capacity_bytes:
+        fig.add_trace(go.Scatter(
+            x=[min(xs), max(xs)], y=[capacity_bytes / GB] * 2, mode="lines", name=capacity_label or "GPU capacity",
+            line=dict(color="#111827", dash="dash", width=2),
+            hovertemplate=f"{capacity_label or 'GPU capacity'}: %{{y:,.1f}} GB<extra></extra>"))
+        ys.append(capacity_bytes / GB)
+    if chosen_n:
+        fig.add_trace(go.Scatter(
+            x=[chosen_n, chosen_n], y=[min(ys), max(ys)], mode="lines", name=f"your plan: {chosen_n} GPUs",
+            line=dict(color="#6B7280", dash="dot", width=1.5), hoverinfo="skip"))
+    fig.update_layout(title=title, xaxis_title="data-parallel GPUs", yaxis_title="memory per GPU (GB)",
+                      xaxis_type="log", yaxis_type="log", height=440, **_LAYOUT)
+    return fig

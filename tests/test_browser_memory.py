@@ -1,0 +1,48 @@
+"""The memory planner in a real headless browser: renders its plan and charts, writes its inputs to the URL,
+restores a shared link, and every tab shows content."""
+import pytest
+
+from tests.browser import exceptions_on_page, open_app_page, save_screenshot
+
+pytestmark = pytest.mark.browser
+
+
+def open_memory_page(page, app_url, path):
+    """open_app_page, once more if Streamlit showed 'Page not found' (the first session can request the page before
+    app.py has registered its url_paths)."""
+    open_app_page(page, app_url, path)
+    if page.get_by_text("Page not found").count():
+        open_app_page(page, app_url, path)
+    assert page.get_by_text("Page not found").count() == 0
+
+
+def test_memory_planner_renders_in_chromium(app_url, page):
+    open_memory_page(page, app_url, "/memory")
+    main = page.locator('[data-testid="stMain"]')
+    assert "Memory planner" in main.locator("h1").first.inner_text()
+    text = main.inner_text()
+    for expected in ("8.03B", "16.06 GB", "At a glance", "KV cache", "0.54 GB", "Total on one GPU", "21.11 GB",
+                     "GPU fit", "Multi-GPU (DDP vs ZeRO)"):
+        assert expected in text, expected
+    assert exceptions_on_page(page) == []
+    page.wait_for_selector('[data-testid="stPlotlyChart"]', timeout=30_000)  # plotly mounts lazily
+    assert "model=meta-llama" in page.url and "gpu=A100" in page.url  # every input is in the URL
+    page.set_viewport_size({"width": 1400, "height": 2300})  # the whole plan in one picture
+    page.wait_for_timeout(800)
+    save_screenshot(page, "memory_planner")
+    # the other tabs render their tables and charts too
+    page.get_by_role("tab", name="Training").click()
+    page.wait_for_timeout(500)
+    assert "24 bytes/param" in main.inner_text()
+    page.get_by_role("tab", name="Multi-GPU (DDP vs ZeRO)").click()
+    page.wait_for_timeout(500)
+    assert "ZeRO-3 / FSDP" in main.inner_text()
+    save_screenshot(page, "memory_planner_zero")
+
+
+def test_link_from_compute_planner_plans_a_parameter_count(app_url, page):
+    open_memory_page(page, app_url, "/memory?params=70000000000&gpu=H100%20SXM&ctx=8192")
+    text = page.locator('[data-testid="stMain"]').inner_text()
+    assert "70B" in text and "140.0 GB" in text and "H100 SXM" in text
+    assert exceptions_on_page(page) == []
+    assert "src=params" in page.url and "params=70000000000" in page.url
