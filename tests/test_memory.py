@@ -1,11 +1,12 @@
 """core.memory: formulas checked against their sources and against real transformers / bitsandbytes objects."""
+import json
 import math
 
 import pytest
 import torch
 
 from core import memory
-from core.architectures import hf_config, param_count
+from core.architectures import hf_config, param_breakdown, param_count
 from core.memory import (
     BYTES_PER_PARAM,
     GB,
@@ -213,7 +214,7 @@ def test_inference_breakdown_components_and_fit():
     assert parts["weights"] == 2 * n
     assert parts["KV cache"] == 2 * 1024**3
     assert parts["activation workspace"] == pytest.approx(0.2 * 2 * n)
-    assert parts["CUDA context + framework"] == 1.3e9
+    assert parts["CUDA context"] == 1.3e9
     total = sum(parts.values())
     assert inference_min_gpus(parts, 80e9) == 1
     assert inference_min_gpus(parts, 16e9) == math.ceil((total - 1.3e9) / (16e9 - 1.3e9))
@@ -238,3 +239,95 @@ def test_training_min_gpus_per_stage():
         training_per_gpu(n, n3 - 1, 3, acts, 1.3).values())
     n2 = training_min_gpus(n, 2, acts, 1.3, 80e9)
     assert n2 is not None and n2 >= n3
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# core.plan_io: inputs in the URL, the assembled plan, exports; core.memory_charts figures
+# ---------------------------------------------------------------------------------------------------------------
+from core import memory_charts, plan_io  # noqa: E402
+
+
+@pytest.mark.parametrize("text,expected", [("7B", 7_000_000_000), ("6.74e9", 6_740_000_000), ("350M", 350_000_000),
+                                           ("124,439,808", 124_439_808), ("1.5 b params", 1_500_000_000),
+                                           (70e9, 70_000_000_000)])
+def test_parse_param_count(text, expected):
+    assert plan_io.parse_param_count(text) == expected
+    assert plan_io.parse_param_count(plan_io.format_count_input(expected)) == expected
+
+
+@pytest.mark.parametrize("bad", ["", "seven", "-5", "0", "1e30", "7X", "nan", True])
+def test_parse_param_count_rejects(bad):
+    with pytest.raises(plan_io.PlanInputError):
+        plan_io.parse_param_count(bad)
+
+
+def test_config_url_round_trip():
+    from core.architectures import CATALOG
+
+    cfg = CATALOG["mistralai/Mistral-7B-v0.1"]
+    back = plan_io.decode_config(plan_io.encode_config(cfg))
+    assert param_count(back) == param_count(cfg)
+    assert back["sliding_window"] == 4096 and "rope_theta" not in back  # shape keys only: short URLs
+    with pytest.raises(plan_io.PlanInputError):
+        plan_io.decode_config("%%%not-base64")
+    with pytest.raises(plan_io.PlanInputError):
+        plan_io.parse_config_text("{broken")
+
+
+def test_query_params_round_trip_and_fallbacks():
+    defaults = plan_io.defaults()
+    query = plan_io.to_query_params(defaults)
+    values, problems = plan_io.parse_query_params(query)
+    assert problems == []
+    assert all(values[k] == defaults[k] for k in values)
+    values, problems = plan_io.parse_query_params({"ctx": "0", "gpu": "H100 SXM", "headroom": "95", "extra": "x"})
+    assert values["mem_context"] == 4096 and values["mem_gpu"] == "H100 SXM" and values["mem_headroom_pct"] == 10.0
+    assert len(problems) == 2
+    values, _ = plan_io.parse_query_params({"params": "7000000000"})
+    assert values == {"mem_params": "7B", "mem_source": "params"}
+
+
+def test_build_plan_numbers_follow_the_formulas():
+    choice = plan_io.choose_model("catalog", "meta-llama/Llama-2-7b-hf")
+    gpu = plan_io.selected_gpu("A100 80GB SXM", 80)
+    plan = plan_io.build_plan(choice, gpu, n_gpus=64, stage=1, recompute="full", train_seq=4096, micro_batch=2)
+    n = 6_738_415_616
+    acts = 32 * 2 * 4096 * 2 * 4096  # full recompute: 2·s·b·h per layer
+    assert plan.activations_by_recompute["full"] == acts
+    for stage in range(4):
+        assert sum(plan.zero[stage][k] for k in ("weights", "gradients", "optimizer")) == pytest.approx(
+            zero_model_states_bytes(n, 64, stage))
+    assert sum(plan.rule_of_thumb.values()) == 24 * n and plan.store_fp32_bytes == 4 * n
+    assert plan.kv_tokens == 4096 and plan.kv_per_token_bytes == 2 * 32 * 32 * 128 * 2
+    a100 = next(r for r in plan.fit_rows if r["GPU"] == "A100 80GB SXM")
+    assert a100["min GPUs, DDP"] is None
+    assert a100["min GPUs, ZeRO-3 / FSDP"] == training_min_gpus(n, 3, acts, 1.3, 72e9)
+    rows = plan_io.plan_rows(plan)
+    assert {"section", "item", "value", "unit"} == set(rows[0])
+    csv_text = plan_io.plan_csv(plan)
+    assert csv_text.startswith("section,item,value,unit") and "GPU fit: H200 SXM" in csv_text
+    payload = json.loads(plan_io.plan_json(plan, {"model": "meta-llama/Llama-2-7b-hf"}))
+    assert payload["model"]["parameters"] == n and payload["inputs"]["model"] == "meta-llama/Llama-2-7b-hf"
+
+
+def test_raw_count_uses_the_nearest_catalog_shape():
+    choice = plan_io.choose_model("params", params_text="125M")
+    assert choice.shape_source == "gpt2" and not choice.exact
+    assert plan_io.nearest_catalog_decoder(70e9) in ("meta-llama/Llama-2-70b-hf", "meta-llama/Meta-Llama-3-70B")
+
+
+def test_figures():
+    fig = memory_charts.stacked_memory_figure(
+        {"fp16": {"weights": 14e9, "KV cache": 2e9}, "int8": {"quantized weights": 7e9, "KV cache": 2e9}},
+        "serving", capacity_bytes=24e9, capacity_label="L4: 24 GB")
+    bars = [t for t in fig.data if t.type == "bar"]
+    assert {t.name for t in bars} == {"weights", "KV cache", "quantized weights"}
+    assert list(next(t for t in bars if t.name == "KV cache").y) == [2.0, 2.0]  # GB
+    assert fig.layout.shapes[0].y0 == 24  # the GPU capacity line
+    curve = memory_charts.per_gpu_vs_gpus_figure(
+        {"DDP": [(1, 16e9), (8, 16e9)], "ZeRO-3": [(1, 16e9), (8, 2e9)]}, 80e9, "A100: 80 GB", chosen_n=8)
+    names = [t.name for t in curve.data]
+    assert names[:2] == ["DDP", "ZeRO-3"] and "A100: 80 GB" in names and curve.layout.xaxis.type == "log"
+    parts = param_breakdown("gpt2")
+    breakdown = memory_charts.parameter_breakdown_figure(parts)
+    assert list(breakdown.data[0].x) == list(parts.values()) and list(breakdown.data[0].y) == list(parts)

@@ -1,0 +1,187 @@
+"""The memory planner page under Streamlit's AppTest: renders, reacts to its controls, survives bad input without
+losing the other inputs, restores its inputs from the URL (incl. the compute planner's ?params= link)."""
+import json
+
+import pytest
+
+from core import architectures, memory, plan_io
+from tests.apptest import app_test
+
+PAGE = "pages/memory_planner.py"
+
+
+def metrics(at) -> dict[str, str]:
+    return {m.label: m.value for m in at.metric}
+
+
+def run_page(query: dict | None = None):
+    at = app_test(PAGE)
+    for key, value in (query or {}).items():
+        at.query_params[key] = value
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+@pytest.fixture(scope="module")
+def default_page():
+    return run_page()
+
+
+def test_default_plan_renders(default_page):
+    at = default_page
+    assert at.title[0].value == "Memory planner"
+    shown = metrics(at)
+    assert shown["Parameters"] == "8.03B"  # Meta-Llama-3-8B, 8,030,261,248 parameters
+    assert shown["fp16/bf16 weights"] == "16.06 GB"
+    assert shown["KV cache"] == "0.54 GB"  # 2·32·8·128·4096·2 bytes
+    serve = memory.inference_breakdown("meta-llama/Meta-Llama-3-8B", "bf16", 4096, 1, 2)
+    assert shown["Serve on 1 GPU"] == plan_io.format_gb(sum(serve.values())) == "21.11 GB"
+    assert shown["A100 80GB SXM GPUs to serve"] == "1"
+    assert not at.error and not at.warning
+    assert len(at.get("plotly_chart")) == 6
+    labels = [d.proto.label for d in at.get("download_button")]
+    assert any("CSV" in label for label in labels) and any("JSON" in label for label in labels)
+    markdown = " ".join(m.value for m in at.markdown)
+    assert "24 bytes/param" in markdown and "16 bytes/param" in markdown
+
+
+def test_every_input_is_written_to_the_url(default_page):
+    qp = default_page.query_params
+    for key in ("src", "model", "fmt", "kv", "ctx", "batch", "ws", "ovh", "tseq", "mb", "recompute", "k", "gpus",
+                "stage", "gpu", "gpu_gb", "headroom"):
+        assert key in qp, key
+    assert qp["model"] == "meta-llama/Meta-Llama-3-8B" and qp["gpu"] == "A100 80GB SXM" and qp["ctx"] == "4096"
+    assert "params" not in qp and "cfg" not in qp  # only the inputs of the chosen model source
+
+
+def test_every_control_has_help_text(default_page):
+    at = default_page
+    widgets = (list(at.text_input) + list(at.number_input) + list(at.selectbox) + list(at.radio)
+               + list(at.text_area))
+    assert len(widgets) >= 15
+    for w in widgets:
+        assert w.help, w.label
+
+
+def test_changing_the_model_changes_the_numbers():
+    at = run_page()
+    at.selectbox(key="mem_model").set_value("gpt2").run()
+    assert not at.exception
+    assert metrics(at)["Parameters"] == "124M"
+    assert at.query_params["model"] == "gpt2"
+    at.selectbox(key="mem_model").set_value("meta-llama/Llama-2-70b-hf").run()
+    shown = metrics(at)
+    assert shown["Parameters"] == "69B" and shown["A100 80GB SXM GPUs to serve"] == "3"
+
+
+def test_precision_context_and_stage_change_the_plan():
+    at = run_page()
+    before = metrics(at)
+    at.selectbox(key="mem_weight_format").set_value("nf4").run()
+    after = metrics(at)
+    assert after["Serve on 1 GPU"] != before["Serve on 1 GPU"]
+    assert after["Weights (nf4)"] == plan_io.format_gb(
+        sum(memory.weight_memory("meta-llama/Meta-Llama-3-8B", "nf4").values()))
+    at.number_input(key="mem_context").set_value(32768).run()
+    assert metrics(at)["KV cache"] == "4.29 GB"  # 8× the 4096-token cache
+    at.radio(key="mem_stage").set_value(0).run()
+    shown = metrics(at)
+    assert shown["GPUs to train (DDP)"] == "never"  # 16 B/param × 8B = 128 GB never shrinks with DDP
+    at.radio(key="mem_stage").set_value(3).run()
+    assert metrics(at)["GPUs to train (ZeRO-3 / FSDP)"] == "3"
+    at.selectbox(key="mem_recompute").set_value("full").run()
+    assert metrics(at)["Train on 1 GPU"] != shown["Train on 1 GPU"]
+
+
+def test_custom_gpu():
+    at = run_page()
+    at.selectbox(key="mem_gpu").set_value(plan_io.CUSTOM_GPU).run()
+    at.number_input(key="mem_custom_gpu_gb").set_value(24.0).run()
+    shown = metrics(at)
+    assert "Custom GPU (24 GB) GPUs to serve" in shown
+    assert shown["Custom GPU (24 GB) GPUs to serve"] == "1"  # 21.11 GB ≤ 21.6 GB usable
+    at.number_input(key="mem_headroom_pct").set_value(20.0).run()
+    assert metrics(at)["Custom GPU (24 GB) GPUs to serve"] == "2"
+
+
+def test_parameter_count_mode_and_bad_counts_keep_other_inputs():
+    at = run_page()
+    at.number_input(key="mem_context").set_value(8192).run()
+    at.radio(key="mem_source").set_value("params").run()
+    at.text_input(key="mem_params").set_value("70B").run()
+    assert not at.exception
+    shown = metrics(at)
+    assert shown["Parameters"] == "70B" and shown["fp16/bf16 weights"] == "140.0 GB"
+    assert any("closest catalog model" in i.value for i in at.info)
+    for bad in ("-5", "seven", "0", "1e30"):
+        at.text_input(key="mem_params").set_value(bad).run()
+        assert not at.exception
+        assert at.error and "parameter count" in at.error[0].value.lower()
+        assert at.number_input(key="mem_context").value == 8192  # the rest of the plan's inputs survive
+    at.text_input(key="mem_params").set_value("7B").run()
+    assert metrics(at)["Parameters"] == "7B" and not at.error
+
+
+def test_pasted_config_json_good_and_bad():
+    at = run_page()
+    at.radio(key="mem_source").set_value("config").run()
+    assert at.error  # nothing pasted yet: asks for a config
+    gpt2 = {"model_type": "gpt2", "n_layer": 12, "n_embd": 768, "n_head": 12, "vocab_size": 50257}
+    at.text_area(key="mem_config_text").set_value(json.dumps(gpt2)).run()
+    assert not at.exception and not at.error
+    assert metrics(at)["Parameters"] == "124M"
+    assert "cfg" in at.query_params
+    for bad, fragment in (("{not json", "not valid JSON"), ("[1, 2]", "JSON object"),
+                          ('{"model_type": "mamba", "hidden_size": 8}', "not supported"),
+                          ('{"model_type": "llama", "hidden_size": 64}', "missing"),
+                          ('{"model_type": "gpt2", "n_layer": -3}', "positive")):
+        at.text_area(key="mem_config_text").set_value(bad).run()
+        assert not at.exception, bad
+        assert at.error and fragment in at.error[0].value, (bad, at.error[0].value if at.error else None)
+        assert at.selectbox(key="mem_gpu").value == "A100 80GB SXM"
+
+
+def test_query_params_restore_the_inputs():
+    at = run_page({"model": "mistralai/Mistral-7B-v0.1", "ctx": "32768", "gpu": "H100 SXM", "stage": "1",
+                   "fmt": "int8", "batch": "4"})
+    assert at.selectbox(key="mem_model").value == "mistralai/Mistral-7B-v0.1"
+    assert at.number_input(key="mem_context").value == 32768
+    assert at.number_input(key="mem_batch").value == 4
+    assert at.selectbox(key="mem_gpu").value == "H100 SXM"
+    assert at.radio(key="mem_stage").value == 1
+    assert at.selectbox(key="mem_weight_format").value == "int8"
+    expected_kv = memory.model_kv_cache_bytes("mistralai/Mistral-7B-v0.1", 32768, 4, 2)  # window-capped
+    assert metrics(at)["KV cache"] == plan_io.format_gb(expected_kv) == "2.15 GB"
+    assert any("Sliding-window" in i.value for i in at.info)
+    assert not at.warning
+
+
+def test_invalid_query_values_fall_back_with_a_warning():
+    at = run_page({"ctx": "abc", "model": "no-such-model", "gpu": "H100 SXM", "stage": "7"})
+    assert len(at.warning) == 3
+    assert at.number_input(key="mem_context").value == 4096
+    assert at.selectbox(key="mem_model").value == plan_io.DEFAULT_MODEL
+    assert at.radio(key="mem_stage").value == 3
+    assert at.selectbox(key="mem_gpu").value == "H100 SXM"  # the valid values are kept
+
+
+def test_link_from_the_compute_planner():
+    at = run_page({"params": "26269641794"})
+    assert at.radio(key="mem_source").value == "params"
+    assert metrics(at)["Parameters"] == "26.3B"
+    assert at.query_params["params"] == "26269641794"
+    links = [m.value for m in at.markdown if "/compute?params=" in m.value]
+    assert links and "params=26269641794" in links[0]
+
+
+def test_config_travels_in_the_url():
+    at = run_page()
+    at.radio(key="mem_source").set_value("config").run()
+    cfg = dict(architectures.CATALOG["Qwen/Qwen2.5-0.5B"])
+    at.text_area(key="mem_config_text").set_value(json.dumps(cfg)).run()
+    token = at.query_params["cfg"]
+    again = run_page({"src": "config", "cfg": token})
+    assert metrics(again)["Parameters"] == metrics(at)["Parameters"] == "494M"
+    broken = run_page({"src": "config", "cfg": "%%%"})
+    assert broken.warning and broken.error  # damaged link: a warning, then "paste a config"
