@@ -72,11 +72,35 @@ def wait_until_idle(page, timeout: float = 120, settle: float = 1.0) -> None:
     raise TimeoutError("the Streamlit script kept running")
 
 
+def wait_for_lazy_elements(page, timeout: float = 60) -> None:
+    """Plotly charts and metrics draw after the script finished: wait until every chart has its SVG."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        charts = page.locator('[data-testid="stPlotlyChart"]').count()
+        drawn = page.locator('[data-testid="stPlotlyChart"] .main-svg').count()
+        if drawn >= charts and page.locator('[data-testid="stSkeleton"]').count() == 0:
+            return
+        time.sleep(0.2)
+    raise TimeoutError("charts were not drawn")
+
+
 def open_app_page(page, app_url: str, path: str = "/", timeout: float = 120) -> None:
-    """Navigate to a page of the app and wait until its script has finished running."""
+    """Navigate to a page of the app and wait until its script has finished running and its charts are drawn."""
     page.goto(f"{app_url.rstrip('/')}/{path.lstrip('/')}", wait_until="domcontentloaded", timeout=timeout * 1000)
     page.wait_for_selector('[data-testid="stMain"] h1', timeout=timeout * 1000)
     wait_until_idle(page, timeout=timeout)
+    wait_for_lazy_elements(page, timeout=timeout)
+
+
+def warm_up(browser, app_url: str) -> None:
+    """Open the entry page once. Streamlit answers the very first session after start that deep-links to a page
+    (e.g. /compute) with a "Page not found" popup before st.navigation has registered the pages
+    (streamlit/streamlit#9624); a warm-up session makes every later session see the pages."""
+    pg = browser.new_page()
+    try:
+        open_app_page(pg, app_url, "/")
+    finally:
+        pg.close()
 
 
 def exceptions_on_page(page) -> list[str]:
@@ -84,8 +108,20 @@ def exceptions_on_page(page) -> list[str]:
     return page.locator('[data-testid="stException"]').all_inner_texts()
 
 
-def save_screenshot(page, name: str) -> Path:
+def save_screenshot(page, name: str, max_height: int = 6000) -> Path:
+    """Screenshot of the whole page. Streamlit scrolls inside its own container, so the viewport is grown to the
+    content's height for the shot (and restored afterwards)."""
     SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOT_DIR / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True)
+    size = page.viewport_size or {"width": 1400, "height": 1000}
+    height = page.evaluate(
+        """() => Math.max(...Array.from(document.querySelectorAll('[data-testid="stMain"], [data-testid="stAppScrollToBottomContainer"], section.main'))
+                 .map(e => e.scrollHeight), document.body.scrollHeight)"""
+    )
+    page.set_viewport_size({"width": size["width"], "height": int(min(max(height, size["height"]), max_height))})
+    try:
+        wait_for_lazy_elements(page)
+        page.screenshot(path=str(path), full_page=True)
+    finally:
+        page.set_viewport_size(size)
     return path
