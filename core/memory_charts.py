@@ -75,9 +75,10 @@ def stacked_memory_figure(bars: Mapping[str, Mapping[str, float]], title: str, c
         x=[f"<b>{b}</b>" if b == highlight else b for b in labels], y=totals, mode="text",
         text=[f"{t:,.1f} GB" for t in totals], textposition="top center", showlegend=False, hoverinfo="skip"))
     if capacity_bytes:
-        fig.add_hline(y=capacity_bytes / GB, line_dash="dash", line_color="#111827",
-                      annotation_text=capacity_label or f"{capacity_bytes / GB:g} GB",
-                      annotation_position="top right")
+        # The line is a shape; a legend-only trace names it (an in-plot label would sit on top of the bars).
+        fig.add_hline(y=capacity_bytes / GB, line_dash="dash", line_color="#111827", line_width=2)
+        fig.add_trace(go.Scatter(x=[None], y=[None], mode="lines", name=capacity_label or f"{capacity_bytes / GB:g} GB",
+                                 line=dict(color="#111827", dash="dash", width=2)))
     top = max(totals + [capacity_bytes / GB if capacity_bytes else 0]) if labels else 1
     fig.update_layout(barmode="stack", title=title, yaxis_title="memory (GB)", height=420,
                       yaxis_range=[0, top * 1.15 if top else 1], **_LAYOUT)

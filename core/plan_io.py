@@ -373,13 +373,13 @@ def _capacity_rows(plan: MemoryPlan, gpus: list[GPU]) -> list[dict[str, Any]]:
         row = {
             "GPU": gpu.name,
             "memory (GB)": gpu.memory_gb,
-            f"usable at {headroom:g}% headroom (GB)": round(usable / GB, 2),
-            "serve on 1 GPU: needs (GB)": round(need_infer / GB, 2),
-            "serve on 1 GPU: headroom left (GB)": round((gpu.memory_bytes - need_infer) / GB, 2),
-            "serve on 1 GPU: fits": need_infer <= usable,
+            "usable (GB)": usable / GB,
+            "serve: needs on 1 GPU (GB)": need_infer / GB,
+            "serve: left on 1 GPU (GB)": (gpu.memory_bytes - need_infer) / GB,
+            "serve: fits 1 GPU": need_infer <= usable,
             "min GPUs to serve": memory.inference_min_gpus(infer, usable),
-            f"train, {ZERO_STAGES[stage].split(' (')[0]} on {n_gpus} GPUs: needs per GPU (GB)": round(need_train / GB, 2),
-            f"train, {ZERO_STAGES[stage].split(' (')[0]} on {n_gpus} GPUs: fits": need_train <= usable,
+            "train: needs per GPU (GB)": need_train / GB,
+            "train: fits": need_train <= usable,
         }
         for s in ZERO_STAGES:
             row[f"min GPUs, {ZERO_STAGES[s].split(' (')[0]}"] = memory.training_min_gpus(

@@ -442,16 +442,34 @@ with tab_fit:
         for col in frame.columns:
             if col.startswith("min GPUs"):
                 frame[col] = [("never" if v is None or pd.isna(v) else f"{int(v):,}") for v in frame[col]]
-        st.markdown(
-            f"Serving uses **{memory.WEIGHT_FORMATS[plan.inputs['weight_format']]}**, {plan.inputs['context']:,} "
-            f"tokens × {plan.inputs['batch']} sequences; training uses mixed-precision Adam with "
-            f"{plan.inputs['recompute']} recompute. A plan fits when it needs at most "
-            f"{100 - plan.inputs['headroom_pct']:g}% of the GPU. 'never': even infinitely many GPUs leave too much "
-            "on each one (DDP and low ZeRO stages keep full copies).")
-        colcfg = {c: st.column_config.NumberColumn(c, format="%.2f GB") for c in frame.columns
-                  if "(GB)" in c}
+            elif ": fits" in col:
+                frame[col] = ["fits" if v else "too big" for v in frame[col]]
+        headroom = plan.inputs["headroom_pct"]
+        usable_help = f"GPU memory minus the {headroom:g}% headroom kept free."
+        colcfg = {c: st.column_config.NumberColumn(c, format="%.2f GB") for c in frame.columns if "(GB)" in c}
         colcfg["memory (GB)"] = st.column_config.NumberColumn("memory (GB)", format="%.0f GB")
-        st.dataframe(frame, hide_index=True, width="stretch", key="mem_fit_table", column_config=colcfg)
+        colcfg["usable (GB)"] = st.column_config.NumberColumn("usable (GB)", format="%.2f GB", help=usable_help)
+        height = 38 + 35 * len(frame)
+        st.markdown(
+            f"**Serving** {memory.WEIGHT_FORMATS[plan.inputs['weight_format']]}, {plan.inputs['context']:,} tokens × "
+            f"{plan.inputs['batch']} sequences. A plan fits when it needs at most {100 - headroom:g}% of the GPU; "
+            "several GPUs split weights, KV cache and workspace evenly (tensor/pipeline parallel), each with its own "
+            "CUDA context.")
+        serve_cols = ["GPU", "memory (GB)", "usable (GB)", "serve: needs on 1 GPU (GB)", "serve: left on 1 GPU (GB)",
+                      "serve: fits 1 GPU", "min GPUs to serve"]
+        st.dataframe(frame[serve_cols], hide_index=True, width="stretch", key="mem_fit_serve_table",
+                     column_config=colcfg, height=height)
+        stage_name = ZERO_STAGES[plan.inputs["stage"]].split(" (")[0]
+        st.markdown(
+            f"**Training** with mixed-precision Adam (K = {plan.inputs['optimizer_bytes']:g}), "
+            f"{plan.inputs['recompute']} recompute, {plan.inputs['train_seq']:,} tokens × "
+            f"{plan.inputs['micro_batch']} per GPU: per-GPU memory of {stage_name} on {plan.inputs['n_gpus']} GPUs, "
+            "and the fewest GPUs for each strategy. 'never': the unsharded part alone is too big for the GPU "
+            "(DDP and low ZeRO stages keep full copies).")
+        train_cols = ["GPU", "memory (GB)", "usable (GB)", "train: needs per GPU (GB)", "train: fits",
+                      *[c for c in frame.columns if c.startswith("min GPUs, ")]]
+        st.dataframe(frame[train_cols], hide_index=True, width="stretch", key="mem_fit_train_table",
+                     column_config=colcfg, height=height)
 
 # ---- Export and links --------------------------------------------------------------------------------
 with tab_export:
@@ -460,7 +478,7 @@ with tab_export:
     else:
         st.markdown("The page URL holds every input: copy it from the address bar to reopen or share this plan.")
         query = plan_io.to_query_params({k2: st.session_state[k2] for k2 in plan_io.defaults()})
-        c = st.columns(3)
+        c = st.columns([1, 1, 1.3])
         c[0].download_button(
             "Download the plan (CSV)", plan_io.plan_csv(plan), "memory_plan.csv", "text/csv", key="mem_download_csv",
             help="Every number of the plan as rows: section, item, value, unit (GB = 10⁹ bytes).")
@@ -470,8 +488,8 @@ with tab_export:
         with c[2]:
             count = str(int(choice.n_params))
             try:
-                st.page_link(COMPUTE_PAGE, label=f"Compute to train this {format_count(choice.n_params)}-parameter "
-                             "model →", icon=":material/timer:", query_params={"params": count},
+                st.page_link(COMPUTE_PAGE, label=f"Compute planner for {format_count(choice.n_params)} params →",
+                             icon=":material/timer:", query_params={"params": count},
                              help="Opens the compute planner with this parameter count (URL ?params=).")
             except StreamlitPageNotFoundError:  # a lone script (AppTest) has no page registry
                 st.markdown(f"[Compute to train this model →](/compute?params={count})")

