@@ -62,12 +62,13 @@ def head_heatmap(matrix: np.ndarray, query_tokens: list[str], key_tokens: list[s
     font = {"size": _tick_font_size(max(n_q, n_k))}
     side = height or int(min(900, max(360, 26 * n_q + 160)))
     fig.update_layout(
-        title=title, height=side, margin={"l": 10, "r": 10, "t": 60 if title else 20, "b": 10},
+        title=title, height=side, margin={"l": 10, "r": 10, "t": 50 if title else 20, "b": 10},
         plot_bgcolor=MASKED_COLOR,
         xaxis={"title": "key (attended to)", "tickmode": "array", "tickvals": list(x), "ticktext": list(key_tokens),
-               "tickangle": -60, "tickfont": font, "side": "top", "showgrid": False, "constrain": "domain"},
+               "tickangle": -60, "tickfont": font, "showgrid": False, "constrain": "domain"},
         yaxis={"title": "query (attending)", "tickmode": "array", "tickvals": list(y), "ticktext": list(query_tokens),
-               "autorange": "reversed", "tickfont": font, "showgrid": False, "scaleanchor": "x" if n_q == n_k else None},
+               "autorange": "reversed", "tickfont": font, "showgrid": False, "constrain": "domain",
+               "scaleanchor": "x" if n_q == n_k else None},
     )
     return fig
 
@@ -122,7 +123,7 @@ def tiled_heatmap(tiles: np.ndarray, labels: np.ndarray, n_cols: int, row_titles
                "ticktext": col_titles, "side": "top", "showgrid": False, "zeroline": False, "constrain": "domain"},
         yaxis={"tickmode": "array", "tickvals": [r * step_r + (s_q - 1) / 2 for r in range(n_rows)],
                "ticktext": row_titles, "autorange": "reversed", "showgrid": False, "zeroline": False,
-               "scaleanchor": "x"},
+               "scaleanchor": "x", "constrain": "domain"},
     )
     return fig
 
@@ -177,7 +178,7 @@ def statistics_heatmap(stats: pd.DataFrame, statistic: str) -> go.Figure:
     fig.update_layout(
         title=f"{statistic}: {STATISTIC_DESCRIPTIONS.get(statistic, '')}",
         height=int(max(320, 24 * n_layers + 140)), margin={"l": 10, "r": 10, "t": 60, "b": 10},
-        xaxis={"title": "head", "dtick": 1, "side": "top"},
+        xaxis={"title": "head", "dtick": 1},
         yaxis={"title": "layer", "dtick": 1, "autorange": "reversed"},
         plot_bgcolor=MASKED_COLOR,
     )

@@ -353,9 +353,12 @@ elif view == "focus":
     focus_head = None if use_mean else head
     query_positions = list(range(shown.offset_queries, shown.offset_queries + len(shown.query_tokens)))
     query_labels = A.indexed_labels(shown.query_tokens, shown.offset_queries)
+    # A causal model's last token sees the whole text; in a bidirectional one every token does.
+    default_index = len(query_positions) - 1 if causal else len(query_positions) // 2
     query_pick = st.selectbox(
         "Token" if maps.is_self_attention else "Output token (what it reads in the input)",
-        query_positions, format_func=lambda p: query_labels[p - shown.offset_queries], key="focus_token",
+        query_positions, index=default_index, format_func=lambda p: query_labels[p - shown.offset_queries],
+        key="focus_token",
         help="The token to follow through the layers: what it attends to, and what attends to it.")
     key_pick = query_pick
     if not maps.is_self_attention:
