@@ -232,8 +232,7 @@ def _infer_model_type(cfg: Mapping) -> str | None:
     for arch in cfg.get("architectures") or []:
         if isinstance(arch, str):
             for prefix, mtype in _ARCH_PREFIXES.items():
-                if arch.startswith(prefix) and not arch.startswith(prefix + "Config"):
-                    # "Qwen2..." also starts with no other prefix; "Bert" vs "Roberta" are distinct prefixes.
+                if arch.startswith(prefix):  # e.g. "LlamaForCausalLM" → llama
                     return mtype
     if "n_embd" in cfg:
         return "gpt2"

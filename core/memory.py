@@ -342,14 +342,14 @@ def inference_breakdown(model, weight_format: str, seq_len: int, batch_size: int
         kv = model_kv_cache_bytes(shape, seq_len, batch_size, kv_bytes_per_value)
     parts["KV cache"] = kv
     parts["activation workspace"] = weights_total * workspace_pct / 100
-    parts["CUDA context + framework"] = overhead_gb * GB
+    parts["CUDA context"] = overhead_gb * GB
     return parts
 
 
 def inference_min_gpus(breakdown: Mapping[str, float], capacity_bytes: float) -> int | None:
     """GPUs needed when weights, KV cache and workspace are split evenly (tensor/pipeline parallel) and every GPU
     carries its own CUDA context: fixed = overhead, shardable = the rest."""
-    fixed = breakdown.get("CUDA context + framework", 0.0)
+    fixed = breakdown.get("CUDA context", 0.0)
     return min_gpus(fixed, sum(breakdown.values()) - fixed, capacity_bytes)
 
 
@@ -361,7 +361,7 @@ def training_per_gpu(n_params: float, n_gpus: int, stage: int, activation_bytes:
     """
     parts = zero_model_states_breakdown(n_params, n_gpus, stage, weight_bytes, grad_bytes, optimizer_bytes)
     parts["activations"] = _check_nonnegative(activation_bytes, "activation bytes")
-    parts["CUDA context + framework"] = _check_nonnegative(overhead_gb, "overhead") * GB
+    parts["CUDA context"] = _check_nonnegative(overhead_gb, "overhead") * GB
     return parts
 
 

@@ -431,7 +431,9 @@ with tab_multi:
             key="mem_gpus_curve_chart")
         st.caption("ZeRO paper, Figure 1: DDP (2 + 2 + K)Ψ; ZeRO-1 2Ψ + 2Ψ + KΨ/N; ZeRO-2 2Ψ + (2 + K)Ψ/N; "
                    "ZeRO-3 (2 + 2 + K)Ψ/N. Not included: communication buffers and, for ZeRO-3, the largest layer "
-                   "gathered at a time (DeepSpeed's estimator adds it).")
+                   "gathered at a time (DeepSpeed's estimator adds it). Data parallelism only: when one micro-batch's "
+                   "activations alone exceed a GPU (e.g. BLOOM or GPT-3 at 2,048 tokens), use full recompute or add "
+                   "tensor parallelism, which divides activations by t (Korthikanti et al., Table 2).")
 
 # ---- GPU fit -------------------------------------------------------------------------------------------
 with tab_fit:
