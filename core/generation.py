@@ -1,0 +1,624 @@
+"""Text generation: plain (``generate_text``) and instrumented streaming (``stream_generation``).
+
+The streaming path runs ``model.generate()`` itself, in a worker thread, and records the scores at each stage of the
+logits pipeline through recorder processors placed between transformers' own processors (see core.sampling):
+
+    raw logits ─▶ repetition penalty ─▶ temperature ─▶ [recorded] ─▶ top-k ─▶ top-p ─▶ [recorded] ─▶ sample / argmax
+
+so the distribution shown for a token is exactly the one generate() sampled it from. A ``BaseStreamer`` hands each
+chosen token over; a ``StoppingCriteria`` reads the stop flag. Beam search keeps several hypotheses alive and only
+knows the winner at the end, so it is not streamed: it runs as a plain generate() and each chosen token's raw
+probability is recomputed afterwards with one forward pass.
+"""
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field, replace
+from typing import Any, Iterator
+
+import torch
+from transformers import LogitsProcessor, LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
+from transformers.generation.streamers import BaseStreamer
+
+from core.models import LoadedModel
+from core.prompts import RenderedPrompt, render_prompt
+from core.sampling import (
+    CheckedSettings,
+    DecodingSettings,
+    check_settings,
+    filter_warpers,
+    penalty_processors,
+    temperature_warpers,
+    top_tokens,
+)
+
+STAGES = ("raw", "temperature", "filtered")
+STAGE_LABELS = {
+    "raw": "model (raw softmax)",
+    "temperature": "after repetition penalty & temperature",
+    "filtered": "after top-k / top-p (sampled from)",
+}
+
+# One generation at a time per process: generate() seeds torch's global RNG, so two interleaved runs would break
+# "same seed, same sample" (and on a small CPU they would only slow each other down).
+_GENERATION_LOCK = threading.Lock()
+
+
+class GenerationInputError(ValueError):
+    """Input that cannot be generated from (e.g. an empty prompt); the message is user-facing."""
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Prompt preparation (bad-input handling lives here)
+
+
+@dataclass
+class PreparedPrompt:
+    text: str  # exactly what the model reads (after the chat template, before truncation)
+    input_ids: torch.Tensor  # (1, n) after any left truncation
+    original_tokens: int
+    truncated_tokens: int
+    max_new_tokens: int  # after clamping to the context window
+    context_window: int
+    used_chat_template: bool
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def prompt_tokens(self) -> int:
+        return int(self.input_ids.shape[1])
+
+
+def _require_generator(loaded: LoadedModel) -> None:
+    if loaded is None or loaded.model is None:
+        raise GenerationInputError("No model is loaded.")
+    if loaded.kind == "encoder":
+        raise GenerationInputError(
+            f"'{loaded.name}' is an encoder-only model: it has no language-model head and cannot generate text. "
+            "Use a decoder such as the bundled HuggingFaceTB/SmolLM2-135M-Instruct."
+        )
+
+
+def prepare_prompt(
+    loaded: LoadedModel,
+    prompt: str,
+    max_new_tokens: int,
+    use_chat_template: bool = False,
+    system_prompt: str | None = None,
+    context_window: int | None = None,
+) -> PreparedPrompt:
+    """Render and tokenize the prompt; clamp max_new_tokens and left-truncate so prompt + generation fit the window.
+
+    Rules: an empty prompt is refused. max_new_tokens is at most half the window when the prompt alone does not
+    fit (the prompt then keeps the most recent window − max_new_tokens tokens); otherwise it is clamped to the room
+    left after the prompt. Every change is explained in ``notes``.
+    """
+    _require_generator(loaded)
+    if prompt is None or not str(prompt).strip():
+        raise GenerationInputError("The prompt is empty: type some text (or build one with the in-context-learning builder).")
+    window = int(context_window or loaded.context_window)
+    tokenizer = loaded.tokenizer
+    chat = use_chat_template and loaded.kind == "decoder"
+    rendered: RenderedPrompt = render_prompt(tokenizer, prompt, chat, system_prompt)
+    notes = list(rendered.notes)
+    if use_chat_template and loaded.kind != "decoder":
+        notes.append("Chat templates apply to decoder (chat) models; the prompt is sent as plain text.")
+    ids = list(rendered.input_ids)
+    if not ids:
+        raise GenerationInputError("The prompt produced no tokens; type some text.")
+    original = len(ids)
+
+    requested = int(max_new_tokens)
+    max_new = max(1, requested)
+    if max_new > window - 1:
+        max_new = max(1, window - 1)
+        notes.append(f"Max new tokens {requested} is beyond the {window}-token context window; clamped to {max_new}.")
+    truncated = 0
+    if original + max_new > window:
+        if original < window:
+            new_max = window - original
+            notes.append(
+                f"Prompt ({original} tokens) + {max_new} new tokens exceed the {window}-token context window; "
+                f"max new tokens clamped to {new_max}."
+            )
+            max_new = new_max
+        else:
+            if max_new > window // 2:
+                notes.append(
+                    f"Max new tokens {max_new} lowered to {window // 2} (half the context window) to keep room for the prompt."
+                )
+                max_new = max(1, window // 2)
+            keep = window - max_new
+            ids = _truncate_left(tokenizer, rendered, prompt, chat, system_prompt, keep)
+            truncated = original - len(ids)
+            notes.append(
+                f"The prompt has {original} tokens but the context window is {window}: dropped the first "
+                f"{truncated} tokens (truncated from the left) so the prompt and {max_new} new tokens fit."
+            )
+    return PreparedPrompt(
+        text=rendered.text,
+        input_ids=torch.tensor([ids], dtype=torch.long),
+        original_tokens=original,
+        truncated_tokens=truncated,
+        max_new_tokens=max_new,
+        context_window=window,
+        used_chat_template=rendered.used_chat_template,
+        notes=notes,
+    )
+
+
+def _truncate_left(tokenizer, rendered: RenderedPrompt, prompt: str, chat: bool, system_prompt, keep: int) -> list[int]:
+    """Keep the last `keep` tokens. With a chat template, cut the user's text instead so the template stays intact."""
+    ids = list(rendered.input_ids)
+    if rendered.used_chat_template and chat:
+        overflow = len(ids) - keep
+        content_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+        if overflow < len(content_ids):
+            shorter = tokenizer.decode(content_ids[overflow:])
+            retried = render_prompt(tokenizer, shorter, True, system_prompt).input_ids
+            if len(retried) <= keep:
+                return list(retried)
+    return ids[-keep:]
+
+
+def prepare_generation(
+    loaded: LoadedModel,
+    prompt: str,
+    settings: DecodingSettings,
+    use_chat_template: bool = False,
+    system_prompt: str | None = None,
+    context_window: int | None = None,
+) -> tuple[PreparedPrompt, CheckedSettings]:
+    """Check settings and prompt together; the returned settings carry the clamped max_new_tokens."""
+    checked = check_settings(settings)
+    prepared = prepare_prompt(loaded, prompt, checked.settings.max_new_tokens, use_chat_template, system_prompt, context_window)
+    final = replace(checked.settings, max_new_tokens=prepared.max_new_tokens)
+    return prepared, CheckedSettings(final, checked.notes + prepared.notes)
+
+
+def generate_kwargs(loaded: LoadedModel, settings: DecodingSettings) -> dict[str, Any]:
+    """Keyword arguments for a plain ``model.generate()`` with these settings (also used by the benchmark)."""
+    kwargs: dict[str, Any] = {
+        "max_new_tokens": int(settings.max_new_tokens),
+        "do_sample": bool(settings.do_sample),
+        "num_beams": int(settings.num_beams),
+        "repetition_penalty": float(settings.repetition_penalty),
+        "pad_token_id": loaded.tokenizer.pad_token_id,
+    }
+    if settings.do_sample:
+        kwargs.update(temperature=float(settings.temperature), top_k=int(settings.top_k), top_p=float(settings.top_p))
+    return kwargs
+
+
+def _model_inputs(loaded: LoadedModel, prepared: PreparedPrompt) -> dict[str, torch.Tensor]:
+    input_ids = prepared.input_ids.to(loaded.device)
+    return {"input_ids": input_ids, "attention_mask": torch.ones_like(input_ids)}
+
+
+def _new_tokens(loaded: LoadedModel, prepared: PreparedPrompt, sequences: torch.Tensor) -> list[int]:
+    if loaded.kind == "encoder-decoder":
+        return sequences[0, 1:].tolist()  # drop the decoder start token
+    return sequences[0, prepared.prompt_tokens:].tolist()
+
+
+def _eos_ids(loaded: LoadedModel) -> set[int]:
+    eos = getattr(loaded.model.generation_config, "eos_token_id", None)
+    if eos is None:
+        eos = loaded.tokenizer.eos_token_id
+    if eos is None:
+        return set()
+    return set(eos) if isinstance(eos, (list, tuple)) else {int(eos)}
+
+
+def generate_text(
+    loaded: LoadedModel,
+    prompt: str,
+    max_new_tokens: int = 20,
+    do_sample: bool = False,
+    temperature: float = 1.0,
+    top_k: int = 50,
+    top_p: float = 1.0,
+    repetition_penalty: float = 1.0,
+    num_beams: int = 1,
+    seed: int = 0,
+    use_chat_template: bool = False,
+) -> str:
+    """The completion only (prompt excluded, special tokens skipped), from a plain ``model.generate()``."""
+    settings = DecodingSettings(do_sample=do_sample, temperature=temperature, top_k=top_k, top_p=top_p,
+                                repetition_penalty=repetition_penalty, num_beams=num_beams,
+                                max_new_tokens=max_new_tokens, seed=seed)
+    prepared, checked = prepare_generation(loaded, prompt, settings, use_chat_template)
+    with _GENERATION_LOCK:
+        torch.manual_seed(checked.settings.seed)
+        sequences = loaded.model.generate(**_model_inputs(loaded, prepared), **generate_kwargs(loaded, checked.settings))
+    return loaded.tokenizer.decode(_new_tokens(loaded, prepared, sequences), skip_special_tokens=True)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Streaming
+
+
+@dataclass
+class Alternative:
+    token_id: int
+    token: str
+    probability: float
+
+
+@dataclass
+class StepEvent:
+    """One generated token and the distributions it came from."""
+
+    index: int
+    token_id: int
+    token: str  # the token on its own, decoded
+    text: str  # what this step appends to the completion (may be "" while a multi-byte character is incomplete)
+    probability: float  # chosen token's probability under the model's raw softmax
+    adjusted_probability: float  # ... after repetition penalty and temperature
+    sampled_probability: float  # ... in the distribution it was drawn from (greedy: 1.0)
+    raw_rank: int  # 1 = the model's most likely token
+    kept_tokens: int  # how many tokens could have been chosen at this step
+    alternatives: dict[str, list[Alternative]]  # stage → top alternatives, most likely first
+    time_s: float  # seconds since the generation started
+    logits: torch.Tensor | None = None  # raw next-token logits (only with keep_logits=True)
+    streamed: bool = True
+
+    def to_row(self) -> dict:
+        return {
+            "step": self.index, "token_id": self.token_id, "token": self.token,
+            "p_raw": self.probability, "p_adjusted": self.adjusted_probability, "p_sampled": self.sampled_probability,
+            "raw_rank": self.raw_rank, "kept_tokens": self.kept_tokens, "time_s": self.time_s,
+            "top_raw": ", ".join(f"{a.token!r}:{a.probability:.3f}" for a in self.alternatives.get("raw", [])[:5]),
+        }
+
+
+@dataclass
+class GenerationResult:
+    prompt: PreparedPrompt
+    settings: DecodingSettings
+    steps: list[StepEvent]
+    completion: str
+    token_ids: list[int]
+    stop_reason: str  # "eos" | "max_new_tokens" | "stopped"
+    ttft_s: float | None
+    total_s: float
+    notes: list[str] = field(default_factory=list)
+    streamed: bool = True
+
+    @property
+    def new_tokens(self) -> int:
+        return len(self.token_ids)
+
+    @property
+    def tokens_per_s(self) -> float:
+        """End-to-end throughput: generated tokens / wall time including the prompt's prefill."""
+        return self.new_tokens / self.total_s if self.total_s > 0 else 0.0
+
+    @property
+    def decode_tokens_per_s(self) -> float | None:
+        """Decode speed after the first token: (n − 1) / (t_last − t_first)."""
+        if len(self.steps) < 2:
+            return None
+        span = self.steps[-1].time_s - self.steps[0].time_s
+        return (len(self.steps) - 1) / span if span > 0 else None
+
+    def to_dict(self) -> dict:
+        return {
+            "prompt": self.prompt.text, "prompt_tokens": self.prompt.prompt_tokens,
+            "truncated_prompt_tokens": self.prompt.truncated_tokens, "settings": self.settings.to_dict(),
+            "completion": self.completion, "new_tokens": self.new_tokens, "stop_reason": self.stop_reason,
+            "ttft_s": self.ttft_s, "total_s": self.total_s, "tokens_per_s": self.tokens_per_s,
+            "decode_tokens_per_s": self.decode_tokens_per_s, "notes": self.notes,
+            "steps": [
+                step.to_row() | {"alternatives": {k: [vars(a) for a in v] for k, v in step.alternatives.items()}}
+                for step in self.steps
+            ],
+        }
+
+
+class _StageRecorder(LogitsProcessor):
+    """Passes scores through unchanged, remembering them for the step being built."""
+
+    def __init__(self, recording: "_Recording", stage: str):
+        self.recording = recording
+        self.stage = stage
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        self.recording.record(self.stage, scores)
+        return scores
+
+
+class _Recording(BaseStreamer):
+    """Collects the stage scores of each step and pairs them with the token generate() chose (via put())."""
+
+    def __init__(self, out: "queue.Queue", started: float, stop_flag: threading.Event):
+        self.out = out
+        self.started = started
+        self.stop_flag = stop_flag
+        self.pending: dict[str, torch.Tensor] = {}
+        self.steps: deque = deque()
+        self.prompt_seen = False
+
+    def record(self, stage: str, scores: torch.Tensor) -> None:
+        # raw logits are the tensor generate() keeps using, so copy them; later stages are fresh tensors.
+        self.pending[stage] = scores[0].detach().clone() if stage == "raw" else scores[0].detach()
+        if stage == "filtered":
+            self.steps.append(self.pending)
+            self.pending = {}
+
+    def put(self, value: torch.Tensor) -> None:
+        if not self.prompt_seen:  # generate() first hands over the prompt
+            self.prompt_seen = True
+            return
+        stages = self.steps.popleft() if self.steps else {}
+        self.out.put(("token", int(value.reshape(-1)[0]), stages, time.perf_counter() - self.started))
+
+    def end(self) -> None:
+        pass
+
+
+class _StopWhenFlagged(StoppingCriteria):
+    def __init__(self, flag: threading.Event):
+        self.flag = flag
+
+    def __call__(self, input_ids: torch.LongTensor, scores, **kwargs) -> torch.BoolTensor:
+        return torch.full((input_ids.shape[0],), self.flag.is_set(), dtype=torch.bool, device=input_ids.device)
+
+
+class _Decoder:
+    """Token → text with a cache, and incremental decoding of the completion."""
+
+    def __init__(self, tokenizer):
+        self.tokenizer = tokenizer
+        self.cache: dict[int, str] = {}
+        self.ids: list[int] = []
+        self.text = ""
+
+    def token(self, token_id: int) -> str:
+        if token_id not in self.cache:
+            self.cache[token_id] = self.tokenizer.decode([token_id])
+        return self.cache[token_id]
+
+    def append(self, token_id: int) -> str:
+        self.ids.append(token_id)
+        full = self.tokenizer.decode(self.ids, skip_special_tokens=True)
+        if full.endswith("\ufffd") or not full.startswith(self.text):
+            if not full.startswith(self.text):  # rare re-segmentation: resync without re-emitting text
+                self.text = full
+            return ""
+        piece, self.text = full[len(self.text):], full
+        return piece
+
+
+class GenerationStream:
+    """Iterate to get a StepEvent per generated token; ``result`` is set once the iteration ends.
+
+    ``stop()`` (from any thread) ends generation after the current token; closing the iterator early stops it too.
+    """
+
+    def __init__(
+        self,
+        loaded: LoadedModel,
+        prompt: str,
+        settings: DecodingSettings | None = None,
+        *,
+        use_chat_template: bool = False,
+        system_prompt: str | None = None,
+        top_n: int = 10,
+        keep_logits: bool = False,
+        context_window: int | None = None,
+    ):
+        self.loaded = loaded
+        self.prepared, checked = prepare_generation(
+            loaded, prompt, settings or DecodingSettings(), use_chat_template, system_prompt, context_window
+        )
+        self.settings = checked.settings
+        self.notes = list(checked.notes)
+        if self.settings.num_beams > 1:
+            self.notes.append(
+                f"Beam search keeps {self.settings.num_beams} hypotheses and only knows the winner at the end, so it is "
+                "not streamed; each token's probability is recomputed from the model once the search finishes."
+            )
+        self.top_n = int(top_n)
+        self.keep_logits = keep_logits
+        self.steps: list[StepEvent] = []
+        self.result: GenerationResult | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._decoder = _Decoder(loaded.tokenizer)
+
+    @property
+    def streamed(self) -> bool:
+        return self.settings.num_beams == 1
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def close(self) -> None:
+        self.stop()
+        if self._thread is not None:
+            self._thread.join()
+
+    def __iter__(self) -> Iterator[StepEvent]:
+        if self.result is not None:
+            yield from self.steps
+            return
+        try:
+            if self.streamed:
+                yield from self._stream()
+            else:
+                yield from self._beam()
+        finally:
+            self.close()
+
+    # -- greedy / sampling: streamed from inside generate() ----------------------------------------------------------
+    def _processors(self) -> LogitsProcessorList:
+        recording = self._recording
+        processors = LogitsProcessorList([_StageRecorder(recording, "raw")])
+        processors.extend(penalty_processors(self.settings))
+        processors.extend(temperature_warpers(self.settings))
+        processors.append(_StageRecorder(recording, "temperature"))
+        processors.extend(filter_warpers(self.settings))
+        processors.append(_StageRecorder(recording, "filtered"))
+        return processors
+
+    def _stream_kwargs(self) -> dict[str, Any]:
+        """Like generate_kwargs, but the penalty and warpers are ours (in generate()'s order, with recorders)."""
+        kwargs = {
+            "max_new_tokens": int(self.settings.max_new_tokens),
+            "do_sample": bool(self.settings.do_sample),
+            "num_beams": 1,
+            "repetition_penalty": 1.0,
+            "pad_token_id": self.loaded.tokenizer.pad_token_id,
+            "logits_processor": self._processors(),
+            "stopping_criteria": StoppingCriteriaList([_StopWhenFlagged(self._stop)]),
+            "streamer": self._recording,
+        }
+        if self.settings.do_sample:
+            kwargs.update(temperature=1.0, top_k=0, top_p=1.0)  # generate() adds none of its own warpers
+        return kwargs
+
+    def _run_generate(self, out: queue.Queue, intra_op_threads: int) -> None:
+        try:
+            # A new thread does not inherit the caller's OpenMP team size; use the caller's, so streaming runs with
+            # the same CPU parallelism as a plain generate() called from the caller's thread.
+            torch.set_num_threads(intra_op_threads)
+            with _GENERATION_LOCK:
+                self._started = time.perf_counter()
+                self._recording.started = self._started
+                torch.manual_seed(self.settings.seed)
+                self.loaded.model.generate(**_model_inputs(self.loaded, self.prepared), **self._stream_kwargs())
+            out.put(("done", None, None, time.perf_counter() - self._started))
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the consuming thread
+            out.put(("error", exc, None, 0.0))
+
+    def _stream(self) -> Iterator[StepEvent]:
+        out: queue.Queue = queue.Queue()
+        self._started = time.perf_counter()
+        self._recording = _Recording(out, self._started, self._stop)
+        self._thread = threading.Thread(target=self._run_generate, args=(out, torch.get_num_threads()), daemon=True, name="llm-lab-generate")
+        self._thread.start()
+        total = 0.0
+        while True:
+            kind, payload, stages, elapsed = out.get()
+            if kind == "token":
+                event = self._event(len(self.steps), payload, stages, elapsed)
+                self.steps.append(event)
+                yield event
+            elif kind == "done":
+                total = elapsed
+                break
+            else:
+                raise GenerationError(f"Generation failed: {payload}") from payload
+        self._finish(total, streamed=True)
+
+    def _event(self, index: int, token_id: int, stages: dict[str, torch.Tensor], elapsed: float) -> StepEvent:
+        raw_logits = stages["raw"].float()
+        raw = torch.softmax(raw_logits, dim=-1)
+        adjusted = torch.softmax(stages["temperature"].float(), dim=-1)
+        if self.settings.do_sample:
+            final_scores = stages["filtered"].float()
+            sampled = torch.softmax(final_scores, dim=-1)
+            kept = int(torch.isfinite(final_scores).sum())
+            sampled_alternatives = top_tokens(sampled, min(self.top_n, kept))
+        else:
+            sampled = None
+            kept = 1
+            sampled_alternatives = [(token_id, 1.0)]
+        p_raw = float(raw[token_id])
+        alternatives = {
+            "raw": self._alternatives(top_tokens(raw, self.top_n)),
+            "temperature": self._alternatives(top_tokens(adjusted, self.top_n)),
+            "filtered": self._alternatives(sampled_alternatives),
+        }
+        return StepEvent(
+            index=index,
+            token_id=token_id,
+            token=self._decoder.token(token_id),
+            text=self._decoder.append(token_id),
+            probability=p_raw,
+            adjusted_probability=float(adjusted[token_id]),
+            sampled_probability=float(sampled[token_id]) if sampled is not None else 1.0,
+            raw_rank=int((raw > raw[token_id]).sum()) + 1,
+            kept_tokens=kept,
+            alternatives=alternatives,
+            time_s=elapsed,
+            logits=raw_logits.cpu() if self.keep_logits else None,
+        )
+
+    def _alternatives(self, pairs: list[tuple[int, float]]) -> list[Alternative]:
+        return [Alternative(token_id, self._decoder.token(token_id), prob) for token_id, prob in pairs]
+
+    # -- beam search: plain generate(), probabilities recomputed afterwards --------------------------------------------
+    def _beam(self) -> Iterator[StepEvent]:
+        self._started = time.perf_counter()
+        inputs = _model_inputs(self.loaded, self.prepared)
+        with _GENERATION_LOCK:
+            torch.manual_seed(self.settings.seed)
+            sequences = self.loaded.model.generate(**inputs, **generate_kwargs(self.loaded, self.settings))
+        elapsed = time.perf_counter() - self._started
+        new_ids = _new_tokens(self.loaded, self.prepared, sequences)
+        if new_ids:
+            with torch.no_grad():
+                if self.loaded.kind == "encoder-decoder":
+                    logits = self.loaded.model(**inputs, decoder_input_ids=sequences[:, :-1]).logits[0]
+                else:
+                    logits = self.loaded.model(sequences[:, :-1], attention_mask=torch.ones_like(sequences[:, :-1])).logits[0]
+                    logits = logits[self.prepared.prompt_tokens - 1:]
+            for index, token_id in enumerate(new_ids):
+                raw_logits = logits[index].float()
+                raw = torch.softmax(raw_logits, dim=-1)
+                alternatives = self._alternatives(top_tokens(raw, self.top_n))
+                event = StepEvent(
+                    index=index, token_id=token_id, token=self._decoder.token(token_id),
+                    text=self._decoder.append(token_id), probability=float(raw[token_id]),
+                    adjusted_probability=float(raw[token_id]), sampled_probability=float(raw[token_id]),
+                    raw_rank=int((raw > raw[token_id]).sum()) + 1, kept_tokens=self.settings.num_beams,
+                    alternatives={"raw": alternatives, "temperature": alternatives, "filtered": alternatives},
+                    time_s=elapsed, logits=raw_logits.cpu() if self.keep_logits else None, streamed=False,
+                )
+                self.steps.append(event)
+                yield event
+        self._finish(elapsed, streamed=False)
+
+    def _finish(self, total: float, streamed: bool) -> None:
+        ids = [step.token_id for step in self.steps]
+        if self._stop.is_set() and len(ids) < self.settings.max_new_tokens and not (ids and ids[-1] in _eos_ids(self.loaded)):
+            reason = "stopped"
+        elif ids and ids[-1] in _eos_ids(self.loaded):
+            reason = "eos"
+        else:
+            reason = "max_new_tokens"
+        self.result = GenerationResult(
+            prompt=self.prepared,
+            settings=self.settings,
+            steps=self.steps,
+            completion=self.loaded.tokenizer.decode(ids, skip_special_tokens=True),
+            token_ids=ids,
+            stop_reason=reason,
+            ttft_s=self.steps[0].time_s if self.steps and streamed else None,
+            total_s=total,
+            notes=self.notes,
+            streamed=streamed,
+        )
+
+
+class GenerationError(RuntimeError):
+    """generate() itself failed (e.g. out of memory); the message is user-facing."""
+
+
+def stream_generation(loaded: LoadedModel, prompt: str, settings: DecodingSettings | None = None, **options) -> GenerationStream:
+    """A GenerationStream (validates the input now, starts generating when iterated). Options: use_chat_template,
+    system_prompt, top_n, keep_logits, context_window."""
+    return GenerationStream(loaded, prompt, settings, **options)
+
+
+def run_generation(loaded: LoadedModel, prompt: str, settings: DecodingSettings | None = None, **options) -> GenerationResult:
+    """Run a stream to the end and return its GenerationResult."""
+    stream = stream_generation(loaded, prompt, settings, **options)
+    for _ in stream:
+        pass
+    assert stream.result is not None
+    return stream.result

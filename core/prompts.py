@@ -1,0 +1,167 @@
+"""In-context learning: zero-, one- and few-shot prompts assembled from example sets, and chat-template rendering.
+
+Zero/one/few-shot prompting as defined in Brown et al. 2020, "Language Models are Few-Shot Learners", §2 and
+Figure 2.1: a task description, K solved examples ("shots"), then the query, all in the context window and with no
+weight updates. Chat templates: https://huggingface.co/docs/transformers/chat_templating.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+SHOT_COUNTS = {"zero-shot": 0, "one-shot": 1, "few-shot": 3}
+
+
+@dataclass(frozen=True)
+class Example:
+    input: str
+    output: str
+
+
+@dataclass(frozen=True)
+class ExampleSet:
+    """A task: how one example is written, its solved examples, and a default query."""
+
+    key: str
+    title: str
+    instruction: str  # task description placed first (zero-shot relies on it alone)
+    input_prefix: str  # written before an example's input, e.g. "Classify this review: "
+    output_prefix: str  # written before the answer, e.g. "Sentiment:"
+    examples: tuple[Example, ...]
+    default_query: str
+    separator: str = "\n\n"
+    input_newline: bool = False  # multi-line inputs (dialogues) start on their own line
+
+    def format_example(self, text: str, answer: str | None = None) -> str:
+        """One example; with answer=None the prompt ends right after the output prefix, for the model to continue."""
+        body = f"{self.input_prefix}{chr(10) if self.input_newline else ''}{text.strip()}\n{self.output_prefix}"
+        return body if answer is None else f"{body} {answer.strip()}"
+
+
+EXAMPLE_SETS: dict[str, ExampleSet] = {
+    "review-sentiment": ExampleSet(
+        key="review-sentiment",
+        title="Review sentiment (classification)",
+        instruction="Decide whether each review is positive or negative.",
+        input_prefix="Classify this review: ",
+        output_prefix="Sentiment:",
+        examples=(
+            Example("The battery lasts two full days and the screen is gorgeous.", "positive"),
+            Example("It stopped working after a week and support never answered.", "negative"),
+            Example("Friendly staff, quick delivery, and the soup was still hot.", "positive"),
+            Example("The plot made no sense and I walked out halfway through.", "negative"),
+            Example("Exactly as described; I would happily buy it again.", "positive"),
+            Example("Overpriced, noisy, and the handle broke on day one.", "negative"),
+        ),
+        default_query="The hotel room was spotless and the view over the harbour was breathtaking.",
+    ),
+    "dialogue-summarization": ExampleSet(
+        key="dialogue-summarization",
+        title="Dialogue summarization",
+        instruction="Summarize each dialogue in one sentence.",
+        input_prefix="Dialogue:",
+        output_prefix="Summary:",
+        input_newline=True,
+        examples=(
+            Example(
+                "Anna: Are we still on for lunch tomorrow?\nBen: Yes, 12:30 at the Thai place.\nAnna: Perfect, see you.",
+                "Anna and Ben confirm lunch tomorrow at 12:30 at the Thai restaurant.",
+            ),
+            Example(
+                "Customer: My order hasn't arrived.\nAgent: Sorry! It was delayed at the depot; it ships today.\n"
+                "Customer: OK, thanks.",
+                "The agent explains the delayed order ships today.",
+            ),
+            Example(
+                "Maya: Can you water my plants while I'm away?\nLeo: Sure, how often?\nMaya: Twice a week is enough.",
+                "Leo agrees to water Maya's plants twice a week while she is away.",
+            ),
+            Example(
+                "Tom: The build is failing on main.\nSara: My fault, I forgot a file. Pushing a fix now.\nTom: Thanks.",
+                "Sara pushes a fix for the failing build she caused.",
+            ),
+        ),
+        default_query=(
+            "Lena: Did you book the train tickets?\nOmar: Not yet, prices went up.\n"
+            "Lena: Let's take the bus then, it's half the price.\nOmar: Fine, I'll book it tonight."
+        ),
+    ),
+    "english-french": ExampleSet(
+        key="english-french",
+        title="English → French translation (Brown et al. 2020, Fig. 2.1)",
+        instruction="Translate English to French.",
+        input_prefix="English: ",
+        output_prefix="French:",
+        separator="\n",
+        examples=(
+            Example("sea otter", "loutre de mer"),
+            Example("peppermint", "menthe poivrée"),
+            Example("plush giraffe", "girafe en peluche"),
+            Example("good morning", "bonjour"),
+        ),
+        default_query="cheese",
+    ),
+}
+
+
+def example_set(key: str) -> ExampleSet:
+    try:
+        return EXAMPLE_SETS[key]
+    except KeyError as exc:
+        raise ValueError(f"Unknown example set '{key}'; choose one of {', '.join(EXAMPLE_SETS)}.") from exc
+
+
+def build_icl_prompt(key_or_set: str | ExampleSet, shots: int | str, query: str | None = None,
+                     include_instruction: bool = True) -> str:
+    """Zero-shot (0), one-shot (1) or few-shot (k) prompt: instruction, k solved examples, then the open query.
+
+    shots: a count or "zero-shot" / "one-shot" / "few-shot" (3). Capped at the number of examples in the set.
+    """
+    task = key_or_set if isinstance(key_or_set, ExampleSet) else example_set(key_or_set)
+    count = SHOT_COUNTS[shots] if isinstance(shots, str) else int(shots)
+    if count < 0:
+        raise ValueError("The number of examples (shots) cannot be negative.")
+    count = min(count, len(task.examples))
+    query_text = (query if query is not None and query.strip() else task.default_query)
+    parts = [task.instruction] if include_instruction else []
+    parts += [task.format_example(ex.input, ex.output) for ex in task.examples[:count]]
+    parts.append(task.format_example(query_text))
+    return task.separator.join(parts)
+
+
+@dataclass
+class RenderedPrompt:
+    """The exact text the model reads, its token ids, and notes about how it was built."""
+
+    text: str
+    input_ids: list[int]
+    used_chat_template: bool
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def token_count(self) -> int:
+        return len(self.input_ids)
+
+
+def has_chat_template(tokenizer) -> bool:
+    return bool(getattr(tokenizer, "chat_template", None))
+
+
+def render_prompt(tokenizer, prompt: str, use_chat_template: bool = False, system_prompt: str | None = None) -> RenderedPrompt:
+    """Apply the chat template (as a single user turn plus the assistant header) or use the text as is.
+
+    A model without a chat template falls back to plain text, with a note saying so.
+    """
+    notes: list[str] = []
+    if use_chat_template and not has_chat_template(tokenizer):
+        notes.append("This model has no chat template, so the prompt is sent as plain text.")
+        use_chat_template = False
+    if use_chat_template:
+        messages = ([{"role": "system", "content": system_prompt}] if system_prompt else []) + [
+            {"role": "user", "content": prompt}
+        ]
+        text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    else:
+        text = prompt
+        ids = tokenizer(text)["input_ids"]
+    return RenderedPrompt(text=text, input_ids=list(ids), used_chat_template=use_chat_template, notes=notes)
