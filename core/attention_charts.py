@@ -5,6 +5,7 @@ word often occurs twice in a sentence and a categorical axis would merge the two
 """
 from __future__ import annotations
 
+import html
 import math
 
 import numpy as np
@@ -22,6 +23,12 @@ FOCUS_COLOR = "#DC2626"
 BAR_COLOR = "#4F46E5"
 THUMBNAIL_CELLS = 24
 """Cells per axis of one model-view thumbnail; longer inputs are max-pooled into blocks."""
+
+
+def _safe(labels) -> list[str]:
+    """Token labels escaped for plotly, whose text supports a subset of HTML: a token such as "<b>" must show
+    as itself, not turn the rest of the label bold."""
+    return [html.escape(str(label), quote=False) for label in labels]
 
 
 def _tick_font_size(n: int) -> int:
@@ -48,8 +55,8 @@ def head_heatmap(matrix: np.ndarray, query_tokens: list[str], key_tokens: list[s
         z = np.where(masked, np.nan, z)
     x = np.arange(n_k) + key_offset
     y = np.arange(n_q) + query_offset
-    q_labels = indexed_labels(query_tokens, query_offset)
-    k_labels = indexed_labels(key_tokens, key_offset)
+    q_labels = _safe(indexed_labels(query_tokens, query_offset))
+    k_labels = _safe(indexed_labels(key_tokens, key_offset))
     custom = np.empty((n_q, n_k, 2), dtype=object)
     custom[:, :, 0] = np.array(q_labels, dtype=object)[:, None]
     custom[:, :, 1] = np.array(k_labels, dtype=object)[None, :]
@@ -64,9 +71,9 @@ def head_heatmap(matrix: np.ndarray, query_tokens: list[str], key_tokens: list[s
     fig.update_layout(
         title=title, height=side, margin={"l": 10, "r": 10, "t": 50 if title else 20, "b": 10},
         plot_bgcolor=MASKED_COLOR,
-        xaxis={"title": "key (attended to)", "tickmode": "array", "tickvals": list(x), "ticktext": list(key_tokens),
+        xaxis={"title": "key (attended to)", "tickmode": "array", "tickvals": list(x), "ticktext": _safe(key_tokens),
                "tickangle": -60, "tickfont": font, "showgrid": False, "constrain": "domain"},
-        yaxis={"title": "query (attending)", "tickmode": "array", "tickvals": list(y), "ticktext": list(query_tokens),
+        yaxis={"title": "query (attending)", "tickmode": "array", "tickvals": list(y), "ticktext": _safe(query_tokens),
                "autorange": "reversed", "tickfont": font, "showgrid": False, "constrain": "domain",
                "scaleanchor": "x" if n_q == n_k else None},
     )
@@ -197,7 +204,7 @@ def token_focus_figure(values: np.ndarray, tokens: list[str], focus_index: int |
                         shared_xaxes=True, shared_yaxes=True, vertical_spacing=min(0.3 / n_rows, 0.08),
                         horizontal_spacing=0.03)
     positions = np.arange(n_tokens) + offset
-    labels = indexed_labels(tokens, offset)
+    labels = _safe(indexed_labels(tokens, offset))
     colors = [FOCUS_COLOR if focus_index is not None and p == focus_index else BAR_COLOR for p in positions]
     traces = []
     for layer in range(n_layers):
@@ -211,7 +218,7 @@ def token_focus_figure(values: np.ndarray, tokens: list[str], focus_index: int |
     fig.update_yaxes(range=[0, top * 1.05], tickfont={"size": 9})
     show_labels = n_tokens <= 40
     fig.update_xaxes(tickmode="array", tickvals=list(positions) if show_labels else None,
-                     ticktext=list(tokens) if show_labels else None, tickangle=-60,
+                     ticktext=_safe(tokens) if show_labels else None, tickangle=-60,
                      tickfont={"size": _tick_font_size(n_tokens * n_cols)})
     fig.update_annotations(font={"size": 11})
     fig.update_layout(title=title, height=int(max(320, n_rows * 150 + 120)), bargap=0.15,
@@ -230,7 +237,7 @@ def side_by_side_figure(left: np.ndarray, left_tokens: list[str], left_title: st
         z = np.array(matrix, dtype=np.float64)
         if masked is not None:
             z = np.where(masked, np.nan, z)
-        labels = indexed_labels(tokens)
+        labels = _safe(indexed_labels(tokens))
         n = len(tokens)
         custom = np.empty((n, n, 2), dtype=object)
         custom[:, :, 0] = np.array(labels, dtype=object)[:, None]
@@ -242,9 +249,9 @@ def side_by_side_figure(left: np.ndarray, left_tokens: list[str], left_title: st
             hovertemplate="query %{customdata[0]}<br>key %{customdata[1]}<br>weight %{z:.4f}<extra></extra>"),
             row=1, col=col)
         font = {"size": _tick_font_size(2 * n)}
-        fig.update_xaxes(tickmode="array", tickvals=list(range(n)), ticktext=list(tokens), tickangle=-60,
+        fig.update_xaxes(tickmode="array", tickvals=list(range(n)), ticktext=_safe(tokens), tickangle=-60,
                          tickfont=font, showgrid=False, row=1, col=col)
-        fig.update_yaxes(tickmode="array", tickvals=list(range(n)), ticktext=list(tokens), autorange="reversed",
+        fig.update_yaxes(tickmode="array", tickvals=list(range(n)), ticktext=_safe(tokens), autorange="reversed",
                          tickfont=font, showgrid=False, row=1, col=col)
     longest = max(len(left_tokens), len(right_tokens))
     fig.update_layout(height=int(min(760, max(380, 22 * longest + 200))), plot_bgcolor=MASKED_COLOR,

@@ -196,6 +196,14 @@ def test_head_heatmap_labels_tokens_and_masks_the_future():
     assert "weight" in trace.hovertemplate
 
 
+def test_token_labels_are_escaped_for_plotly():
+    """Plotly reads a subset of HTML in labels: a token like "<b>" must show as itself."""
+    tokens = ["<b>", "a&b", "<|im_start|>"]
+    fig = C.head_heatmap(np.eye(3), tokens, tokens)
+    assert list(fig.layout.xaxis.ticktext) == ["&lt;b&gt;", "a&amp;b", "&lt;|im_start|&gt;"]
+    assert fig.data[0].customdata[0][0][0] == "0: &lt;b&gt;"
+
+
 def test_block_max_pool_keeps_a_thin_diagonal():
     n = 100
     previous = np.eye(n, k=-1)

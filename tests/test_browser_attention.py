@@ -1,0 +1,40 @@
+"""The Attention page in a real headless browser: the heatmap renders, a view switch redraws, a screenshot."""
+import pytest
+
+from tests.browser import exceptions_on_page, open_app_page, save_screenshot, wait_until_idle
+
+pytestmark = pytest.mark.browser
+
+HEATMAP = '[data-testid="stPlotlyChart"] .js-plotly-plot'
+
+
+def _tick_labels(page, axis: str) -> list[str]:
+    return page.locator(f"{HEATMAP} .{axis}tick text").all_text_contents()
+
+
+def test_attention_page_renders_the_heatmap_in_chromium(app_url, page):
+    # Enter through the home page: a fresh server whose very first request is /attention runs the legacy
+    # pages/ directory mode (pages/attention.py has the same name as the URL), without app.py's navigation.
+    open_app_page(page, app_url, "/")
+    open_app_page(page, app_url, "/attention", timeout=300)
+    page.wait_for_selector(HEATMAP, timeout=300_000)
+    wait_until_idle(page, timeout=300)
+    assert page.locator('[data-testid="stMain"] h1').first.inner_text() == "Attention"
+    assert "Overview" in page.locator('[data-testid="stSidebarNav"]').inner_text()
+    assert page.locator(f"{HEATMAP} .hm image").count() >= 1  # plotly draws the heatmap cells as an image
+    keys = _tick_labels(page, "x")
+    assert "teacher" in keys and "book" in keys
+    assert "Self-attention: layer 0, head 0" in page.locator(HEATMAP).first.text_content()
+    assert exceptions_on_page(page) == []
+
+    page.set_viewport_size({"width": 1400, "height": 1800})  # the whole heatmap in one screenshot
+    page.locator(HEATMAP).first.scroll_into_view_if_needed()
+    save_screenshot(page, "attention")
+
+    page.get_by_text("Model view", exact=True).click()
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('.js-plotly-plot .ytick text')]"
+        ".some(t => t.textContent === 'layer 29')", timeout=120_000)
+    wait_until_idle(page)
+    assert exceptions_on_page(page) == []
+    save_screenshot(page, "attention_model_view")
