@@ -75,7 +75,7 @@ def _statistics(_result: A.AttentionResult, cache_key: tuple, component: str):
 
 @st.cache_resource(show_spinner=False, max_entries=4, ttl=3600)
 def _rollout(_weights: np.ndarray, cache_key: tuple):
-    return A.attention_rollout(_weights)
+    return A.attention_rollout(_weights).astype(np.float32)  # half the memory of float64 in the cache
 
 
 def _run(model_key: str, custom_name: str, text: str, target_text: str, max_new_tokens: int):

@@ -153,3 +153,15 @@ def test_encoder_vs_decoder_view():
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Decoder: weight on later tokens"] == "0%"
     assert metrics["Encoder: weight on later tokens"] != "0%"
+
+
+def test_a_local_model_folder_loads_as_another_model():
+    from core.models import bundled_encoder_dir
+
+    at = app_test(PAGE)
+    at.run()
+    at.radio(key="model").set_value("custom").run()
+    at.text_input(key="custom_model").set_value(str(bundled_encoder_dir())).run()
+    assert not at.exception and not at.error
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Layers × heads"] == "6 × 12" and metrics["Architecture"] == "encoder"
