@@ -264,6 +264,8 @@ class StepEvent:
     time_s: float  # seconds since the generation started
     logits: torch.Tensor | None = None  # raw next-token logits (only with keep_logits=True)
     streamed: bool = True
+    # exact (raw, adjusted, sampled) probabilities of every token shown in any stage's list, and the chosen one
+    stage_probabilities: dict[int, tuple[float, float, float]] = field(default_factory=dict)
 
     def to_row(self) -> dict:
         return {
@@ -533,7 +535,14 @@ class GenerationStream:
             "temperature": self._alternatives(top_tokens(adjusted, self.top_n)),
             "filtered": self._alternatives(sampled_alternatives),
         }
+        shown = sorted({token_id, *(a.token_id for stage in alternatives.values() for a in stage)})
+        shown_ids = torch.tensor(shown)
+        sampled_shown = sampled[shown_ids].tolist() if sampled is not None else [float(i == token_id) for i in shown]
+        stage_probabilities = {
+            i: (r, a, f) for i, r, a, f in zip(shown, raw[shown_ids].tolist(), adjusted[shown_ids].tolist(), sampled_shown)
+        }
         return StepEvent(
+            stage_probabilities=stage_probabilities,
             index=index,
             token_id=token_id,
             token=self._decoder.token(token_id),
@@ -571,7 +580,9 @@ class GenerationStream:
                 raw_logits = logits[index].float()
                 raw = torch.softmax(raw_logits, dim=-1)
                 alternatives = self._alternatives(top_tokens(raw, self.top_n))
+                shown = sorted({token_id, *(a.token_id for a in alternatives)})
                 event = StepEvent(
+                    stage_probabilities={i: (float(raw[i]),) * 3 for i in shown},
                     index=index, token_id=token_id, token=self._decoder.token(token_id),
                     text=self._decoder.append(token_id), probability=float(raw[token_id]),
                     adjusted_probability=float(raw[token_id]), sampled_probability=float(raw[token_id]),
@@ -582,6 +593,17 @@ class GenerationStream:
                 self.steps.append(event)
                 yield event
         self._finish(elapsed, streamed=False)
+
+    def snapshot(self) -> GenerationResult:
+        """The finished result, or — if the run was interrupted (stop button, rerun) — a result of the tokens so far
+        with stop_reason "stopped"."""
+        if self.result is not None:
+            return self.result
+        self.close()
+        if self.result is None:
+            self._stop.set()
+            self._finish(self.steps[-1].time_s if self.steps else 0.0, streamed=self.streamed)
+        return self.result
 
     def _finish(self, total: float, streamed: bool) -> None:
         ids = [step.token_id for step in self.steps]

@@ -1,5 +1,416 @@
-"""Generate page (coming soon)."""
+"""Generate: live generation with every sampling control, and the probability behind every token."""
+from __future__ import annotations
+
+import json
+
+import pandas as pd
 import streamlit as st
+import torch
+
+from core.generation import (
+    STAGE_LABELS,
+    GenerationError,
+    GenerationInputError,
+    GenerationResult,
+    prepare_prompt,
+    run_generation,
+    stream_generation,
+)
+from core.generation_charts import (
+    color_legend_html,
+    colored_tokens_html,
+    compare_figure,
+    display_token,
+    probability_timeline_figure,
+    shape_figure,
+    step_distribution_figure,
+)
+from core.models import BUNDLED_DECODER, BUNDLED_ENCODER
+from core.prompts import EXAMPLE_SETS, SHOT_COUNTS, build_icl_prompt
+from core.sampling import DECODING_MODES, DecodingSettings, generation_config_defaults, shape_distribution, shape_table
+from pages.components.model_cache import load_model_or_error
+
+DEFAULTS = generation_config_defaults()  # transformers' GenerationConfig defaults
+MODE_HELP = (
+    "Greedy always takes the most likely next token; random sampling draws the next token from the (reshaped) "
+    "probability distribution; beam search keeps the `num_beams` most likely partial sequences and returns the best."
+)
 
 st.title("Generate")
-st.info("Coming soon: this page is being built.")
+st.caption(
+    "Run a real language model token by token and see, for every token, how likely it was and what else the model "
+    "considered — before and after temperature, top-k and top-p. The distributions are recorded inside "
+    "transformers' own `generate()`, so what you see is exactly what was sampled from."
+)
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Model
+with st.expander("Model", expanded=False):
+    model_cols = st.columns([3, 1, 1])
+    model_name = model_cols[0].text_input(
+        "Model (Hugging Face id or local folder)", value=BUNDLED_DECODER, key="gen_model",
+        help=f"A causal language model. `{BUNDLED_DECODER}` is bundled and works offline; other ids must already be "
+             "in the local Hugging Face cache (the Hub may be unreachable).",
+    )
+    dtype = model_cols[1].selectbox(
+        "Precision", ["auto", "fp32", "bf16", "fp16"], key="gen_dtype",
+        help="Number format of the weights: auto = fp32 on CPU, bf16 (or fp16) on a GPU. Lower precision halves "
+             "memory; fp16 on a CPU runs but is slow because CPUs emulate it.",
+    )
+    device = model_cols[2].selectbox(
+        "Device", ["auto", "cpu", "cuda", "mps"], key="gen_device",
+        help="Where the model runs: auto picks a CUDA GPU, then an Apple GPU (MPS), then the CPU.",
+    )
+
+loaded = load_model_or_error(model_name, dtype=dtype, device=device)
+if loaded is None:
+    st.stop()
+if loaded.kind != "decoder":
+    st.error(
+        f"`{loaded.name}` is an {loaded.kind} model; this page generates with decoder (causal LM) models such as the "
+        f"bundled `{BUNDLED_DECODER}`. (`{BUNDLED_ENCODER}` is an encoder: try it on the Attention page.)", icon="🚫",
+    )
+    st.stop()
+st.caption(
+    f"**{loaded.name}** · {loaded.num_parameters / 1e6:,.1f} M parameters · context window {loaded.context_window:,} "
+    f"tokens · {loaded.dtype_name} on {loaded.device} · loaded in {loaded.load_seconds:.2f} s"
+    + (" · random weights" if loaded.random_weights else "")
+)
+for note in loaded.notes:
+    st.info(note, icon="ℹ️")
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Prompt
+st.subheader("Prompt")
+source = st.radio(
+    "Prompt source", ["Write a prompt", "In-context learning builder"], horizontal=True, key="gen_prompt_source",
+    help="Write any text, or build a zero-, one- or few-shot prompt: solved examples in the prompt teach the model "
+         "a task without changing its weights (in-context learning, Brown et al. 2020).",
+)
+if source == "Write a prompt":
+    prompt = st.text_area(
+        "Prompt", value="The capital of France is", key="gen_prompt", height=100,
+        help="The text the model continues. With the chat template on, it is sent as a user message instead.",
+    )
+else:
+    icl_cols = st.columns([2, 2, 1])
+    task_key = icl_cols[0].selectbox(
+        "Task", list(EXAMPLE_SETS), format_func=lambda k: EXAMPLE_SETS[k].title, key="gen_icl_task",
+        help="Which example set to draw solved examples from.",
+    )
+    shots_name = icl_cols[1].radio(
+        "Examples in the prompt", list(SHOT_COUNTS), horizontal=True, key="gen_icl_shots", index=2,
+        help="Zero-shot: only the instruction and your input; one-shot: one solved example first; few-shot: several.",
+    )
+    task = EXAMPLE_SETS[task_key]
+    few_count = icl_cols[2].number_input(
+        "Few-shot count", min_value=2, max_value=len(task.examples), value=min(3, len(task.examples)), step=1,
+        key="gen_icl_k", disabled=shots_name != "few-shot",
+        help="How many solved examples a few-shot prompt contains (more examples use more of the context window).",
+    )
+    query = st.text_area(
+        "Your input", value=task.default_query, key=f"gen_icl_query_{task_key}", height=90,
+        help="The new case the model should solve; the prompt ends right after its answer prefix.",
+    )
+    shots = SHOT_COUNTS[shots_name] if shots_name != "few-shot" else int(few_count)
+    prompt = build_icl_prompt(task, shots, query)
+
+chat_possible = loaded.has_chat_template
+use_chat = st.toggle(
+    "Use the chat template", value=False, key="gen_chat", disabled=not chat_possible,
+    help="Instruct models were fine-tuned on conversations in a fixed format; the template wraps your prompt as a "
+         "user turn and opens the assistant's reply. Off: the raw text is continued as is.",
+)
+if not chat_possible:
+    st.caption("This model has no chat template, so prompts are sent as plain text.")
+
+prompt_problem = None
+try:
+    preview = prepare_prompt(loaded, prompt, 1, use_chat)
+except GenerationInputError as exc:
+    preview, prompt_problem = None, str(exc)
+if preview is not None:
+    share = min(preview.original_tokens / preview.context_window, 1.0)
+    with st.expander(f"Exact prompt the model reads — {preview.original_tokens:,} tokens of "
+                     f"{preview.context_window:,} ({share:.1%} of the context window)", expanded=source != "Write a prompt"):
+        st.code(preview.text, language=None, wrap_lines=True)
+        st.progress(share, text=f"{preview.original_tokens:,} / {preview.context_window:,} tokens")
+else:
+    st.warning(prompt_problem, icon="✏️")
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Helpers
+
+
+def settings_from(mode: str, temperature: float, top_k: int, top_p: float, penalty: float, max_new: int,
+                  beams: int, seed: int) -> DecodingSettings:
+    return DecodingSettings(
+        do_sample=mode == "sampling", temperature=float(temperature), top_k=int(top_k), top_p=float(top_p),
+        repetition_penalty=float(penalty), num_beams=int(beams) if mode == "beam search" else 1,
+        max_new_tokens=int(max_new), seed=int(seed),
+    )
+
+
+def metric_row(container, result: GenerationResult | None, steps: int, ttft: float | None, elapsed: float) -> None:
+    cols = container.columns(4)
+    cols[0].metric("Time to first token", f"{ttft * 1000:,.0f} ms" if ttft is not None else "—",
+                   help="Seconds from pressing Generate to the first token: mostly the prompt's forward pass (prefill).")
+    rate = None
+    if result is not None:
+        rate = result.decode_tokens_per_s
+    elif steps > 1 and ttft is not None and elapsed > ttft:
+        rate = (steps - 1) / (elapsed - ttft)
+    cols[1].metric("Speed", f"{rate:,.1f} tokens/s" if rate else "—",
+                   help="Tokens generated per second after the first one (decode speed).")
+    cols[2].metric("Generated", f"{steps} tokens", help="New tokens so far (the prompt is not counted).")
+    reason = {"eos": "end of text", "max_new_tokens": "max new tokens", "stopped": "stopped"}
+    cols[3].metric("Finished by", reason.get(result.stop_reason, "—") if result else "running…",
+                   help="Why generation ended: the model's end-of-text token, the max-new-tokens limit, or Stop.")
+
+
+def show_result(result: GenerationResult, key_prefix: str = "gen") -> None:
+    for note in result.notes:
+        st.info(note, icon="ℹ️")
+    if not result.steps:
+        st.warning("No tokens were generated.")
+        return
+    n = len(result.steps)
+    step_index = 0
+    if n > 1:
+        step_index = st.slider(
+            "Inspect step", 0, n - 1, value=0, key=f"{key_prefix}_step",
+            help="Pick a generated token to see the distribution it was chosen from (it is outlined in the text).",
+        )
+    st.markdown(colored_tokens_html(result.steps, selected=step_index, prompt_text=None), unsafe_allow_html=True)
+    st.markdown(color_legend_html(), unsafe_allow_html=True)
+    metric_row(st, result, result.new_tokens, result.ttft_s, result.total_s)
+    step = result.steps[step_index]
+    chart_col, table_col = st.columns([3, 2])
+    chart_col.plotly_chart(step_distribution_figure(step), width="stretch", key=f"{key_prefix}_step_chart")
+    rows = []
+    for stage, alternatives in step.alternatives.items():
+        for rank, alt in enumerate(alternatives[:10], start=1):
+            rows.append({"stage": STAGE_LABELS[stage], "rank": rank, "token": display_token(alt.token),
+                         "probability": alt.probability, "chosen": alt.token_id == step.token_id})
+    table_col.caption(
+        f"Step {step.index}: {step.kept_tokens:,} candidate token(s) after filtering; the chosen token was the "
+        f"model's #{step.raw_rank} choice."
+    )
+    table_col.dataframe(pd.DataFrame(rows), hide_index=True, height=380,
+                        column_config={"probability": st.column_config.ProgressColumn(format="%.4f", min_value=0.0, max_value=1.0)})
+    st.plotly_chart(probability_timeline_figure(result.steps), width="stretch", key=f"{key_prefix}_timeline")
+    table = pd.DataFrame([s.to_row() for s in result.steps])
+    dl = st.columns(2)
+    dl[0].download_button("Download steps (CSV)", table.to_csv(index=False), "generation_steps.csv", "text/csv",
+                          key=f"{key_prefix}_csv", help="Every generated token with its probabilities and timing.")
+    dl[1].download_button("Download run (JSON)", json.dumps(result.to_dict(), indent=2), "generation.json",
+                          "application/json", key=f"{key_prefix}_json",
+                          help="Prompt, settings, completion, timings and every step's top alternatives.")
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+generate_tab, shape_tab, compare_tab = st.tabs(["✍️ Generate", "🎛️ Shape the distribution", "⚖️ Compare settings"])
+
+with generate_tab:
+    mode = st.radio("Decoding", list(DECODING_MODES), horizontal=True, key="gen_mode", help=MODE_HELP,
+                    index=1 if DEFAULTS["do_sample"] else 0)
+    sampling = mode == "sampling"
+    c1, c2, c3, c4 = st.columns(4)
+    temperature = c1.slider(
+        "Temperature", 0.0, 2.0, float(DEFAULTS["temperature"]), 0.05, key="gen_temperature", disabled=not sampling,
+        help="Divides the logits before softmax: below 1 sharpens the distribution (safer), above 1 flattens it "
+             "(more surprising); 0 means greedy.",
+    )
+    top_k = c2.number_input(
+        "Top-k", 0, 1000, int(DEFAULTS["top_k"]), 1, key="gen_top_k", disabled=not sampling,
+        help="Sample only among the k most likely tokens (0 = no limit).",
+    )
+    top_p = c3.slider(
+        "Top-p (nucleus)", 0.0, 1.0, float(DEFAULTS["top_p"]), 0.01, key="gen_top_p", disabled=not sampling,
+        help="Sample only among the smallest set of most likely tokens whose probabilities add up to p (1 = no limit).",
+    )
+    penalty = c4.slider(
+        "Repetition penalty", 0.5, 2.0, float(DEFAULTS["repetition_penalty"]), 0.05, key="gen_penalty",
+        help="Above 1 makes tokens already in the text less likely (CTRL, Keskar et al. 2019); 1 = off.",
+    )
+    c5, c6, c7 = st.columns(3)
+    max_new = c5.number_input(
+        "Max new tokens", 1, int(loaded.context_window), int(DEFAULTS["max_length"]), 1, key="gen_max_new",
+        help="Upper limit on generated tokens; generation also ends at the model's end-of-text token.",
+    )
+    beams = c6.number_input(
+        "Beams", 2, 8, 4, 1, key="gen_beams", disabled=mode != "beam search",
+        help="How many partial sequences beam search keeps at each step (GenerationConfig default 1 = no beam search).",
+    )
+    seed = c7.number_input(
+        "Seed", 0, 2**31 - 1, 0, 1, key="gen_seed",
+        help="Seeds the random number generator: the same seed and settings give the same sample.",
+    )
+    settings = settings_from(mode, temperature, top_k, top_p, penalty, max_new, beams, seed)
+
+    button_cols = st.columns([1, 1, 4])
+    run = button_cols[0].button("Generate", type="primary", key="gen_run", disabled=preview is None,
+                                help="Generate from the prompt with these settings, streaming token by token.")
+    stop = button_cols[1].button("Stop", key="gen_stop", help="Stop the running generation and keep what it produced.")
+
+    live_text = st.empty()
+    live_metrics = st.empty()
+
+    if run:
+        try:
+            stream = stream_generation(loaded, prompt, settings, use_chat_template=use_chat)
+        except GenerationInputError as exc:
+            st.error(str(exc), icon="✏️")
+        else:
+            st.session_state.pop("gen_result", None)
+            st.session_state["gen_run_id"] = st.session_state.get("gen_run_id", 0) + 1
+            try:
+                if stream.streamed:
+                    for event in stream:
+                        live_text.markdown(colored_tokens_html(stream.steps), unsafe_allow_html=True)
+                        with live_metrics.container():
+                            metric_row(st, None, len(stream.steps), stream.steps[0].time_s, event.time_s)
+                else:
+                    with st.spinner(f"Beam search with {settings.num_beams} beams (not streamed)…", show_time=True):
+                        for _ in stream:
+                            pass
+            except GenerationError as exc:
+                st.error(f"{exc}", icon="💥")
+            finally:
+                # Also runs when Stop (or any other control) interrupts this script mid-stream: the tokens produced
+                # so far are kept and shown on the rerun as a "stopped" result.
+                stream.close()
+                st.session_state["gen_result"] = stream.snapshot()
+            live_text.empty()
+            live_metrics.empty()
+    elif stop and st.session_state.get("gen_result") is None:
+        st.caption("Nothing is running.")
+
+    result = st.session_state.get("gen_result")
+    if result is not None:
+        if result.stop_reason == "stopped":
+            st.warning(f"Stopped after {result.new_tokens} tokens (Stop, or a control changed while generating).",
+                       icon="⏹️")
+        show_result(result, key_prefix=f"gen_{st.session_state.get('gen_run_id', 0)}")
+    elif not run:
+        st.caption("Press **Generate** to stream a completion.")
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+with shape_tab:
+    st.write(
+        "One next-token distribution — the model's prediction right after your prompt — redrawn as you move the "
+        "controls. The model runs once; temperature, top-k and top-p are applied by the same transformers "
+        "warpers `generate()` uses."
+    )
+    if preview is None:
+        st.warning(prompt_problem, icon="✏️")
+    else:
+        ids = preview.input_ids.to(loaded.device)
+        cache_key = (loaded.name, loaded.dtype_name, str(loaded.device), tuple(ids[0].tolist()))
+        stored = st.session_state.get("shape_logits")
+        if stored is None or stored[0] != cache_key:
+            with st.spinner("Running the model once on the prompt…"):
+                with torch.no_grad():
+                    logits = loaded.model(ids, attention_mask=torch.ones_like(ids)).logits[0, -1].float().cpu()
+            st.session_state["shape_logits"] = (cache_key, logits)
+        logits = st.session_state["shape_logits"][1]
+        s1, s2, s3, s4 = st.columns(4)
+        shape_temperature = s1.slider(
+            "Temperature", 0.0, 3.0, 1.0, 0.05, key="shape_temperature",
+            help="Divides the logits: low values concentrate probability on the top token, high values spread it out; "
+                 "0 = greedy (one-hot).",
+        )
+        shape_top_k = s2.slider("Top-k", 0, 200, int(DEFAULTS["top_k"]), 1, key="shape_top_k",
+                                help="Keep only the k most likely tokens (0 = keep all).")
+        shape_top_p = s3.slider("Top-p", 0.0, 1.0, 1.0, 0.01, key="shape_top_p",
+                                help="Keep the smallest set of top tokens whose probabilities sum to p (1 = keep all).")
+        shape_n = s4.slider("Tokens shown", 5, 40, 15, 1, key="shape_n",
+                            help="How many of the model's most likely tokens to draw.")
+        shape_settings = DecodingSettings(do_sample=shape_temperature > 0, temperature=shape_temperature or 1.0,
+                                          top_k=shape_top_k, top_p=shape_top_p)
+        shaped = shape_distribution(logits, shape_settings)
+        if shape_temperature == 0:
+            st.info("Temperature 0 means greedy decoding: all probability goes to the single most likely token.", icon="ℹ️")
+        m = st.columns(4)
+        m[0].metric("Candidate tokens", f"{shaped.kept_count:,}", help="Tokens that can still be drawn after top-k/top-p.")
+        m[1].metric("Top token probability", f"{float(shaped.filtered.max()):.1%}",
+                    help="Probability of the most likely token in the distribution sampled from.")
+        m[2].metric("Entropy (model)", f"{shaped.entropy_bits('raw'):.2f} bits",
+                    help="Uncertainty of the model's raw distribution, H = −Σ p log₂ p.")
+        m[3].metric("Entropy (sampled from)", f"{shaped.entropy_bits('filtered'):.2f} bits",
+                    help="Uncertainty left after temperature and filtering; 0 bits = deterministic.")
+        decode = lambda token_id: loaded.tokenizer.decode([token_id])  # noqa: E731
+        rows = shape_table(shaped, decode, n=shape_n)
+        st.plotly_chart(shape_figure(rows, title=f"Next token after: …{display_token(preview.text[-40:])}"),
+                        width="stretch", key="shape_chart")
+        st.caption("Hollow bars: tokens removed by top-k / top-p (probability 0 in the distribution sampled from).")
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+PRESETS = [
+    ("greedy", 1.0, 50, 1.0),
+    ("sampling", 0.7, 50, 1.0),
+    ("sampling", 1.3, 0, 0.9),
+    ("beam search", 1.0, 50, 1.0),
+]
+
+with compare_tab:
+    st.write("The same prompt under two to four settings, side by side, with the same seed.")
+    top_row = st.columns(3)
+    count = top_row[0].slider("Settings to compare", 2, 4, 3, 1, key="cmp_count",
+                              help="How many decoding settings to run side by side.")
+    cmp_max_new = top_row[1].number_input("Max new tokens", 1, 256, 20, 1, key="cmp_max_new",
+                                          help="Upper limit on generated tokens for every setting.")
+    cmp_seed = top_row[2].number_input("Seed", 0, 2**31 - 1, 0, 1, key="cmp_seed",
+                                       help="One seed for all settings, so differences come from the settings alone.")
+    columns = st.columns(count)
+    compared = []
+    for i, column in enumerate(columns):
+        preset = PRESETS[i]
+        with column:
+            st.markdown(f"**Setting {chr(65 + i)}**")
+            cmode = st.selectbox("Decoding", list(DECODING_MODES), index=DECODING_MODES.index(preset[0]),
+                                 key=f"cmp_mode_{i}", help=MODE_HELP)
+            ctemp = st.slider("Temperature", 0.0, 2.0, preset[1], 0.05, key=f"cmp_temperature_{i}",
+                              disabled=cmode != "sampling", help="Below 1 sharpens, above 1 flattens; 0 = greedy.")
+            ctopk = st.number_input("Top-k", 0, 1000, preset[2], 1, key=f"cmp_top_k_{i}", disabled=cmode != "sampling",
+                                    help="Sample among the k most likely tokens (0 = no limit).")
+            ctopp = st.slider("Top-p", 0.0, 1.0, preset[3], 0.01, key=f"cmp_top_p_{i}", disabled=cmode != "sampling",
+                              help="Sample within the smallest top set holding probability p (1 = no limit).")
+            compared.append((chr(65 + i), settings_from(cmode, ctemp, ctopk, ctopp, 1.0, cmp_max_new, 4, cmp_seed)))
+    if st.button("Run comparison", type="primary", key="cmp_run", disabled=preview is None,
+                 help="Generate once per setting (one after another) with the same prompt and seed."):
+        results = {}
+        bar = st.progress(0.0, text="Generating…")
+        try:
+            for done, (label, cmp_settings) in enumerate(compared):
+                bar.progress(done / len(compared), text=f"Setting {label}: {cmp_settings.mode}…")
+                results[label] = run_generation(loaded, prompt, cmp_settings, use_chat_template=use_chat)
+            st.session_state["cmp_results"] = results
+        except (GenerationInputError, GenerationError) as exc:
+            st.error(str(exc), icon="🚫")
+        finally:
+            bar.empty()
+    results = st.session_state.get("cmp_results")
+    if results:
+        out_cols = st.columns(len(results))
+        for column, (label, res) in zip(out_cols, results.items()):
+            with column:
+                s = res.settings
+                detail = {"greedy": "", "sampling": f" · T={s.temperature:g}, top-k={s.top_k}, top-p={s.top_p:g}",
+                          "beam search": f" · {s.num_beams} beams"}[s.mode]
+                st.markdown(f"**{label}: {s.mode}**{detail}")
+                st.markdown(colored_tokens_html(res.steps), unsafe_allow_html=True)
+                mean_p = sum(step.probability for step in res.steps) / max(len(res.steps), 1)
+                st.caption(f"{res.new_tokens} tokens · {res.tokens_per_s:,.1f} tokens/s · mean model p {mean_p:.2f}")
+                for note in res.notes:
+                    st.caption(f"ℹ️ {note}")
+        st.plotly_chart(compare_figure({f"{k}: {v.settings.mode}": v for k, v in results.items()}),
+                        width="stretch", key="cmp_chart")
+        st.download_button(
+            "Download comparison (JSON)", json.dumps({k: v.to_dict() for k, v in results.items()}, indent=2),
+            "comparison.json", "application/json", key="cmp_json", help="All compared runs with settings and steps.",
+        )
