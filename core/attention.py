@@ -544,11 +544,25 @@ class TokenFocus:
     `attended_by` [layers, queries]: how much each query puts on this token."""
 
     index: int
-    token: str
     attends_to: np.ndarray
     attended_by: np.ndarray
     key_tokens: list[str]
     query_tokens: list[str]
+
+    @property
+    def query_token(self) -> str | None:
+        """The token at `index` among the queries (the one whose attention `attends_to` shows)."""
+        return self.query_tokens[self.index] if 0 <= self.index < len(self.query_tokens) else None
+
+    @property
+    def key_token(self) -> str | None:
+        """The token at `index` among the keys (the one `attended_by` is about)."""
+        return self.key_tokens[self.index] if 0 <= self.index < len(self.key_tokens) else None
+
+    @property
+    def token(self) -> str:
+        """The focus token (for self-attention queries and keys are the same sequence)."""
+        return self.query_token if self.query_token is not None else (self.key_token or "")
 
 
 def token_focus(maps: AttentionMaps, index: int, head: int | None = None) -> TokenFocus:
@@ -561,8 +575,7 @@ def token_focus(maps: AttentionMaps, index: int, head: int | None = None) -> Tok
     n_layers, n_q, n_k = per_layer.shape
     attends_to = per_layer[:, index, :] if 0 <= index < n_q else np.zeros((n_layers, n_k))
     attended_by = per_layer[:, :, index] if 0 <= index < n_k else np.zeros((n_layers, n_q))
-    tokens = maps.query_tokens if 0 <= index < n_q else maps.key_tokens
-    return TokenFocus(index, tokens[index], attends_to, attended_by, list(maps.key_tokens), list(maps.query_tokens))
+    return TokenFocus(index, attends_to, attended_by, list(maps.key_tokens), list(maps.query_tokens))
 
 
 # ----------------------------------------------------------------------------------------------------------

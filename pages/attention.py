@@ -153,7 +153,7 @@ result_key = (model_key, custom_name, text, target_text.strip(), int(max_new_tok
 # Summary
 # ----------------------------------------------------------------------------------------------
 
-metrics = st.columns(4)
+metrics = st.columns([1, 1, 1, 1.6])
 metrics[0].metric("Tokens analysed", f"{result.n_tokens:,}",
                   help="Tokens of the input after the tokenizer (special tokens such as [CLS] included).")
 metrics[1].metric("Layers × heads", f"{result.n_layers} × {result.n_heads}",
@@ -374,18 +374,18 @@ elif view == "focus":
     outgoing = A.token_focus(shown, query_pick - shown.offset_queries, focus_head)
     incoming = A.token_focus(shown, key_pick - shown.offset_keys, focus_head)
     who = "all heads" if focus_head is None else f"head {focus_head}"
-    tabs = st.tabs([f"What '{outgoing.token}' attends to", f"What attends to '{incoming.token}'"])
+    tabs = st.tabs([f"What '{outgoing.query_token}' attends to", f"What attends to '{incoming.key_token}'"])
     with tabs[0]:
         focus_key = query_pick if maps.is_self_attention else None
         fig = C.token_focus_figure(outgoing.attends_to, shown.key_tokens, focus_key,
-                                   f"Attention of '{html.escape(outgoing.token)}' (position {query_pick}) in every "
+                                   f"Attention of '{html.escape(outgoing.query_token)}' (position {query_pick}) in every "
                                    f"layer, {who}",
                                    offset=shown.offset_keys)
         st.plotly_chart(fig, key="focus_out_chart")
     with tabs[1]:
         focus_query = key_pick if maps.is_self_attention else None
         fig = C.token_focus_figure(incoming.attended_by, shown.query_tokens, focus_query,
-                                   f"Attention paid to '{html.escape(incoming.token)}' (position {key_pick}) in "
+                                   f"Attention paid to '{html.escape(incoming.key_token)}' (position {key_pick}) in "
                                    f"every layer, {who}",
                                    offset=shown.offset_queries)
         st.plotly_chart(fig, key="focus_in_chart")

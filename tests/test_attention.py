@@ -112,6 +112,16 @@ def test_token_focus_reads_the_row_and_the_column():
     np.testing.assert_allclose(focus.attended_by, [[0.0, 0.75, 0.25], [0.0, 1.0, 0.0]])
 
 
+def test_token_focus_of_cross_attention_names_each_side():
+    w = np.ones((1, 1, 2, 3)) / 3
+    maps = A.AttentionMaps(w, [A.START_LABEL, "der"], ["the", "cat", "sat"], "cross")
+    focus = A.token_focus(maps, 2)  # query 2 does not exist: only the key side
+    assert focus.key_token == "sat" and focus.query_token is None and focus.token == "sat"
+    np.testing.assert_allclose(focus.attended_by, [[1 / 3, 1 / 3]])
+    assert not focus.attends_to.any()
+    assert A.token_focus(maps, 0).query_token == A.START_LABEL and A.token_focus(maps, 0).key_token == "the"
+
+
 def test_window_cuts_both_axes_of_self_attention_and_keeps_positions():
     n = 300
     w = np.random.default_rng(1).random((2, 2, n, n))

@@ -130,6 +130,11 @@ def test_tiny_t5_shows_encoder_decoder_and_cross_attention():
     assert spec["layout"]["yaxis"]["ticktext"][0] == "⟨start⟩"       # queries: the decoder's tokens
     assert spec["layout"]["xaxis"]["ticktext"][0] == "[CLS]"         # keys: the encoder's input
     assert any(t.value == "der lehrer gab ihm ein buch." for t in at.text)  # MiniLM's tokenizer lower-cases
+    at.radio(key="view").set_value("focus").run()
+    assert not at.exception
+    labels = [tab.label for tab in at.tabs]
+    assert labels[1] == "What attends to '[CLS]'"          # an input token, read by the output tokens
+    assert labels[0].startswith("What '") and "[CLS]" not in labels[0]
 
 
 def test_unreachable_hub_model_is_an_error_message_and_inputs_are_kept():
