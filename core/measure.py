@@ -255,6 +255,13 @@ def _tracker(device):
     return _CpuProfilerTracker(device) if _PROFILER_OK else _CpuRssTracker(device)
 
 
+def resolve_device_type(device: str = "auto") -> str:
+    """"cuda" or "cpu" for a device string ("auto" = CUDA when available); ValueError for an unusable device."""
+    from core.hardware import _resolve_device
+
+    return _resolve_device(device).type
+
+
 def measurement_method(device: str = "auto") -> str:
     """How peaks are measured on ``device`` (the ``method`` string the results carry)."""
     from core.hardware import _resolve_device
@@ -675,7 +682,8 @@ def _block(rt: Runtime, spec: LayerSpec, count: int, s: int, b: int, biases: boo
     product = spec.gated or _activation(rt, spec.act)[2].startswith("gelu_new")
     mlp = (3 if product else 2) * rt.p * spec.ffn
     math = any("softmax (fp32, s×s)" in name for name, _ in rows)
-    attn = 2 * 4 * spec.heads * (s_enc or s) if math else 0
+    bias_grad = any("position-bias mask" in name for name, _ in rows)  # efficient kernel: dense bias gradient
+    attn = 2 * 4 * spec.heads * (s_enc or s) if math else (rt.p * spec.heads * s if bias_grad else 0)
     backward = n * (2 * rt.r * spec.hidden + max(mlp, attn)) + 4 * _layer_params(spec, biases)
     return _Block(count, rows, casts, rt.r * spec.hidden * n, backward)
 
@@ -1145,3 +1153,104 @@ def measure_training_step(architecture, recipe, seq_len, batch_size, gradient_ch
         textbook_error_pct=_error_pct(prediction["textbook_peak_bytes"], measured),
         reserved_bytes=reserved, seconds=time.perf_counter() - started)
     return result
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Results: table rows, downloads and figures
+# ---------------------------------------------------------------------------------------------------------------
+def result_row(result: Mapping) -> dict:
+    """One table row (units in the column names) for a measurement result."""
+    gb = lambda key: None if result.get(key) is None else round(result[key] / GB, 3)  # noqa: E731
+    pct = lambda key: None if result.get(key) is None else round(result[key], 1)  # noqa: E731
+    row = {
+        "architecture": result["architecture"],
+        "mode": result["mode"],
+        "setting": result["setting"],
+        "device": result["device"],
+        "predicted peak (GB)": gb("predicted_peak_bytes"),
+        "measured peak (GB)": gb("measured_peak_bytes"),
+        "error (%)": pct("error_pct"),
+        "textbook formula (GB)": gb("textbook_peak_bytes"),
+        "textbook error (%)": pct("textbook_error_pct"),
+        "24 B/param rule (GB)": gb("rule_of_thumb_bytes"),
+        "24 B/param error (%)": pct("rule_of_thumb_error_pct"),
+        "parameters": result.get("n_params"),
+        "method": result["method"],
+        "seconds": round(result.get("seconds", 0.0), 1),
+    }
+    return row
+
+
+def results_table(results: Iterable[Mapping]) -> list[dict]:
+    """Rows for a table / CSV of many results (newest last)."""
+    return [result_row(r) for r in results]
+
+
+def results_csv(results: Iterable[Mapping]) -> str:
+    """The results table as CSV text."""
+    import csv
+    import io
+
+    rows = results_table(results)
+    buffer = io.StringIO()
+    if rows:
+        writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def results_json(results: Iterable[Mapping]) -> str:
+    """All result fields (bytes, components, phases) as JSON text."""
+    import json
+
+    return json.dumps(list(results), indent=2, default=float)
+
+
+def comparison_figure(results: Iterable[Mapping]):
+    """Grouped bars per measured setting: predicted vs measured peak (GB), with the textbook formula and, for
+    training, the 24 B/param rule as markers; the error % labels the predicted bar."""
+    import plotly.graph_objects as go
+
+    results = list(results)
+    labels = [f"{r['architecture']}<br>{r['mode']}: {r['setting']}" for r in results]
+    fig = go.Figure()
+    fig.add_bar(name="measured", x=labels, y=[r["measured_peak_bytes"] / GB for r in results],
+                marker_color="#2563eb", hovertemplate="%{x}<br>measured %{y:.3f} GB<extra></extra>")
+    fig.add_bar(name="predicted (planner)", x=labels, y=[r["predicted_peak_bytes"] / GB for r in results],
+                marker_color="#f59e0b",
+                text=[("" if r.get("error_pct") is None else f"{r['error_pct']:+.1f}%") for r in results],
+                textposition="outside", hovertemplate="%{x}<br>predicted %{y:.3f} GB<extra></extra>")
+    fig.add_scatter(name="textbook formula", x=labels, y=[r["textbook_peak_bytes"] / GB for r in results],
+                    mode="markers", marker=dict(symbol="diamond", size=11, color="#6b7280"),
+                    hovertemplate="%{x}<br>textbook %{y:.3f} GB<extra></extra>")
+    rule = [r.get("rule_of_thumb_bytes") for r in results]
+    if any(v is not None for v in rule):
+        fig.add_scatter(name="24 B/param rule", x=labels, y=[None if v is None else v / GB for v in rule],
+                        mode="markers", marker=dict(symbol="x", size=11, color="#dc2626"),
+                        hovertemplate="%{x}<br>24 B/param %{y:.3f} GB<extra></extra>")
+    fig.update_layout(barmode="group", yaxis_title="peak memory (GB)", legend_title_text="",
+                      margin=dict(t=30, b=10), height=420)
+    return fig
+
+
+def components_figure(result: Mapping):
+    """Stacked bars: the measured and the predicted peak split into their components (GB)."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    names = list(dict.fromkeys(list(result["measured_components"]) + list(result["predicted_components"])))
+    for name in names:
+        fig.add_bar(name=name, x=["measured", "predicted"],
+                    y=[result["measured_components"].get(name, 0.0) / GB,
+                       result["predicted_components"].get(name, 0.0) / GB],
+                    hovertemplate=f"{name}: %{{y:.3f}} GB<extra></extra>")
+    fig.update_layout(barmode="stack", yaxis_title="GB", legend_title_text="component", height=380,
+                      margin=dict(t=30, b=10))
+    return fig
+
+
+def ledger_table(architecture, recipe: str, seq_len: int, batch_size: int, device_type: str = "cuda") -> list[dict]:
+    """What one layer keeps for backward in this setting, per token (bytes), for an explanation table."""
+    pred = predict_training_step(architecture, recipe, seq_len, batch_size, False, device_type)
+    return [{"tensor kept for backward": name, "bytes per token": round(value, 1)} for name, value in pred["ledger"]]

@@ -1,0 +1,238 @@
+"""Fast generation on a GPU: transformers' static KV cache + ``torch.compile``, next to the default ``generate()``
+and to the memory-bandwidth bound on decode speed.
+
+- The fast path is the one transformers documents for ``generate`` (``CompileConfig`` docstring, "Automatic compile
+  configuration, used with static cache"): ``model.generate(..., cache_implementation="static",
+  compile_config=CompileConfig(...))``. The static cache gives the decode step fixed shapes, so ``generate``
+  compiles the forward pass once (mode "reduce-overhead": CUDA graphs) and replays it for every new token.
+  transformers only auto-compiles on CUDA (and a few accelerators), so the fast path needs a CUDA GPU.
+- The bound: at batch 1 every decode step reads all weights and the KV cache written so far from GPU memory, so
+  tokens/s ≤ bandwidth / (weight bytes + KV-cache bytes read per token) (shared/reference/formulas.md, "Decode speed
+  at batch 1 is bounded by memory bandwidth"; the roofline argument of Williams et al. 2009). With batch B each step
+  yields B tokens for one read of the weights.
+
+Plain Python, no Streamlit. Timing lives here as functions; speed numbers are produced by benchmarks, not tests.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from core import hardware
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The bandwidth bound
+# ---------------------------------------------------------------------------------------------------------------
+def decode_bytes_per_step(weight_bytes: float, kv_cache_bytes: float = 0.0) -> float:
+    """Bytes one decode step reads from memory: every weight once plus the KV cache of the tokens so far."""
+    if weight_bytes < 0 or kv_cache_bytes < 0:
+        raise ValueError("Byte counts must be non-negative.")
+    return float(weight_bytes) + float(kv_cache_bytes)
+
+
+def bandwidth_bound_tokens_per_s(weight_bytes: float, bandwidth_bytes_per_s: float, kv_cache_bytes: float = 0.0,
+                                 batch_size: int = 1) -> float:
+    """Upper bound on decode speed: tokens/s ≤ batch × bandwidth / (weight bytes + KV-cache bytes read per step).
+
+    Source: shared/reference/formulas.md (decode at batch 1 is memory-bandwidth bound); roofline model (Williams,
+    Waterman, Patterson 2009): a step that moves M bytes over a link of B bytes/s takes at least M / B seconds.
+    """
+    if bandwidth_bytes_per_s <= 0:
+        raise ValueError("Memory bandwidth must be a positive number of bytes/s.")
+    if batch_size < 1:
+        raise ValueError("Batch size must be at least 1.")
+    per_step = decode_bytes_per_step(weight_bytes, kv_cache_bytes)
+    if per_step == 0:
+        raise ValueError("A decode step that reads no bytes has no bandwidth bound.")
+    return batch_size * bandwidth_bytes_per_s / per_step
+
+
+def kv_bytes_per_token(config, bytes_per_value: float) -> float:
+    """KV-cache bytes one token adds (2 · layers · kv_heads · head_dim · bytes), from a transformers config."""
+    layers = getattr(config, "num_hidden_layers", None) or getattr(config, "n_layer", None) or 0
+    heads = getattr(config, "num_attention_heads", None) or getattr(config, "n_head", None) or 1
+    kv_heads = getattr(config, "num_key_value_heads", None) or heads
+    hidden = getattr(config, "hidden_size", None) or getattr(config, "n_embd", None) or 0
+    head_dim = getattr(config, "head_dim", None) or (hidden // heads if heads else 0)
+    return 2.0 * layers * kv_heads * head_dim * bytes_per_value
+
+
+def generation_bound_tokens_per_s(weight_bytes: float, bandwidth_bytes_per_s: float, prompt_tokens: int,
+                                  new_tokens: int, kv_per_token: float, batch_size: int = 1) -> float:
+    """Bound for a whole generation: new tokens ÷ Σ over steps of (weights + KV of the tokens so far) / bandwidth.
+
+    Step i reads the weights and the KV cache of prompt_tokens + i tokens (per sequence, × batch)."""
+    if new_tokens < 1:
+        raise ValueError("Generate at least one new token.")
+    seconds = sum(decode_bytes_per_step(weight_bytes, kv_per_token * (prompt_tokens + i) * batch_size)
+                  for i in range(new_tokens)) / bandwidth_bytes_per_s
+    return batch_size * new_tokens / seconds
+
+
+def model_weight_bytes(model) -> int:
+    """Bytes of a model's parameters and buffers (tied weights counted once)."""
+    seen, total = set(), 0
+    for t in list(model.parameters()) + list(model.buffers()):
+        key = t.untyped_storage().data_ptr()
+        if key in seen:
+            continue
+        seen.add(key)
+        total += t.untyped_storage().nbytes()
+    return total
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Running the two paths
+# ---------------------------------------------------------------------------------------------------------------
+def fast_generation_support(device=None) -> tuple[bool, str]:
+    """(available, reason): the static-cache + compile path needs a CUDA GPU and a working ``torch.compile``."""
+    import torch
+
+    if device is not None and getattr(device, "type", str(device)) != "cuda":
+        return False, "Fast generation (static cache + torch.compile) runs on a CUDA GPU; this model is on the CPU."
+    if not torch.cuda.is_available():
+        return False, "Fast generation (static cache + torch.compile) needs a CUDA GPU; none is available here."
+    try:
+        import triton  # noqa: F401 - inductor's GPU code generator
+    except ImportError:
+        return False, "torch.compile needs Triton for GPU kernels and it is not installed."
+    return True, "CUDA GPU with torch.compile available."
+
+
+@dataclass
+class GenerationRun:
+    """One timed ``generate`` call."""
+    path: str  # "default" | "static cache + torch.compile"
+    new_tokens: int
+    seconds: float
+    token_ids: list = field(default_factory=list)
+    text: str = ""
+    warmup_seconds: float = 0.0  # first (compiling) call, for the fast path
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.new_tokens / self.seconds if self.seconds > 0 else 0.0
+
+
+def _sync(device) -> None:
+    import torch
+
+    if getattr(device, "type", "cpu") == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _inputs(loaded, prompt: str, batch_size: int = 1):
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise ValueError("Enter a prompt to generate from.")
+    enc = loaded.tokenizer([prompt] * batch_size, return_tensors="pt")
+    return {k: v.to(loaded.device) for k, v in enc.items()}
+
+
+def _generate_kwargs(loaded, max_new_tokens: int) -> dict:
+    if not isinstance(max_new_tokens, int) or isinstance(max_new_tokens, bool) or not 1 <= max_new_tokens <= 4096:
+        raise ValueError("max_new_tokens must be a whole number from 1 to 4096.")
+    pad = loaded.tokenizer.pad_token_id
+    if pad is None:
+        pad = loaded.tokenizer.eos_token_id
+    # Greedy, exactly max_new_tokens tokens (no early stop), so both paths do the same work.
+    return {"do_sample": False, "max_new_tokens": max_new_tokens, "min_new_tokens": max_new_tokens,
+            "pad_token_id": pad}
+
+
+def _timed_generate(loaded, inputs, kwargs, path: str) -> GenerationRun:
+    import torch
+
+    _sync(loaded.device)
+    started = time.perf_counter()
+    with torch.inference_mode():
+        out = loaded.model.generate(**inputs, **kwargs)
+    _sync(loaded.device)
+    seconds = time.perf_counter() - started
+    new = out[0, inputs["input_ids"].shape[1]:].tolist()
+    return GenerationRun(path, len(new), seconds, new, loaded.tokenizer.decode(new, skip_special_tokens=True))
+
+
+def generate_default(loaded, prompt: str, max_new_tokens: int) -> GenerationRun:
+    """``generate`` with the default dynamic KV cache (eager forward)."""
+    inputs = _inputs(loaded, prompt)
+    kwargs = _generate_kwargs(loaded, max_new_tokens)
+    kwargs["disable_compile"] = True
+    return _timed_generate(loaded, inputs, kwargs, "default")
+
+
+def generate_fast(loaded, prompt: str, max_new_tokens: int, warmup: bool = True) -> GenerationRun:
+    """``generate`` with ``cache_implementation="static"`` and a ``CompileConfig`` (transformers' documented path).
+
+    The first call compiles (tens of seconds); with ``warmup`` it runs once untimed and its time is reported as
+    ``warmup_seconds``. Raises RuntimeError with a user-facing message when no CUDA GPU / compiler is available.
+    """
+    from transformers import CompileConfig
+
+    ok, reason = fast_generation_support(loaded.device)
+    if not ok:
+        raise RuntimeError(reason)
+    if loaded.kind != "decoder":
+        raise RuntimeError("Fast generation applies to decoder models (text generation).")
+    inputs = _inputs(loaded, prompt)
+    kwargs = _generate_kwargs(loaded, max_new_tokens)
+    kwargs.update(cache_implementation="static", compile_config=CompileConfig(fullgraph=True, mode="reduce-overhead"))
+    warm = 0.0
+    if warmup:
+        first = _timed_generate(loaded, inputs, kwargs, "static cache + torch.compile")
+        warm = first.seconds
+    run = _timed_generate(loaded, inputs, kwargs, "static cache + torch.compile")
+    run.warmup_seconds = warm
+    return run
+
+
+def weight_bytes_and_bandwidth(loaded, gpu_name: str | None = None) -> tuple[int, object | None]:
+    """The model's weight bytes and the catalog GPU whose bandwidth bounds it (the detected GPU unless named)."""
+    gpu = None
+    if gpu_name:
+        gpu = hardware.get_gpu(gpu_name)
+    elif getattr(loaded.device, "type", "cpu") == "cuda":
+        info = hardware.detect_hardware(str(loaded.device))
+        gpu = hardware.get_gpu(info["catalog_gpu_name"]) if info["catalog_gpu_name"] else None
+    return model_weight_bytes(loaded.model), gpu
+
+
+def compare_generation(loaded, prompt: str, max_new_tokens: int, gpu_name: str | None = None) -> dict:
+    """Default vs fast path on the same greedy prompt, and both next to the bandwidth bound.
+
+    Returns tokens/s of each path, the speed-up, whether the greedy tokens agree (and for how many leading
+    tokens), the bound (weights + growing KV cache read per token, catalog bandwidth of the GPU), the fraction of
+    the bound each path reaches, the compile warm-up time and the texts.
+    """
+    default = generate_default(loaded, prompt, max_new_tokens)
+    fast = generate_fast(loaded, prompt, max_new_tokens)
+    same_prefix = 0
+    for a, b in zip(default.token_ids, fast.token_ids):
+        if a != b:
+            break
+        same_prefix += 1
+    weight_bytes, gpu = weight_bytes_and_bandwidth(loaded, gpu_name)
+    prompt_tokens = len(loaded.tokenizer(prompt)["input_ids"])
+    bytes_per_value = loaded.model.dtype.itemsize if hasattr(loaded.model.dtype, "itemsize") else 2
+    bound = None
+    if gpu is not None and gpu.bandwidth_gbs > 0:
+        bound = generation_bound_tokens_per_s(weight_bytes, gpu.bandwidth_bytes_per_s, prompt_tokens,
+                                              max_new_tokens, kv_bytes_per_token(loaded.model.config,
+                                                                                 bytes_per_value))
+    return {
+        "default_tokens_per_s": default.tokens_per_s,
+        "fast_tokens_per_s": fast.tokens_per_s,
+        "speedup": fast.tokens_per_s / default.tokens_per_s if default.tokens_per_s else None,
+        "same_output": default.token_ids == fast.token_ids,
+        "same_leading_tokens": same_prefix,
+        "new_tokens": max_new_tokens,
+        "bound_tokens_per_s": bound,
+        "gpu": gpu.name if gpu else None,
+        "bandwidth_gbs": gpu.bandwidth_gbs if gpu else None,
+        "weight_bytes": weight_bytes,
+        "default_fraction_of_bound": default.tokens_per_s / bound if bound else None,
+        "fast_fraction_of_bound": fast.tokens_per_s / bound if bound else None,
+        "compile_warmup_seconds": fast.warmup_seconds,
+        "default_text": default.text,
+        "fast_text": fast.text,
+    }

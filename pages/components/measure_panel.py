@@ -1,0 +1,196 @@
+""""Measure on this machine": build the chosen architecture with random weights, measure its peak memory and show
+it next to the planner's prediction, with a results table, a chart and downloads.
+
+One call: ``render_measure_panel(architecture, seq_len, batch_size, dtype, recipe)`` — the planner page passes its
+current choices; the panel keeps its results in ``st.session_state[f"{key}_results"]``.
+"""
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+import torch
+
+from core import measure
+from core.architectures import ArchitectureError, get_config
+from core.hardware import GB, free_device_memory_bytes
+
+MODES = ("Inference (prefill)", "Training step")
+RECIPE_LABELS = {"mixed_precision": "mixed precision (autocast 16-bit, fp32 master weights)",
+                 "fp32": "fp32 (weights, gradients, AdamW states)"}
+DEFAULT_MAX_CPU_SECONDS = 300.0
+
+
+def _device_options() -> list[str]:
+    return ["auto", "cuda", "cpu"] if torch.cuda.is_available() else ["auto", "cpu"]
+
+
+def _normalize_dtype(dtype) -> str:
+    try:
+        return measure._inference_dtype(dtype)
+    except ValueError:
+        return "bf16"
+
+
+def _normalize_recipe(recipe) -> str:
+    try:
+        return measure._recipe(recipe)
+    except ValueError:
+        return "mixed_precision"
+
+
+def _run(mode: str, architecture, dtype: str, recipe: str, seq_len: int, batch_size: int, checkpointing: bool,
+         device: str, max_cpu_seconds: float) -> dict:
+    if mode == MODES[0]:
+        return measure.measure_inference(architecture, dtype, seq_len, batch_size, device=device,
+                                         max_seconds=max_cpu_seconds)
+    return measure.measure_training_step(architecture, recipe, seq_len, batch_size, checkpointing, device=device,
+                                         max_seconds=max_cpu_seconds)
+
+
+def _show_results(results: list[dict], key: str) -> None:
+    st.markdown("**Results: predicted vs measured**")
+    table = pd.DataFrame(measure.results_table(results))
+    st.dataframe(table, hide_index=True, key=f"{key}_table", column_config={
+        "error (%)": st.column_config.NumberColumn(format="%+.1f %%", help="(predicted − measured) / measured"),
+        "textbook error (%)": st.column_config.NumberColumn(format="%+.1f %%"),
+        "24 B/param error (%)": st.column_config.NumberColumn(format="%+.1f %%"),
+    })
+    st.plotly_chart(measure.comparison_figure(results), key=f"{key}_chart")
+    latest = results[-1]
+    with st.expander(f"Components of the latest measurement — {latest['architecture']}, {latest['setting']}",
+                     expanded=True):
+        names = list(dict.fromkeys(list(latest["measured_components"]) + list(latest["predicted_components"])))
+        st.dataframe(pd.DataFrame({
+            "component": names,
+            "measured (GB)": [round(latest["measured_components"].get(n, 0.0) / GB, 4) for n in names],
+            "predicted (GB)": [round(latest["predicted_components"].get(n, 0.0) / GB, 4) for n in names],
+        }), hide_index=True, key=f"{key}_components")
+        st.plotly_chart(measure.components_figure(latest), key=f"{key}_components_chart")
+        phase = latest.get("measured_peak_phase")
+        st.caption(("Measured peak during the " + phase + "; " if phase else "") +
+                   f"predicted peak at: {latest['predicted_phase']}. Method: {latest['method']}.")
+    c1, c2, c3 = st.columns(3)
+    c1.download_button("Download CSV", measure.results_csv(results), file_name="llm_lab_measurements.csv",
+                       mime="text/csv", key=f"{key}_csv", on_click="ignore",
+                       help="The results table (GB and %) as CSV.")
+    c2.download_button("Download JSON", measure.results_json(results), file_name="llm_lab_measurements.json",
+                       mime="application/json", key=f"{key}_json", on_click="ignore",
+                       help="Every field of every measurement (bytes, components, phases, method) as JSON.")
+    if c3.button("Clear results", key=f"{key}_clear", help="Forget the measurements of this session."):
+        st.session_state[f"{key}_results"] = []
+        st.rerun()
+
+
+def render_measure_panel(architecture, seq_len, batch_size, dtype="bf16", recipe="mixed_precision", *,
+                         key: str = "measure", max_cpu_seconds: float = DEFAULT_MAX_CPU_SECONDS) -> list[dict]:
+    """Render "Measure on this machine" for ``architecture`` (catalog id or config dict) at ``seq_len`` tokens ×
+    ``batch_size`` sequences; ``dtype`` (fp32/fp16/bf16) and ``recipe`` (fp32/mixed_precision) preselect the
+    panel's controls. Returns the session's results (dicts from core.measure)."""
+    results: list[dict] = st.session_state.setdefault(f"{key}_results", [])
+    st.subheader("Measure on this machine")
+    st.caption("Builds the architecture with **random weights** (memory and speed do not depend on the weight "
+               "values, so no download is needed), runs it here and shows the measured peak next to the planner's "
+               f"prediction. Method on this device: {measure.measurement_method('auto')}.")
+    try:
+        cfg = get_config(architecture)
+    except (ArchitectureError, ValueError, KeyError) as exc:
+        st.error(f"Cannot measure this architecture: {exc}")
+        return results
+
+    c1, c2, c3 = st.columns(3)
+    mode = c1.segmented_control("What to measure", MODES, default=MODES[0], required=True, key=f"{key}_mode",
+                                help="Inference: one prefill of the batch into a KV cache (as generate() starts). "
+                                     "Training step: forward, backward and AdamW step, after a warm-up step that "
+                                     "creates the optimizer states.") or MODES[0]
+    device = c1.selectbox("Device", _device_options(), key=f"{key}_device",
+                          help="auto = the CUDA GPU when there is one, else the CPU.")
+    dtypes = list(measure.INFERENCE_DTYPES)
+    dtype_sel = c2.selectbox("Inference dtype", dtypes, index=dtypes.index(_normalize_dtype(dtype)),
+                             key=f"{key}_dtype", disabled=mode != MODES[0],
+                             help="Weights, activations and KV cache in this precision (bytes per value: 4 / 2 / 2).")
+    recipes = list(RECIPE_LABELS)
+    recipe_sel = c2.selectbox("Training recipe", recipes, index=recipes.index(_normalize_recipe(recipe)),
+                              format_func=RECIPE_LABELS.get, key=f"{key}_recipe", disabled=mode != MODES[1],
+                              help="fp32: everything in fp32. Mixed precision: torch.autocast runs matmuls in bf16 "
+                                   "(fp16 + GradScaler on GPUs without bf16) over fp32 weights, gradients and "
+                                   "AdamW states.")
+    checkpointing = c3.toggle("Gradient checkpointing", key=f"{key}_gc", disabled=mode != MODES[1],
+                              help="Keep only each layer's input and recompute the layer in backward "
+                                   "(transformers' activation checkpointing, non-reentrant).")
+    both = c3.toggle("Measure with and without checkpointing", key=f"{key}_both", disabled=mode != MODES[1],
+                     help="Runs the training step twice so the two peaks sit side by side in the table.")
+
+    try:
+        resolved = measure.resolve_device_type(device)
+        if mode == MODES[0]:
+            prediction = measure.predict_inference(cfg, dtype_sel, seq_len, batch_size, device_type=resolved)
+        else:
+            prediction = measure.predict_training_step(cfg, recipe_sel, seq_len, batch_size, checkpointing,
+                                                       device_type=resolved)
+        free = free_device_memory_bytes(device)
+    except (ValueError, ArchitectureError) as exc:
+        st.error(f"Cannot measure this setting: {exc}")
+        return results
+
+    m1, m2, m3 = st.columns(3)
+    m1.metric("Predicted peak", f"{prediction['predicted_peak_bytes'] / GB:.3f} GB",
+              help="The planner's prediction for exactly this setting on this device type: weights, KV cache / "
+                   "model states and the activations the model keeps (see the ledger below).")
+    m2.metric("Free memory here", f"{free / GB:.2f} GB",
+              help="Free GPU memory (cudaMemGetInfo) or available RAM; a measurement needs the predicted peak "
+                   f"plus {int((measure.GUARD_MARGIN - 1) * 100)} %.")
+    m3.metric("Parameters", f"{prediction['n_params'] / 1e6:,.1f} M", help="Exact, tied weights counted once.")
+    fits = prediction["predicted_peak_bytes"] * measure.GUARD_MARGIN <= free
+    if not fits:
+        st.warning(f"Predicted {prediction['predicted_peak_bytes'] / GB:.2f} GB does not fit in the "
+                   f"{free / GB:.2f} GB free here: the measurement would be refused.")
+    if mode == MODES[1]:
+        with st.expander("What one layer keeps for backward (the ledger behind the prediction)"):
+            st.caption("Bytes per token of every tensor one layer keeps, from the Hugging Face model code and "
+                       "PyTorch's autocast / SDPA / dropout rules on this device type.")
+            if prediction.get("ledger"):
+                st.dataframe(pd.DataFrame([{"tensor kept for backward": n, "bytes per token": round(v, 1)}
+                                           for n, v in prediction["ledger"]]), hide_index=True,
+                             key=f"{key}_ledger")
+            else:
+                st.info("No ledger for this model family: the prediction uses Korthikanti et al.'s formula.")
+
+    if st.button("Measure", key=f"{key}_run", type="primary", disabled=not fits,
+                 help="Build the model with random weights and measure its peak memory on this machine."):
+        runs = [checkpointing] if mode == MODES[0] or not both else [False, True]
+        with st.status("Measuring…", expanded=True) as status:
+            for gc_on in runs:
+                status.write(f"Building {measure.architecture_label(cfg)} with random weights and running "
+                             f"{'a training step' if mode == MODES[1] else 'a prefill'}"
+                             f"{' with checkpointing' if gc_on and mode == MODES[1] else ''}…")
+                try:
+                    result = _run(mode, cfg, dtype_sel, recipe_sel, seq_len, batch_size, gc_on, device,
+                                  max_cpu_seconds)
+                except measure.MeasurementRefused as exc:
+                    status.update(label="Not measured", state="error")
+                    st.warning(str(exc))
+                    break
+                except torch.OutOfMemoryError:
+                    status.update(label="Out of memory", state="error")
+                    st.error("The device ran out of memory during the measurement (other programs may be using "
+                             "it). Choose a smaller setting.")
+                    break
+                except (ValueError, ArchitectureError) as exc:
+                    status.update(label="Not measured", state="error")
+                    st.error(str(exc))
+                    break
+                except Exception as exc:  # noqa: BLE001 - show, never crash the page
+                    status.update(label="Measurement failed", state="error")
+                    st.error(f"The measurement failed: {type(exc).__name__}: {exc}")
+                    break
+                results.append(result)
+                status.write(f"Measured {result['measured_peak_bytes'] / GB:.3f} GB "
+                             f"(predicted {result['predicted_peak_bytes'] / GB:.3f} GB, "
+                             f"error {result['error_pct']:+.1f} %) in {result['seconds']:.1f} s.")
+            else:
+                status.update(label="Measured", state="complete")
+    if results:
+        _show_results(results, key)
+    else:
+        st.info("No measurement yet: press **Measure** to run this setting here.")
+    return results
