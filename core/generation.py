@@ -335,8 +335,9 @@ class _StageRecorder(LogitsProcessor):
 class _Recording(BaseStreamer):
     """Collects the stage scores of each step and pairs them with the token generate() chose (via put())."""
 
-    def __init__(self, out: "queue.Queue", started: float, stop_flag: threading.Event):
+    def __init__(self, out: "queue.Queue", started: float, stop_flag: threading.Event, measure):
         self.out = out
+        self.measure = measure
         self.started = started
         self.stop_flag = stop_flag
         self.pending: dict[str, torch.Tensor] = {}
@@ -354,8 +355,10 @@ class _Recording(BaseStreamer):
         if not self.prompt_seen:  # generate() first hands over the prompt
             self.prompt_seen = True
             return
-        stages = self.steps.popleft() if self.steps else {}
-        self.out.put(("token", int(value.reshape(-1)[0]), stages, time.perf_counter() - self.started))
+        elapsed = time.perf_counter() - self.started
+        token_id = int(value.reshape(-1)[0])
+        stages = self.steps.popleft()
+        self.out.put(("token", token_id, self.measure(token_id, stages), elapsed))
 
     def end(self) -> None:
         pass
@@ -499,14 +502,14 @@ class GenerationStream:
     def _stream(self) -> Iterator[StepEvent]:
         out: queue.Queue = queue.Queue()
         self._started = time.perf_counter()
-        self._recording = _Recording(out, self._started, self._stop)
+        self._recording = _Recording(out, self._started, self._stop, self._measure)
         self._thread = threading.Thread(target=self._run_generate, args=(out, torch.get_num_threads()), daemon=True, name="llm-lab-generate")
         self._thread.start()
         total = 0.0
         while True:
             kind, payload, stages, elapsed = out.get()
             if kind == "token":
-                event = self._event(len(self.steps), payload, stages, elapsed)
+                event = self._event(len(self.steps), payload, stages, elapsed)  # stages: the measured numbers
                 self.steps.append(event)
                 yield event
             elif kind == "done":
@@ -516,7 +519,9 @@ class GenerationStream:
                 raise GenerationError(f"Generation failed: {payload}") from payload
         self._finish(total, streamed=True)
 
-    def _event(self, index: int, token_id: int, stages: dict[str, torch.Tensor], elapsed: float) -> StepEvent:
+    def _measure(self, token_id: int, stages: dict[str, torch.Tensor]) -> dict[str, Any]:
+        """The numbers of one step, as plain Python values. Runs in the generation thread, so every torch op of a
+        run stays on one thread (a second thread's OpenMP team would compete with generate() for the cores)."""
         raw_logits = stages["raw"].float()
         raw = torch.softmax(raw_logits, dim=-1)
         adjusted = torch.softmax(stages["temperature"].float(), dim=-1)
@@ -524,37 +529,44 @@ class GenerationStream:
             final_scores = stages["filtered"].float()
             sampled = torch.softmax(final_scores, dim=-1)
             kept = int(torch.isfinite(final_scores).sum())
-            sampled_alternatives = top_tokens(sampled, min(self.top_n, kept))
+            sampled_top = top_tokens(sampled, min(self.top_n, kept))
         else:
-            sampled = None
-            kept = 1
-            sampled_alternatives = [(token_id, 1.0)]
-        p_raw = float(raw[token_id])
-        alternatives = {
-            "raw": self._alternatives(top_tokens(raw, self.top_n)),
-            "temperature": self._alternatives(top_tokens(adjusted, self.top_n)),
-            "filtered": self._alternatives(sampled_alternatives),
-        }
-        shown = sorted({token_id, *(a.token_id for stage in alternatives.values() for a in stage)})
+            sampled, kept, sampled_top = None, 1, [(token_id, 1.0)]
+        tops = {"raw": top_tokens(raw, self.top_n), "temperature": top_tokens(adjusted, self.top_n),
+                "filtered": sampled_top}
+        shown = sorted({token_id, *(i for pairs in tops.values() for i, _ in pairs)})
         shown_ids = torch.tensor(shown)
         sampled_shown = sampled[shown_ids].tolist() if sampled is not None else [float(i == token_id) for i in shown]
-        stage_probabilities = {
-            i: (r, a, f) for i, r, a, f in zip(shown, raw[shown_ids].tolist(), adjusted[shown_ids].tolist(), sampled_shown)
+        return {
+            "tops": tops,
+            "stage_probabilities": {
+                i: (r, a, f)
+                for i, r, a, f in zip(shown, raw[shown_ids].tolist(), adjusted[shown_ids].tolist(), sampled_shown)
+            },
+            "probability": float(raw[token_id]),
+            "adjusted_probability": float(adjusted[token_id]),
+            "sampled_probability": float(sampled[token_id]) if sampled is not None else 1.0,
+            "raw_rank": int((raw > raw[token_id]).sum()) + 1,
+            "kept_tokens": kept,
+            "logits": raw_logits.cpu() if self.keep_logits else None,
         }
+
+    def _event(self, index: int, token_id: int, measured: dict[str, Any], elapsed: float) -> StepEvent:
+        """Add the token strings (tokenizer work only, no torch) to a measured step."""
         return StepEvent(
-            stage_probabilities=stage_probabilities,
             index=index,
             token_id=token_id,
             token=self._decoder.token(token_id),
             text=self._decoder.append(token_id),
-            probability=p_raw,
-            adjusted_probability=float(adjusted[token_id]),
-            sampled_probability=float(sampled[token_id]) if sampled is not None else 1.0,
-            raw_rank=int((raw > raw[token_id]).sum()) + 1,
-            kept_tokens=kept,
-            alternatives=alternatives,
+            probability=measured["probability"],
+            adjusted_probability=measured["adjusted_probability"],
+            sampled_probability=measured["sampled_probability"],
+            raw_rank=measured["raw_rank"],
+            kept_tokens=measured["kept_tokens"],
+            alternatives={stage: self._alternatives(pairs) for stage, pairs in measured["tops"].items()},
             time_s=elapsed,
-            logits=raw_logits.cpu() if self.keep_logits else None,
+            logits=measured["logits"],
+            stage_probabilities=measured["stage_probabilities"],
         )
 
     def _alternatives(self, pairs: list[tuple[int, float]]) -> list[Alternative]:

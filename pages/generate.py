@@ -165,7 +165,7 @@ def metric_row(container, result: GenerationResult | None, steps: int, ttft: flo
     cols[1].metric("Speed", f"{rate:,.1f} tokens/s" if rate else "—",
                    help="Tokens generated per second after the first one (decode speed).")
     cols[2].metric("Generated", f"{steps} tokens", help="New tokens so far (the prompt is not counted).")
-    reason = {"eos": "end of text", "max_new_tokens": "max new tokens", "stopped": "stopped"}
+    reason = {"eos": "end of text", "max_new_tokens": "token limit", "stopped": "Stop"}
     cols[3].metric("Finished by", reason.get(result.stop_reason, "—") if result else "running…",
                    help="Why generation ended: the model's end-of-text token, the max-new-tokens limit, or Stop.")
 
@@ -189,17 +189,32 @@ def show_result(result: GenerationResult, key_prefix: str = "gen") -> None:
     step = result.steps[step_index]
     chart_col, table_col = st.columns([3, 2])
     chart_col.plotly_chart(step_distribution_figure(step), width="stretch", key=f"{key_prefix}_step_chart")
-    rows = []
-    for stage, alternatives in step.alternatives.items():
-        for rank, alt in enumerate(alternatives[:10], start=1):
-            rows.append({"stage": STAGE_LABELS[stage], "rank": rank, "token": display_token(alt.token),
-                         "probability": alt.probability, "chosen": alt.token_id == step.token_id})
-    table_col.caption(
-        f"Step {step.index}: {step.kept_tokens:,} candidate token(s) after filtering; the chosen token was the "
-        f"model's #{step.raw_rank} choice."
+    names = {a.token_id: a.token for stage in step.alternatives.values() for a in stage}
+    rows = [
+        {"token": ("▶ " if token_id == step.token_id else "") + display_token(names.get(token_id, step.token)),
+         "id": token_id, "model p": probs[0], "adjusted p": probs[1], "sampled-from p": probs[2]}
+        for token_id, probs in sorted(step.stage_probabilities.items(), key=lambda item: -item[1][0])
+    ]
+    if result.settings.mode == "greedy":
+        table_col.caption(
+            f"Step {step.index}: greedy decoding always takes the most likely token (here the model's "
+            f"#{step.raw_rank} choice), so it was chosen with probability 1."
+        )
+    else:
+        table_col.caption(
+            f"Step {step.index}: {step.kept_tokens:,} candidate token(s) survived top-k / top-p; the chosen token was "
+            f"the model's #{step.raw_rank} choice."
+        )
+    bar = lambda label, text: st.column_config.ProgressColumn(label, format="%.3f", min_value=0.0, max_value=1.0,  # noqa: E731
+                                                              help=text)
+    table_col.dataframe(
+        pd.DataFrame(rows), hide_index=True, height=380,
+        column_config={
+            "model p": bar("model p", STAGE_LABELS["raw"]),
+            "adjusted p": bar("adjusted p", STAGE_LABELS["temperature"]),
+            "sampled-from p": bar("sampled-from p", STAGE_LABELS["filtered"]),
+        },
     )
-    table_col.dataframe(pd.DataFrame(rows), hide_index=True, height=380,
-                        column_config={"probability": st.column_config.ProgressColumn(format="%.4f", min_value=0.0, max_value=1.0)})
     st.plotly_chart(probability_timeline_figure(result.steps), width="stretch", key=f"{key_prefix}_timeline")
     table = pd.DataFrame([s.to_row() for s in result.steps])
     dl = st.columns(2)

@@ -165,3 +165,30 @@ def test_encoder_models_cannot_generate():
     encoder = load_model("minilm")
     with pytest.raises(GenerationInputError, match="encoder-only"):
         stream_generation(encoder, PROMPT)
+
+
+def test_charts_and_html_show_the_recorded_numbers(lm):
+    from core.generation_charts import colored_tokens_html, compare_figure, probability_timeline_figure, \
+        step_distribution_figure
+
+    settings = DecodingSettings(do_sample=True, temperature=0.8, top_k=5, max_new_tokens=4, seed=1)
+    result = run_generation(lm, "<b>bold</b> prompt:", settings)
+    step = result.steps[0]
+    figure = step_distribution_figure(step)
+    filtered = next(trace for trace in figure.data if "sampled from" in trace.name)
+    assert sum(filtered.x) == pytest.approx(1.0, rel=1e-5)  # all 5 kept tokens are drawn
+    assert len(figure.data) == 3 and any(label.startswith("▶") for label in filtered.y)
+    html = colored_tokens_html(result.steps, selected=1, prompt_text="<b>bold</b>")
+    assert "<b>" not in html and "&lt;b&gt;" in html
+    assert html.count('title="step ') == 4 and "outline" in html
+    assert list(probability_timeline_figure(result.steps).data[0].y) == [s.probability for s in result.steps]
+    assert len(compare_figure({"A": result, "B": result}).data) == 2
+
+
+def test_snapshot_of_an_interrupted_stream(lm):
+    stream = stream_generation(lm, STORY, DecodingSettings(max_new_tokens=30))
+    iterator = iter(stream)
+    first = next(iterator)
+    partial = stream.snapshot()  # as after the page's Stop button
+    assert partial.stop_reason == "stopped"
+    assert partial.steps[0] is first and 1 <= partial.new_tokens < 30

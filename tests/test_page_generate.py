@@ -40,7 +40,7 @@ def test_generate_streams_a_completion_and_inspects_steps():
     assert not at.exception, at.exception
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Generated"] == "4 tokens"
-    assert metrics["Finished by"] == "max new tokens"
+    assert metrics["Finished by"] == "token limit"
     assert metrics["Time to first token"].endswith("ms")
     html = "".join(md.value for md in at.markdown)
     assert "Par" in html and "background:hsl(" in html

@@ -1,0 +1,50 @@
+"""The Generate page in a real headless browser: a generation streams token by token."""
+import time
+
+import pytest
+
+from tests.browser import exceptions_on_page, open_app_page, save_screenshot, wait_until_idle
+
+pytestmark = pytest.mark.browser
+
+TOKENS = 10
+STEP_SPANS = '[data-testid="stMain"] span[title^="step "]'
+
+
+def open_generate_page(page, app_url):
+    open_app_page(page, app_url, "/generate", timeout=300)  # first use may convert the bundled model (~1 min)
+    if page.get_by_text("Page not found").count():
+        open_app_page(page, app_url, "/generate", timeout=300)
+    assert page.get_by_text("Page not found").count() == 0
+
+
+def test_generation_streams_token_by_token(app_url, page):
+    open_generate_page(page, app_url)
+    main = page.locator('[data-testid="stMain"]')
+    assert "Generate" in main.locator("h1").first.inner_text()
+    assert "SmolLM2-135M-Instruct" in main.inner_text()
+
+    max_new = page.get_by_label("Max new tokens", exact=True).first
+    max_new.fill(str(TOKENS))
+    max_new.press("Enter")
+    wait_until_idle(page)
+
+    page.get_by_role("button", name="Generate", exact=True).click()
+    seen_counts = set()
+    deadline = time.time() + 240
+    while time.time() < deadline:
+        count = page.locator(STEP_SPANS).count()
+        seen_counts.add(count)
+        if count >= TOKENS and page.locator('[data-testid="stStatusWidget"]').count() == 0:
+            break
+        time.sleep(0.05)
+    wait_until_idle(page, timeout=240)
+    # streaming: the text grew through intermediate lengths instead of appearing all at once
+    assert any(0 < c < TOKENS for c in seen_counts), seen_counts
+    text = main.inner_text()
+    assert f"{TOKENS} tokens" in text
+    assert "Time to first token" in text and "tokens/s" in text
+    assert page.locator(STEP_SPANS).count() == TOKENS
+    assert exceptions_on_page(page) == []
+    page.wait_for_selector('[data-testid="stPlotlyChart"]', timeout=60_000)
+    save_screenshot(page, "generate")
