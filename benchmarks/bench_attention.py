@@ -20,6 +20,11 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# Idle OpenMP threads sleep instead of spinning. On a shared 2-core machine the default (spinning) made one
+# 256-token forward pass take ~15 s instead of ~2 s at load average 7 (measured, 2 threads): each parallel region
+# waits for a descheduled spinning thread. Must be set before torch loads its OpenMP runtime; override with
+# OMP_WAIT_POLICY=ACTIVE to compare.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
@@ -83,6 +88,7 @@ def main() -> int:
         "model": loaded.name,
         "device": str(loaded.device),
         "torch_threads": torch.get_num_threads(),
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
         "cpu_count": os.cpu_count(),
         "load_average_1min": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
         "tokens": result.n_tokens,
@@ -97,7 +103,8 @@ def main() -> int:
     report["meets_target"] = report["total_s"]["median"] < TARGET_SECONDS
 
     print(f"{report['model']} on {report['device']} ({report['torch_threads']} torch threads, "
-          f"{report['cpu_count']} CPUs, load average {report['load_average_1min']:.1f})")
+          f"OMP_WAIT_POLICY={report['omp_wait_policy']}, {report['cpu_count']} CPUs, "
+          f"load average {report['load_average_1min']:.1f})")
     print(f"{report['tokens']} tokens → weights {tuple(report['shape'])}, {report['weights_mb']:.0f} MB; "
           f"model-view JSON {report['figure_json_mb']:.1f} MB; model load {load_seconds:.1f} s (not counted)")
     for key, label in (("extract_s", "attention_maps (forward + copy)"), ("figure_s", "model_view_figure"),

@@ -404,3 +404,15 @@ def test_empty_text_is_a_clear_error(minilm):
     for text in ("", "   \n"):
         with pytest.raises(A.AttentionInputError, match="empty"):
             A.attention_maps(minilm, text)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs CUDA")
+def test_attention_on_cuda_in_fp16_comes_back_as_float32_numpy():
+    from core.models import BUNDLED_DECODER, load_model
+
+    loaded = load_model(BUNDLED_DECODER, dtype="fp16", device="cuda", attn_implementation="eager")
+    result = A.attention_maps(loaded, SENTENCE)
+    assert result.weights.dtype == np.float32 and result.weights.shape[:2] == (30, 9)
+    np.testing.assert_allclose(result.weights.sum(axis=-1), 1.0, atol=2e-2)
+    assert np.all(np.triu(result.weights, k=1) == 0.0)
