@@ -684,7 +684,15 @@ def _block(rt: Runtime, spec: LayerSpec, count: int, s: int, b: int, biases: boo
     math = any("softmax (fp32, s×s)" in name for name, _ in rows)
     bias_grad = any("position-bias mask" in name for name, _ in rows)  # efficient kernel: dense bias gradient
     attn = 2 * 4 * spec.heads * (s_enc or s) if math else (rt.p * spec.heads * s if bias_grad else 0)
-    backward = n * (2 * rt.r * spec.hidden + max(mlp, attn)) + 4 * _layer_params(spec, biases)
+    # Weight gradients already written when that moment comes: the down projection's (MLP) or the whole MLP's and
+    # the output projection's (attention, which runs backward after the MLP).
+    h, f, ad = spec.hidden, spec.ffn, spec.heads * spec.head_dim
+    # By the attention's moment the MLP's kept tensors have been released.
+    mlp_kept = sum(v for name, v in rows if name.startswith(("MLP", "down projection", "output LayerNorm")))
+    mlp_moment = n * (2 * rt.r * h + mlp) + 4 * h * f
+    attn_moment = (n * (2 * rt.r * h + attn) + 4 * ((3 if spec.gated else 2) * h * f + ad * h) - mlp_kept
+                   if attn else 0)
+    backward = max(mlp_moment, attn_moment)
     return _Block(count, rows, casts, rt.r * spec.hidden * n, backward)
 
 
