@@ -956,13 +956,17 @@ def estimated_seconds(n_params: int, tokens: int, training: bool, device_type: s
     return flops / CPU_FLOPS_PER_S
 
 
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min"
+
+
 def _check_time(n_params: int, tokens: int, training: bool, device, max_seconds: float | None, predicted: float):
     if max_seconds is None:
         return
     eta = estimated_seconds(n_params, tokens, training, device.type)
     if eta > max_seconds:
         raise MeasurementRefused(
-            f"Not measured: on this CPU the run would take about {eta / 60:.0f} min (limit {max_seconds:.0f} s). "
+            f"Not measured: on this CPU the run would take about {_duration(eta)} (limit {_duration(max_seconds)}). "
             "Choose a smaller model, sequence length or batch, or measure on a GPU.", predicted)
 
 
