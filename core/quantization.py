@@ -46,7 +46,7 @@ COMPUTE_DTYPES: tuple[str, ...] = ("fp32", "bf16", "fp16")
 UNQUANTIZED_DTYPES: tuple[str, ...] = ("auto", "fp32", "bf16", "fp16")
 
 DEFAULT_PROMPT = "Explain in two sentences why a lighthouse is useful to ships."
-DEFAULT_MAX_NEW_TOKENS = 24
+DEFAULT_MAX_NEW_TOKENS = 16
 DEFAULT_REFERENCE_TOKENS = 256
 MAX_NEW_TOKENS_LIMIT = 256
 MAX_REFERENCE_TOKENS_LIMIT = 2048
@@ -726,35 +726,46 @@ def compare_variants(
 # ---------------------------------------------------------------------------------------------------------------------
 # Tables for display and download
 
-DISPLAY_COLUMNS: dict[str, str] = {
+MEMORY_SPEED_COLUMNS: dict[str, str] = {
     "label": "Variant",
-    "weight_mb": "Measured weights (MB)",
-    "predicted_mb": "Planner prediction (MB)",
-    "prediction_error_pct": "Error vs prediction (%)",
-    "footprint_mb": "get_memory_footprint (MB)",
-    "peak_mb": "Peak during generation (MB)",
-    "load_seconds": "Load time (s)",
-    "tokens_per_s": "Speed (tokens/s)",
+    "weight_mb": "Weights (MB)",
+    "predicted_mb": "Predicted (MB)",
+    "prediction_error_pct": "Error (%)",
+    "footprint_mb": "HF footprint (MB)",
+    "peak_mb": "Peak (MB)",
+    "load_seconds": "Load (s)",
+    "tokens_per_s": "Speed (tok/s)",
+}
+QUALITY_COLUMNS: dict[str, str] = {
+    "label": "Variant",
     "perplexity": "Perplexity",
     "delta_ppl": "ΔPPL vs baseline",
+    "delta_ppl_pct": "ΔPPL vs baseline (%)",
     "kl_mean": "KL mean (nats)",
     "kl_p99": "KL p99 (nats)",
     "top1_agreement": "Top-1 agreement (%)",
-    "greedy_first_divergence": "Greedy diverges at token",
+    "greedy_first_divergence": "Greedy diverges at",
 }
+DISPLAY_COLUMNS: dict[str, str] = {**MEMORY_SPEED_COLUMNS, **QUALITY_COLUMNS}
 
 CSV_COLUMNS = [c for c in RESULT_COLUMNS if c not in ("greedy_ids", "sampled_ids", "greedy_tokens", "sampled_tokens",
                                                        "kl_per_position")]
 
 
-def summary_table(results: pd.DataFrame) -> pd.DataFrame:
-    """The results of available variants with human units (MB = 1e6 bytes), columns named for display."""
+def summary_table(results: pd.DataFrame, columns: dict[str, str] | None = None) -> pd.DataFrame:
+    """The results of available variants with human units (MB = 1e6 bytes), columns named for display.
+
+    ``columns``: MEMORY_SPEED_COLUMNS, QUALITY_COLUMNS or (default) DISPLAY_COLUMNS, both together."""
+    columns = columns or DISPLAY_COLUMNS
     frame = results[results["available"]].copy()
     frame["weight_mb"] = frame["weight_bytes"] / 1e6
     frame["predicted_mb"] = frame["predicted_weight_bytes"] / 1e6
     frame["footprint_mb"] = frame["footprint_bytes"] / 1e6
     frame["peak_mb"] = frame["peak_bytes"] / 1e6
-    return frame[list(DISPLAY_COLUMNS)].rename(columns=DISPLAY_COLUMNS).reset_index(drop=True)
+    frame["greedy_first_divergence"] = [
+        "baseline" if variant == base else ("identical" if pd.isna(index) else f"token {int(index)}")
+        for variant, base, index in zip(frame["variant"], frame["baseline"], frame["greedy_first_divergence"])]
+    return frame[list(columns)].rename(columns=columns).reset_index(drop=True)
 
 
 def unavailable_variants(results: pd.DataFrame) -> list[tuple[str, str]]:

@@ -17,11 +17,13 @@ _PREDICTED_COLOR = "#9CA3AF"
 _PEAK_COLOR = "#1F2937"
 
 QUALITY_METRICS = {
-    "kl_mean": ("KL divergence vs baseline, mean (nats)", "{:.4f} nats"),
-    "kl_p99": ("KL divergence vs baseline, 99th percentile (nats)", "{:.4f} nats"),
+    "kl_mean": ("KL divergence vs baseline, mean (nats)", "{:.5f} nats"),
+    "kl_p99": ("KL divergence vs baseline, 99th percentile (nats)", "{:.5f} nats"),
     "delta_ppl": ("ΔPPL vs baseline (perplexity points)", "{:+.3f}"),
     "top1_agreement": ("Top-1 agreement with baseline (%)", "{:.1f} %"),
 }
+# Plain decimals on the axis: plotly's default SI ticks would print 0.0008 nats as "800µ".
+_AXIS_FORMATS = {"kl_mean": ".3~g", "kl_p99": ".3~g", "delta_ppl": ".3~g", "top1_agreement": ".0f"}
 
 
 def _available(results: pd.DataFrame) -> pd.DataFrame:
@@ -50,17 +52,25 @@ def memory_quality_figure(results: pd.DataFrame, quality: str = "kl_mean") -> go
     y_title, fmt = QUALITY_METRICS[quality]
     frame = _available(results)
     fig = go.Figure()
+    values = []
     for _, row in frame.iterrows():
         x = row["weight_bytes"] / 1e6
         y = row[quality]
         if y is None or (isinstance(y, float) and math.isnan(y)):
             continue
+        values.append(float(y))
         fig.add_trace(go.Scatter(
             x=[x], y=[y], mode="markers+text", name=row["label"], text=[row["variant"]], textposition="top center",
             marker={"size": 14, "color": _color(row["variant"]), "line": {"color": "black", "width": 1}},
             hovertemplate=(f"<b>{row['label']}</b><br>weights %{{x:.1f}} MB<br>{y_title}: "
                            f"{fmt.format(y)}<extra></extra>")))
-    return _layout(fig, "Memory against quality (each point is one variant)", "Measured weight memory (MB)", y_title)
+    fig = _layout(fig, "Memory against quality (each point is one variant)", "Measured weight memory (MB)", y_title)
+    if values:  # room above and below the points for their labels
+        low, high = min(values + [0.0]), max(values + [0.0])
+        pad = 0.15 * (high - low or abs(high) or 1.0)
+        fig.update_yaxes(range=[low - pad, high + pad], tickformat=_AXIS_FORMATS[quality])
+    fig.update_xaxes(rangemode="tozero")
+    return fig
 
 
 def memory_bars_figure(results: pd.DataFrame) -> go.Figure:
@@ -111,5 +121,7 @@ def kl_by_position_figure(results: pd.DataFrame) -> go.Figure:
             x=list(range(len(values))), y=list(values), mode="lines", name=row["label"],
             line={"color": _color(row["variant"]), "width": 1.5},
             hovertemplate=f"{row['variant']}: position %{{x}}, KL %{{y:.4f}} nats<extra></extra>"))
-    return _layout(fig, "KL divergence at each reference-text position", "Position in the reference text (token)",
-                   "KL divergence (nats)", height=360)
+    fig = _layout(fig, "KL divergence at each reference-text position", "Position in the reference text (token)",
+                  "KL divergence (nats)", height=360)
+    fig.update_yaxes(tickformat=".3~g")
+    return fig

@@ -263,8 +263,10 @@ def test_repeated_comparisons_do_not_grow_memory_without_bound(all_variants):
 def test_summary_csv_and_unavailable(all_variants):
     frame, _ = all_variants
     table = q.summary_table(frame.reset_index(drop=True))
-    assert len(table) == 6 and "Measured weights (MB)" in table.columns
-    assert table["Measured weights (MB)"].iloc[0] == pytest.approx(frame.loc["fp32", "weight_bytes"] / 1e6)
+    assert len(table) == 6 and "Weights (MB)" in table.columns
+    quality = q.summary_table(frame.reset_index(drop=True), q.QUALITY_COLUMNS)
+    assert list(quality.columns) == list(q.QUALITY_COLUMNS.values()) and quality["KL mean (nats)"][0] == 0
+    assert table["Weights (MB)"].iloc[0] == pytest.approx(frame.loc["fp32", "weight_bytes"] / 1e6)
     csv = q.results_csv(frame.reset_index(drop=True))
     assert csv.splitlines()[0].startswith("variant,") and "greedy_ids" not in csv.splitlines()[0]
     failed = frame.reset_index(drop=True).copy()

@@ -1,0 +1,44 @@
+"""The Quantization page in a real headless browser: the form renders, a small real comparison (fp32 + bf16 of the
+bundled SmolLM2) fills the results table, charts and side-by-side outputs."""
+import pytest
+
+from tests.browser import exceptions_on_page, open_app_page, save_screenshot, wait_until_idle
+
+pytestmark = pytest.mark.browser
+
+
+def open_quantization_page(page, app_url):
+    """open_app_page, once more if Streamlit showed 'Page not found' (the first session can ask for the page before
+    app.py has registered its url_paths)."""
+    open_app_page(page, app_url, "/quantization")
+    if page.get_by_text("Page not found").count():
+        open_app_page(page, app_url, "/quantization")
+    assert page.get_by_text("Page not found").count() == 0
+
+
+def test_quantization_form_and_a_small_comparison(app_url, page):
+    open_quantization_page(page, app_url)
+    main = page.locator('[data-testid="stMain"]')
+    assert "Quantization" in main.locator("h1").first.inner_text()
+    text = main.inner_text()
+    for expected in ("Model", "Variants", "Prompt", "Max new tokens", "Reference tokens", "Run comparison"):
+        assert expected in text, expected
+    assert exceptions_on_page(page) == []
+
+    # keep fp32 + bf16 only: remove the int8 and nf4 chips of the multiselect (they are the slow ones on a CPU)
+    for variant in ("nf4", "int8"):
+        main.get_by_role("button", name=f"Remove {variant}").first.click()
+    chips = main.locator('[data-testid="stMultiSelect"] [data-tag]:visible').all_inner_texts()
+    assert [c.strip() for c in chips] == ["fp32", "bf16"]
+
+    page.get_by_role("button", name="Run comparison").click()
+    page.wait_for_selector('[data-testid="stDataFrame"]', timeout=300_000)
+    wait_until_idle(page, timeout=300)
+    assert exceptions_on_page(page) == []
+    text = main.inner_text()
+    for expected in ("Results", "Outputs side by side", "Download results (CSV)", "MB", "baseline"):
+        assert expected in text, expected
+    page.wait_for_selector('[data-testid="stPlotlyChart"] .main-svg', timeout=60_000)
+    main.locator("h1").first.hover()  # no tooltip of the Run button over the screenshot
+    page.wait_for_timeout(500)
+    save_screenshot(page, "quantization")
