@@ -1,5 +1,11 @@
 """LLM Lab: entry point. Builds the navigation; each page is a thin script in pages/."""
-import streamlit as st
+import os
+
+# Idle OpenMP threads sleep instead of spinning: on a few shared CPU cores, spinning threads of concurrent
+# sessions starve each other (a 256-token forward pass went from ~2 s to ~15 s under load). Must precede torch.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import streamlit as st  # noqa: E402
 
 st.set_page_config(page_title="LLM Lab", page_icon=":material/science:", layout="wide")
 
