@@ -122,67 +122,125 @@ def _sync(device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _inputs(loaded, prompt: str, batch_size: int = 1):
-    if not isinstance(prompt, str) or not prompt.strip():
-        raise ValueError("Enter a prompt to generate from.")
-    enc = loaded.tokenizer([prompt] * batch_size, return_tensors="pt")
-    return {k: v.to(loaded.device) for k, v in enc.items()}
-
-
-def _generate_kwargs(loaded, max_new_tokens: int) -> dict:
+def _check_new_tokens(max_new_tokens) -> int:
     if not isinstance(max_new_tokens, int) or isinstance(max_new_tokens, bool) or not 1 <= max_new_tokens <= 4096:
         raise ValueError("max_new_tokens must be a whole number from 1 to 4096.")
-    pad = loaded.tokenizer.pad_token_id
-    if pad is None:
-        pad = loaded.tokenizer.eos_token_id
-    # Greedy, exactly max_new_tokens tokens (no early stop), so both paths do the same work.
-    return {"do_sample": False, "max_new_tokens": max_new_tokens, "min_new_tokens": max_new_tokens,
-            "pad_token_id": pad}
+    return max_new_tokens
 
 
-def _timed_generate(loaded, inputs, kwargs, path: str) -> GenerationRun:
+def _generate_kwargs(max_new_tokens: int, pad_token_id) -> dict:
+    # Greedy and exactly max_new_tokens tokens (no early stop at EOS), so both paths do the same work.
+    return {"do_sample": False, "max_new_tokens": _check_new_tokens(max_new_tokens),
+            "min_new_tokens": max_new_tokens, "pad_token_id": pad_token_id}
+
+
+def _timed_generate(model, input_ids, kwargs, path: str) -> GenerationRun:
     import torch
 
-    _sync(loaded.device)
+    device = input_ids.device
+    attention_mask = torch.ones_like(input_ids)
+    _sync(device)
     started = time.perf_counter()
     with torch.inference_mode():
-        out = loaded.model.generate(**inputs, **kwargs)
-    _sync(loaded.device)
+        out = model.generate(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
+    _sync(device)
     seconds = time.perf_counter() - started
-    new = out[0, inputs["input_ids"].shape[1]:].tolist()
-    return GenerationRun(path, len(new), seconds, new, loaded.tokenizer.decode(new, skip_special_tokens=True))
+    new = out[0, input_ids.shape[1]:].tolist()
+    return GenerationRun(path, len(new), seconds, new)
 
 
-def generate_default(loaded, prompt: str, max_new_tokens: int) -> GenerationRun:
-    """``generate`` with the default dynamic KV cache (eager forward)."""
-    inputs = _inputs(loaded, prompt)
-    kwargs = _generate_kwargs(loaded, max_new_tokens)
+def run_default(model, input_ids, max_new_tokens: int, pad_token_id=None) -> GenerationRun:
+    """Timed ``generate`` with the default dynamic KV cache and an eager forward pass."""
+    kwargs = _generate_kwargs(max_new_tokens, pad_token_id)
     kwargs["disable_compile"] = True
-    return _timed_generate(loaded, inputs, kwargs, "default")
+    return _timed_generate(model, input_ids, kwargs, "default")
 
 
-def generate_fast(loaded, prompt: str, max_new_tokens: int, warmup: bool = True) -> GenerationRun:
-    """``generate`` with ``cache_implementation="static"`` and a ``CompileConfig`` (transformers' documented path).
+def run_fast(model, input_ids, max_new_tokens: int, pad_token_id=None, warmup: bool = True) -> GenerationRun:
+    """Timed ``generate`` with ``cache_implementation="static"`` and a ``CompileConfig`` (transformers' documented
+    path: the decode step is compiled once with mode "reduce-overhead", i.e. CUDA graphs).
 
     The first call compiles (tens of seconds); with ``warmup`` it runs once untimed and its time is reported as
     ``warmup_seconds``. Raises RuntimeError with a user-facing message when no CUDA GPU / compiler is available.
     """
     from transformers import CompileConfig
 
+    ok, reason = fast_generation_support(input_ids.device)
+    if not ok:
+        raise RuntimeError(reason)
+    kwargs = _generate_kwargs(max_new_tokens, pad_token_id)
+    kwargs.update(cache_implementation="static", compile_config=CompileConfig(fullgraph=True, mode="reduce-overhead"))
+    warm = _timed_generate(model, input_ids, kwargs, "static cache + torch.compile").seconds if warmup else 0.0
+    run = _timed_generate(model, input_ids, kwargs, "static cache + torch.compile")
+    run.warmup_seconds = warm
+    return run
+
+
+def compare_runs(model, input_ids, max_new_tokens: int, gpu=None, pad_token_id=None) -> dict:
+    """Default vs fast path on the same greedy input ids, both next to the bandwidth bound of ``gpu`` (a catalog
+    ``GPU``; the bound is None without one)."""
+    default = run_default(model, input_ids, max_new_tokens, pad_token_id)
+    fast = run_fast(model, input_ids, max_new_tokens, pad_token_id)
+    same_prefix = 0
+    for a, b in zip(default.token_ids, fast.token_ids):
+        if a != b:
+            break
+        same_prefix += 1
+    weight_bytes = model_weight_bytes(model)
+    bound = None
+    if gpu is not None and gpu.bandwidth_gbs > 0:
+        bound = generation_bound_tokens_per_s(weight_bytes, gpu.bandwidth_bytes_per_s, input_ids.shape[1],
+                                              max_new_tokens, kv_bytes_per_token(model.config, model.dtype.itemsize))
+    return {
+        "default_tokens_per_s": default.tokens_per_s,
+        "fast_tokens_per_s": fast.tokens_per_s,
+        "speedup": fast.tokens_per_s / default.tokens_per_s if default.tokens_per_s else None,
+        "same_output": default.token_ids == fast.token_ids,
+        "same_leading_tokens": same_prefix,
+        "new_tokens": max_new_tokens,
+        "prompt_tokens": int(input_ids.shape[1]),
+        "bound_tokens_per_s": bound,
+        "gpu": gpu.name if gpu else None,
+        "bandwidth_gbs": gpu.bandwidth_gbs if gpu else None,
+        "weight_bytes": weight_bytes,
+        "default_fraction_of_bound": default.tokens_per_s / bound if bound else None,
+        "fast_fraction_of_bound": fast.tokens_per_s / bound if bound else None,
+        "compile_warmup_seconds": fast.warmup_seconds,
+        "default_token_ids": default.token_ids,
+        "fast_token_ids": fast.token_ids,
+    }
+
+
+# --- the same for a core.models.LoadedModel and a text prompt ---------------------------------------------------
+def _encode(loaded, prompt: str):
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise ValueError("Enter a prompt to generate from.")
+    return loaded.tokenizer(prompt, return_tensors="pt")["input_ids"].to(loaded.device)
+
+
+def _pad_id(loaded):
+    pad = loaded.tokenizer.pad_token_id
+    return loaded.tokenizer.eos_token_id if pad is None else pad
+
+
+def generate_default(loaded, prompt: str, max_new_tokens: int) -> GenerationRun:
+    """Default ``generate`` on a loaded model and a prompt; ``text`` holds the decoded new tokens."""
+    _check_new_tokens(max_new_tokens)
+    run = run_default(loaded.model, _encode(loaded, prompt), max_new_tokens, _pad_id(loaded))
+    run.text = loaded.tokenizer.decode(run.token_ids, skip_special_tokens=True)
+    return run
+
+
+def generate_fast(loaded, prompt: str, max_new_tokens: int, warmup: bool = True) -> GenerationRun:
+    """Static cache + ``torch.compile`` ``generate`` on a loaded decoder (CUDA only; RuntimeError otherwise)."""
     ok, reason = fast_generation_support(loaded.device)
     if not ok:
         raise RuntimeError(reason)
     if loaded.kind != "decoder":
         raise RuntimeError("Fast generation applies to decoder models (text generation).")
-    inputs = _inputs(loaded, prompt)
-    kwargs = _generate_kwargs(loaded, max_new_tokens)
-    kwargs.update(cache_implementation="static", compile_config=CompileConfig(fullgraph=True, mode="reduce-overhead"))
-    warm = 0.0
-    if warmup:
-        first = _timed_generate(loaded, inputs, kwargs, "static cache + torch.compile")
-        warm = first.seconds
-    run = _timed_generate(loaded, inputs, kwargs, "static cache + torch.compile")
-    run.warmup_seconds = warm
+    _check_new_tokens(max_new_tokens)
+    run = run_fast(loaded.model, _encode(loaded, prompt), max_new_tokens, _pad_id(loaded), warmup)
+    run.text = loaded.tokenizer.decode(run.token_ids, skip_special_tokens=True)
     return run
 
 
@@ -198,44 +256,17 @@ def weight_bytes_and_bandwidth(loaded, gpu_name: str | None = None) -> tuple[int
 
 
 def compare_generation(loaded, prompt: str, max_new_tokens: int, gpu_name: str | None = None) -> dict:
-    """Default vs fast path on the same greedy prompt, and both next to the bandwidth bound.
-
-    Returns tokens/s of each path, the speed-up, whether the greedy tokens agree (and for how many leading
-    tokens), the bound (weights + growing KV cache read per token, catalog bandwidth of the GPU), the fraction of
-    the bound each path reaches, the compile warm-up time and the texts.
-    """
-    default = generate_default(loaded, prompt, max_new_tokens)
-    fast = generate_fast(loaded, prompt, max_new_tokens)
-    same_prefix = 0
-    for a, b in zip(default.token_ids, fast.token_ids):
-        if a != b:
-            break
-        same_prefix += 1
-    weight_bytes, gpu = weight_bytes_and_bandwidth(loaded, gpu_name)
-    prompt_tokens = len(loaded.tokenizer(prompt)["input_ids"])
-    bytes_per_value = loaded.model.dtype.itemsize if hasattr(loaded.model.dtype, "itemsize") else 2
-    bound = None
-    if gpu is not None and gpu.bandwidth_gbs > 0:
-        bound = generation_bound_tokens_per_s(weight_bytes, gpu.bandwidth_bytes_per_s, prompt_tokens,
-                                              max_new_tokens, kv_bytes_per_token(loaded.model.config,
-                                                                                 bytes_per_value))
-    return {
-        "default_tokens_per_s": default.tokens_per_s,
-        "fast_tokens_per_s": fast.tokens_per_s,
-        "speedup": fast.tokens_per_s / default.tokens_per_s if default.tokens_per_s else None,
-        "same_output": default.token_ids == fast.token_ids,
-        "same_leading_tokens": same_prefix,
-        "new_tokens": max_new_tokens,
-        "bound_tokens_per_s": bound,
-        "gpu": gpu.name if gpu else None,
-        "bandwidth_gbs": gpu.bandwidth_gbs if gpu else None,
-        "weight_bytes": weight_bytes,
-        "default_fraction_of_bound": default.tokens_per_s / bound if bound else None,
-        "fast_fraction_of_bound": fast.tokens_per_s / bound if bound else None,
-        "compile_warmup_seconds": fast.warmup_seconds,
-        "default_text": default.text,
-        "fast_text": fast.text,
-    }
+    """Default vs fast path for a loaded decoder and a prompt (see ``compare_runs``), with the decoded texts."""
+    ok, reason = fast_generation_support(loaded.device)
+    if not ok:
+        raise RuntimeError(reason)
+    if loaded.kind != "decoder":
+        raise RuntimeError("Fast generation applies to decoder models (text generation).")
+    _, gpu = weight_bytes_and_bandwidth(loaded, gpu_name)
+    result = compare_runs(loaded.model, _encode(loaded, prompt), max_new_tokens, gpu, _pad_id(loaded))
+    result["default_text"] = loaded.tokenizer.decode(result["default_token_ids"], skip_special_tokens=True)
+    result["fast_text"] = loaded.tokenizer.decode(result["fast_token_ids"], skip_special_tokens=True)
+    return result
 
 
 def speed_figure(default_tokens_per_s: float | None, fast_tokens_per_s: float | None,
