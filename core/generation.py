@@ -578,7 +578,10 @@ class GenerationStream:
         inputs = _model_inputs(self.loaded, self.prepared)
         with _GENERATION_LOCK:
             torch.manual_seed(self.settings.seed)
-            sequences = self.loaded.model.generate(**inputs, **generate_kwargs(self.loaded, self.settings))
+            sequences = self.loaded.model.generate(
+                **inputs, **generate_kwargs(self.loaded, self.settings),
+                stopping_criteria=StoppingCriteriaList([_StopWhenFlagged(self._stop)]),
+            )
         elapsed = time.perf_counter() - self._started
         new_ids = _new_tokens(self.loaded, self.prepared, sequences)
         if new_ids:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import threading
 
 import pandas as pd
 import streamlit as st
@@ -273,6 +274,16 @@ with generate_tab:
     live_text = st.empty()
     live_metrics = st.empty()
 
+    # With Streamlit's fast reruns, pressing Stop (or changing any control) starts this new run while the previous
+    # one is still streaming in its own thread. Stop that generation, wait for its run to let go, keep its tokens.
+    running = st.session_state.get("gen_running")
+    if running is not None:
+        previous_stream, previous_done = running
+        previous_stream.stop()
+        previous_done.wait(timeout=60)
+        st.session_state["gen_result"] = previous_stream.snapshot()
+        st.session_state["gen_running"] = None
+
     if run:
         try:
             stream = stream_generation(loaded, prompt, settings, use_chat_template=use_chat)
@@ -281,6 +292,8 @@ with generate_tab:
         else:
             st.session_state.pop("gen_result", None)
             st.session_state["gen_run_id"] = st.session_state.get("gen_run_id", 0) + 1
+            handoff = (stream, threading.Event())
+            st.session_state["gen_running"] = handoff
             try:
                 if stream.streamed:
                     for event in stream:
@@ -296,8 +309,16 @@ with generate_tab:
             finally:
                 # Also runs when Stop (or any other control) interrupts this script mid-stream: the tokens produced
                 # so far are kept and shown on the rerun as a "stopped" result.
-                stream.close()
-                st.session_state["gen_result"] = stream.snapshot()
+                try:
+                    stream.close()
+                    finished = stream.snapshot()
+                finally:
+                    handoff[1].set()  # lets the newer run (see above) take this run's tokens over
+                # In a stopped run this write raises StopException (Streamlit's), which is fine: the newer run
+                # stores the same snapshot.
+                st.session_state["gen_result"] = finished
+                if st.session_state.get("gen_running") is handoff:
+                    st.session_state["gen_running"] = None
             live_text.empty()
             live_metrics.empty()
     elif stop and st.session_state.get("gen_result") is None:

@@ -48,3 +48,22 @@ def test_generation_streams_token_by_token(app_url, page):
     assert exceptions_on_page(page) == []
     page.wait_for_selector('[data-testid="stPlotlyChart"]', timeout=60_000)
     save_screenshot(page, "generate")
+
+
+def test_stop_button_keeps_the_tokens_so_far(app_url, page):
+    open_generate_page(page, app_url)
+    max_new = page.get_by_label("Max new tokens", exact=True).first
+    max_new.fill("300")
+    max_new.press("Enter")
+    wait_until_idle(page)
+    page.get_by_role("button", name="Generate", exact=True).click()
+    page.wait_for_function(
+        f"document.querySelectorAll('{STEP_SPANS}').length >= 3", timeout=240_000
+    )
+    page.get_by_role("button", name="Stop", exact=True).click()
+    wait_until_idle(page, timeout=240)
+    text = page.locator('[data-testid="stMain"]').inner_text()
+    assert "Stopped after" in text
+    shown = page.locator(STEP_SPANS).count()
+    assert 3 <= shown < 300
+    assert exceptions_on_page(page) == []

@@ -142,3 +142,14 @@ def test_unusable_models_give_clear_errors(name, expected):
     assert expected in errors
     if name == "minilm":
         assert BUNDLED_ENCODER in errors
+
+
+def test_beam_search_runs_on_the_page_with_a_note():
+    at = fresh_page()
+    at.radio(key="gen_mode").set_value("beam search").run()
+    at.number_input(key="gen_beams").set_value(2)
+    at.number_input(key="gen_max_new").set_value(3)
+    at.button(key="gen_run").click().run()
+    assert not at.exception
+    assert any("not streamed" in i.value for i in at.info)
+    assert {m.label: m.value for m in at.metric}["Generated"] == "3 tokens"
