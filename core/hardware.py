@@ -138,14 +138,37 @@ def _cpu_flags() -> set[str]:
     return set()
 
 
+def _meminfo() -> tuple[int, int, str]:
+    """(total, available) RAM bytes: psutil when installed, else /proc/meminfo (a bare GPU box may lack psutil)."""
+    try:
+        import psutil
+
+        vm = psutil.virtual_memory()
+        return int(vm.total), int(vm.available), "psutil.virtual_memory"
+    except ImportError:
+        fields = {}
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                key, value = line.split(":", 1)
+                fields[key] = int(value.split()[0]) * 1024
+        return fields["MemTotal"], fields.get("MemAvailable", fields.get("MemFree", 0)), "/proc/meminfo"
+
+
+def _cpu_counts() -> tuple[int, int | None]:
+    try:
+        import psutil
+
+        return psutil.cpu_count(logical=True) or 1, psutil.cpu_count(logical=False)
+    except ImportError:
+        import os
+
+        return os.cpu_count() or 1, None
+
+
 def cpu_memory_info() -> dict:
     """Total and available RAM in bytes (psutil), capped by the container's cgroup limit when there is one."""
-    import psutil
-
-    vm = psutil.virtual_memory()
-    total, available = int(vm.total), int(vm.available)
+    total, available, source = _meminfo()
     limit = _cgroup_memory_limit_bytes()
-    source = "psutil.virtual_memory"
     if limit is not None and limit < total:
         try:
             with open("/sys/fs/cgroup/memory.current") as fh:
@@ -222,9 +245,9 @@ def detect_hardware(device: str = "auto") -> dict:
     NVIDIA NVML API reference (nvmlDeviceGetMemoryInfo).
     """
     import torch
-    import psutil
 
     ram = cpu_memory_info()
+    logical, physical = _cpu_counts()
     flags = _cpu_flags()
     info: dict = {
         "device": "cpu",
@@ -238,8 +261,8 @@ def detect_hardware(device: str = "auto") -> dict:
         "bf16_supported": True,  # PyTorch's CPU kernels all accept bfloat16 (natively or by conversion)
         "bf16_native": bool(flags & {"avx512_bf16", "amx_bf16"}),
         "cpu_name": _cpu_model_name(),
-        "cpu_cores": psutil.cpu_count(logical=True) or 1,
-        "cpu_physical_cores": psutil.cpu_count(logical=False),
+        "cpu_cores": logical,
+        "cpu_physical_cores": physical,
         "ram_total_bytes": ram["total_bytes"],
         "ram_available_bytes": ram["available_bytes"],
         "torch_version": torch.__version__,

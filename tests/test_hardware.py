@@ -89,3 +89,14 @@ def test_detect_hardware_on_gpu():
     assert info["bf16_supported"] == torch.cuda.is_bf16_supported()
     if match_catalog_gpu(props.name):
         assert info["catalog_gpu_name"] in GPUS
+
+
+def test_detection_works_without_psutil(monkeypatch):
+    # A bare GPU machine may lack psutil: RAM then comes from /proc/meminfo.
+    import sys
+    with_psutil = detect_hardware("cpu")
+    monkeypatch.setitem(sys.modules, "psutil", None)  # `import psutil` now raises ImportError
+    info = detect_hardware("cpu")
+    assert info["memory_source"].startswith("/proc/meminfo")
+    assert info["ram_total_bytes"] == pytest.approx(with_psutil["ram_total_bytes"], rel=0.01)
+    assert info["cpu_cores"] >= 1
