@@ -188,7 +188,7 @@ def show_result(result: GenerationResult, key_prefix: str = "gen") -> None:
     st.markdown(color_legend_html(), unsafe_allow_html=True)
     metric_row(st, result, result.new_tokens, result.ttft_s, result.total_s)
     step = result.steps[step_index]
-    chart_col, table_col = st.columns([3, 2])
+    chart_col, table_col = st.columns([1, 1])
     chart_col.plotly_chart(step_distribution_figure(step), width="stretch", key=f"{key_prefix}_step_chart")
     names = {a.token_id: a.token for stage in step.alternatives.values() for a in stage}
     rows = [
@@ -207,10 +207,12 @@ def show_result(result: GenerationResult, key_prefix: str = "gen") -> None:
             f"the model's #{step.raw_rank} choice."
         )
     bar = lambda label, text: st.column_config.ProgressColumn(label, format="%.3f", min_value=0.0, max_value=1.0,  # noqa: E731
-                                                              help=text)
+                                                              help=text, width="small")
     table_col.dataframe(
         pd.DataFrame(rows), hide_index=True, height=380,
         column_config={
+            "token": st.column_config.TextColumn("token", width="small", help="▶ marks the chosen token."),
+            "id": st.column_config.NumberColumn("id", width="small", help="Token id in the vocabulary."),
             "model p": bar("model p", STAGE_LABELS["raw"]),
             "adjusted p": bar("adjusted p", STAGE_LABELS["temperature"]),
             "sampled-from p": bar("sampled-from p", STAGE_LABELS["filtered"]),

@@ -47,6 +47,8 @@ def test_generation_streams_token_by_token(app_url, page):
     assert page.locator(STEP_SPANS).count() == TOKENS
     assert exceptions_on_page(page) == []
     page.wait_for_selector('[data-testid="stPlotlyChart"]', timeout=60_000)
+    page.mouse.move(5, 5)  # no tooltip in the picture
+    page.wait_for_timeout(300)
     save_screenshot(page, "generate")
 
 
