@@ -311,7 +311,8 @@ def hardware_rows(info: dict) -> list[tuple[str, str]]:
 
     if info["device"] == "cuda":
         rows = [
-            ("Device", f"CUDA GPU: {info['gpu_name']}" + (f" (×{info['gpu_count']})" if info["gpu_count"] > 1 else "")),
+            ("Device", f"CUDA GPU: {info['gpu_name']}"
+             + (f" (×{info['gpu_count']})" if info["gpu_count"] > 1 else "")),
             ("Total GPU memory", gb(info["total_memory_bytes"])),
             ("Free GPU memory", gb(info["free_memory_bytes"])),
             ("Compute capability", info["compute_capability"] or "—"),

@@ -25,7 +25,8 @@ How memory is measured (the ``method`` of every result):
 Predictions (``predict_inference`` / ``predict_training_step``) use the planner's formulas in core.memory (weights,
 KV cache, model states) and count activations the way Korthikanti et al. 2022 (§4) do — tensor by tensor, what each
 layer keeps for backward — but for the Hugging Face implementation of each architecture family, its dtypes under
-``torch.autocast`` and the kernels PyTorch picks on the device (see ``activation_ledger``).
+``torch.autocast`` and the kernels PyTorch picks on the device (the "ledger" section below; ``ledger_table`` lists
+one layer).
 
 Plain Python, no Streamlit.
 """
@@ -35,7 +36,7 @@ import contextlib
 import gc
 import math
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from core import architectures, memory
@@ -433,6 +434,7 @@ class Runtime:
     autocast: bool  # training with torch.autocast: 16-bit matmuls, fp32 weights
     p: int  # bytes of a matmul output (the compute dtype)
     r: int  # bytes of the residual stream, norms and embeddings (fp32 under autocast: the weights are fp32)
+    flash: bool = True  # CUDA: flash attention kernels exist (compute capability ≥ 8.0)
 
     def upcast(self, op: str) -> bool:
         """True when autocast runs ``op`` in fp32 on this device."""
@@ -450,14 +452,22 @@ class Runtime:
         return value_bytes
 
 
-def _runtime(device_type: str, training: bool, recipe: str | None = None, dtype: str | None = None) -> Runtime:
+def _runtime(device_type: str, training: bool, recipe: str | None = None, dtype: str | None = None,
+             flash: bool = True) -> Runtime:
     if device_type not in ("cuda", "cpu"):
         raise ValueError(f"device_type must be 'cuda' or 'cpu', got {device_type!r}.")
     if training:
         mixed = recipe == "mixed_precision"
-        return Runtime(device_type, True, mixed, 2 if mixed else 4, 4)
+        return Runtime(device_type, True, mixed, 2 if mixed else 4, 4, flash)
     p = DTYPE_BYTES[dtype]
-    return Runtime(device_type, False, False, p, p)
+    return Runtime(device_type, False, False, p, p, flash)
+
+
+def cuda_has_flash_attention(device=None) -> bool:
+    """PyTorch's flash-attention kernels need compute capability 8.0+ (Ampere or newer)."""
+    import torch
+
+    return torch.cuda.is_available() and torch.cuda.get_device_capability(device) >= (8, 0)
 
 
 def _hf(hf, name: str, default=0.0):
@@ -470,8 +480,8 @@ def _sdpa_backend(rt: Runtime, head_dim: int, float_mask: bool, gqa: bool, dropo
     """The kernel ``scaled_dot_product_attention`` picks for this setting (rules above)."""
     dropout = dropout if rt.training else 0.0
     if rt.device == "cuda":
-        if rt.p == 2 and head_dim <= 256 and not float_mask:
-            return "flash"
+        if rt.flash and rt.p == 2 and head_dim <= 256 and not float_mask:
+            return "flash"  # also serves GQA (enable_gqa), which the memory-efficient kernel does not
         return "efficient" if not gqa else "math"
     if dropout > 0 or (mask_needs_grad and rt.training):
         return "math"
@@ -602,13 +612,13 @@ def _layer_rows(rt: Runtime, spec: LayerSpec, s: int, b: int, s_enc: int | None 
     rows = norm + _attention_rows(rt, spec, n, s, s, b, out, "self-attention")
     if spec.cross_attention:
         norm, out = _norm_rows(rt, spec, n, "cross-attention norm")
-        rows += norm + _attention_rows(rt, replace_spec(spec, rope=False), n, s, s_enc or s, b, out,
+        rows += norm + _attention_rows(rt, _replace_spec(spec, rope=False), n, s, s_enc or s, b, out,
                                        "cross-attention", cross=True)
     norm, out = _norm_rows(rt, spec, n, "MLP norm")
     return rows + norm + _ffn_rows(rt, spec, n, out)
 
 
-def replace_spec(spec: LayerSpec, **changes) -> LayerSpec:
+def _replace_spec(spec: LayerSpec, **changes) -> LayerSpec:
     from dataclasses import replace
 
     return replace(spec, **changes)
@@ -709,7 +719,8 @@ def _training_parts(cfg: Mapping, hf, rt: Runtime, s: int, b: int,
         model = []
         if float(_hf(hf, "embd_pdrop")) > 0:
             model.append(("embedding dropout mask", rt.mask_bytes(rt.r) * h * n))
-        model += [("ln_f input", rt.r * h * n), ("ln_f mean/rstd", 8 * n), ("lm_head input", rt.matmul_input(rt.r) * h * n)]
+        model += [("ln_f input", rt.r * h * n), ("ln_f mean/rstd", 8 * n),
+                  ("lm_head input", rt.matmul_input(rt.r) * h * n)]
         return blocks, model + loss_rows, lm_cast
     if fam == "llama":
         bias = bool(cfg.get("attention_bias")) or cfg["model_type"] == "qwen2"
@@ -734,7 +745,7 @@ def _training_parts(cfg: Mapping, hf, rt: Runtime, s: int, b: int,
     if fam == "t5":
         drop = spec.resid_dropout
         enc = _block(rt, spec, cfg["num_hidden_layers"], s, b, biases=False)
-        dec_spec = replace_spec(_layer_spec(cfg, hf, decoder_block=True), cross_mask_needs_grad=checkpointing)
+        dec_spec = _replace_spec(_layer_spec(cfg, hf, decoder_block=True), cross_mask_needs_grad=checkpointing)
         dec = _block(rt, dec_spec, cfg["num_decoder_layers"], s, b, biases=False, s_enc=s)
         model = []
         for stack in ("encoder", "decoder"):
@@ -776,20 +787,22 @@ def _optimizer_temp(cfg: Mapping, n_params: int, device_type: str) -> float:
 
 
 def predict_training_step(architecture, recipe: str, seq_len: int, batch_size: int,
-                          gradient_checkpointing: bool = False, device_type: str = "cuda") -> dict:
+                          gradient_checkpointing: bool = False, device_type: str = "cuda",
+                          flash_attention: bool = True) -> dict:
     """The planner's prediction of one steady-state training step's peak on ``device_type`` ("cuda" / "cpu").
 
     Model states: fp32 weights 4 + fp32 gradients 4 + AdamW moments 8 bytes per parameter (the ZeRO paper's 16 B/param
     of mixed-precision Adam, §3.1, with PyTorch AMP's fp32 gradients in place of fp16 gradients + fp32 master copy);
     autocast's 16-bit weight copies (2 B per matmul parameter) while the forward graph is alive. Activations from
-    the ledger (see ``ledger_rows``). The peak is the largest of: the loss's backward (every activation kept + the
-    fp32 gradients of the logits), the forward's end, the first layer's backward, the end of backward (+ all
-    gradients) and the optimizer step (+ its temporaries). Returns ``predicted_peak_bytes``, ``components``,
-    ``phase`` (where the peak is), ``candidates`` and ``rule_of_thumb_bytes`` / ``textbook_peak_bytes``.
+    the ledger (``ledger`` in the result: one layer, bytes per token). The peak is the largest of: the loss's
+    backward (every activation kept + the fp32 gradients of the logits), the forward's end, the first layer's
+    backward, the end of backward (+ all gradients) and the optimizer step (+ its temporaries). Returns
+    ``predicted_peak_bytes``, ``components``, ``phase`` (where the peak is), ``candidates``, ``ledger`` and
+    ``rule_of_thumb_bytes`` / ``textbook_peak_bytes``.
     """
     cfg, seq_len, batch_size = _setting(architecture, seq_len, batch_size)
     recipe = _recipe(recipe)
-    rt = _runtime(device_type, True, recipe=recipe)
+    rt = _runtime(device_type, True, recipe=recipe, flash=flash_attention)
     n_params = training_param_count(cfg)
     hf = architectures.hf_config(cfg)
     W, S, G = 4.0 * n_params, 8.0 * n_params, 4.0 * n_params
@@ -867,7 +880,8 @@ def _textbook_training(cfg, n_params, recipe, s, b, gradient_checkpointing) -> f
 # ---------------------------------------------------------------------------------------------------------------
 # Inference prediction
 # ---------------------------------------------------------------------------------------------------------------
-def _inference_transient(cfg: Mapping, hf, p: int, s: int, b: int, device_type: str) -> tuple[float, str]:
+def _inference_transient(cfg: Mapping, hf, p: int, s: int, b: int, device_type: str,
+                         flash: bool = True) -> tuple[float, str]:
     """Activations and temporaries alive at the busiest moment of one prefill pass (no autograd), bytes.
 
     Read off each model's forward code: tensors still referenced by Python locals (embeddings, the block's input
@@ -894,7 +908,7 @@ def _inference_transient(cfg: Mapping, hf, p: int, s: int, b: int, device_type: 
         mlp = keep + n * p * (2 * h + 3 * f)  # residual, norm output, act(gate), up, their product
         norm = keep + n * (p * h + 4 * h + (4 * h if p < 4 else 0))  # RMSNorm's fp32 copy and product
         attn = keep + n * p * (h + 2 * ad + 3 * kvd + ad)
-        if device_type == "cuda" and p == 4 and kv != a:  # GQA in fp32 on CUDA: math path, s×s scores
+        if device_type == "cuda" and (p == 4 or not flash) and kv != a:  # GQA without flash: math path, s×s
             attn += n * 4 * ad * 2 + 2 * b * a * s * s * 4
         best = max(mlp, norm, attn)
         return best + logits, "last layer's MLP" if best == mlp else ("RMSNorm" if best == norm else "attention")
@@ -922,7 +936,8 @@ def _inference_transient(cfg: Mapping, hf, p: int, s: int, b: int, device_type: 
     return 0.0, "generic"
 
 
-def predict_inference(architecture, dtype, seq_len: int, batch_size: int, device_type: str = "cuda") -> dict:
+def predict_inference(architecture, dtype, seq_len: int, batch_size: int, device_type: str = "cuda",
+                      flash_attention: bool = True) -> dict:
     """The planner's prediction of a prefill's peak: weights (core.memory.weights_bytes) + KV cache
     (core.memory.model_kv_cache_bytes) + the activations alive at the busiest moment (``_inference_transient``)."""
     cfg, seq_len, batch_size = _setting(architecture, seq_len, batch_size)
@@ -932,7 +947,7 @@ def predict_inference(architecture, dtype, seq_len: int, batch_size: int, device
     hf = architectures.hf_config(cfg)
     weights = memory.weights_bytes(n_params, dtype)
     kv = memory.model_kv_cache_bytes(cfg, seq_len, batch_size, p)
-    transient, where = _inference_transient(cfg, hf, p, seq_len, batch_size, device_type)
+    transient, where = _inference_transient(cfg, hf, p, seq_len, batch_size, device_type, flash_attention)
     if _family(cfg) == "generic":
         transient = weights * memory.DEFAULT_INFERENCE_WORKSPACE_PCT / 100
     textbook = weights + kv + weights * memory.DEFAULT_INFERENCE_WORKSPACE_PCT / 100
@@ -995,7 +1010,8 @@ def measure_inference(architecture, dtype, seq_len, batch_size, device="auto", *
     dev = _resolve_device(device)
     if dev.type == "cuda" and dtype == "bf16" and not torch.cuda.is_bf16_supported():
         raise ValueError("This GPU has no bf16 support (compute capability < 8.0): choose fp16 or fp32.")
-    prediction = predict_inference(cfg, dtype, seq_len, batch_size, device_type=dev.type)
+    flash = dev.type != "cuda" or cuda_has_flash_attention(dev)
+    prediction = predict_inference(cfg, dtype, seq_len, batch_size, device_type=dev.type, flash_attention=flash)
     predicted = prediction["predicted_peak_bytes"]
     _guard(predicted, dev, "this inference")
     _check_time(prediction["n_params"], seq_len * batch_size, False, dev, max_seconds, predicted)
@@ -1081,7 +1097,8 @@ def measure_training_step(architecture, recipe, seq_len, batch_size, gradient_ch
     cfg, seq_len, batch_size = _setting(architecture, seq_len, batch_size)
     recipe = _recipe(recipe)
     dev = _resolve_device(device)
-    prediction = predict_training_step(cfg, recipe, seq_len, batch_size, gradient_checkpointing, dev.type)
+    flash = dev.type != "cuda" or cuda_has_flash_attention(dev)
+    prediction = predict_training_step(cfg, recipe, seq_len, batch_size, gradient_checkpointing, dev.type, flash)
     predicted = prediction["predicted_peak_bytes"]
     _guard(predicted, dev, "this training step")
     _check_time(prediction["n_params"], seq_len * batch_size, True, dev, max_seconds, predicted)
@@ -1148,7 +1165,8 @@ def measure_training_step(architecture, recipe, seq_len, batch_size, gradient_ch
     else:
         comps["activations kept for backward"] = float(fwd.end)
     comps["temporaries at the peak"] = float(max(0.0, measured - sum(comps.values())))
-    setting = f"{recipe.replace('_', ' ')}, {seq_len} tok × {batch_size}" + (", checkpointing" if gradient_checkpointing else "")
+    setting = f"{recipe.replace('_', ' ')}, {seq_len} tok × {batch_size}"
+    setting += ", checkpointing" if gradient_checkpointing else ""
     result = _base_result(cfg, dev, tracker, {"mode": "training step", "setting": setting, "recipe": recipe,
                                              "seq_len": seq_len, "batch_size": batch_size,
                                              "gradient_checkpointing": bool(gradient_checkpointing)})

@@ -47,7 +47,8 @@ def render_fast_generation_panel(loaded, prompt: str, max_new_tokens: int, *, ke
         st.error(str(exc))
         return None
     st.metric("Bandwidth bound at batch 1", f"{bound:,.0f} tokens/s",
-              help=f"tokens/s ≤ bandwidth / (weight bytes + KV-cache bytes read per token): {gpu.bandwidth_gbs:g} GB/s "
+              help="tokens/s ≤ bandwidth / (weight bytes + KV-cache bytes read per token): "
+                   f"{gpu.bandwidth_gbs:g} GB/s "
                    f"÷ ({weight_bytes / 1e9:.3f} GB of weights + the growing KV cache), averaged over "
                    f"{max_new_tokens} new tokens after a {prompt_tokens}-token prompt.")
 

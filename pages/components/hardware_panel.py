@@ -24,7 +24,8 @@ def render_hardware_panel(compact: bool = False, key: str = "hardware_panel") ->
         return None
     if info["device"] == "cuda":
         title = f"GPU: {info['gpu_name']}"
-        used_pct = 100 * (1 - info["free_memory_bytes"] / info["total_memory_bytes"]) if info["total_memory_bytes"] else 0
+        total = info["total_memory_bytes"]
+        used_pct = 100 * (1 - info["free_memory_bytes"] / total) if total else 0
         headline = (f"{info['free_memory_bytes'] / GB:.1f} GB free of {info['total_memory_bytes'] / GB:.1f} GB "
                     f"GPU memory · compute capability {info['compute_capability']} · "
                     f"bf16 {'yes' if info['bf16_supported'] else 'no'}")

@@ -122,11 +122,13 @@ def render_measure_panel(architecture, seq_len, batch_size, dtype="bf16", recipe
 
     try:
         resolved = measure.resolve_device_type(device)
+        flash = resolved != "cuda" or measure.cuda_has_flash_attention()
         if mode == MODES[0]:
-            prediction = measure.predict_inference(cfg, dtype_sel, seq_len, batch_size, device_type=resolved)
+            prediction = measure.predict_inference(cfg, dtype_sel, seq_len, batch_size, device_type=resolved,
+                                                   flash_attention=flash)
         else:
             prediction = measure.predict_training_step(cfg, recipe_sel, seq_len, batch_size, checkpointing,
-                                                       device_type=resolved)
+                                                       device_type=resolved, flash_attention=flash)
         free = free_device_memory_bytes(device)
     except (ValueError, ArchitectureError) as exc:
         st.error(f"Cannot measure this setting: {exc}")
