@@ -32,6 +32,7 @@ def _bad_input_script():
     render_measure_panel("no-such-model-xyz", 128, 1, key="bad")
     render_measure_panel("gpt2", 0, 1, key="zero")
     render_measure_panel("gpt2", 4096, 1, key="too_long")  # GPT-2 has 1024 learned positions
+    render_measure_panel(7_000_000_000, 128, 1, key="count_only")  # the planner's raw parameter-count mode
 
 
 def _results_table(at):
@@ -105,3 +106,4 @@ def test_measure_panel_reports_bad_input_without_crashing():
     assert any("no-such-model-xyz" in e or "Unknown" in e for e in errors)
     assert any("Sequence length" in e for e in errors)
     assert any("1,024" in e for e in errors)
+    assert any("not only a parameter count" in i.value for i in at.info)

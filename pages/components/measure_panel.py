@@ -91,6 +91,10 @@ def render_measure_panel(architecture, seq_len, batch_size, dtype="bf16", recipe
     st.caption("Builds the architecture with **random weights** (memory and speed do not depend on the weight "
                "values, so no download is needed), runs it here and shows the measured peak next to the planner's "
                f"prediction. Method on this device: {measure.measurement_method('auto')}.")
+    if isinstance(architecture, (int, float)) and not isinstance(architecture, bool):
+        st.info("Measuring needs an architecture (a catalog model or a config.json), not only a parameter count: "
+                "choose one to build it with random weights.")
+        return results
     try:
         cfg = get_config(architecture)
     except (ArchitectureError, ValueError, KeyError) as exc:
