@@ -35,6 +35,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import math
+import threading
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -48,6 +49,9 @@ INFERENCE_DTYPES = ("fp32", "fp16", "bf16")
 DTYPE_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2}
 RULE_OF_THUMB_BYTES_PER_PARAM = 24.0  # course notes: weights 4 + Adam 8 + gradients 4 + activations/temp 8
 GUARD_MARGIN = 1.10  # refuse when the predicted peak plus 10 % does not fit in the free memory
+# One measurement at a time per process: CUDA's peak counter and the profiler are process-wide, so two Streamlit
+# sessions measuring at once would read each other's allocations.
+_MEASURE_LOCK = threading.Lock()
 MAX_SEQ_LEN = 131_072
 MAX_BATCH = 4096
 
@@ -1001,6 +1005,11 @@ def measure_inference(architecture, dtype, seq_len, batch_size, device="auto", *
     Raises ``MeasurementRefused`` (with the predicted peak) when it would not fit in the free memory, and
     ValueError / ArchitectureError for bad input.
     """
+    with _MEASURE_LOCK:
+        return _measure_inference(architecture, dtype, seq_len, batch_size, device, max_seconds)
+
+
+def _measure_inference(architecture, dtype, seq_len, batch_size, device, max_seconds) -> dict:
     import torch
 
     from core.hardware import _resolve_device
@@ -1090,6 +1099,13 @@ def measure_training_step(architecture, recipe, seq_len, batch_size, gradient_ch
     (``measured_components``: weights, optimizer states, gradients, activations kept for backward incl. autocast's
     weight copies, and the temporaries at the peak), ``measured_phases`` and the setting.
     """
+    with _MEASURE_LOCK:
+        return _measure_training_step(architecture, recipe, seq_len, batch_size, gradient_checkpointing, device,
+                                      max_seconds)
+
+
+def _measure_training_step(architecture, recipe, seq_len, batch_size, gradient_checkpointing, device,
+                           max_seconds) -> dict:
     import torch
 
     from core.hardware import _resolve_device

@@ -262,3 +262,14 @@ def test_cuda_inference_within_target():
 def test_cuda_training_step_within_target():
     r = measure_training_step("HuggingFaceTB/SmolLM2-135M-Instruct", "mixed_precision", 512, 4, device="cuda")
     assert abs(r["error_pct"]) < 15
+
+
+def test_concurrent_measurements_do_not_disturb_each_other(inference_results):
+    # Two Streamlit sessions may press "Measure" together: the process-wide profiler / CUDA peak counter must not mix
+    # their allocations, so measurements run one at a time and give the single-run numbers.
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(2) as pool:
+        futures = [pool.submit(measure_inference, TINY[name], "fp32", SEQ, BATCH, "cpu") for name in ("gpt2", "llama")]
+        results = [f.result() for f in futures]
+    for name, r in zip(("gpt2", "llama"), results):
+        assert r["measured_peak_bytes"] == inference_results[name]["measured_peak_bytes"]
