@@ -93,7 +93,7 @@ with st.form("q_form", border=True):
         help="Random seed of the sampled outputs; the same for every variant, so differences come from the "
              "weights, not from the dice.")
     with st.expander("4-bit options, dtypes and reference text"):
-        opt = st.columns(4)
+        opt = st.columns(5)
         opt[0].checkbox(
             "Double quantization", value=False, key="q_double_quant",
             help="nf4/fp4 only: also quantize the per-block absmax scales to 8 bits (QLoRA §3), saving about "
@@ -116,6 +116,10 @@ with st.form("q_form", border=True):
             help="Text scored for perplexity and KL divergence. Default: a passage written for LLM Lab and "
                  "dedicated to the public domain (core/data/reference_text.txt). Paste your own to test other "
                  "domains.")
+        opt[4].checkbox(
+            "Measure again", value=False, key="q_fresh",
+            help="Results are cached for an hour per setting (shared by everyone using this app); tick to drop the "
+                 "cache and measure again, e.g. after the machine got less busy.")
     submitted = st.form_submit_button(
         "Run comparison", type="primary", key="q_run",
         help="Loads each chosen variant in turn, measures it, and releases it before the next.")
@@ -143,6 +147,8 @@ if submitted:
                 bar.progress(0.0, text="Another comparison is running in this app; waiting for it to finish…")
                 lock.acquire()
             try:
+                if state["q_fresh"]:
+                    _run_comparison.clear()
                 frame, measured_at = _run_comparison(
                     state["q_model"].strip(), variants, state["q_prompt"], state["q_reference_text"],
                     int(state["q_max_new_tokens"]), int(state["q_reference_tokens"]), bool(state["q_double_quant"]),
@@ -296,7 +302,10 @@ with st.expander("How these numbers are measured"):
         "quantizes the linear layers; embeddings, norms and lm_head stay in the unquantized dtype.\n"
         "- **Peak during generation**: CUDA: `torch.cuda.max_memory_allocated`. CPU: the process's peak resident "
         "memory (Linux VmHWM, reset just before generating) minus the resident memory before the variant was "
-        "loaded, so it includes the weights, the KV cache and the activations.\n"
+        "loaded, so it includes the weights, the KV cache and the activations. It can read a little low when the "
+        "allocator reuses memory the previous variant freed, and it counts everything else this server process "
+        "does meanwhile. For int8/nf4/fp4 on CPU, the layers bitsandbytes keeps are copied out of the memory-mapped "
+        "fp32 checkpoint first; otherwise the whole checkpoint would stay resident next to the 4-bit weights.\n"
         "- **Speed**: new tokens / wall time of the greedy generation, prompt prefill included.\n"
         "- **Quality** (as llama.cpp's `perplexity --kl-divergence`): perplexity = exp(mean negative log-likelihood) "
         "of the reference text; KL(P_baseline ‖ P_variant) of the next-token distributions at every position, "

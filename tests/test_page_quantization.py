@@ -39,7 +39,8 @@ def test_form_renders_with_help_on_every_control():
                    at.slider(key="q_max_new_tokens"), at.slider(key="q_reference_tokens"),
                    at.number_input(key="q_seed"), at.checkbox(key="q_double_quant"),
                    at.selectbox(key="q_compute_dtype"), at.selectbox(key="q_unquantized_dtype"),
-                   at.checkbox(key="q_chat_template"), at.text_area(key="q_reference_text")]:
+                   at.checkbox(key="q_chat_template"), at.checkbox(key="q_fresh"),
+                   at.text_area(key="q_reference_text")]:
         assert widget.help, widget.key
     assert "Run comparison" in _texts(at.info)  # nothing has run yet: the page says what to do
     assert len(at.dataframe) == 0

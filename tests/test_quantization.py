@@ -148,6 +148,20 @@ def test_planner_prediction_for_bundled_model_follows_the_planner():
 # The real comparison (bundled SmolLM2, real bitsandbytes on this machine)
 
 
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_measures_allocated_bytes_and_cuda_peaks():
+    frame = q.compare_variants(None, ["fp32", "nf4"], "Hi", q.load_reference_text(), max_new_tokens=2,
+                               max_reference_tokens=16, device="cuda").set_index("variant")
+    assert frame["available"].all(), list(frame["reason"])
+    for variant, row in frame.iterrows():
+        assert row["device"].startswith("cuda") and row["peak_method"] == "torch.cuda.max_memory_allocated"
+        # allocated-bytes growth at load covers the weights (+ at most allocator rounding / small buffers)
+        assert row["cuda_allocated_bytes"] == pytest.approx(row["weight_bytes"], rel=0.05), variant
+        assert row["peak_bytes"] >= 0.95 * row["weight_bytes"], variant
+    assert frame.loc["nf4", "weight_bytes"] < frame.loc["fp32", "weight_bytes"] / 2
+
+
 @pytest.fixture(scope="module")
 def all_variants():
     steps = []
@@ -157,6 +171,7 @@ def all_variants():
     return frame.set_index("variant", drop=False), steps
 
 
+@pytest.mark.slow
 def test_one_row_per_variant_with_the_contract_columns(all_variants):
     frame, _ = all_variants
     assert list(frame["variant"]) == list(q.VARIANTS)
@@ -166,6 +181,7 @@ def test_one_row_per_variant_with_the_contract_columns(all_variants):
         assert column in frame.columns, column
 
 
+@pytest.mark.slow
 def test_progress_is_reported_per_variant_and_ends_at_one(all_variants):
     _, steps = all_variants
     fractions = [f for f, _ in steps]
@@ -174,6 +190,7 @@ def test_progress_is_reported_per_variant_and_ends_at_one(all_variants):
         assert any(message.startswith(variant) for _, message in steps)
 
 
+@pytest.mark.slow
 def test_generation_works_in_every_variant(all_variants):
     frame, _ = all_variants
     unavailable = frame[~frame["available"]]
@@ -186,6 +203,7 @@ def test_generation_works_in_every_variant(all_variants):
         assert row["reference_tokens"] == REFERENCE_TOKENS
 
 
+@pytest.mark.slow
 def test_quantized_footprints_shrink_by_the_factor_the_planner_predicts(all_variants):
     frame, _ = all_variants
     fp32 = frame.loc["fp32"]
@@ -201,6 +219,38 @@ def test_quantized_footprints_shrink_by_the_factor_the_planner_predicts(all_vari
     assert frame.loc["nf4", "footprint_bytes"] < frame.loc["nf4", "weight_bytes"]
 
 
+@pytest.mark.slow
+def test_peak_memory_during_generation_follows_the_weights(all_variants):
+    frame, _ = all_variants
+    assert frame["peak_method"].str.len().gt(0).all()
+    # the peak includes the weights; 4-bit variants must not carry the fp32 checkpoint along (detach_from_checkpoint)
+    assert frame.loc["fp32", "peak_bytes"] >= 0.9 * frame.loc["fp32", "weight_bytes"]
+    assert frame.loc["nf4", "peak_bytes"] < frame.loc["fp32", "peak_bytes"]
+
+
+@pytest.mark.slow
+def test_detach_from_checkpoint_unmaps_the_fp32_checkpoint_and_keeps_ties():
+    def checkpoint_mapped():
+        return any(line.rstrip().endswith("model.safetensors") for line in open("/proc/self/maps"))
+
+    loaded = models.load_model(None, dtype="fp32", device="cpu", quantization="nf4")
+    try:
+        assert checkpoint_mapped()  # transformers leaves the unquantized layers as views into the mapped file
+        copied = q.detach_from_checkpoint(loaded.model)
+        q.free_released_memory()
+        assert not checkpoint_mapped()
+        assert copied >= 49152 * 576 * 4  # at least the fp32 embedding matrix
+        model = loaded.model
+        assert model.lm_head.weight is model.model.embed_tokens.weight
+        ids = loaded.tokenizer("Hello", return_tensors="pt").input_ids
+        with torch.inference_mode():
+            assert model.generate(ids, max_new_tokens=2, do_sample=False).shape[1] == ids.shape[1] + 2
+    finally:
+        models.release_model(loaded)
+        q.free_released_memory()
+
+
+@pytest.mark.slow
 def test_baseline_row_has_zero_kl_and_full_agreement(all_variants):
     frame, _ = all_variants
     base = frame.loc["fp32"]
@@ -210,6 +260,7 @@ def test_baseline_row_has_zero_kl_and_full_agreement(all_variants):
     assert pd.isna(base["greedy_first_divergence"])
 
 
+@pytest.mark.slow
 def test_bf16_kl_is_far_below_nf4_kl(all_variants):
     frame, _ = all_variants
     bf16, nf4 = frame.loc["bf16"], frame.loc["nf4"]
@@ -229,6 +280,7 @@ def test_kl_of_real_model_logits_against_themselves_is_zero():
         models.release_model(loaded)
 
 
+@pytest.mark.slow
 def test_double_quantization_shrinks_nf4_as_predicted_and_first_variant_is_the_baseline():
     frame = q.compare_variants(None, ["nf4"], "Hi", q.load_reference_text(), max_new_tokens=2,
                                max_reference_tokens=16, double_quant=True, compute_dtype="fp32")
@@ -241,6 +293,7 @@ def test_double_quantization_shrinks_nf4_as_predicted_and_first_variant_is_the_b
     assert row["weight_bytes"] < single
 
 
+@pytest.mark.slow
 def test_repeated_comparisons_do_not_grow_memory_without_bound(all_variants):
     """Two more comparisons after the module's first: process memory may wobble (allocator, caches) but must not keep
     the models: growth stays below half of the smallest model that could have leaked (nf4, ~173 MB)."""
@@ -260,6 +313,7 @@ def test_repeated_comparisons_do_not_grow_memory_without_bound(all_variants):
 # Tables and charts from the real results
 
 
+@pytest.mark.slow
 def test_summary_csv_and_unavailable(all_variants):
     frame, _ = all_variants
     table = q.summary_table(frame.reset_index(drop=True))
@@ -275,6 +329,7 @@ def test_summary_csv_and_unavailable(all_variants):
     assert len(q.summary_table(failed)) == 5
 
 
+@pytest.mark.slow
 def test_charts_have_one_trace_or_bar_per_available_variant(all_variants):
     frame = all_variants[0].reset_index(drop=True)
     scatter = charts.memory_quality_figure(frame, "kl_mean")
