@@ -100,13 +100,21 @@ def _recipe(recipe) -> str:
     raise ValueError(f"Unknown training recipe {recipe!r}: use 'fp32' or 'mixed_precision'.")
 
 
+def learned_position_limit(architecture) -> int | None:
+    """Longest sequence a model with learned absolute position embeddings accepts (GPT-2, BERT, RoBERTa);
+    None for rotary / relative / ALiBi positions, which have no hard limit."""
+    cfg = architectures.get_config(architecture)
+    if cfg["model_type"] not in ("gpt2", "bert", "roberta"):
+        return None
+    return cfg["max_position_embeddings"] - (2 if cfg["model_type"] == "roberta" else 0)
+
+
 def _setting(architecture, seq_len, batch_size) -> tuple[dict, int, int]:
     cfg = architectures.get_config(architecture)  # ArchitectureError (a ValueError) for unknown / malformed input
     seq_len = _check_int(seq_len, "Sequence length (tokens)", 1, MAX_SEQ_LEN)
     batch_size = _check_int(batch_size, "Batch size (sequences)", 1, MAX_BATCH)
-    learned_positions = cfg["model_type"] in ("gpt2", "bert", "roberta")
-    limit = cfg["max_position_embeddings"] - (2 if cfg["model_type"] == "roberta" else 0)
-    if learned_positions and seq_len > limit:
+    limit = learned_position_limit(cfg)
+    if limit is not None and seq_len > limit:
         raise ValueError(f"{architectures.display_name(cfg.get('_name_or_path') or cfg['model_type'])} has learned "
                          f"position embeddings for {limit:,} tokens; choose a sequence length ≤ {limit:,}.")
     return cfg, seq_len, batch_size

@@ -28,6 +28,7 @@ from core.generation_charts import (
 )
 from core.models import BUNDLED_DECODER, BUNDLED_ENCODER
 from core.prompts import EXAMPLE_SETS, SHOT_COUNTS, build_icl_prompt
+from pages.components.fast_generation_panel import render_fast_generation_panel
 from core.sampling import DECODING_MODES, DecodingSettings, generation_config_defaults, shape_distribution, shape_table
 from pages.components.model_cache import load_model_or_error
 
@@ -69,7 +70,7 @@ if loaded is None:
 if loaded.kind != "decoder":
     st.error(
         f"`{loaded.name}` is an {loaded.kind} model; this page generates with decoder (causal LM) models such as the "
-        f"bundled `{BUNDLED_DECODER}`. (`{BUNDLED_ENCODER}` is an encoder: try it on the Attention page.)", icon="🚫",
+        f"bundled `{BUNDLED_DECODER}`. (`{BUNDLED_ENCODER}` is an encoder: try it on the Attention page.)", icon=":material/block:",
     )
     st.stop()
 st.caption(
@@ -138,7 +139,7 @@ if preview is not None:
         st.code(preview.text, language=None, wrap_lines=True)
         st.progress(share, text=f"{preview.original_tokens:,} / {preview.context_window:,} tokens")
 else:
-    st.warning(prompt_problem, icon="✏️")
+    st.warning(prompt_problem, icon=":material/edit:")
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -229,7 +230,9 @@ def show_result(result: GenerationResult, key_prefix: str = "gen") -> None:
 
 
 # ---------------------------------------------------------------------------------------------------------------------
-generate_tab, shape_tab, compare_tab = st.tabs(["✍️ Generate", "🎛️ Shape the distribution", "⚖️ Compare settings"])
+generate_tab, shape_tab, compare_tab, fast_tab = st.tabs(
+    [":material/edit_note: Generate", ":material/tune: Shape the distribution", ":material/compare: Compare settings",
+     ":material/bolt: Fast generation (GPU)"])
 
 with generate_tab:
     mode = st.radio("Decoding", list(DECODING_MODES), horizontal=True, key="gen_mode", help=MODE_HELP,
@@ -290,7 +293,7 @@ with generate_tab:
         try:
             stream = stream_generation(loaded, prompt, settings, use_chat_template=use_chat)
         except GenerationInputError as exc:
-            st.error(str(exc), icon="✏️")
+            st.error(str(exc), icon=":material/edit:")
         else:
             st.session_state.pop("gen_result", None)
             st.session_state["gen_run_id"] = st.session_state.get("gen_run_id", 0) + 1
@@ -307,7 +310,7 @@ with generate_tab:
                         for _ in stream:
                             pass
             except GenerationError as exc:
-                st.error(f"{exc}", icon="💥")
+                st.error(f"{exc}", icon=":material/error:")
             finally:
                 # Also runs when Stop (or any other control) interrupts this script mid-stream: the tokens produced
                 # so far are kept and shown on the rerun as a "stopped" result.
@@ -344,7 +347,7 @@ with shape_tab:
         "warpers `generate()` uses."
     )
     if preview is None:
-        st.warning(prompt_problem, icon="✏️")
+        st.warning(prompt_problem, icon=":material/edit:")
     else:
         ids = preview.input_ids.to(loaded.device)
         cache_key = (loaded.name, loaded.dtype_name, str(loaded.device), tuple(ids[0].tolist()))
@@ -429,7 +432,7 @@ with compare_tab:
                 results[label] = run_generation(loaded, prompt, cmp_settings, use_chat_template=use_chat)
             st.session_state["cmp_results"] = results
         except (GenerationInputError, GenerationError) as exc:
-            st.error(str(exc), icon="🚫")
+            st.error(str(exc), icon=":material/block:")
         finally:
             bar.empty()
     results = st.session_state.get("cmp_results")
@@ -452,3 +455,6 @@ with compare_tab:
             "Download comparison (JSON)", json.dumps({k: v.to_dict() for k, v in results.items()}, indent=2),
             "comparison.json", "application/json", key="cmp_json", help="All compared runs with settings and steps.",
         )
+
+with fast_tab:
+    render_fast_generation_panel(loaded, prompt, int(st.session_state.get("gen_max_new", 64)), key="fastgen")

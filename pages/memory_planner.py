@@ -9,8 +9,9 @@ import pandas as pd
 import streamlit as st
 from streamlit.errors import StreamlitPageNotFoundError
 
-from core import architectures, memory, memory_charts, plan_io
+from core import architectures, measure, memory, memory_charts, plan_io
 from core.architectures import ArchitectureError
+from pages.components.measure_panel import render_measure_panel
 from core.hardware import GPUS
 from core.memory import GB
 from core.plan_io import FIELDS, KV_DTYPES, SOURCES, ZERO_STAGES, PlanInputError, format_count, format_gb
@@ -159,8 +160,9 @@ gpu = plan_io.selected_gpu(gpu_name, st.session_state["mem_custom_gpu_gb"])
 capacity_label = f"{gpu.name}: {gpu.memory_gb:g} GB"
 
 summary = st.container(border=True)
-tab_infer, tab_train, tab_multi, tab_fit, tab_params, tab_export = st.tabs(
-    ["Inference", "Training", "Multi-GPU (DDP vs ZeRO)", "GPU fit", "Parameters", "Export & links"])
+tab_infer, tab_train, tab_multi, tab_fit, tab_params, tab_export, tab_measure = st.tabs(
+    ["Inference", "Training", "Multi-GPU (DDP vs ZeRO)", "GPU fit", "Parameters", "Export & links",
+     "Measure on this machine"])
 
 # Controls are drawn in every run (inside their tabs) so their values are never lost; results need a model.
 with tab_infer:
@@ -497,5 +499,23 @@ with tab_export:
                 st.markdown(f"[Compute to train this model →](/compute?params={count})")
         st.dataframe(pd.DataFrame(plan_io.plan_rows(plan)).astype({"value": str}), hide_index=True,
                      width="stretch", key="mem_summary_table", height=320)
+
+# ---- Measured against predicted (core.measure) -------------------------------------------------------------------
+with tab_measure:
+    if choice is None:
+        st.info(NO_PLAN)
+    else:
+        weight_format = st.session_state["mem_weight_format"]
+        seq_len = int(st.session_state["mem_train_seq"])
+        learned_positions = measure.learned_position_limit(choice.config) if choice.config else None
+        if learned_positions and seq_len > learned_positions:
+            st.caption(f"This model has learned position embeddings for {learned_positions:,} tokens: measured at "
+                       f"{learned_positions:,} tokens instead of the plan's {seq_len:,}.")
+            seq_len = learned_positions
+        render_measure_panel(
+            choice.catalog_id or choice.config or choice.n_params,
+            seq_len, int(st.session_state["mem_micro_batch"]),
+            dtype=weight_format if weight_format in ("fp32", "fp16", "bf16") else "bf16",
+            recipe="mixed_precision", key="measure")
 
 write_inputs_to_url()

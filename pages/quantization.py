@@ -138,7 +138,7 @@ if submitted:
     elif not state["q_reference_text"].strip():
         problem = "The reference text is empty: perplexity and KL need a text to score."
     if problem:
-        st.error(problem, icon="⚠️")
+        st.error(problem, icon=":material/warning:")
     else:
         lock = _comparison_lock()
         with st.status(f"Comparing {len(variants)} variant(s)…", expanded=True) as status:
@@ -160,10 +160,10 @@ if submitted:
                 status.update(label=f"Compared {len(variants)} variant(s).", state="complete", expanded=False)
             except (Q.QuantizationInputError, models.ModelLoadError) as exc:
                 status.update(label="The comparison could not run.", state="error", expanded=False)
-                st.error(str(exc), icon="🚫")
+                st.error(str(exc), icon=":material/block:")
             except Exception as exc:  # noqa: BLE001 - never show a traceback; say what failed
                 status.update(label="The comparison failed.", state="error", expanded=False)
-                st.error(f"The comparison failed unexpectedly: {type(exc).__name__}: {exc}", icon="🚫")
+                st.error(f"The comparison failed unexpectedly: {type(exc).__name__}: {exc}", icon=":material/block:")
             finally:
                 lock.release()
 
@@ -187,7 +187,7 @@ st.caption(
     "Timings share this machine with everything else running on it.")
 
 for label, reason in Q.unavailable_variants(results):
-    st.warning(f"**{label}** is unavailable here: {reason}", icon="🚫")
+    st.warning(f"**{label}** is unavailable here: {reason}", icon=":material/block:")
 if available.empty:
     st.stop()
 

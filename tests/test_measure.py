@@ -273,3 +273,10 @@ def test_concurrent_measurements_do_not_disturb_each_other(inference_results):
         results = [f.result() for f in futures]
     for name, r in zip(("gpt2", "llama"), results):
         assert r["measured_peak_bytes"] == inference_results[name]["measured_peak_bytes"]
+
+
+def test_learned_position_limit_only_for_absolute_positions():
+    assert measure.learned_position_limit("gpt2") == 1024
+    assert measure.learned_position_limit("bert-base-uncased") == 512
+    assert measure.learned_position_limit("meta-llama/Llama-2-7b-hf") is None  # rotary
+    assert measure.learned_position_limit("google/flan-t5-small") is None  # relative buckets

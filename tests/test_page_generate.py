@@ -3,6 +3,7 @@ import json
 import re
 
 import pytest
+import torch
 
 from core.models import BUNDLED_DECODER, BUNDLED_ENCODER
 from tests.apptest import app_test
@@ -153,3 +154,11 @@ def test_beam_search_runs_on_the_page_with_a_note():
     assert not at.exception
     assert any("not streamed" in i.value for i in at.info)
     assert {m.label: m.value for m in at.metric}["Generated"] == "3 tokens"
+
+
+def test_fast_generation_tab_is_offered_and_explains_itself_without_a_gpu():
+    at = fresh_page()
+    assert "Fast generation (GPU)" in [s.value for s in at.subheader]
+    if not torch.cuda.is_available():
+        text = " ".join(m.value for m in list(at.info) + list(at.caption) + list(at.warning))
+        assert "CUDA" in text or "GPU" in text

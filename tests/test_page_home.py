@@ -19,3 +19,16 @@ def test_app_switches_to_a_planner_page():
     at.switch_page("pages/memory_planner.py").run()
     assert not at.exception
     assert at.title[0].value.startswith("Memory planner")
+
+
+def test_sidebar_shows_this_machine():
+    at = app_test("app.py", timeout=60)
+    at.run()
+    sidebar = " ".join(m.value for m in at.sidebar.markdown)
+    assert "This machine" in sidebar
+    import torch
+
+    if torch.cuda.is_available():
+        assert torch.cuda.get_device_name(0) in sidebar
+    else:
+        assert "CPU (no CUDA GPU)" in sidebar

@@ -185,3 +185,18 @@ def test_config_travels_in_the_url():
     assert metrics(again)["Parameters"] == metrics(at)["Parameters"] == "494M"
     broken = run_page({"src": "config", "cfg": "%%%"})
     assert broken.warning and broken.error  # damaged link: a warning, then "paste a config"
+
+
+def test_measure_tab_offers_measurement_of_the_chosen_architecture(default_page):
+    subheaders = [s.value for s in default_page.subheader]
+    assert "Measure on this machine" in subheaders
+    metric_labels = [m.label for m in default_page.metric]
+    assert "Predicted peak" in metric_labels  # the planner's prediction for Llama-3-8B at the training setting
+    assert not default_page.exception
+
+
+def test_measure_tab_clamps_to_learned_positions():
+    at = run_page({"model": "gpt2"})
+    assert not at.exception and not at.error
+    captions = " ".join(c.value for c in at.caption)
+    assert "learned position embeddings for 1,024 tokens" in captions

@@ -145,7 +145,7 @@ def render_measure_panel(architecture, seq_len, batch_size, dtype="bf16", recipe
     m2.metric("Free memory here", f"{free / GB:.2f} GB",
               help="Free GPU memory (cudaMemGetInfo) or available RAM; a measurement needs the predicted peak "
                    f"plus {int((measure.GUARD_MARGIN - 1) * 100)} %.")
-    m3.metric("Parameters", f"{prediction['n_params'] / 1e6:,.1f} M", help="Exact, tied weights counted once.")
+    m3.metric("Parameters of the built model", f"{prediction['n_params'] / 1e6:,.1f} M", help="Exact, tied weights counted once.")
     fits = prediction["predicted_peak_bytes"] * measure.GUARD_MARGIN <= free
     if not fits:
         st.warning(f"Predicted {prediction['predicted_peak_bytes'] / GB:.2f} GB does not fit in the "

@@ -87,5 +87,5 @@ def load_model_or_error(*args, **kwargs) -> LoadedModel | None:
     try:
         return cached_load_model(*args, **kwargs)
     except ModelLoadError as exc:
-        st.error(str(exc), icon="🚫")
+        st.error(str(exc), icon=":material/block:")
         return None
