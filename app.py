@@ -22,4 +22,9 @@ PAGES = {
     ],
 }
 
-st.navigation(PAGES).run()
+page = st.navigation(PAGES)
+with st.sidebar:
+    from pages.components.hardware_panel import render_hardware_panel
+
+    render_hardware_panel(compact=True)
+page.run()
