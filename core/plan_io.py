@@ -21,6 +21,7 @@ from core import architectures, memory
 from core.architectures import ArchitectureError
 from core.hardware import DEFAULT_GPU, GPUS, GPU, custom_gpu
 from core.memory import GB
+from core.url_state import choice_parser, number_parser
 
 CUSTOM_GPU = "Custom GPU"
 SOURCES = {"catalog": "Catalog model", "params": "Parameter count", "config": "config.json"}
@@ -140,30 +141,8 @@ class Field:
     write: Callable[[Any], str | None] = str
 
 
-def _choice(options):
-    options = list(options)
-
-    def parse(text):
-        if text not in options:
-            raise PlanInputError(f"expected one of: {', '.join(map(str, options))}")
-        return text
-    return parse
-
-
-def _number(low, high, integer=False):
-    def parse(text):
-        try:
-            value = float(text)
-        except (TypeError, ValueError):
-            raise PlanInputError("expected a number") from None
-        if not math.isfinite(value) or not low <= value <= high:
-            raise PlanInputError(f"expected a number between {low:g} and {high:g}")
-        if integer:
-            if value != int(value):
-                raise PlanInputError("expected a whole number")
-            return int(value)
-        return value
-    return parse
+_choice = choice_parser
+_number = number_parser
 
 
 def _stage(text):

@@ -6,7 +6,6 @@ core.compute_charts, renders.
 from __future__ import annotations
 
 import json
-import math
 
 import pandas as pd
 import streamlit as st
@@ -14,11 +13,10 @@ from streamlit.errors import StreamlitPageNotFoundError
 
 from core import compute, compute_charts
 from core.compute import ComputeInputError
-from core.hardware import DEFAULT_GPU, GPUS, get_gpu
+from core.hardware import GPUS, get_gpu
+from core.compute_url import FIELDS, MODES, UNITS
 from core.training_runs import reference_table
 
-MODES = {"budget": "A compute budget", "params": "A model size", "data": "A data limit"}
-UNITS = {"flops": "FLOPs", "pfsd": "PF/s-days", "cluster": "GPUs × days × MFU"}
 MEMORY_PAGE = "pages/memory_planner.py"
 
 
@@ -36,85 +34,6 @@ def md(text: str) -> str:
 # Inputs that live in the URL: URL key → (session-state key, default, parse URL text, write URL text)
 # ----------------------------------------------------------------------------------------------
 
-def _choice(options):
-    def parse(text):
-        if text not in options:
-            raise ValueError(f"expected one of {', '.join(options)}")
-        return text
-    return parse
-
-
-def _count(low, high, what, unit, fmt):
-    def parse(text):
-        return fmt(compute.parse_in_range(text, low, high, what, unit))
-    return parse
-
-
-def _number(low, high, integer=False):
-    def parse(text):
-        try:
-            value = float(text)
-        except (TypeError, ValueError):
-            raise ValueError("not a number") from None
-        if not math.isfinite(value) or not low <= value <= high:
-            raise ValueError(f"expected a number between {low:g} and {high:g}")
-        if integer:
-            if value != int(value):
-                raise ValueError("expected a whole number")
-            return int(value)
-        return value
-    return parse
-
-
-def _bool(text):
-    lowered = str(text).lower()
-    if lowered in ("1", "true", "yes", "on"):
-        return True
-    if lowered in ("0", "false", "no", "off"):
-        return False
-    raise ValueError("expected true or false")
-
-
-def _count_url(low, high, what, unit, as_int):
-    def write(value):
-        try:
-            v = compute.parse_in_range(value, low, high, what, unit)
-        except ComputeInputError:
-            return None  # invalid text stays on the page, not in the URL
-        return str(int(round(v))) if as_int else f"{v:.6g}"
-    return write
-
-
-def _fmt_flops(v):
-    return f"{v:.4g}"
-
-
-FIELDS = {
-    "mode": ("compute_mode", "budget", _choice(list(MODES)), str),
-    "unit": ("compute_budget_unit", "cluster", _choice(list(UNITS)), str),
-    "flops": ("compute_budget_flops", "5.76e23",
-              _count(compute.MIN_FLOPS, compute.MAX_FLOPS, "Compute budget", "FLOPs", _fmt_flops),
-              _count_url(compute.MIN_FLOPS, compute.MAX_FLOPS, "Compute budget", "FLOPs", False)),
-    "pfsd": ("compute_budget_pfsd", "3640",
-             _count(compute.MIN_PFLOP_S_DAYS, compute.MAX_PFLOP_S_DAYS, "Compute budget", "PF/s-days",
-                    lambda v: f"{v:.6g}"),
-             _count_url(compute.MIN_PFLOP_S_DAYS, compute.MAX_PFLOP_S_DAYS, "Compute budget", "PF/s-days", False)),
-    "days": ("compute_budget_days", 30.0, _number(0.01, 3650.0), lambda v: f"{v:g}"),
-    "params": ("compute_params", "7B",
-               _count(compute.MIN_PARAMS, compute.MAX_PARAMS, "Model size", "parameters", compute.format_input_count),
-               _count_url(compute.MIN_PARAMS, compute.MAX_PARAMS, "Model size", "parameters", True)),
-    "tokens": ("compute_tokens", "700B",
-               _count(compute.MIN_TOKENS, compute.MAX_TOKENS, "Data limit", "tokens", compute.format_input_count),
-               _count_url(compute.MIN_TOKENS, compute.MAX_TOKENS, "Data limit", "tokens", True)),
-    "gpu": ("compute_gpu", DEFAULT_GPU, _choice(list(GPUS)), str),
-    "gpus": ("compute_n_gpus", 256, _number(1, 1_000_000, integer=True), str),
-    "mfu": ("compute_mfu_percent", compute.DEFAULT_MFU * 100, _number(1.0, 100.0), lambda v: f"{v:g}"),
-    "price": ("compute_price", 2.0, _number(0.0, 1000.0), lambda v: f"{v:g}"),
-    "k": ("compute_flops_per_param_token", compute.FLOPS_PER_PARAM_TOKEN, _number(1.0, 100.0), lambda v: f"{v:g}"),
-    "recompute": ("compute_recompute", False, _bool, lambda v: "true" if v else "false"),
-    "ratio": ("compute_tokens_per_param", compute.CHINCHILLA_TOKENS_PER_PARAM, _number(1.0, 10_000.0),
-              lambda v: f"{v:g}"),
-}
 URL_WRITTEN = "compute_url_written"
 
 
