@@ -61,6 +61,13 @@ def _llama(name: str, model_type: str, layers: int, hidden: int, heads: int, kv_
     return cfg
 
 
+def _meta_llama(name: str, layers: int, hidden: int, heads: int, kv_heads: int, ffn: int, vocab: int, max_pos: int,
+                rope_theta: float, bos: int, eos: int) -> dict:
+    # Llama 2 / Llama 3 base checkpoints: untied embeddings, no attention/MLP biases.
+    return _llama(name, "llama", layers, hidden, heads, kv_heads, ffn, vocab, False, max_pos, "LlamaForCausalLM",
+                  rope_theta=rope_theta, attention_bias=False, mlp_bias=False, bos_token_id=bos, eos_token_id=eos)
+
+
 _BERT_COMMON = {"architectures": ["BertModel"], "model_type": "bert", "hidden_act": "gelu",
                 "max_position_embeddings": 512, "type_vocab_size": 2, "vocab_size": 30522, "layer_norm_eps": 1e-12,
                 "pad_token_id": 0, "position_embedding_type": "absolute"}
@@ -90,21 +97,16 @@ CATALOG: dict[str, dict[str, Any]] = {
         "Qwen/Qwen2.5-7B", "qwen2", 28, 3584, 28, 4, 18944, 152064, False, 131072, "Qwen2ForCausalLM",
         rms_norm_eps=1e-6, rope_theta=1000000.0, sliding_window=131072, use_sliding_window=False,
         max_window_layers=28, bos_token_id=151643, eos_token_id=151643),
-    "meta-llama/Llama-2-7b-hf": _llama(
-        "meta-llama/Llama-2-7b-hf", "llama", 32, 4096, 32, 32, 11008, 32000, False, 4096, "LlamaForCausalLM",
-        rope_theta=10000.0, attention_bias=False, mlp_bias=False, bos_token_id=1, eos_token_id=2),
-    "meta-llama/Llama-2-13b-hf": _llama(
-        "meta-llama/Llama-2-13b-hf", "llama", 40, 5120, 40, 40, 13824, 32000, False, 4096, "LlamaForCausalLM",
-        rope_theta=10000.0, attention_bias=False, mlp_bias=False, bos_token_id=1, eos_token_id=2),
-    "meta-llama/Llama-2-70b-hf": _llama(
-        "meta-llama/Llama-2-70b-hf", "llama", 80, 8192, 64, 8, 28672, 32000, False, 4096, "LlamaForCausalLM",
-        rope_theta=10000.0, attention_bias=False, mlp_bias=False, bos_token_id=1, eos_token_id=2),
-    "meta-llama/Meta-Llama-3-8B": _llama(
-        "meta-llama/Meta-Llama-3-8B", "llama", 32, 4096, 32, 8, 14336, 128256, False, 8192, "LlamaForCausalLM",
-        rope_theta=500000.0, attention_bias=False, mlp_bias=False, bos_token_id=128000, eos_token_id=128001),
-    "meta-llama/Meta-Llama-3-70B": _llama(
-        "meta-llama/Meta-Llama-3-70B", "llama", 80, 8192, 64, 8, 28672, 128256, False, 8192, "LlamaForCausalLM",
-        rope_theta=500000.0, attention_bias=False, mlp_bias=False, bos_token_id=128000, eos_token_id=128001),
+    "meta-llama/Llama-2-7b-hf": _meta_llama("meta-llama/Llama-2-7b-hf", 32, 4096, 32, 32, 11008, 32000, 4096,
+                                            10000.0, 1, 2),
+    "meta-llama/Llama-2-13b-hf": _meta_llama("meta-llama/Llama-2-13b-hf", 40, 5120, 40, 40, 13824, 32000, 4096,
+                                             10000.0, 1, 2),
+    "meta-llama/Llama-2-70b-hf": _meta_llama("meta-llama/Llama-2-70b-hf", 80, 8192, 64, 8, 28672, 32000, 4096,
+                                             10000.0, 1, 2),
+    "meta-llama/Meta-Llama-3-8B": _meta_llama("meta-llama/Meta-Llama-3-8B", 32, 4096, 32, 8, 14336, 128256, 8192,
+                                              500000.0, 128000, 128001),
+    "meta-llama/Meta-Llama-3-70B": _meta_llama("meta-llama/Meta-Llama-3-70B", 80, 8192, 64, 8, 28672, 128256, 8192,
+                                               500000.0, 128000, 128001),
     "mistralai/Mistral-7B-v0.1": _llama(
         "mistralai/Mistral-7B-v0.1", "mistral", 32, 4096, 32, 8, 14336, 32000, False, 32768, "MistralForCausalLM",
         rope_theta=10000.0, sliding_window=4096, bos_token_id=1, eos_token_id=2),

@@ -32,6 +32,11 @@ class TrainingRun:
         return self.n_tokens / self.n_params
 
 
+def _a100_80gb_run(name: str, n_params: float, n_tokens: float, source: str, gpu_hours: float, **extra) -> TrainingRun:
+    """A run on A100-80GB whose paper publishes GPU-hours (the LLaMA / Llama 2 / OPT rows)."""
+    return TrainingRun(name, n_params, n_tokens, "A100-80GB", source, gpu="A100 80GB SXM", gpu_hours=gpu_hours, **extra)
+
+
 REFERENCE_RUNS: tuple[TrainingRun, ...] = (
     TrainingRun("GPT-3", 175e9, 300e9, "V100 cluster", "Brown et al. 2020, Table D.1",
                 published_flops=3.14e23, note="Paper: 3.64e3 PF/s-days; course notes: 'close to 3,700'."),
@@ -42,21 +47,14 @@ REFERENCE_RUNS: tuple[TrainingRun, ...] = (
     TrainingRun("LaMDA", 137e9, 168e9, "–", "Hoffmann et al. 2022, Table 1"),
     TrainingRun("Chinchilla", 70e9, 1.4e12, "TPUv3/v4", "Hoffmann et al. 2022",
                 published_flops=5.76e23, note="Same compute as Gopher."),
-    TrainingRun("LLaMA-7B", 6.7e9, 1.0e12, "A100-80GB", "Touvron et al. 2023, Table 15",
-                gpu="A100 80GB SXM", gpu_hours=82_432),
-    TrainingRun("LLaMA-13B", 13.0e9, 1.0e12, "A100-80GB", "Touvron et al. 2023, Table 15",
-                gpu="A100 80GB SXM", gpu_hours=135_168),
-    TrainingRun("LLaMA-33B", 32.5e9, 1.4e12, "A100-80GB", "Touvron et al. 2023, Table 15",
-                gpu="A100 80GB SXM", gpu_hours=530_432),
-    TrainingRun("LLaMA-65B", 65.2e9, 1.4e12, "A100-80GB", "Touvron et al. 2023, Table 15 and §2.4",
-                gpu="A100 80GB SXM", gpu_hours=1_022_362, n_gpus=2048,
-                note="380 tokens/s/GPU on 2048 GPUs, ~21 days."),
-    TrainingRun("Llama 2 7B", 7e9, 2.0e12, "A100-80GB", "Touvron et al. 2023b, Table 2",
-                gpu="A100 80GB SXM", gpu_hours=184_320),
-    TrainingRun("Llama 2 13B", 13e9, 2.0e12, "A100-80GB", "Touvron et al. 2023b, Table 2",
-                gpu="A100 80GB SXM", gpu_hours=368_640),
-    TrainingRun("Llama 2 70B", 70e9, 2.0e12, "A100-80GB", "Touvron et al. 2023b, Table 2",
-                gpu="A100 80GB SXM", gpu_hours=1_720_320),
+    _a100_80gb_run("LLaMA-7B", 6.7e9, 1.0e12, "Touvron et al. 2023, Table 15", 82_432),
+    _a100_80gb_run("LLaMA-13B", 13.0e9, 1.0e12, "Touvron et al. 2023, Table 15", 135_168),
+    _a100_80gb_run("LLaMA-33B", 32.5e9, 1.4e12, "Touvron et al. 2023, Table 15", 530_432),
+    _a100_80gb_run("LLaMA-65B", 65.2e9, 1.4e12, "Touvron et al. 2023, Table 15 and §2.4", 1_022_362, n_gpus=2048,
+                   note="380 tokens/s/GPU on 2048 GPUs, ~21 days."),
+    _a100_80gb_run("Llama 2 7B", 7e9, 2.0e12, "Touvron et al. 2023b, Table 2", 184_320),
+    _a100_80gb_run("Llama 2 13B", 13e9, 2.0e12, "Touvron et al. 2023b, Table 2", 368_640),
+    _a100_80gb_run("Llama 2 70B", 70e9, 2.0e12, "Touvron et al. 2023b, Table 2", 1_720_320),
     TrainingRun("BloombergGPT", 50.6e9, 569e9, "512 × A100-40GB", "Wu et al. 2023",
                 gpu="A100 40GB SXM", gpu_hours=651_000, n_gpus=512, published_flops=2.36e23,
                 note="708B-token dataset; ~53 days; 102 TFLOP/s per GPU average (activation checkpointing, "
@@ -64,8 +62,7 @@ REFERENCE_RUNS: tuple[TrainingRun, ...] = (
     TrainingRun("BLOOM", 176e9, 366e9, "384 × A100-80GB", "BigScience 2022",
                 gpu="A100 80GB SXM", gpu_hours=1_082_990, n_gpus=384,
                 note="~3.5 months; ~156 TFLOP/s per GPU reported."),
-    TrainingRun("OPT-175B", 175e9, 180e9, "A100-80GB", "Touvron et al. 2023, Table 15",
-                gpu="A100 80GB SXM", gpu_hours=809_472),
+    _a100_80gb_run("OPT-175B", 175e9, 180e9, "Touvron et al. 2023, Table 15", 809_472),
 )
 
 RUNS_BY_NAME: dict[str, TrainingRun] = {r.name: r for r in REFERENCE_RUNS}
