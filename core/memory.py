@@ -67,11 +67,6 @@ def _check_positive_int(value, name: str) -> int:
     return int(value)
 
 
-def to_gb(n_bytes: float) -> float:
-    """Bytes → GB (1e9 bytes)."""
-    return n_bytes / GB
-
-
 # ---------------------------------------------------------------------------------------------------------------
 # Weights
 # ---------------------------------------------------------------------------------------------------------------
@@ -194,11 +189,6 @@ _RECIPES: dict[str, dict[str, float]] = {
     "mixed_precision": {"weights": 2.0, "gradients": 2.0, "optimizer": 12.0},
     # Hugging Face "Model training anatomy": fp32 + fp16 weights 6, fp32 gradients 4, AdamW 8 = 18 B/param.
     "hf_mixed_precision": {"weights": 6.0, "gradients": 4.0, "optimizer": 8.0},
-}
-TRAINING_RECIPES = {
-    "rule_of_thumb": "Rule of thumb, fp32 Adam (course notes): 24 B/param incl. activations",
-    "mixed_precision": "Mixed-precision Adam (ZeRO paper): 16 B/param of model states",
-    "hf_mixed_precision": "Mixed precision (Hugging Face anatomy guide): 18 B/param of model states",
 }
 COMPONENT_LABELS = {
     "weights": "weights",
