@@ -18,7 +18,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from core import hardware
+from core import hardware, memory
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -49,13 +49,14 @@ def bandwidth_bound_tokens_per_s(weight_bytes: float, bandwidth_bytes_per_s: flo
 
 
 def kv_bytes_per_token(config, bytes_per_value: float) -> float:
-    """KV-cache bytes one token adds (2 · layers · kv_heads · head_dim · bytes), from a transformers config."""
+    """KV-cache bytes one token adds, from a transformers config: ``core.memory.kv_cache_bytes`` for one token
+    of one sequence (2 · layers · kv_heads · head_dim · bytes; shared/reference/formulas.md, KV cache)."""
     layers = getattr(config, "num_hidden_layers", None) or getattr(config, "n_layer", None) or 0
     heads = getattr(config, "num_attention_heads", None) or getattr(config, "n_head", None) or 1
     kv_heads = getattr(config, "num_key_value_heads", None) or heads
     hidden = getattr(config, "hidden_size", None) or getattr(config, "n_embd", None) or 0
     head_dim = getattr(config, "head_dim", None) or (hidden // heads if heads else 0)
-    return 2.0 * layers * kv_heads * head_dim * bytes_per_value
+    return memory.kv_cache_bytes(layers, kv_heads, head_dim, 1, 1, bytes_per_value)
 
 
 def generation_bound_tokens_per_s(weight_bytes: float, bandwidth_bytes_per_s: float, prompt_tokens: int,
