@@ -80,7 +80,7 @@ with st.form("q_form", border=True):
              "are shown side by side with a token diff against the baseline.")
     row = st.columns(3)
     row[0].slider(
-        "Max new tokens", min_value=1, max_value=128, value=16, key="q_max_new_tokens",
+        "Max new tokens", min_value=1, max_value=128, value=Q.DEFAULT_MAX_NEW_TOKENS, key="q_max_new_tokens",
         help="Tokens each variant generates per output (it may stop earlier at its end-of-text token). The speed "
              "in tokens/s is measured on the greedy output.")
     row[1].slider(
@@ -173,7 +173,7 @@ if submitted:
 stored = st.session_state.get(RESULTS_KEY)
 if stored is None:
     st.info("Choose the variants and press **Run comparison**. With the default settings on a 2-core CPU it takes "
-            "about a minute: fp32, bf16 and nf4 take seconds each, int8 most of the time.", icon="ℹ️")
+            "about a minute: fp32, bf16 and nf4 take seconds each, int8 most of the time.", icon=":material/info:")
     st.stop()
 
 results: pd.DataFrame = stored["frame"]

@@ -1,5 +1,7 @@
 """Quantization page under Streamlit's AppTest: the form renders, a small real comparison (fp32 + bf16 of the bundled
 SmolLM2) fills the table, charts, diffs and CSV, and bad input shows a message while keeping the other inputs."""
+import json
+
 import pytest
 
 from tests.apptest import app_test
@@ -17,6 +19,12 @@ def _small_run(at, variants=("fp32", "bf16")):
     at.slider(key="q_reference_tokens").set_value(24)
     at.button(key="q_run").click().run()
     return at
+
+
+def _tradeoff_y_title(at) -> str:
+    """Vertical-axis title of the memory-vs-quality chart (the first chart of the results)."""
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    return spec["layout"]["yaxis"]["title"]["text"]
 
 
 @pytest.fixture(scope="module")
@@ -75,8 +83,11 @@ def test_changing_the_output_kind_changes_the_shown_tokens(ran_page):
     # results were cached, not recomputed: the table is still there
     assert list(at.dataframe[0].value["Variant"]) == ["fp32", "bf16"]
     assert len(at.get("download_button")) == 1
+    tradeoff_axis = _tradeoff_y_title(at)
     at.radio(key="q_quality_metric").set_value("delta_ppl").run()
     assert not at.exception
+    assert tradeoff_axis.startswith("KL divergence")
+    assert _tradeoff_y_title(at) == "ΔPPL vs baseline (perplexity points)"  # the chart follows the radio
 
 
 def test_no_variant_shows_a_message_and_keeps_other_inputs():
