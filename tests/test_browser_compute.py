@@ -6,19 +6,9 @@ from tests.browser import exceptions_on_page, open_app_page, save_screenshot
 pytestmark = pytest.mark.browser
 
 
-def open_compute_page(page, app_url, path):
-    """open_app_page, once more if Streamlit showed its 'Page not found' dialog: the first session after the server
-    starts requests the page before app.py has registered its st.navigation url_paths."""
-    open_app_page(page, app_url, path)
-    if page.get_by_text("Page not found").count():
-        open_app_page(page, app_url, path)
-    assert page.get_by_text("Page not found").count() == 0
-    # metrics and charts are lazily loaded components: wait until they are drawn, not just the script finished
-    page.wait_for_selector('[data-testid="stMetricValue"]', timeout=60_000)
-
-
 def test_compute_planner_renders_in_chromium(app_url, page):
-    open_compute_page(page, app_url, "/compute")
+    open_app_page(page, app_url, "/compute")
+    page.wait_for_selector('[data-testid="stMetricValue"]', timeout=60_000)  # metrics mount lazily
     main = page.locator('[data-testid="stMain"]')
     assert "Compute planner" in main.locator("h1").first.inner_text()
     text = main.inner_text()
@@ -37,7 +27,7 @@ def test_compute_planner_renders_in_chromium(app_url, page):
 
 
 def test_shared_link_restores_a_model_size_plan(app_url, page):
-    open_compute_page(page, app_url, "/compute?mode=params&params=70000000000&gpu=H100%20SXM&gpus=1024")
+    open_app_page(page, app_url, "/compute?mode=params&params=70000000000&gpu=H100%20SXM&gpus=1024")
     text = page.locator('[data-testid="stMain"]').inner_text()
     assert "70B" in text and "1.4T" in text and "Model size N" in text and "H100 SXM" in text
     assert exceptions_on_page(page) == []

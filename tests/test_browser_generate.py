@@ -11,15 +11,8 @@ TOKENS = 10
 STEP_SPANS = '[data-testid="stMain"] span[title^="step "]'
 
 
-def open_generate_page(page, app_url):
-    open_app_page(page, app_url, "/generate", timeout=300)  # first use may convert the bundled model (~1 min)
-    if page.get_by_text("Page not found").count():
-        open_app_page(page, app_url, "/generate", timeout=300)
-    assert page.get_by_text("Page not found").count() == 0
-
-
 def test_generation_streams_token_by_token(app_url, page):
-    open_generate_page(page, app_url)
+    open_app_page(page, app_url, "/generate", timeout=300)  # first use may convert the bundled model
     main = page.locator('[data-testid="stMain"]')
     assert "Generate" in main.locator("h1").first.inner_text()
     assert "SmolLM2-135M-Instruct" in main.inner_text()
@@ -53,7 +46,7 @@ def test_generation_streams_token_by_token(app_url, page):
 
 
 def test_stop_button_keeps_the_tokens_so_far(app_url, page):
-    open_generate_page(page, app_url)
+    open_app_page(page, app_url, "/generate", timeout=300)  # first use may convert the bundled model
     max_new = page.get_by_label("Max new tokens", exact=True).first
     max_new.fill("300")
     max_new.press("Enter")

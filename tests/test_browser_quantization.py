@@ -7,17 +7,8 @@ from tests.browser import exceptions_on_page, open_app_page, save_screenshot, wa
 pytestmark = pytest.mark.browser
 
 
-def open_quantization_page(page, app_url):
-    """open_app_page, once more if Streamlit showed 'Page not found' (the first session can ask for the page before
-    app.py has registered its url_paths)."""
-    open_app_page(page, app_url, "/quantization")
-    if page.get_by_text("Page not found").count():
-        open_app_page(page, app_url, "/quantization")
-    assert page.get_by_text("Page not found").count() == 0
-
-
 def test_quantization_form_and_a_small_comparison(app_url, page):
-    open_quantization_page(page, app_url)
+    open_app_page(page, app_url, "/quantization")
     main = page.locator('[data-testid="stMain"]')
     assert "Quantization" in main.locator("h1").first.inner_text()
     text = main.inner_text()
