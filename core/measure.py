@@ -46,8 +46,9 @@ from core.hardware import GB, detect_hardware, free_device_memory_bytes
 
 RECIPES = ("fp32", "mixed_precision")
 INFERENCE_DTYPES = ("fp32", "fp16", "bf16")
-DTYPE_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2}
-RULE_OF_THUMB_BYTES_PER_PARAM = 24.0  # course notes: weights 4 + Adam 8 + gradients 4 + activations/temp 8
+DTYPE_BYTES = {name: int(memory.BYTES_PER_PARAM[name]) for name in INFERENCE_DTYPES}
+# Course notes' 24 B/param (weights 4 + Adam 8 + gradients 4 + activations/temp 8), from core.memory's recipe table.
+RULE_OF_THUMB_BYTES_PER_PARAM = sum(memory.training_bytes_per_param("rule_of_thumb").values())
 GUARD_MARGIN = 1.10  # refuse when the predicted peak plus 10 % does not fit in the free memory
 # One measurement at a time per process: CUDA's peak counter and the profiler are process-wide, so two Streamlit
 # sessions measuring at once would read each other's allocations.
