@@ -69,8 +69,22 @@ class AttentionInputError(ValueError):
     """The text or model cannot be analysed; the message is meant for the person using the page."""
 
 
+class _LayersHeads:
+    """`n_layers` / `n_heads` of a class whose `weights` are shaped [layers, heads, queries, keys]."""
+
+    weights: np.ndarray
+
+    @property
+    def n_layers(self) -> int:
+        return int(self.weights.shape[0])
+
+    @property
+    def n_heads(self) -> int:
+        return int(self.weights.shape[1])
+
+
 @dataclass(frozen=True)
-class AttentionMaps:
+class AttentionMaps(_LayersHeads):
     """One family of attention maps: weights [layers, heads, queries, keys] and the tokens on each axis.
 
     `offset_queries` / `offset_keys` are the positions of the first query / key in the full sequence
@@ -89,21 +103,13 @@ class AttentionMaps:
         return COMPONENT_LABELS.get(self.component, self.component)
 
     @property
-    def n_layers(self) -> int:
-        return int(self.weights.shape[0])
-
-    @property
-    def n_heads(self) -> int:
-        return int(self.weights.shape[1])
-
-    @property
     def is_self_attention(self) -> bool:
         """Queries and keys are the same sequence (encoder/decoder self-attention, not cross-attention)."""
         return self.component != "cross"
 
 
 @dataclass(frozen=True)
-class AttentionResult:
+class AttentionResult(_LayersHeads):
     """Attention of one text through one model.
 
     `tokens` / `weights` are the self-attention of a decoder or encoder model, or the encoder self-attention
@@ -127,14 +133,6 @@ class AttentionResult:
     notes: list[str] = field(default_factory=list)
     """`token_limit`: most tokens analysed; `limit_reason`: "context window", "memory" (the attention-weight
     budget) or "requested"; `input_token_count`: tokens of the whole text; `seconds`: the forward pass(es)."""
-
-    @property
-    def n_layers(self) -> int:
-        return int(self.weights.shape[0])
-
-    @property
-    def n_heads(self) -> int:
-        return int(self.weights.shape[1])
 
     @property
     def n_tokens(self) -> int:
