@@ -222,9 +222,6 @@ if A.needs_window(maps) and view != "stats" and view != "compare":
                       help="First token of the window. Statistics and exports always use all tokens.")
     shown = A.window(maps, start, A.RENDER_LIMIT)
 
-causal = maps.causal
-
-
 def _mask(view_maps: A.AttentionMaps):
     if not view_maps.causal:
         return None
@@ -239,6 +236,12 @@ def _head_summary(layer_index: int, head_index: int) -> str:
         parts += [f"previous token {_percent(row.previous_token_share)}", f"itself {_percent(row.self_share)}",
                   f"mean distance {row.mean_distance_tokens:.1f} tokens"]
     return f"Layer {layer_index}, head {head_index} over all tokens: " + ", ".join(parts) + f" → **{row.pattern}**."
+
+
+def _view_csv(matrix: np.ndarray, file_name: str) -> tuple[str, str]:
+    """(CSV text, file name) of a [queries, keys] matrix of the shown window, with its token labels."""
+    return (A.view_to_csv(matrix, shown.query_tokens, shown.key_tokens, shown.offset_queries, shown.offset_keys),
+            file_name)
 
 
 def _open_head():
@@ -260,9 +263,8 @@ if view == "head":
     st.markdown(_head_summary(layer, head))
     st.caption("Each row is a query token; its colours show how it splits its attention (the row sums to 1) over "
                "the key tokens. Hover a cell for the exact weight." +
-               (" Grey cells are future tokens, masked in a causal model." if causal else ""))
-    csv_export = (A.view_to_csv(matrix, shown.query_tokens, shown.key_tokens, shown.offset_queries,
-                                shown.offset_keys), f"attention-layer{layer}-head{head}.csv")
+               (" Grey cells are future tokens, masked in a causal model." if maps.causal else ""))
+    csv_export = _view_csv(matrix, f"attention-layer{layer}-head{head}.csv")
 
 elif view == "model":
     with st.spinner("Drawing every layer and head…"):
@@ -276,9 +278,7 @@ elif view == "model":
                "line at the left is attention to the first token; a line just below the diagonal is "
                "previous-token attention; the diagonal is a token attending to itself. "
                f"Inputs longer than {C.THUMBNAIL_CELLS} tokens show the strongest weight of each block of tokens.")
-    matrix = shown.weights[layer, head]
-    csv_export = (A.view_to_csv(matrix, shown.query_tokens, shown.key_tokens, shown.offset_queries,
-                                shown.offset_keys), f"attention-layer{layer}-head{head}.csv")
+    csv_export = _view_csv(shown.weights[layer, head], f"attention-layer{layer}-head{head}.csv")
 
 elif view == "layers":
     options = list(ACROSS_LAYERS) if maps.is_self_attention else ["mean"]
@@ -313,9 +313,7 @@ elif view == "layers":
     fig = C.layer_grid_figure(per_layer, title="Mean over heads, every layer (the chosen layer is framed)",
                               selected=layer)
     st.plotly_chart(fig, key="layer_grid_chart")
-    matrix = per_layer[layer]
-    csv_export = (A.view_to_csv(matrix, shown.query_tokens, shown.key_tokens, shown.offset_queries,
-                                shown.offset_keys), f"attention-layer{layer}-mean-over-heads.csv")
+    csv_export = _view_csv(per_layer[layer], f"attention-layer{layer}-mean-over-heads.csv")
 
 elif view == "stats":
     columns = [c for c in A.STATISTIC_DESCRIPTIONS if not stats[c].isna().all()]
@@ -357,7 +355,7 @@ elif view == "focus":
     query_positions = list(range(shown.offset_queries, shown.offset_queries + len(shown.query_tokens)))
     query_labels = A.indexed_labels(shown.query_tokens, shown.offset_queries)
     # A causal model's last token sees the whole text; in a bidirectional one every token does.
-    default_index = len(query_positions) - 1 if causal else len(query_positions) // 2
+    default_index = len(query_positions) - 1 if maps.causal else len(query_positions) // 2
     query_pick = st.selectbox(
         "Token" if maps.is_self_attention else "Output token (what it reads in the input)",
         query_positions, index=default_index, format_func=lambda p: query_labels[p - shown.offset_queries],
@@ -375,23 +373,21 @@ elif view == "focus":
     incoming = A.token_focus(shown, key_pick - shown.offset_keys, focus_head)
     who = "all heads" if focus_head is None else f"head {focus_head}"
     tabs = st.tabs([f"What '{outgoing.query_token}' attends to", f"What attends to '{incoming.key_token}'"])
-    with tabs[0]:
-        focus_key = query_pick if maps.is_self_attention else None
-        fig = C.token_focus_figure(outgoing.attends_to, shown.key_tokens, focus_key,
-                                   f"Attention of '{html.escape(outgoing.query_token)}' (position {query_pick}) in every "
-                                   f"layer, {who}",
-                                   offset=shown.offset_keys)
-        st.plotly_chart(fig, key="focus_out_chart")
-    with tabs[1]:
-        focus_query = key_pick if maps.is_self_attention else None
-        fig = C.token_focus_figure(incoming.attended_by, shown.query_tokens, focus_query,
-                                   f"Attention paid to '{html.escape(incoming.key_token)}' (position {key_pick}) in "
-                                   f"every layer, {who}",
-                                   offset=shown.offset_queries)
-        st.plotly_chart(fig, key="focus_in_chart")
+    panels = (
+        (outgoing.attends_to, shown.key_tokens, query_pick, shown.offset_keys, "focus_out_chart",
+         f"Attention of '{html.escape(outgoing.query_token)}' (position {query_pick})"),
+        (incoming.attended_by, shown.query_tokens, key_pick, shown.offset_queries, "focus_in_chart",
+         f"Attention paid to '{html.escape(incoming.key_token)}' (position {key_pick})"),
+    )
+    for tab, (values, axis_tokens, position, offset, chart_key, subject) in zip(tabs, panels):
+        with tab:
+            # For self-attention the picked token is on the bar axis too: draw it in red.
+            fig = C.token_focus_figure(values, axis_tokens, position if maps.is_self_attention else None,
+                                       f"{subject} in every layer, {who}", offset=offset)
+            st.plotly_chart(fig, key=chart_key)
     st.caption("Bars: the weight in each layer (red: the token itself)." +
                (" In a causal model a token can only attend to itself and earlier tokens, and only later tokens "
-                "can attend to it." if causal else ""))
+                "can attend to it." if maps.causal else ""))
     frame = A.matrix_frame(outgoing.attends_to, [f"layer {i}" for i in range(maps.n_layers)], shown.key_tokens,
                            0, shown.offset_keys)
     frame.index = [f"layer {i}" for i in range(maps.n_layers)]
