@@ -30,6 +30,8 @@ DEFAULT_MODEL = "meta-llama/Meta-Llama-3-8B"
 MIN_PARAMS, MAX_PARAMS = 1e3, 1e15
 ZERO_STAGES = {0: "DDP (no sharding)", 1: "ZeRO-1 (optimizer sharded)", 2: "ZeRO-2 (+ gradients)",
                3: "ZeRO-3 / FSDP (+ weights)"}
+# Short names for chart legends and column titles: "ZeRO-3 / FSDP".
+ZERO_STAGE_NAMES = {stage: label.split(" (")[0] for stage, label in ZERO_STAGES.items()}
 N_GPU_CURVE = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024]
 MAX_CONFIG_URL_CHARS = 4000
 
@@ -361,7 +363,7 @@ def _capacity_rows(plan: MemoryPlan, gpus: list[GPU]) -> list[dict[str, Any]]:
             "train: fits": need_train <= usable,
         }
         for s in ZERO_STAGES:
-            row[f"min GPUs, {ZERO_STAGES[s].split(' (')[0]}"] = memory.training_min_gpus(
+            row[f"min GPUs, {ZERO_STAGE_NAMES[s]}"] = memory.training_min_gpus(
                 plan.model.n_params, s, plan.mixed_precision["activations"], plan.inputs["overhead_gb"], usable,
                 optimizer_bytes=plan.inputs["optimizer_bytes"])
         rows.append(row)

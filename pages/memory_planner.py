@@ -14,7 +14,8 @@ from core.architectures import ArchitectureError
 from pages.components.measure_panel import render_measure_panel
 from core.hardware import GPUS
 from core.memory import GB
-from core.plan_io import FIELDS, KV_DTYPES, SOURCES, ZERO_STAGES, PlanInputError, format_count, format_gb
+from core.plan_io import (FIELDS, KV_DTYPES, SOURCES, ZERO_STAGE_NAMES, ZERO_STAGES, PlanInputError, format_count,
+                          format_gb)
 
 COMPUTE_PAGE = "pages/compute_planner.py"
 URL_WRITTEN = "mem_url_written"
@@ -247,7 +248,7 @@ with summary:
         serve = sum(plan.selected_inference.values())
         single_train = sum(plan.mixed_precision.values())
         stage = plan.inputs["stage"]
-        stage_name = ZERO_STAGES[stage].split(" (")[0]
+        stage_name = ZERO_STAGE_NAMES[stage]
         fit_row = next(r for r in plan.fit_rows if r["GPU"] == gpu.name)
         n_serve = fit_row["min GPUs to serve"]
         n_train = fit_row[f"min GPUs, {stage_name}"]
@@ -423,12 +424,12 @@ with tab_multi:
         st.dataframe(frame, hide_index=True, width="stretch", key="mem_zero_table", column_config=gb_columns(frame))
         c1, c2 = st.columns(2)
         c1.plotly_chart(memory_charts.stacked_memory_figure(
-            {ZERO_STAGES[s_].split(" (")[0]: {memory.COMPONENT_LABELS.get(k2, k2): v for k2, v in parts.items()}
+            {ZERO_STAGE_NAMES[s_]: {memory.COMPONENT_LABELS.get(k2, k2): v for k2, v in parts.items()}
              for s_, parts in plan.zero.items()},
             f"Per GPU on {n_gpus} GPUs", gpu.memory_bytes, capacity_label,
-            highlight=ZERO_STAGES[plan.inputs["stage"]].split(" (")[0]), key="mem_zero_chart")
+            highlight=ZERO_STAGE_NAMES[plan.inputs["stage"]]), key="mem_zero_chart")
         c2.plotly_chart(memory_charts.per_gpu_vs_gpus_figure(
-            {ZERO_STAGES[s_].split(" (")[0]: pts for s_, pts in plan.zero_curves.items()},
+            {ZERO_STAGE_NAMES[s_]: pts for s_, pts in plan.zero_curves.items()},
             gpu.memory_bytes, capacity_label, chosen_n=n_gpus if n_gpus <= 1024 else None),
             key="mem_gpus_curve_chart")
         st.caption("ZeRO paper, Figure 1: DDP (2 + 2 + K)Ψ; ZeRO-1 2Ψ + 2Ψ + KΨ/N; ZeRO-2 2Ψ + (2 + K)Ψ/N; "
@@ -463,7 +464,7 @@ with tab_fit:
                       "serve: fits 1 GPU", "min GPUs to serve"]
         st.dataframe(frame[serve_cols], hide_index=True, width="stretch", key="mem_fit_serve_table",
                      column_config=colcfg, height=height)
-        stage_name = ZERO_STAGES[plan.inputs["stage"]].split(" (")[0]
+        stage_name = ZERO_STAGE_NAMES[plan.inputs["stage"]]
         st.markdown(
             f"**Training** with mixed-precision Adam (K = {plan.inputs['optimizer_bytes']:g}), "
             f"{plan.inputs['recompute']} recompute, {plan.inputs['train_seq']:,} tokens × "
