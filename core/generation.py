@@ -197,6 +197,19 @@ def _model_inputs(loaded: LoadedModel, prepared: PreparedPrompt) -> dict[str, to
     return {"input_ids": input_ids, "attention_mask": torch.ones_like(input_ids)}
 
 
+def next_token_logits(loaded: LoadedModel, prepared: PreparedPrompt) -> torch.Tensor:
+    """The model's raw logits for the token right after the prompt: one forward pass, shape (vocab,), fp32 on the CPU.
+
+    The same forward pass generate() starts with (its prefill), so ``core.sampling.shape_distribution`` can redraw
+    this distribution under any settings without running the model again.
+    """
+    _require_generator(loaded)
+    if loaded.kind != "decoder":
+        raise GenerationInputError(f"'{loaded.name}' is not a decoder (causal LM); its next-token logits need a decoder input.")
+    with torch.no_grad():
+        return loaded.model(**_model_inputs(loaded, prepared)).logits[0, -1].float().cpu()
+
+
 def _new_tokens(loaded: LoadedModel, prepared: PreparedPrompt, sequences: torch.Tensor) -> list[int]:
     if loaded.kind == "encoder-decoder":
         return sequences[0, 1:].tolist()  # drop the decoder start token
@@ -297,6 +310,11 @@ class GenerationResult:
     def tokens_per_s(self) -> float:
         """End-to-end throughput: generated tokens / wall time including the prompt's prefill."""
         return self.new_tokens / self.total_s if self.total_s > 0 else 0.0
+
+    @property
+    def mean_probability(self) -> float:
+        """Mean of the model's raw probability of each chosen token (0 when nothing was generated)."""
+        return sum(step.probability for step in self.steps) / len(self.steps) if self.steps else 0.0
 
     @property
     def decode_tokens_per_s(self) -> float | None:

@@ -6,13 +6,13 @@ import threading
 
 import pandas as pd
 import streamlit as st
-import torch
 
 from core.generation import (
     STAGE_LABELS,
     GenerationError,
     GenerationInputError,
     GenerationResult,
+    next_token_logits,
     prepare_prompt,
     run_generation,
     stream_generation,
@@ -79,7 +79,7 @@ st.caption(
     + (" · random weights" if loaded.random_weights else "")
 )
 for note in loaded.notes:
-    st.info(note, icon="ℹ️")
+    st.info(note, icon=":material/info:")
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -146,15 +146,6 @@ else:
 # Helpers
 
 
-def settings_from(mode: str, temperature: float, top_k: int, top_p: float, penalty: float, max_new: int,
-                  beams: int, seed: int) -> DecodingSettings:
-    return DecodingSettings(
-        do_sample=mode == "sampling", temperature=float(temperature), top_k=int(top_k), top_p=float(top_p),
-        repetition_penalty=float(penalty), num_beams=int(beams) if mode == "beam search" else 1,
-        max_new_tokens=int(max_new), seed=int(seed),
-    )
-
-
 def metric_row(container, result: GenerationResult | None, steps: int, ttft: float | None, elapsed: float) -> None:
     cols = container.columns(4)
     cols[0].metric("Time to first token", f"{ttft * 1000:,.0f} ms" if ttft is not None else "—",
@@ -174,7 +165,7 @@ def metric_row(container, result: GenerationResult | None, steps: int, ttft: flo
 
 def show_result(result: GenerationResult, key_prefix: str = "gen") -> None:
     for note in result.notes:
-        st.info(note, icon="ℹ️")
+        st.info(note, icon=":material/info:")
     if not result.steps:
         st.warning("No tokens were generated.")
         return
@@ -269,7 +260,10 @@ with generate_tab:
         "Seed", 0, 2**31 - 1, 0, 1, key="gen_seed",
         help="Seeds the random number generator: the same seed and settings give the same sample.",
     )
-    settings = settings_from(mode, temperature, top_k, top_p, penalty, max_new, beams, seed)
+    settings = DecodingSettings.for_mode(
+        mode, temperature=float(temperature), top_k=int(top_k), top_p=float(top_p), repetition_penalty=float(penalty),
+        max_new_tokens=int(max_new), num_beams=int(beams), seed=int(seed),
+    )
 
     button_cols = st.columns([1, 1, 4])
     run = button_cols[0].button("Generate", type="primary", key="gen_run", disabled=preview is None,
@@ -333,7 +327,7 @@ with generate_tab:
     if result is not None:
         if result.stop_reason == "stopped":
             st.warning(f"Stopped after {result.new_tokens} tokens (Stop, or a control changed while generating).",
-                       icon="⏹️")
+                       icon=":material/stop_circle:")
         show_result(result, key_prefix=f"gen_{st.session_state.get('gen_run_id', 0)}")
     elif not run:
         st.caption("Press **Generate** to stream a completion.")
@@ -349,13 +343,11 @@ with shape_tab:
     if preview is None:
         st.warning(prompt_problem, icon=":material/edit:")
     else:
-        ids = preview.input_ids.to(loaded.device)
-        cache_key = (loaded.name, loaded.dtype_name, str(loaded.device), tuple(ids[0].tolist()))
+        cache_key = (loaded.name, loaded.dtype_name, str(loaded.device), tuple(preview.input_ids[0].tolist()))
         stored = st.session_state.get("shape_logits")
         if stored is None or stored[0] != cache_key:
             with st.spinner("Running the model once on the prompt…"):
-                with torch.no_grad():
-                    logits = loaded.model(ids, attention_mask=torch.ones_like(ids)).logits[0, -1].float().cpu()
+                logits = next_token_logits(loaded, preview)
             st.session_state["shape_logits"] = (cache_key, logits)
         logits = st.session_state["shape_logits"][1]
         s1, s2, s3, s4 = st.columns(4)
@@ -374,7 +366,7 @@ with shape_tab:
                                           top_k=shape_top_k, top_p=shape_top_p)
         shaped = shape_distribution(logits, shape_settings)
         if shape_temperature == 0:
-            st.info("Temperature 0 means greedy decoding: all probability goes to the single most likely token.", icon="ℹ️")
+            st.info("Temperature 0 means greedy decoding: all probability goes to the single most likely token.", icon=":material/info:")
         m = st.columns(4)
         m[0].metric("Candidate tokens", f"{shaped.kept_count:,}", help="Tokens that can still be drawn after top-k/top-p.")
         m[1].metric("Top token probability", f"{float(shaped.filtered.max()):.1%}",
@@ -421,7 +413,9 @@ with compare_tab:
                                     help="Sample among the k most likely tokens (0 = no limit).")
             ctopp = st.slider("Top-p", 0.0, 1.0, preset[3], 0.01, key=f"cmp_top_p_{i}", disabled=cmode != "sampling",
                               help="Sample within the smallest top set holding probability p (1 = no limit).")
-            compared.append((chr(65 + i), settings_from(cmode, ctemp, ctopk, ctopp, 1.0, cmp_max_new, 4, cmp_seed)))
+            compared.append((chr(65 + i), DecodingSettings.for_mode(
+                cmode, temperature=float(ctemp), top_k=int(ctopk), top_p=float(ctopp), max_new_tokens=int(cmp_max_new),
+                seed=int(cmp_seed))))
     if st.button("Run comparison", type="primary", key="cmp_run", disabled=preview is None,
                  help="Generate once per setting (one after another) with the same prompt and seed."):
         results = {}
@@ -445,10 +439,10 @@ with compare_tab:
                           "beam search": f" · {s.num_beams} beams"}[s.mode]
                 st.markdown(f"**{label}: {s.mode}**{detail}")
                 st.markdown(colored_tokens_html(res.steps), unsafe_allow_html=True)
-                mean_p = sum(step.probability for step in res.steps) / max(len(res.steps), 1)
-                st.caption(f"{res.new_tokens} tokens · {res.tokens_per_s:,.1f} tokens/s · mean model p {mean_p:.2f}")
+                st.caption(f"{res.new_tokens} tokens · {res.tokens_per_s:,.1f} tokens/s · "
+                           f"mean model p {res.mean_probability:.2f}")
                 for note in res.notes:
-                    st.caption(f"ℹ️ {note}")
+                    st.caption(f":material/info: {note}")
         st.plotly_chart(compare_figure({f"{k}: {v.settings.mode}": v for k, v in results.items()}),
                         width="stretch", key="cmp_chart")
         st.download_button(

@@ -192,3 +192,20 @@ def test_snapshot_of_an_interrupted_stream(lm):
     partial = stream.snapshot()  # as after the page's Stop button
     assert partial.stop_reason == "stopped"
     assert partial.steps[0] is first and 1 <= partial.new_tokens < 30
+
+
+def test_next_token_logits_are_generate_first_step_raw_logits(lm):
+    from core.generation import next_token_logits
+
+    prepared = prepare_prompt(lm, PROMPT, 1)
+    logits = next_token_logits(lm, prepared)
+    assert logits.shape == (lm.model.config.vocab_size,) and logits.dtype == torch.float32
+    first = run_generation(lm, PROMPT, DecodingSettings(max_new_tokens=1), keep_logits=True).steps[0]
+    assert torch.allclose(logits, first.logits, atol=1e-3)
+    assert first.token_id == int(torch.argmax(logits))
+
+
+def test_mean_probability_is_the_mean_of_the_chosen_tokens_model_probability(lm):
+    result = run_generation(lm, PROMPT, DecodingSettings(max_new_tokens=4))
+    assert result.mean_probability == pytest.approx(sum(s.probability for s in result.steps) / len(result.steps))
+    assert 0 < result.mean_probability <= 1
