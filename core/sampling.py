@@ -165,10 +165,6 @@ class ShapedDistribution:
     def kept_count(self) -> int:
         return int(self.kept.sum())
 
-    @property
-    def chosen_greedy(self) -> int:
-        return int(torch.argmax(self.temperature))
-
     def entropy_bits(self, stage: str = "filtered") -> float:
         """Shannon entropy H = -Σ p log2 p of a stage's distribution, in bits."""
         probs = getattr(self, stage)
