@@ -267,7 +267,7 @@ if plan is not None:
             "days": [round(r["days"], 1) for r in rows],
             "cost ($)": [round(r["cost ($)"]) for r in rows],
             "fitted loss (nats/token)": [round(r["fitted loss (nats/token)"], 4) for r in rows],
-            "loss change vs optimal": [round(r["loss change vs optimal (nats/token)"], 4) for r in rows],
+            "loss change vs optimal (nats/token)": [round(r["loss change vs optimal (nats/token)"], 4) for r in rows],
         })
         st.dataframe(show, hide_index=True, width="stretch", key="compute_data_limit_table", column_config={
             "GPU-hours": st.column_config.NumberColumn(format="localized"),
@@ -338,7 +338,7 @@ with tab_runs:
             "implied MFU (%)": percent_or_dash(r["implied MFU (k·N·D)"]),
             "implied util. from published FLOPs (%)": percent_or_dash(r["implied utilisation (published FLOPs)"]),
             f"days on your {n_gpus:,} × {gpu.name}": round(here["days"], 1),
-            "cost on your cluster": compute.format_dollars(here["cost_dollars"]),
+            "cost on your cluster (US$)": compute.format_dollars(here["cost_dollars"]),
             "source": r["source"],
         })
     st.dataframe(pd.DataFrame(table), hide_index=True, width="stretch", key="compute_runs_table")
