@@ -1305,7 +1305,15 @@ def components_figure(result: Mapping):
     return fig
 
 
-def ledger_table(architecture, recipe: str, seq_len: int, batch_size: int, device_type: str = "cuda") -> list[dict]:
-    """What one layer keeps for backward in this setting, per token (bytes), for an explanation table."""
-    pred = predict_training_step(architecture, recipe, seq_len, batch_size, False, device_type)
-    return [{"tensor kept for backward": name, "bytes per token": round(value, 1)} for name, value in pred["ledger"]]
+def ledger_table(prediction: Mapping) -> list[dict]:
+    """What one layer keeps for backward, per token (bytes), from a ``predict_training_step`` result's ledger."""
+    return [{"tensor kept for backward": name, "bytes per token": round(value, 1)}
+            for name, value in prediction.get("ledger", [])]
+
+
+def components_table(result: Mapping) -> list[dict]:
+    """The measured and the predicted peak of one result split into their components (GB), one row each."""
+    names = list(dict.fromkeys(list(result["measured_components"]) + list(result["predicted_components"])))
+    return [{"component": name,
+             "measured (GB)": round(result["measured_components"].get(name, 0.0) / GB, 4),
+             "predicted (GB)": round(result["predicted_components"].get(name, 0.0) / GB, 4)} for name in names]

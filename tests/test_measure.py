@@ -246,6 +246,17 @@ def test_results_table_downloads_and_figures(inference_results, training_results
     assert fig.data[0].y[0] == pytest.approx(results[0]["measured_peak_bytes"] / 1e9)
     comp = measure.components_figure(results[1])
     assert {t.name for t in comp.data} >= {"weights", "optimizer states"}
+    table = {row["component"]: row for row in measure.components_table(results[1])}
+    assert table["weights"]["measured (GB)"] == round(results[1]["measured_components"]["weights"] / 1e9, 4)
+    assert set(table) == {t.name for t in comp.data}
+
+
+def test_ledger_table_lists_what_one_layer_keeps_per_token():
+    prediction = measure.predict_training_step("gpt2", "mixed_precision", 512, 1, device_type="cpu")
+    rows = measure.ledger_table(prediction)
+    assert len(rows) == len(prediction["ledger"]) > 0
+    assert rows[0]["bytes per token"] == round(prediction["ledger"][0][1], 1) > 0
+    assert measure.ledger_table({"ledger": []}) == []
 
 
 # --- CUDA (skipped without a GPU) ----------------------------------------------------------------------------------

@@ -59,12 +59,7 @@ def _show_results(results: list[dict], key: str) -> None:
     latest = results[-1]
     with st.expander(f"Components of the latest measurement — {latest['architecture']}, {latest['setting']}",
                      expanded=True):
-        names = list(dict.fromkeys(list(latest["measured_components"]) + list(latest["predicted_components"])))
-        st.dataframe(pd.DataFrame({
-            "component": names,
-            "measured (GB)": [round(latest["measured_components"].get(n, 0.0) / GB, 4) for n in names],
-            "predicted (GB)": [round(latest["predicted_components"].get(n, 0.0) / GB, 4) for n in names],
-        }), hide_index=True, key=f"{key}_components")
+        st.dataframe(pd.DataFrame(measure.components_table(latest)), hide_index=True, key=f"{key}_components")
         st.plotly_chart(measure.components_figure(latest), key=f"{key}_components_chart")
         phase = latest.get("measured_peak_phase")
         st.caption(("Measured peak during the " + phase + "; " if phase else "") +
@@ -155,9 +150,7 @@ def render_measure_panel(architecture, seq_len, batch_size, dtype="bf16", recipe
             st.caption("Bytes per token of every tensor one layer keeps, from the Hugging Face model code and "
                        "PyTorch's autocast / SDPA / dropout rules on this device type.")
             if prediction.get("ledger"):
-                st.dataframe(pd.DataFrame([{"tensor kept for backward": n, "bytes per token": round(v, 1)}
-                                           for n, v in prediction["ledger"]]), hide_index=True,
-                             key=f"{key}_ledger")
+                st.dataframe(pd.DataFrame(measure.ledger_table(prediction)), hide_index=True, key=f"{key}_ledger")
             else:
                 st.info("No ledger for this model family: the prediction uses Korthikanti et al.'s formula.")
 
@@ -192,7 +185,9 @@ def render_measure_panel(architecture, seq_len, batch_size, dtype="bf16", recipe
                 results.append(result)
                 status.write(f"Measured {result['measured_peak_bytes'] / GB:.3f} GB "
                              f"(predicted {result['predicted_peak_bytes'] / GB:.3f} GB, "
-                             f"error {result['error_pct']:+.1f} %) in {result['seconds']:.1f} s.")
+                             + (f"error {result['error_pct']:+.1f} %" if result["error_pct"] is not None
+                                else "no error % for a zero measurement")
+                             + f") in {result['seconds']:.1f} s.")
             else:
                 status.update(label="Measured", state="complete")
     if results:
