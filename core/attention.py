@@ -613,6 +613,14 @@ def window(maps: AttentionMaps, start: int, size: int = RENDER_LIMIT) -> Attenti
     )
 
 
+def crop_to_window(array: np.ndarray, view: AttentionMaps) -> np.ndarray:
+    """An array [..., queries, keys] computed on the full maps (e.g. `attention_rollout`) cut to the tokens of
+    `view`, a `window` of those maps (a no-op for the full maps)."""
+    q_stop = view.offset_queries + len(view.query_tokens)
+    k_stop = view.offset_keys + len(view.key_tokens)
+    return np.asarray(array)[..., view.offset_queries:q_stop, view.offset_keys:k_stop]
+
+
 # ----------------------------------------------------------------------------------------------------------
 # Exports
 # ----------------------------------------------------------------------------------------------------------

@@ -296,13 +296,8 @@ elif view == "layers":
         st.plotly_chart(fig, key="layer_mean_chart")
     with cols[1]:
         if across == "rollout":
-            rolled = _rollout(maps.weights, result_key + (maps.component,))
-            if shown is not maps:
-                stop_q = shown.offset_queries + len(shown.query_tokens)
-                stop_k = shown.offset_keys + len(shown.key_tokens)
-                aggregate = rolled[layer, shown.offset_queries:stop_q, shown.offset_keys:stop_k]
-            else:
-                aggregate = rolled[layer]
+            rolled = _rollout(maps.weights, result_key + (maps.component,))  # on all tokens, then windowed
+            aggregate = A.crop_to_window(rolled[layer], shown)
             title = f"Attention rollout through layer {layer}"
         else:
             aggregate = per_layer.mean(axis=0)

@@ -135,6 +135,9 @@ def test_window_cuts_both_axes_of_self_attention_and_keeps_positions():
     np.testing.assert_array_equal(part.weights, w[:, :, 172:300, 172:300])
     assert not A.needs_window(part)
     assert A.clamp_window(10, -5, 50) == (0, 10)
+    rolled = A.attention_rollout(w)  # computed on all tokens, then cut to the window's tokens
+    np.testing.assert_array_equal(A.crop_to_window(rolled, part), rolled[:, 172:300, 172:300])
+    np.testing.assert_array_equal(A.crop_to_window(rolled[1], maps), rolled[1])  # the full maps: unchanged
 
 
 def test_window_of_cross_attention_cuts_the_source_only():
@@ -142,6 +145,7 @@ def test_window_of_cross_attention_cuts_the_source_only():
     maps = A.AttentionMaps(w, list("abcde"), [str(i) for i in range(400)], "cross")
     part = A.window(maps, 100, 50)
     assert part.weights.shape == (1, 1, 5, 50) and part.offset_keys == 100 and part.offset_queries == 0
+    np.testing.assert_array_equal(A.crop_to_window(w[0, 0], part), w[0, 0, :, 100:150])
 
 
 def test_memory_budget_limits_the_analysed_tokens():
