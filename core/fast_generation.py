@@ -71,6 +71,14 @@ def generation_bound_tokens_per_s(weight_bytes: float, bandwidth_bytes_per_s: fl
     return batch_size * new_tokens / seconds
 
 
+def model_generation_bound_tokens_per_s(model, weight_bytes: float, bandwidth_bytes_per_s: float,
+                                       prompt_tokens: int, new_tokens: int) -> float:
+    """``generation_bound_tokens_per_s`` for a loaded transformers model at batch 1: its KV bytes per token at the
+    model's own dtype (``kv_bytes_per_token``)."""
+    return generation_bound_tokens_per_s(weight_bytes, bandwidth_bytes_per_s, prompt_tokens, new_tokens,
+                                         kv_bytes_per_token(model.config, model.dtype.itemsize))
+
+
 def model_weight_bytes(model) -> int:
     """Bytes of a model's parameters and buffers (tied weights counted once)."""
     seen, total = set(), 0
@@ -190,8 +198,8 @@ def compare_runs(model, input_ids, max_new_tokens: int, gpu=None, pad_token_id=N
     weight_bytes = model_weight_bytes(model)
     bound = None
     if gpu is not None and gpu.bandwidth_gbs > 0:
-        bound = generation_bound_tokens_per_s(weight_bytes, gpu.bandwidth_bytes_per_s, input_ids.shape[1],
-                                              max_new_tokens, kv_bytes_per_token(model.config, model.dtype.itemsize))
+        bound = model_generation_bound_tokens_per_s(model, weight_bytes, gpu.bandwidth_bytes_per_s,
+                                                    input_ids.shape[1], max_new_tokens)
     return {
         "default_tokens_per_s": default.tokens_per_s,
         "fast_tokens_per_s": fast.tokens_per_s,

@@ -53,6 +53,13 @@ def test_weight_bytes_count_tied_embeddings_once(tiny):
     assert fg.model_weight_bytes(model) == 4 * n + buffers
 
 
+def test_model_bound_uses_the_models_kv_bytes_per_token(tiny):
+    kv = fg.kv_bytes_per_token(tiny.model.config, 4)  # fp32: 2 · 2 layers · 2 kv heads · 16 dims · 4 bytes
+    assert kv == 2 * 2 * 2 * 16 * 4
+    bound = fg.model_generation_bound_tokens_per_s(tiny.model, 1e6, 1e9, prompt_tokens=5, new_tokens=4)
+    assert bound == pytest.approx(fg.generation_bound_tokens_per_s(1e6, 1e9, 5, 4, kv))
+
+
 def test_default_path_generates_exactly_the_requested_tokens_on_cpu(tiny):
     run = fg.generate_default(tiny, "Hello there", 6)
     assert run.new_tokens == 6 and len(run.token_ids) == 6

@@ -39,10 +39,8 @@ def render_fast_generation_panel(loaded, prompt: str, max_new_tokens: int, *, ke
     gpu = hardware.get_gpu(gpu_name)
     try:
         prompt_tokens = len(loaded.tokenizer(prompt or " ")["input_ids"])
-        bytes_per_value = loaded.model.dtype.itemsize
-        bound = fg.generation_bound_tokens_per_s(weight_bytes, gpu.bandwidth_bytes_per_s, prompt_tokens,
-                                                 max_new_tokens,
-                                                 fg.kv_bytes_per_token(loaded.model.config, bytes_per_value))
+        bound = fg.model_generation_bound_tokens_per_s(loaded.model, weight_bytes, gpu.bandwidth_bytes_per_s,
+                                                       prompt_tokens, max_new_tokens)
     except ValueError as exc:
         st.error(str(exc))
         return None
