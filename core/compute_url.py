@@ -14,43 +14,33 @@ MODES = {"budget": "A compute budget", "params": "A model size", "data": "A data
 UNITS = {"flops": "FLOPs", "pfsd": "PF/s-days", "cluster": "GPUs × days × MFU"}
 
 
-def _count(low, high, what, unit, fmt):
+def _count_field(state_key, default, low, high, what, unit, fmt, as_int):
+    """A free-text quantity field: parse checks the link's text is in [low, high] and shows it with `fmt`; write puts
+    a valid entry in the URL (a whole number when `as_int`) and keeps an invalid one out (None)."""
     def parse(text):
         return fmt(compute.parse_in_range(text, low, high, what, unit))
-    return parse
 
-
-def _count_url(low, high, what, unit, as_int):
     def write(value):
         try:
             v = compute.parse_in_range(value, low, high, what, unit)
         except ComputeInputError:
             return None  # invalid text stays on the page, not in the URL
         return str(int(round(v))) if as_int else f"{v:.6g}"
-    return write
-
-
-def _fmt_flops(v):
-    return f"{v:.4g}"
+    return state_key, default, parse, write
 
 
 FIELDS = {
     "mode": ("compute_mode", "budget", choice_parser(list(MODES)), str),
     "unit": ("compute_budget_unit", "cluster", choice_parser(list(UNITS)), str),
-    "flops": ("compute_budget_flops", "5.76e23",
-              _count(compute.MIN_FLOPS, compute.MAX_FLOPS, "Compute budget", "FLOPs", _fmt_flops),
-              _count_url(compute.MIN_FLOPS, compute.MAX_FLOPS, "Compute budget", "FLOPs", False)),
-    "pfsd": ("compute_budget_pfsd", "3640",
-             _count(compute.MIN_PFLOP_S_DAYS, compute.MAX_PFLOP_S_DAYS, "Compute budget", "PF/s-days",
-                    lambda v: f"{v:.6g}"),
-             _count_url(compute.MIN_PFLOP_S_DAYS, compute.MAX_PFLOP_S_DAYS, "Compute budget", "PF/s-days", False)),
+    "flops": _count_field("compute_budget_flops", "5.76e23", compute.MIN_FLOPS, compute.MAX_FLOPS, "Compute budget",
+                          "FLOPs", lambda v: f"{v:.4g}", as_int=False),
+    "pfsd": _count_field("compute_budget_pfsd", "3640", compute.MIN_PFLOP_S_DAYS, compute.MAX_PFLOP_S_DAYS,
+                         "Compute budget", "PF/s-days", lambda v: f"{v:.6g}", as_int=False),
     "days": ("compute_budget_days", 30.0, number_parser(0.01, 3650.0), lambda v: f"{v:g}"),
-    "params": ("compute_params", "7B",
-               _count(compute.MIN_PARAMS, compute.MAX_PARAMS, "Model size", "parameters", compute.format_input_count),
-               _count_url(compute.MIN_PARAMS, compute.MAX_PARAMS, "Model size", "parameters", True)),
-    "tokens": ("compute_tokens", "700B",
-               _count(compute.MIN_TOKENS, compute.MAX_TOKENS, "Data limit", "tokens", compute.format_input_count),
-               _count_url(compute.MIN_TOKENS, compute.MAX_TOKENS, "Data limit", "tokens", True)),
+    "params": _count_field("compute_params", "7B", compute.MIN_PARAMS, compute.MAX_PARAMS, "Model size", "parameters",
+                           compute.format_input_count, as_int=True),
+    "tokens": _count_field("compute_tokens", "700B", compute.MIN_TOKENS, compute.MAX_TOKENS, "Data limit", "tokens",
+                           compute.format_input_count, as_int=True),
     "gpu": ("compute_gpu", DEFAULT_GPU, choice_parser(list(GPUS)), str),
     "gpus": ("compute_n_gpus", 256, number_parser(1, 1_000_000, integer=True), str),
     "mfu": ("compute_mfu_percent", compute.DEFAULT_MFU * 100, number_parser(1.0, 100.0), lambda v: f"{v:g}"),
