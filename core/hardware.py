@@ -303,6 +303,18 @@ def detect_hardware(device: str = "auto") -> dict:
     return info
 
 
+def memory_in_use_fraction(info: dict) -> float:
+    """Share of the device's memory in use (0..1) from ``detect_hardware()``: 1 − free / total GPU memory on CUDA,
+    1 − available / total RAM on the CPU; 0 when the total is unknown."""
+    if info["device"] == "cuda":
+        total, free = info["total_memory_bytes"], info["free_memory_bytes"]
+    else:
+        total, free = info["ram_total_bytes"], info["ram_available_bytes"]
+    if not total:
+        return 0.0
+    return min(max(1.0 - free / total, 0.0), 1.0)
+
+
 def hardware_rows(info: dict) -> list[tuple[str, str]]:
     """(label, value with unit) rows describing `detect_hardware()`'s result, for tables and panels."""
 

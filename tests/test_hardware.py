@@ -35,6 +35,15 @@ def test_free_memory_on_cpu_is_available_ram():
     assert 0 < free <= psutil.virtual_memory().total
 
 
+def test_memory_in_use_fraction_on_cpu_and_gpu():
+    info = detect_hardware("cpu")
+    used = hardware.memory_in_use_fraction(info)
+    assert used == pytest.approx(1 - info["ram_available_bytes"] / info["ram_total_bytes"]) and 0 < used < 1
+    gpu = {"device": "cuda", "total_memory_bytes": 80e9, "free_memory_bytes": 60e9}
+    assert hardware.memory_in_use_fraction(gpu) == pytest.approx(0.25)
+    assert hardware.memory_in_use_fraction({**gpu, "total_memory_bytes": 0}) == 0.0
+
+
 def test_hardware_rows_have_units():
     rows = dict(hardware_rows(detect_hardware("cpu")))
     assert rows["Total RAM"].endswith(" GB")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.hardware import GB, detect_hardware, hardware_rows
+from core.hardware import GB, detect_hardware, hardware_rows, memory_in_use_fraction
 
 
 @st.cache_data(ttl=10, show_spinner=False)
@@ -24,20 +24,18 @@ def render_hardware_panel(compact: bool = False, key: str = "hardware_panel") ->
         return None
     if info["device"] == "cuda":
         title = f"GPU: {info['gpu_name']}"
-        total = info["total_memory_bytes"]
-        used_pct = 100 * (1 - info["free_memory_bytes"] / total) if total else 0
         headline = (f"{info['free_memory_bytes'] / GB:.1f} GB free of {info['total_memory_bytes'] / GB:.1f} GB "
                     f"GPU memory · compute capability {info['compute_capability']} · "
                     f"bf16 {'yes' if info['bf16_supported'] else 'no'}")
     else:
         title = "CPU (no CUDA GPU)"
-        used_pct = 100 * (1 - info["ram_available_bytes"] / info["ram_total_bytes"]) if info["ram_total_bytes"] else 0
         headline = (f"{info['cpu_cores']} cores · {info['ram_available_bytes'] / GB:.1f} GB free of "
                     f"{info['ram_total_bytes'] / GB:.1f} GB RAM")
     with st.container(border=True, key=key):
         st.markdown(f"**This machine — {title}**")
         st.caption(headline)
-        st.progress(min(max(used_pct / 100, 0.0), 1.0), text=f"{used_pct:.0f} % of memory in use")
+        used = memory_in_use_fraction(info)
+        st.progress(used, text=f"{100 * used:.0f} % of memory in use")
         if info["catalog_gpu"]:
             g = info["catalog_gpu"]
             st.caption(f"Catalog match: **{g['name']}** — {g['memory_gb']:g} GB, {g['bf16_tflops']:g} bf16 TFLOP/s, "
@@ -46,6 +44,6 @@ def render_hardware_panel(compact: bool = False, key: str = "hardware_panel") ->
             st.caption("This GPU is not in the catalog: planners use a custom GPU with its memory.")
         if not compact:
             with st.expander("Details", expanded=False):
-                st.table({"": [label for label, _ in hardware_rows(info)],
-                          "value": [value for _, value in hardware_rows(info)]})
+                rows = hardware_rows(info)
+                st.table({"": [label for label, _ in rows], "value": [value for _, value in rows]})
     return info
