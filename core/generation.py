@@ -23,7 +23,7 @@ import torch
 from transformers import LogitsProcessor, LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
 from transformers.generation.streamers import BaseStreamer
 
-from core.models import LoadedModel
+from core.models import BUNDLED_DECODER, LoadedModel
 from core.prompts import RenderedPrompt, render_prompt
 from core.sampling import (
     CheckedSettings,
@@ -77,7 +77,7 @@ def _require_generator(loaded: LoadedModel) -> None:
     if loaded.kind == "encoder":
         raise GenerationInputError(
             f"'{loaded.name}' is an encoder-only model: it has no language-model head and cannot generate text. "
-            "Use a decoder such as the bundled HuggingFaceTB/SmolLM2-135M-Instruct."
+            f"Use a decoder such as the bundled {BUNDLED_DECODER}."
         )
 
 

@@ -31,6 +31,8 @@ from typing import Any, Callable
 
 import torch
 
+from core.prompts import has_chat_template
+
 BUNDLED_DECODER = "HuggingFaceTB/SmolLM2-135M-Instruct"
 BUNDLED_ENCODER = "sentence-transformers/all-MiniLM-L6-v2"
 
@@ -115,7 +117,7 @@ class LoadedModel:
 
     @property
     def has_chat_template(self) -> bool:
-        return bool(getattr(self.tokenizer, "chat_template", None))
+        return has_chat_template(self.tokenizer)
 
     @property
     def dtype_name(self) -> str:
