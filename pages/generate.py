@@ -149,7 +149,7 @@ else:
 def metric_row(container, result: GenerationResult | None, steps: int, ttft: float | None, elapsed: float) -> None:
     cols = container.columns(4)
     cols[0].metric("Time to first token", f"{ttft * 1000:,.0f} ms" if ttft is not None else "—",
-                   help="Seconds from pressing Generate to the first token: mostly the prompt's forward pass (prefill).")
+                   help="Time from pressing Generate to the first token: mostly the prompt's forward pass (prefill).")
     rate = None
     if result is not None:
         rate = result.decode_tokens_per_s

@@ -132,6 +132,8 @@ def test_compare_runs_settings_side_by_side():
     # temperature 0 in setting B is explained and decoded greedily, so both columns show the same tokens
     assert any("greedy" in c.value for c in at.caption)
     assert any("3 tokens" in c.value for c in at.caption)
+    completions = [md.value for md in at.markdown if md.value.startswith('<div style="font-family')]
+    assert len(completions) == 2 and completions[0] == completions[1]
 
 
 @pytest.mark.parametrize("name, expected", [("no-such-org/missing-model", BUNDLED_DECODER), ("minilm", "encoder")])
