@@ -340,6 +340,11 @@ class MemoryPlan:
     def selected_inference(self) -> dict[str, float]:
         return self.inference[self.inputs["weight_format"]]
 
+    @property
+    def usable_bytes(self) -> float:
+        """Memory of the chosen GPU that a plan may use: all of it minus the headroom kept free."""
+        return memory.usable_bytes(self.gpu.memory_bytes, self.inputs["headroom_pct"])
+
 
 def _capacity_rows(plan: MemoryPlan, gpus: list[GPU]) -> list[dict[str, Any]]:
     headroom = plan.inputs["headroom_pct"]

@@ -244,7 +244,7 @@ with summary:
     if plan is None:
         st.info(NO_PLAN)
     else:
-        usable = memory.usable_bytes(gpu.memory_bytes, plan.inputs["headroom_pct"])
+        usable = plan.usable_bytes
         serve = sum(plan.selected_inference.values())
         single_train = sum(plan.mixed_precision.values())
         stage = plan.inputs["stage"]
@@ -416,7 +416,7 @@ with tab_multi:
             row.update({f"{memory.COMPONENT_LABELS.get(k2, k2)} (GB)": v / GB for k2, v in parts.items()})
             total = sum(parts.values())
             row["per GPU (GB)"] = total / GB
-            row["fits the GPU"] = total <= memory.usable_bytes(gpu.memory_bytes, plan.inputs["headroom_pct"])
+            row["fits the GPU"] = total <= plan.usable_bytes
             rows.append(row)
         frame = pd.DataFrame(rows)
         st.markdown(f"Per-GPU memory with **{n_gpus} data-parallel GPUs** (mixed-precision Adam, K = "

@@ -300,6 +300,8 @@ def test_build_plan_numbers_follow_the_formulas():
     assert sum(plan.rule_of_thumb.values()) == 24 * n and plan.store_fp32_bytes == 4 * n
     assert plan.kv_tokens == 4096 and plan.kv_per_token_bytes == 2 * 32 * 32 * 128 * 2
     a100 = next(r for r in plan.fit_rows if r["GPU"] == "A100 80GB SXM")
+    assert plan.usable_bytes == pytest.approx(72e9)  # 80 GB minus the default 10% headroom
+    assert a100["usable (GB)"] * 1e9 == pytest.approx(plan.usable_bytes)
     assert a100["min GPUs, DDP"] is None
     assert a100["min GPUs, ZeRO-3 / FSDP"] == training_min_gpus(n, 3, acts, 1.3, 72e9)
     rows = plan_io.plan_rows(plan)
