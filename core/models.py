@@ -254,6 +254,11 @@ def _is_complete_model_dir(folder: Path) -> bool:
     ).is_file()
 
 
+def bundled_decoder_is_converted() -> bool:
+    """Whether the one-time .gguf conversion has already written a complete cache folder."""
+    return _is_complete_model_dir(bundled_decoder_cache_dir())
+
+
 def ensure_bundled_decoder(progress: ProgressCallback | None = None) -> Path:
     """Return the converted SmolLM2 folder, converting the .gguf once if needed.
 

@@ -451,4 +451,4 @@ with compare_tab:
         )
 
 with fast_tab:
-    render_fast_generation_panel(loaded, prompt, int(st.session_state.get("gen_max_new", 64)), key="fastgen")
+    render_fast_generation_panel(loaded, prompt, int(max_new), key="fastgen")

@@ -43,7 +43,7 @@ def _load_cached(
 def _convert_bundled_decoder_with_progress() -> None:
     """First use only: show a progress bar while the bundled .gguf is converted into the local cache."""
     try:
-        if models._is_complete_model_dir(models.bundled_decoder_cache_dir()):
+        if models.bundled_decoder_is_converted():
             return
     except ModelLoadError:
         return  # load_model will raise the same clear message
