@@ -489,19 +489,13 @@ class GenerationStream:
 
     def _stream_kwargs(self) -> dict[str, Any]:
         """Like generate_kwargs, but the penalty and warpers are ours (in generate()'s order, with recorders)."""
-        kwargs = {
-            "max_new_tokens": int(self.settings.max_new_tokens),
-            "do_sample": bool(self.settings.do_sample),
-            "num_beams": 1,
-            "repetition_penalty": 1.0,
-            "pad_token_id": self.loaded.tokenizer.pad_token_id,
+        # generate() adds none of its own penalty or warpers: neutral values here, ours go in logits_processor.
+        neutral = replace(self.settings, num_beams=1, repetition_penalty=1.0, temperature=1.0, top_k=0, top_p=1.0)
+        return generate_kwargs(self.loaded, neutral) | {
             "logits_processor": self._processors(),
             "stopping_criteria": StoppingCriteriaList([_StopWhenFlagged(self._stop)]),
             "streamer": self._recording,
         }
-        if self.settings.do_sample:
-            kwargs.update(temperature=1.0, top_k=0, top_p=1.0)  # generate() adds none of its own warpers
-        return kwargs
 
     def _run_generate(self, out: queue.Queue, intra_op_threads: int) -> None:
         try:
