@@ -43,7 +43,6 @@ ProgressCallback = Callable[[float, str], None]
 
 VARIANTS: tuple[str, ...] = ("fp32", "fp16", "bf16", "int8", "nf4", "fp4")
 DEFAULT_VARIANTS: tuple[str, ...] = ("fp32", "bf16", "int8", "nf4")
-BASELINE_VARIANT = "fp32"
 COMPUTE_DTYPES: tuple[str, ...] = ("fp32", "bf16", "fp16")
 UNQUANTIZED_DTYPES: tuple[str, ...] = ("auto", "fp32", "bf16", "fp16")
 
