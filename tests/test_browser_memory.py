@@ -17,7 +17,9 @@ def test_memory_planner_renders_in_chromium(app_url, page):
         assert expected in text, expected
     assert exceptions_on_page(page) == []
     page.wait_for_selector('[data-testid="stPlotlyChart"]', timeout=30_000)  # plotly mounts lazily
-    assert "model=meta-llama" in page.url and "gpu=A100" in page.url  # every input is in the URL
+    # every input is in the URL (written at the end of the script run)
+    page.wait_for_function("() => location.search.includes('model=meta-llama')", timeout=30_000)
+    assert "gpu=A100" in page.url
     page.set_viewport_size({"width": 1400, "height": 2300})  # the whole plan in one picture
     page.wait_for_timeout(800)
     save_screenshot(page, "memory_planner")
