@@ -55,6 +55,23 @@ def color_legend_html() -> str:
     return f'<div style="font-size: 0.8rem; color:#374151;">token probability: {cells}</div>'
 
 
+def _token_names(step: StepEvent) -> dict[int, str]:
+    """Decoded text of every token shown at a step (any stage's alternatives, and the chosen one)."""
+    names = {a.token_id: a.token for stage in step.alternatives.values() for a in stage}
+    names.setdefault(step.token_id, step.token)
+    return names
+
+
+def step_table_rows(step: StepEvent) -> list[dict]:
+    """One row per token shown at a step, most likely (raw) first: its probability at each stage; ▶ marks the choice."""
+    names = _token_names(step)
+    return [
+        {"token": ("▶ " if token_id == step.token_id else "") + display_token(names[token_id]),
+         "id": token_id, "model p": probs[0], "adjusted p": probs[1], "sampled-from p": probs[2]}
+        for token_id, probs in sorted(step.stage_probabilities.items(), key=lambda item: -item[1][0])
+    ]
+
+
 def step_distribution_figure(step: StepEvent, n: int = 10) -> go.Figure:
     """Top alternatives at one step under the three stages of the logits pipeline (grouped horizontal bars)."""
     order = [a.token_id for a in step.alternatives.get("raw", [])[:n]]
@@ -64,8 +81,7 @@ def step_distribution_figure(step: StepEvent, n: int = 10) -> go.Figure:
                 order.append(alt.token_id)
     if step.token_id not in order:
         order.append(step.token_id)
-    names = {a.token_id: a.token for stage in step.alternatives.values() for a in stage}
-    names.setdefault(step.token_id, step.token)
+    names = _token_names(step)
     labels = [("▶ " if tid == step.token_id else "") + display_token(names.get(tid, str(tid))) + f"  #{tid}" for tid in order]
     fig = go.Figure()
     for position, stage in enumerate(STAGES):

@@ -25,6 +25,7 @@ from core.generation_charts import (
     probability_timeline_figure,
     shape_figure,
     step_distribution_figure,
+    step_table_rows,
 )
 from core.models import BUNDLED_DECODER, BUNDLED_ENCODER
 from core.prompts import EXAMPLE_SETS, SHOT_COUNTS, build_icl_prompt
@@ -182,12 +183,7 @@ def show_result(result: GenerationResult, key_prefix: str = "gen") -> None:
     step = result.steps[step_index]
     chart_col, table_col = st.columns([1, 1])
     chart_col.plotly_chart(step_distribution_figure(step), width="stretch", key=f"{key_prefix}_step_chart")
-    names = {a.token_id: a.token for stage in step.alternatives.values() for a in stage}
-    rows = [
-        {"token": ("▶ " if token_id == step.token_id else "") + display_token(names.get(token_id, step.token)),
-         "id": token_id, "model p": probs[0], "adjusted p": probs[1], "sampled-from p": probs[2]}
-        for token_id, probs in sorted(step.stage_probabilities.items(), key=lambda item: -item[1][0])
-    ]
+    rows = step_table_rows(step)
     if result.settings.mode == "greedy":
         table_col.caption(
             f"Step {step.index}: greedy decoding always takes the most likely token (here the model's "

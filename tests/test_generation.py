@@ -169,7 +169,7 @@ def test_encoder_models_cannot_generate():
 
 def test_charts_and_html_show_the_recorded_numbers(lm):
     from core.generation_charts import colored_tokens_html, compare_figure, probability_timeline_figure, \
-        step_distribution_figure
+        step_distribution_figure, step_table_rows
 
     settings = DecodingSettings(do_sample=True, temperature=0.8, top_k=5, max_new_tokens=4, seed=1)
     result = run_generation(lm, "<b>bold</b> prompt:", settings)
@@ -178,6 +178,11 @@ def test_charts_and_html_show_the_recorded_numbers(lm):
     filtered = next(trace for trace in figure.data if "sampled from" in trace.name)
     assert sum(filtered.x) == pytest.approx(1.0, rel=1e-5)  # all 5 kept tokens are drawn
     assert len(figure.data) == 3 and any(label.startswith("▶") for label in filtered.y)
+    rows = step_table_rows(step)
+    assert [r["model p"] for r in rows] == sorted((r["model p"] for r in rows), reverse=True)
+    chosen = [r for r in rows if r["token"].startswith("▶")]
+    assert len(chosen) == 1 and chosen[0]["id"] == step.token_id and chosen[0]["model p"] == pytest.approx(step.probability)
+    assert sum(r["sampled-from p"] for r in rows) == pytest.approx(1.0, rel=1e-5)  # top-5: every kept token is a row
     html = colored_tokens_html(result.steps, selected=1, prompt_text="<b>bold</b>")
     assert "<b>" not in html and "&lt;b&gt;" in html
     assert html.count('title="step ') == 4 and "outline" in html
