@@ -289,6 +289,14 @@ class StepEvent:
         }
 
 
+def decode_tokens_per_s(steps: list[StepEvent]) -> float | None:
+    """Decode speed after the first token: (n − 1) / (t_last − t_first), in tokens/s; None below two timed tokens."""
+    if len(steps) < 2:
+        return None
+    span = steps[-1].time_s - steps[0].time_s
+    return (len(steps) - 1) / span if span > 0 else None
+
+
 @dataclass
 class GenerationResult:
     prompt: PreparedPrompt
@@ -318,11 +326,7 @@ class GenerationResult:
 
     @property
     def decode_tokens_per_s(self) -> float | None:
-        """Decode speed after the first token: (n − 1) / (t_last − t_first)."""
-        if len(self.steps) < 2:
-            return None
-        span = self.steps[-1].time_s - self.steps[0].time_s
-        return (len(self.steps) - 1) / span if span > 0 else None
+        return decode_tokens_per_s(self.steps)
 
     def to_dict(self) -> dict:
         return {

@@ -12,6 +12,8 @@ from core.generation import (
     GenerationError,
     GenerationInputError,
     GenerationResult,
+    StepEvent,
+    decode_tokens_per_s,
     next_token_logits,
     prepare_prompt,
     run_generation,
@@ -147,18 +149,16 @@ else:
 # Helpers
 
 
-def metric_row(container, result: GenerationResult | None, steps: int, ttft: float | None, elapsed: float) -> None:
+def metric_row(container, result: GenerationResult | None, steps: list[StepEvent]) -> None:
+    """Speed and progress of a finished result, or (result None) of a generation still streaming its steps."""
     cols = container.columns(4)
+    ttft = result.ttft_s if result is not None else (steps[0].time_s if steps else None)
     cols[0].metric("Time to first token", f"{ttft * 1000:,.0f} ms" if ttft is not None else "—",
                    help="Time from pressing Generate to the first token: mostly the prompt's forward pass (prefill).")
-    rate = None
-    if result is not None:
-        rate = result.decode_tokens_per_s
-    elif steps > 1 and ttft is not None and elapsed > ttft:
-        rate = (steps - 1) / (elapsed - ttft)
+    rate = decode_tokens_per_s(steps)
     cols[1].metric("Speed", f"{rate:,.1f} tokens/s" if rate else "—",
                    help="Tokens generated per second after the first one (decode speed).")
-    cols[2].metric("Generated", f"{steps} tokens", help="New tokens so far (the prompt is not counted).")
+    cols[2].metric("Generated", f"{len(steps)} tokens", help="New tokens so far (the prompt is not counted).")
     reason = {"eos": "end of text", "max_new_tokens": "token limit", "stopped": "Stop"}
     cols[3].metric("Finished by", reason.get(result.stop_reason, "—") if result else "running…",
                    help="Why generation ended: the model's end-of-text token, the max-new-tokens limit, or Stop.")
@@ -179,7 +179,7 @@ def show_result(result: GenerationResult, key_prefix: str = "gen") -> None:
         )
     st.markdown(colored_tokens_html(result.steps, selected=step_index, prompt_text=None), unsafe_allow_html=True)
     st.markdown(color_legend_html(), unsafe_allow_html=True)
-    metric_row(st, result, result.new_tokens, result.ttft_s, result.total_s)
+    metric_row(st, result, result.steps)
     step = result.steps[step_index]
     chart_col, table_col = st.columns([1, 1])
     chart_col.plotly_chart(step_distribution_figure(step), width="stretch", key=f"{key_prefix}_step_chart")
@@ -291,10 +291,10 @@ with generate_tab:
             st.session_state["gen_running"] = handoff
             try:
                 if stream.streamed:
-                    for event in stream:
+                    for _ in stream:
                         live_text.markdown(colored_tokens_html(stream.steps), unsafe_allow_html=True)
                         with live_metrics.container():
-                            metric_row(st, None, len(stream.steps), stream.steps[0].time_s, event.time_s)
+                            metric_row(st, None, stream.steps)
                 else:
                     with st.spinner(f"Beam search with {settings.num_beams} beams (not streamed)…", show_time=True):
                         for _ in stream:

@@ -8,6 +8,7 @@ import torch
 
 from core.generation import (
     GenerationInputError,
+    decode_tokens_per_s,
     generate_kwargs,
     generate_text,
     prepare_prompt,
@@ -115,6 +116,9 @@ def test_timing_fields(lm):
     result = run_generation(lm, PROMPT, DecodingSettings(max_new_tokens=5))
     assert 0 < result.ttft_s <= result.total_s
     assert result.tokens_per_s > 0 and result.decode_tokens_per_s > 0
+    steps = result.steps
+    assert decode_tokens_per_s(steps) == pytest.approx((len(steps) - 1) / (steps[-1].time_s - steps[0].time_s))
+    assert decode_tokens_per_s(steps[:1]) is None  # one token: no decode interval yet
     assert [s.time_s for s in result.steps] == sorted(s.time_s for s in result.steps)
     assert result.to_dict()["steps"][0]["token"] == result.steps[0].token
 
