@@ -162,5 +162,5 @@ def test_fast_generation_tab_is_offered_and_explains_itself_without_a_gpu():
     at = fresh_page()
     assert "Fast generation (GPU)" in [s.value for s in at.subheader]
     if not torch.cuda.is_available():
-        text = " ".join(m.value for m in list(at.info) + list(at.caption) + list(at.warning))
-        assert "CUDA" in text or "GPU" in text
+        infos = " ".join(m.value for m in at.info)
+        assert "Fast generation (static cache + torch.compile) runs on a CUDA GPU; this model is on the CPU." in infos
