@@ -6,6 +6,7 @@ was expected; the pages fall back to the default and show that message.
 from __future__ import annotations
 
 import math
+import re
 from typing import Callable, Iterable
 
 
@@ -49,3 +50,8 @@ def parse_bool(text) -> bool:
     if lowered in ("0", "false", "no", "off"):
         return False
     raise UrlValueError("expected true or false")
+
+
+def slug(text: str | None, fallback: str = "model") -> str:
+    """A short lowercase name safe in URLs and download file names: 'HuggingFaceTB/SmolLM2' → 'huggingfacetb-smollm2'."""
+    return re.sub(r"[^A-Za-z0-9]+", "-", text or "").strip("-").lower()[:40] or fallback

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import functools
 import html
-import re
 
 import numpy as np
 import streamlit as st
@@ -16,6 +15,7 @@ from core import attention as A
 from core import attention_charts as C
 from core.models import BUNDLED_DECODER, BUNDLED_ENCODER, ModelLoadError, random_model
 from pages.components.model_cache import cached_load_model
+from core.url_state import slug
 
 MODELS = {
     "smollm2": "SmolLM2-135M-Instruct: bundled decoder (causal, like GPT and LLaMA)",
@@ -36,10 +36,6 @@ ACROSS_LAYERS = {"rollout": "Attention rollout", "mean": "Mean over all layers"}
 COMPARE_DEPTHS = {"all": "Mean over all layers and heads", "first": "First layer", "last": "Last layer"}
 DEFAULT_TEXT = "The teacher gave the student a book because she wanted him to learn."
 MAX_TEXT_CHARS = 50_000
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower()[:40] or "model"
 
 
 def _percent(value: float) -> str:
@@ -440,7 +436,7 @@ if csv_export is not None:
         help="The weights (or statistics) this view shows, with 'position: token' labels on rows and columns.")
 exports[1].download_button(
     "All layers as .npz", functools.partial(A.result_to_npz, result),
-    file_name=f"attention-{_slug(result.model_name)}.npz", mime="application/octet-stream",
+    file_name=f"attention-{slug(result.model_name)}.npz", mime="application/octet-stream",
     key="download_npz", on_click="ignore", icon=":material/download:",
     help="Every layer and head as numpy arrays [layers, heads, queries, keys] (numpy.load): weights and tokens; "
          "for encoder-decoder models also decoder_weights, cross_weights and target_tokens.")

@@ -16,6 +16,7 @@ from core.compute import ComputeInputError
 from core.hardware import GPUS, get_gpu
 from core.compute_url import FIELDS, MODES, UNITS
 from core.training_runs import reference_table
+from pages.components.query_params import sync_query_params
 
 MEMORY_PAGE = "pages/memory_planner.py"
 
@@ -65,11 +66,7 @@ def write_inputs_to_url() -> None:
         text = write(st.session_state[state_key])
         if text is not None:
             wanted[url_key] = text
-    for url_key in FIELDS:
-        if url_key in wanted and st.query_params.get(url_key) != wanted[url_key]:
-            st.query_params[url_key] = wanted[url_key]
-        elif url_key not in wanted and url_key in st.query_params:
-            del st.query_params[url_key]
+    sync_query_params(wanted, FIELDS)
     st.session_state[URL_WRITTEN] = wanted
 
 

@@ -16,6 +16,7 @@ from core.hardware import GPUS
 from core.memory import GB
 from core.plan_io import (FIELDS, KV_DTYPES, SOURCES, ZERO_STAGE_NAMES, ZERO_STAGES, PlanInputError, format_count,
                           format_gb)
+from pages.components.query_params import sync_query_params
 
 COMPUTE_PAGE = "pages/compute_planner.py"
 URL_WRITTEN = "mem_url_written"
@@ -43,11 +44,7 @@ def restore_inputs_from_url() -> list[str]:
 
 def write_inputs_to_url() -> None:
     wanted = plan_io.to_query_params({k: st.session_state[k] for k in plan_io.defaults()})
-    for url_key in FIELDS:
-        if url_key in wanted and st.query_params.get(url_key) != wanted[url_key]:
-            st.query_params[url_key] = wanted[url_key]
-        elif url_key not in wanted and url_key in st.query_params:
-            del st.query_params[url_key]
+    sync_query_params(wanted, FIELDS)
     st.session_state[URL_WRITTEN] = wanted
 
 

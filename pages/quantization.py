@@ -7,7 +7,6 @@ st.session_state), never models.
 from __future__ import annotations
 
 import html
-import re
 import threading
 import time
 
@@ -17,6 +16,7 @@ import streamlit as st
 from core import models
 from core import quantization as Q
 from core import quantization_charts as C
+from core.url_state import slug
 
 RESULTS_KEY = "q_results"
 OUTPUT_KINDS = {"greedy": "Greedy (deterministic)", "sampled": "Sampled (same seed for every variant)"}
@@ -40,10 +40,6 @@ def _run_comparison(name: str, variants: tuple[str, ...], prompt: str, reference
         max_reference_tokens=reference_tokens, double_quant=double_quant, compute_dtype=compute_dtype,
         unquantized_dtype=unquantized_dtype, seed=seed, use_chat_template=use_chat_template, progress=_progress)
     return frame, time.strftime("%Y-%m-%d %H:%M:%S")
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9]+", "-", text or "").strip("-").lower()[:40] or "model"
 
 
 def _variant_help() -> str:
@@ -233,7 +229,7 @@ st.markdown(f"**Quality versus {baseline}** (reference text, {first['reference_t
 st.dataframe(Q.summary_table(results, Q.QUALITY_COLUMNS), hide_index=True, key="q_table_quality",
              column_config=COLUMN_FORMATS)
 st.download_button(
-    "Download results (CSV)", Q.results_csv(results), file_name=f"quantization-{_slug(stored['model'])}.csv",
+    "Download results (CSV)", Q.results_csv(results), file_name=f"quantization-{slug(stored['model'])}.csv",
     mime="text/csv", key="q_download",
     help="Every measured column (bytes, seconds, tokens/s, PPL, KL in nats) for all variants, incl. unavailable "
          "ones with their reason.")

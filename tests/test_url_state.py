@@ -2,7 +2,7 @@
 import pytest
 
 from core import compute_url
-from core.url_state import UrlValueError, choice_parser, number_parser, parse_bool
+from core.url_state import UrlValueError, choice_parser, number_parser, parse_bool, slug
 
 
 def test_choice_accepts_only_listed_options():
@@ -34,3 +34,9 @@ def test_compute_planner_url_fields_round_trip():
     assert write("-5") is None  # an invalid entry stays out of the URL
     with pytest.raises(ValueError):
         compute_url.FIELDS["gpus"][2]("0")
+
+
+def test_slug_names_downloads_safely():
+    assert slug("HuggingFaceTB/SmolLM2-135M-Instruct") == "huggingfacetb-smollm2-135m-instruct"
+    assert slug("") == "model" and slug(None, "run") == "run"
+    assert len(slug("x" * 100)) == 40
