@@ -2,7 +2,7 @@
 
 Every page that runs a model goes through :func:`load_model` (or :func:`random_model` for architectures
 whose weights are not available offline). Plain Python, no Streamlit: the page layer caches the result
-(``pages/components/model_cache.py``).
+(``views/components/model_cache.py``).
 
 Bundled models (work offline, installed as pip packages, never imported):
 

@@ -7,5 +7,5 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def app_test(script: str, timeout: float = 120) -> AppTest:
-    """`app_test("pages/generate.py")` → an AppTest of that page, not yet run."""
+    """`app_test("views/generate.py")` → an AppTest of that page, not yet run."""
     return AppTest.from_file(str(ROOT / script), default_timeout=timeout)

@@ -90,20 +90,9 @@ def open_app_page(page, app_url: str, path: str = "/", timeout: float = 120) -> 
     page.wait_for_selector('[data-testid="stMain"] h1', timeout=timeout * 1000)
     wait_until_idle(page, timeout=timeout)
     wait_for_lazy_elements(page, timeout=timeout)
-    # The app's own navigation ran (not Streamlit's legacy pages/ mode, not its "Page not found" fallback).
+    # The app's own navigation ran (not Streamlit's legacy `pages/`-folder mode, not its "Page not found" fallback).
     assert page.get_by_text("Page not found").count() == 0, "Streamlit showed 'Page not found'"
     assert "Overview" in page.locator('[data-testid="stSidebarNav"]').inner_text(), "app.py's navigation is missing"
-
-
-def warm_up(browser, app_url: str) -> None:
-    """Open the entry page once. Streamlit answers the very first session after start that deep-links to a page
-    (e.g. /compute) with a "Page not found" popup before st.navigation has registered the pages
-    (streamlit/streamlit#9624); a warm-up session makes every later session see the pages."""
-    pg = browser.new_page()
-    try:
-        open_app_page(pg, app_url, "/")
-    finally:
-        pg.close()
 
 
 def exceptions_on_page(page) -> list[str]:

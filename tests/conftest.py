@@ -51,16 +51,8 @@ def chromium_browser():
         pw.stop()
 
 
-@pytest.fixture(scope="session")
-def warm_app(app_url, chromium_browser):
-    from tests import browser
-
-    browser.warm_up(chromium_browser, app_url)
-    return app_url
-
-
 @pytest.fixture
-def page(chromium_browser, warm_app):
+def page(chromium_browser, app_url):
     context = chromium_browser.new_context(viewport={"width": 1400, "height": 1000})
     pg = context.new_page()
     try:

@@ -13,9 +13,6 @@ def _tick_labels(page, axis: str) -> list[str]:
 
 
 def test_attention_page_renders_the_heatmap_in_chromium(app_url, page):
-    # Enter through the home page: a fresh server whose very first request is /attention runs the legacy
-    # pages/ directory mode (pages/attention.py has the same name as the URL), without app.py's navigation.
-    open_app_page(page, app_url, "/")
     open_app_page(page, app_url, "/attention", timeout=300)
     page.wait_for_selector(HEATMAP, timeout=300_000)
     wait_until_idle(page, timeout=300)

@@ -93,7 +93,7 @@ def _panel_script():
     import streamlit as st
 
     from core import models
-    from pages.components.fast_generation_panel import render_fast_generation_panel
+    from views.components.fast_generation_panel import render_fast_generation_panel
 
     @st.cache_resource
     def load():

@@ -7,7 +7,7 @@ TIMEOUT = 240
 def _hardware_script():
     import streamlit as st
 
-    from pages.components.hardware_panel import render_hardware_panel
+    from views.components.hardware_panel import render_hardware_panel
 
     info = render_hardware_panel()
     st.write(f"detected device: {info['device'] if info else 'none'}")
@@ -16,7 +16,7 @@ def _hardware_script():
 def _measure_script():
     import streamlit as st
 
-    from pages.components.measure_panel import render_measure_panel
+    from views.components.measure_panel import render_measure_panel
 
     tiny = {"model_type": "llama", "num_hidden_layers": 2, "hidden_size": 64, "intermediate_size": 128,
             "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 512, "max_position_embeddings": 512,
@@ -27,7 +27,7 @@ def _measure_script():
 
 
 def _bad_input_script():
-    from pages.components.measure_panel import render_measure_panel
+    from views.components.measure_panel import render_measure_panel
 
     render_measure_panel("no-such-model-xyz", 128, 1, key="bad")
     render_measure_panel("gpt2", 0, 1, key="zero")

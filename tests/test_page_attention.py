@@ -5,7 +5,7 @@ import pytest
 
 from tests.apptest import app_test
 
-PAGE = "pages/attention.py"
+PAGE = "views/attention.py"
 
 
 def _charts(at):

@@ -5,7 +5,7 @@ import pytest
 from core import compute
 from tests.apptest import app_test
 
-PAGE = "pages/compute_planner.py"
+PAGE = "views/compute_planner.py"
 
 
 def metrics(at) -> dict[str, str]:

@@ -10,7 +10,7 @@ from tests.apptest import app_test
 
 
 def fresh_page():
-    at = app_test("pages/generate.py", timeout=300)
+    at = app_test("views/generate.py", timeout=300)
     at.run()
     assert not at.exception, at.exception
     return at

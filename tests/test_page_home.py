@@ -16,7 +16,7 @@ def test_app_runs_and_shows_home_with_every_page():
 def test_app_switches_to_a_planner_page():
     at = app_test("app.py", timeout=60)
     at.run()
-    at.switch_page("pages/memory_planner.py").run()
+    at.switch_page("views/memory_planner.py").run()
     assert not at.exception
     assert at.title[0].value.startswith("Memory planner")
 

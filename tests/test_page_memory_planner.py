@@ -7,7 +7,7 @@ import pytest
 from core import architectures, memory, plan_io
 from tests.apptest import app_test
 
-PAGE = "pages/memory_planner.py"
+PAGE = "views/memory_planner.py"
 
 
 def metrics(at) -> dict[str, str]:

@@ -6,7 +6,7 @@ import pytest
 
 from tests.apptest import app_test
 
-PAGE = "pages/quantization.py"
+PAGE = "views/quantization.py"
 
 
 def _texts(elements) -> str:

@@ -31,9 +31,9 @@ from core.generation_charts import (
 )
 from core.models import BUNDLED_DECODER, BUNDLED_ENCODER
 from core.prompts import EXAMPLE_SETS, SHOT_COUNTS, build_icl_prompt
-from pages.components.fast_generation_panel import render_fast_generation_panel
+from views.components.fast_generation_panel import render_fast_generation_panel
 from core.sampling import DECODING_MODES, DecodingSettings, generation_config_defaults, shape_distribution, shape_table
-from pages.components.model_cache import load_model_or_error
+from views.components.model_cache import load_model_or_error
 
 DEFAULTS = generation_config_defaults()  # transformers' GenerationConfig defaults
 MODE_HELP = (

@@ -14,7 +14,7 @@ import streamlit as st
 from core import attention as A
 from core import attention_charts as C
 from core.models import BUNDLED_DECODER, BUNDLED_ENCODER, ModelLoadError, random_model
-from pages.components.model_cache import cached_load_model
+from views.components.model_cache import cached_load_model
 from core.url_state import slug
 
 MODELS = {

@@ -16,9 +16,9 @@ from core.compute import ComputeInputError
 from core.hardware import GPUS, get_gpu
 from core.compute_url import FIELDS, MODES, UNITS
 from core.training_runs import reference_table
-from pages.components.query_params import sync_query_params
+from views.components.query_params import sync_query_params
 
-MEMORY_PAGE = "pages/memory_planner.py"
+MEMORY_PAGE = "views/memory_planner.py"
 
 
 def percent_or_dash(fraction) -> str:

@@ -11,14 +11,14 @@ from streamlit.errors import StreamlitPageNotFoundError
 
 from core import architectures, measure, memory, memory_charts, plan_io
 from core.architectures import ArchitectureError
-from pages.components.measure_panel import render_measure_panel
+from views.components.measure_panel import render_measure_panel
 from core.hardware import GPUS
 from core.memory import GB
 from core.plan_io import (FIELDS, KV_DTYPES, SOURCES, ZERO_STAGE_NAMES, ZERO_STAGES, PlanInputError, format_count,
                           format_gb)
-from pages.components.query_params import sync_query_params
+from views.components.query_params import sync_query_params
 
-COMPUTE_PAGE = "pages/compute_planner.py"
+COMPUTE_PAGE = "views/compute_planner.py"
 URL_WRITTEN = "mem_url_written"
 UPLOAD_SEEN = "mem_config_upload_seen"
 
