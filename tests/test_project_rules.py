@@ -48,3 +48,15 @@ def test_every_navigation_page_exists():
     assert len(pages) == 6
     for p in pages:
         assert (ROOT / p).is_file(), p
+
+
+def test_server_listens_on_loopback_and_watches_no_files_by_default():
+    """Exposing the server is a decision of whoever runs it (README "Sharing the app"), not a default; the file
+    watcher is for development only."""
+    import tomllib
+
+    server = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())["server"]
+    assert server["address"] == "127.0.0.1"
+    assert server["fileWatcherType"] == "none"
+    assert server["runOnSave"] is False
+    assert "--server.address 0.0.0.0" in (ROOT / "README.md").read_text()
