@@ -3,8 +3,8 @@
 Every catalog entry is stored with the keys of the model's real Hugging Face ``config.json`` (incl. ``model_type``), so
 ``hf_config`` can rebuild it with transformers and ``AutoModelFor*.from_config`` gives a random-weight model of the
 same shape. Parameter counts follow each architecture's module layout in transformers' ``modeling_<type>.py``; they equal
-``model.num_parameters()`` of the published checkpoint with tied weights counted once (facts and published counts:
-shared/reference/architectures.md).
+``model.num_parameters()`` of the published checkpoint with tied weights counted once (facts and published counts, each
+from the model's config.json on the Hugging Face hub: docs/references/architectures.md).
 
 Public API (a contract for the other pages): ``CATALOG``, ``catalog_ids``, ``get_config``, ``param_count``,
 ``param_breakdown``, ``hf_config``, ``ArchitectureError``. Also: ``linear_layers`` (the matrices a bitsandbytes
@@ -449,7 +449,7 @@ def param_breakdown(model) -> dict[str, int]:
 
     Layouts from transformers' modeling files (GPT2Model, BertModel with pooler, T5ForConditionalGeneration,
     LlamaForCausalLM / MistralForCausalLM / Qwen2ForCausalLM, BloomForCausalLM); tied weights counted once, so
-    ``lm_head`` is 0 when tied. Llama check (shared/reference/architectures.md): V·h (x2 if untied)
+    ``lm_head`` is 0 when tied. Llama check (docs/references/architectures.md): V·h (x2 if untied)
     + L·[h·(h + 2·kv·d) + h·h + 3·h·ffn + 2·h] + h.
     """
     c = get_config(model)

@@ -1,6 +1,6 @@
 """Training and inference compute: FLOPs, petaFLOP/s-days, GPU time and cost, Chinchilla sizing.
 
-Every formula names its source; the collected statements are in shared/reference/formulas.md.
+Every formula names its source; the collected statements are in docs/references/formulas.md.
 
 - Training FLOPs C ≈ 6·N·D: 2·N·D for the forward pass and 4·N·D for the backward pass
   (Kaplan et al. 2020, "Scaling Laws for Neural Language Models", §2.1 and Table 1).
@@ -179,7 +179,7 @@ def gpus_for_one_pflop_s(peak_flops_per_gpu: float, mfu: float = 1.0) -> float:
     """GPUs that together sustain 1 PF/s, i.e. GPU-days per petaFLOP/s-day: 1e15 / (peak × MFU).
 
     The course notes' rule "1 PF/s-day ≈ 8 V100 or 2 A100 for a day at full efficiency"; datasheet peaks
-    (shared/reference/gpus.md) give 8 × 125 = 1000 TFLOP/s for V100 but 2 × 312 = 624 TFLOP/s for A100 (≈ 3.2 A100s).
+    (NVIDIA's V100 and A100 datasheets, docs/references/gpus.md) give 8 × 125 = 1000 TFLOP/s for V100 but 2 × 312 = 624 TFLOP/s for A100 (≈ 3.2 A100s).
     """
     return 1e15 / (_positive(peak_flops_per_gpu, "Peak FLOP/s per GPU") * _mfu(mfu))
 

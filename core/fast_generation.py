@@ -7,8 +7,8 @@ and to the memory-bandwidth bound on decode speed.
   compiles the forward pass once (mode "reduce-overhead": CUDA graphs) and replays it for every new token.
   transformers only auto-compiles on CUDA (and a few accelerators), so the fast path needs a CUDA GPU.
 - The bound: at batch 1 every decode step reads all weights and the KV cache written so far from GPU memory, so
-  tokens/s ≤ bandwidth / (weight bytes + KV-cache bytes read per token) (shared/reference/formulas.md, "Decode speed
-  at batch 1 is bounded by memory bandwidth"; the roofline argument of Williams et al. 2009). With batch B each step
+  tokens/s ≤ bandwidth / (weight bytes + KV-cache bytes read per token) (the roofline argument of Williams,
+  Waterman & Patterson 2009, "Roofline: An Insightful Visual Performance Model for Multicore Architectures"). With batch B each step
   yields B tokens for one read of the weights.
 
 Plain Python, no Streamlit. Timing lives here as functions; speed numbers are produced by benchmarks, not tests.
@@ -35,7 +35,7 @@ def bandwidth_bound_tokens_per_s(weight_bytes: float, bandwidth_bytes_per_s: flo
                                  batch_size: int = 1) -> float:
     """Upper bound on decode speed: tokens/s ≤ batch × bandwidth / (weight bytes + KV-cache bytes read per step).
 
-    Source: shared/reference/formulas.md (decode at batch 1 is memory-bandwidth bound); roofline model (Williams,
+    Source: decode at batch 1 is memory-bandwidth bound; roofline model (Williams,
     Waterman, Patterson 2009): a step that moves M bytes over a link of B bytes/s takes at least M / B seconds.
     """
     if bandwidth_bytes_per_s <= 0:
@@ -50,7 +50,7 @@ def bandwidth_bound_tokens_per_s(weight_bytes: float, bandwidth_bytes_per_s: flo
 
 def kv_bytes_per_token(config, bytes_per_value: float) -> float:
     """KV-cache bytes one token adds, from a transformers config: ``core.memory.kv_cache_bytes`` for one token
-    of one sequence (2 · layers · kv_heads · head_dim · bytes; shared/reference/formulas.md, KV cache)."""
+    of one sequence (2 · layers · kv_heads · head_dim · bytes; docs/references/formulas.md, KV cache)."""
     layers = getattr(config, "num_hidden_layers", None) or getattr(config, "n_layer", None) or 0
     heads = getattr(config, "num_attention_heads", None) or getattr(config, "n_head", None) or 1
     kv_heads = getattr(config, "num_key_value_heads", None) or heads

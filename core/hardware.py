@@ -1,6 +1,7 @@
 """GPU catalog (datasheet numbers) and lookups.
 
-Source: NVIDIA datasheets / whitepapers as collected in shared/reference/gpus.md.
+Source: NVIDIA's datasheets (and the Ada whitepaper for the RTX 4090); each GPU's page is listed in
+docs/references/gpus.md.
 Throughput is dense tensor-core bf16/fp16 (no sparsity); bandwidth in GB/s (1e9 bytes/s).
 """
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """GPU memory formulas for serving and training transformers, each with its source.
 
 Units: bytes everywhere; GB = 1e9 bytes (as GPU datasheets and the ZeRO paper use). Sources are collected in
-shared/reference/formulas.md:
+docs/references/formulas.md:
 - bytes per parameter and the 24 B/param training rule of thumb: the course notes;
 - mixed-precision Adam model states 16 B/param and ZeRO stages: Rajbhandari et al. 2019, "ZeRO: Memory Optimizations
   Toward Training Trillion Parameter Models", §3.1 and Figure 1;
@@ -150,7 +150,7 @@ def kv_cache_bytes(n_layers: int, n_kv_heads: int, head_dim: int, seq_len: int, 
                    bytes_per_value: float) -> float:
     """KV cache bytes: 2 (K and V) · layers · kv_heads · head_dim · tokens · batch · bytes per value.
 
-    Source: shared/reference/formulas.md (KV cache); every attention layer caches one key and one value vector of
+    Source: the key and value projections of every attention layer (Vaswani et al. 2017, §3.2); every attention layer caches one key and one value vector of
     kv_heads · head_dim values per token. GQA/MQA models have kv_heads < heads (Ainslie et al. 2023).
     """
     for value, name in ((n_layers, "n_layers"), (n_kv_heads, "n_kv_heads"), (head_dim, "head_dim"),

@@ -1,4 +1,4 @@
-"""Published training runs (shared/reference/training-runs.md) as data, and the planner's view of them.
+"""Published training runs (each with its paper: docs/references/training-runs.md) as data, and the planner's view of them.
 
 Each run carries the paper's parameter and token counts, the hardware, and — where the paper publishes
 them — GPU-hours, cluster size and its own FLOP count. `run_summary` adds what the planner computes:

@@ -60,3 +60,40 @@ def test_server_listens_on_loopback_and_watches_no_files_by_default():
     assert server["fileWatcherType"] == "none"
     assert server["runOnSave"] is False
     assert "--server.address 0.0.0.0" in (ROOT / "README.md").read_text()
+
+
+def _tracked_files() -> list[Path]:
+    import subprocess
+
+    out = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    return [ROOT / p for p in out.split("\0") if p and (ROOT / p).is_file()]
+
+
+def _text_files_outside_tests() -> list[Path]:
+    text_suffixes = {".py", ".md", ".toml", ".txt", ".ini", ".cfg", ".yml", ".yaml", ".json", ""}
+    return [p for p in _tracked_files()
+            if p.relative_to(ROOT).parts[0] != "tests" and p.suffix in text_suffixes]
+
+
+def test_nothing_cites_the_developers_shared_folder():
+    """`shared/` holds the developers' notes and is not part of the repository: users can't open a citation of it.
+    Cite the original source (paper, datasheet, documentation page) or docs/references/."""
+    import re
+
+    files = _text_files_outside_tests()
+    assert any(p.name == "app.py" for p in files), "git ls-files found no sources"
+    pattern = re.compile(r"(?<![\w-])shared/")
+    offenders = [f"{p.relative_to(ROOT)}:{n}" for p in files
+                 for n, line in enumerate(p.read_text(errors="replace").splitlines(), 1) if pattern.search(line)]
+    assert offenders == [], offenders
+
+
+def test_every_cited_docs_path_exists():
+    import re
+
+    pattern = re.compile(r"(?<![\w/.-])(docs/[\w./-]*\w)")
+    cited = {(p.relative_to(ROOT), m) for p in _text_files_outside_tests()
+             for m in pattern.findall(p.read_text(errors="replace"))}
+    assert any("docs/references/" in m for _, m in cited), "no docs/references/ citation found: the scan is broken"
+    missing = sorted(f"{p}: {m}" for p, m in cited if not (ROOT / m).exists())
+    assert missing == [], missing

@@ -91,8 +91,8 @@ with right:
     h1, h2 = st.columns(2)
     gpu_name = h1.selectbox(
         "GPU type", list(GPUS), key="compute_gpu",
-        help="Catalog GPU (NVIDIA datasheets, shared/reference/gpus.md); its dense bf16/fp16 tensor peak sets the "
-             "FLOP/s per GPU.")
+        help="Catalog GPU (NVIDIA datasheets; sources: docs/references/gpus.md in the repository); its dense "
+             "bf16/fp16 tensor peak sets the FLOP/s per GPU.")
     n_gpus = h2.number_input(
         "Number of GPUs", min_value=1, max_value=1_000_000, step=8, key="compute_n_gpus",
         help="GPUs training in parallel. Sets the wall-clock time (GPU-hours ÷ GPUs) and, for a "

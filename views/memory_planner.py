@@ -59,8 +59,8 @@ def gb_columns(frame: pd.DataFrame) -> dict:
 st.title("Memory planner")
 st.caption(
     "What a model needs to **serve**, to **fine-tune** and to **pre-train**, and on which GPUs. Parameter counts come "
-    "from the architecture (tied weights once); formulas from the course notes, the ZeRO paper (Rajbhandari et al. "
-    "2019) and Korthikanti et al. 2022. GB = 10⁹ bytes. Every input is in the page URL: copy it to share this plan."
+    "from the architecture (tied weights once); formulas from the ZeRO paper (Rajbhandari et al. 2019) and "
+    "Korthikanti et al. 2022 (all sources: docs/references/formulas.md in the repository). GB = 10⁹ bytes. Every input is in the page URL: copy it to share this plan."
 )
 for problem in restore_inputs_from_url():
     st.warning(f"Ignored an invalid value in the link: {problem}")
@@ -77,7 +77,8 @@ with model_col.container(border=True):
         st.selectbox(
             "Catalog model", architectures.catalog_ids(), key="mem_model",
             format_func=lambda cid: f"{architectures.display_name(cid)} · {format_count(architectures.param_count(cid))} params",
-            help="Architectures with their real config.json values (shared/reference/architectures.md). The "
+            help="Architectures with their real config.json values from the Hugging Face hub (sources: "
+                 "docs/references/architectures.md in the repository). The "
                  "parameter count is computed from the shapes and matches the published checkpoint exactly.")
     elif source == "params":
         st.text_input(
@@ -139,7 +140,8 @@ with gpu_col.container(border=True):
     g = st.columns(2) + st.columns(2)
     gpu_name = g[0].selectbox(
         "GPU", [*GPUS, plan_io.CUSTOM_GPU], key="mem_gpu",
-        help="Catalog GPUs from NVIDIA datasheets (shared/reference/gpus.md), or 'Custom GPU' to enter its memory.")
+        help="Catalog GPUs from NVIDIA datasheets (sources: docs/references/gpus.md in the repository), or "
+             "'Custom GPU' to enter its memory.")
     g[1].number_input(
         "Custom GPU memory (GB)", min_value=1.0, max_value=100_000.0, step=8.0, format="%.1f",
         key="mem_custom_gpu_gb", disabled=gpu_name != plan_io.CUSTOM_GPU,
