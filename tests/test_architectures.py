@@ -21,7 +21,7 @@ from core.architectures import (
     param_count,
 )
 
-# Published exact counts: issue 2 and shared/reference/architectures.md (model.num_parameters(), tied once).
+# Published exact counts: the models' hub config.json files, docs/references/architectures.md (model.num_parameters(), tied once).
 PUBLISHED = {
     "gpt2": 124_439_808,
     "gpt2-medium": 354_823_168,
