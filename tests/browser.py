@@ -91,8 +91,38 @@ def open_app_page(page, app_url: str, path: str = "/", timeout: float = 120) -> 
     wait_until_idle(page, timeout=timeout)
     wait_for_lazy_elements(page, timeout=timeout)
     # The app's own navigation ran (not Streamlit's legacy `pages/`-folder mode, not its "Page not found" fallback).
+    wait_for_text(page.locator('[data-testid="stSidebarNav"]'), "Overview", timeout=timeout)
     assert page.get_by_text("Page not found").count() == 0, "Streamlit showed 'Page not found'"
-    assert "Overview" in page.locator('[data-testid="stSidebarNav"]').inner_text(), "app.py's navigation is missing"
+
+
+def wait_for_text(locator, *texts: str, timeout: float = 60) -> None:
+    """Wait until the element's visible text contains every one of ``texts`` (Playwright's auto-retrying
+    ``expect``), with one deadline for all of them: the page draws after the script, later under load."""
+    from playwright.sync_api import expect
+
+    deadline = time.time() + timeout
+    for text in texts:
+        remaining_ms = max(1.0, deadline - time.time()) * 1000
+        expect(locator).to_contain_text(text, timeout=remaining_ms, use_inner_text=True)  # visible text only
+
+
+def wait_for_main_text(page, *texts: str, timeout: float = 60) -> None:
+    wait_for_text(page.locator('[data-testid="stMain"]'), *texts, timeout=timeout)
+
+
+def wait_for_url_params(page, *fragments: str, timeout: float = 60) -> None:
+    """Wait until the page's URL contains every fragment: Streamlit writes st.query_params to the browser after the
+    script's last element, later under load, so reading ``page.url`` right away races it."""
+    page.wait_for_function(
+        "(parts) => parts.every(p => decodeURIComponent(location.href.replace(/\\+/g, ' ')).includes(p))",
+        arg=list(fragments), timeout=timeout * 1000)
+    assert all(f in _decoded(page.url) for f in fragments), (page.url, fragments)
+
+
+def _decoded(url: str) -> str:
+    from urllib.parse import unquote_plus
+
+    return unquote_plus(url)
 
 
 def exceptions_on_page(page) -> list[str]:

@@ -1,5 +1,6 @@
 """The Attention page in a real headless browser: the heatmap renders, a view switch redraws, a screenshot."""
 import pytest
+from playwright.sync_api import expect
 
 from tests.browser import exceptions_on_page, open_app_page, save_screenshot, wait_until_idle
 
@@ -18,10 +19,13 @@ def test_attention_page_renders_the_heatmap_in_chromium(app_url, page):
     wait_until_idle(page, timeout=300)
     assert page.locator('[data-testid="stMain"] h1').first.inner_text() == "Attention"
     assert "Overview" in page.locator('[data-testid="stSidebarNav"]').inner_text()
-    assert page.locator(f"{HEATMAP} .hm image").count() >= 1  # plotly draws the heatmap cells as an image
+    page.locator(f"{HEATMAP} .hm image").first.wait_for(state="attached", timeout=60_000)  # plotly draws the cells as an image
+    page.wait_for_function(
+        "() => { const t = [...document.querySelectorAll('.js-plotly-plot .xtick text')].map(e => e.textContent);"
+        " return t.includes('teacher') && t.includes('book'); }", timeout=60_000)
     keys = _tick_labels(page, "x")
     assert "teacher" in keys and "book" in keys
-    assert "Self-attention: layer 0, head 0" in page.locator(HEATMAP).first.text_content()
+    expect(page.locator(HEATMAP).first).to_contain_text("Self-attention: layer 0, head 0", timeout=60_000)
     assert exceptions_on_page(page) == []
 
     page.set_viewport_size({"width": 1400, "height": 1800})  # the whole heatmap in one screenshot

