@@ -200,3 +200,14 @@ def test_measure_tab_clamps_to_learned_positions():
     assert not at.exception and not at.error
     captions = " ".join(c.value for c in at.caption)
     assert "learned position embeddings for 1,024 tokens" in captions
+
+
+def test_an_invalid_model_is_explained_once():
+    """A bad parameter count gives one error at the input and one note in the summary, not one per tab."""
+    at = run_page()
+    at.radio(key="mem_source").set_value("params").run()
+    at.text_input(key="mem_params").set_value("seven").run()
+    assert not at.exception
+    assert len(at.error) == 1 and "parameter count" in at.error[0].value.lower()
+    notes = [i.value for i in at.info if "Choose a valid model" in i.value]
+    assert len(notes) == 1, notes

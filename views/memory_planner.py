@@ -235,7 +235,7 @@ if choice is not None:
     except (PlanInputError, ArchitectureError, ValueError) as err:
         st.error(f"Cannot compute this plan: {err}")
 
-NO_PLAN = "Choose a valid model above to see this part of the plan; your other inputs are kept."
+NO_PLAN = "Choose a valid model above to see the plan; your other inputs are kept."  # shown once, in the summary
 
 # ---- At a glance -------------------------------------------------------------------------------------
 with summary:
@@ -271,7 +271,7 @@ with summary:
 # ---- Parameters ------------------------------------------------------------------------------------
 with tab_params:
     if plan is None:
-        st.info(NO_PLAN)
+        pass  # the summary above says why
     elif not plan.breakdown:
         st.info("A bare parameter count has no per-component breakdown. Pick a catalog model or paste a "
                 "config.json to see embeddings, attention, MLP, norms and lm_head.")
@@ -295,7 +295,7 @@ with tab_params:
 # ---- Inference -----------------------------------------------------------------------------------
 with tab_infer:
     if plan is None:
-        st.info(NO_PLAN)
+        pass  # the summary above says why
     else:
         fmt = plan.inputs["weight_format"]
         selected = plan.selected_inference
@@ -354,7 +354,7 @@ with tab_infer:
 # ---- Training --------------------------------------------------------------------------------------
 with tab_train:
     if plan is None:
-        st.info(NO_PLAN)
+        pass  # the summary above says why
     else:
         n = choice.n_params
         rot = memory.training_bytes_per_param("rule_of_thumb")
@@ -406,7 +406,7 @@ with tab_train:
 # ---- Multi-GPU -----------------------------------------------------------------------------------
 with tab_multi:
     if plan is None:
-        st.info(NO_PLAN)
+        pass  # the summary above says why
     else:
         n_gpus = plan.inputs["n_gpus"]
         rows = []
@@ -440,7 +440,7 @@ with tab_multi:
 # ---- GPU fit -------------------------------------------------------------------------------------------
 with tab_fit:
     if plan is None:
-        st.info(NO_PLAN)
+        pass  # the summary above says why
     else:
         frame = pd.DataFrame(plan.fit_rows)
         for col in frame.columns:
@@ -478,7 +478,7 @@ with tab_fit:
 # ---- Export and links --------------------------------------------------------------------------------
 with tab_export:
     if plan is None:
-        st.info(NO_PLAN)
+        pass  # the summary above says why
     else:
         st.markdown("The page URL holds every input: copy it from the address bar to reopen or share this plan.")
         query = plan_io.to_query_params({k2: st.session_state[k2] for k2 in plan_io.defaults()})
@@ -503,7 +503,7 @@ with tab_export:
 # ---- Measured against predicted (core.measure) -------------------------------------------------------------------
 with tab_measure:
     if choice is None:
-        st.info(NO_PLAN)
+        pass  # the summary above says why
     else:
         weight_format = st.session_state["mem_weight_format"]
         seq_len = int(st.session_state["mem_train_seq"])
