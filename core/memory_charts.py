@@ -4,6 +4,7 @@ All memory axes are in GB = 1e9 bytes.
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 
 import plotly.graph_objects as go
@@ -110,4 +111,25 @@ def per_gpu_vs_gpus_figure(curves: Mapping[str, Sequence[tuple[int, float]]], ca
             line=dict(color="#6B7280", dash="dot", width=1.5), hoverinfo="skip"))
     fig.update_layout(title=title, xaxis_title="data-parallel GPUs", yaxis_title="memory per GPU (GB)",
                       xaxis_type="log", yaxis_type="log", height=440, **_LAYOUT)
+    # Labelled ticks only where they help: the GPU counts plotted, and 1-2-5 (or decade) steps of GB. Plotly's own
+    # log ticks label every minor step (2, 3, 4, … 9 between decades), which cluttered this chart.
+    x_ticks = log_axis_ticks(min(xs), max(xs), steps=(1, 2, 5)) if len(set(xs)) > 12 else sorted(set(xs))
+    y_ticks = log_axis_ticks(min(ys), max(ys))
+    fig.update_xaxes(tickmode="array", tickvals=x_ticks, ticktext=[f"{v:,g}" for v in x_ticks], minor_showgrid=False)
+    fig.update_yaxes(tickmode="array", tickvals=y_ticks, ticktext=[f"{v:,g}" for v in y_ticks], minor_showgrid=False)
     return fig
+
+
+def log_axis_ticks(low: float, high: float, steps: Sequence[float] = (1, 2, 5), max_ticks: int = 8) -> list[float]:
+    """Tick values for a log axis covering [low, high]: ``steps`` × 10^k (1-2-5 by default), thinned to decades
+    (then every other decade, …) until at most ``max_ticks`` remain; a range with none of them gets its two ends."""
+    if not (low > 0 and high > 0):
+        raise ValueError("A log axis needs positive bounds.")
+    low, high = min(low, high), max(low, high)
+    first, last = math.floor(math.log10(low)), math.ceil(math.log10(high))
+    ticks = [m * 10 ** k for k in range(first, last + 1) for m in steps if low <= m * 10 ** k <= high]
+    if len(ticks) > max_ticks:
+        decades = [10.0 ** k for k in range(first, last + 1) if low <= 10.0 ** k <= high]
+        stride = max(1, math.ceil(len(decades) / max_ticks))
+        ticks = decades[::stride]
+    return ticks or sorted({float(f"{low:.2g}"), float(f"{high:.2g}")})

@@ -25,6 +25,13 @@ def test_memory_planner_renders_in_chromium(app_url, page):
     wait_for_main_text(page, "24 bytes/param")
     page.get_by_role("tab", name="Multi-GPU (DDP vs ZeRO)").click()
     wait_for_main_text(page, "ZeRO-3 / FSDP")
+    # both GPU-fit tables fit the page's width (no column hidden behind a side scroll)
+    page.get_by_role("tab", name="GPU fit").click()
+    page.wait_for_function(
+        """() => { const s = [...document.querySelectorAll('[data-testid="stDataFrame"] .dvn-scroller')]
+                     .filter(e => e.offsetParent !== null);
+                   return s.length >= 2 && s.every(e => e.clientWidth > 0 && e.scrollWidth <= e.clientWidth + 1); }""",
+        timeout=60_000)
     save_screenshot(page, "memory_planner_zero")
 
 

@@ -333,3 +333,25 @@ def test_figures():
     parts = param_breakdown("gpt2")
     breakdown = memory_charts.parameter_breakdown_figure(parts)
     assert list(breakdown.data[0].x) == list(parts.values()) and list(breakdown.data[0].y) == list(parts)
+
+
+def test_log_axis_ticks_are_few_and_round():
+    assert memory_charts.log_axis_ticks(1, 1000) == [1.0, 10.0, 100.0, 1000.0]  # 10 ticks > 8: decades only
+    assert memory_charts.log_axis_ticks(3, 60) == [5, 10, 20, 50]
+    assert memory_charts.log_axis_ticks(1e-3, 1e9, max_ticks=7) == [1e-3, 1e-1, 1e1, 1e3, 1e5, 1e7, 1e9]
+    assert memory_charts.log_axis_ticks(3, 4) == [3.0, 4.0]
+    with pytest.raises(ValueError):
+        memory_charts.log_axis_ticks(0, 10)
+
+
+def test_multi_gpu_chart_labels_only_the_plotted_gpu_counts_and_round_gigabytes():
+    """Plotly's automatic log ticks label every minor step (2 … 9 between decades): cluttered. The chart labels
+    the GPU counts it plots and 1-2-5 steps of GB instead."""
+    counts = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024]
+    curve = memory_charts.per_gpu_vs_gpus_figure(
+        {"DDP": [(n, 16e9) for n in counts], "ZeRO-3": [(n, 16e9 / n + 0.5e9) for n in counts]}, 80e9, "A100: 80 GB")
+    assert curve.layout.xaxis.tickmode == "array" and list(curve.layout.xaxis.tickvals) == counts
+    y = list(curve.layout.yaxis.tickvals)
+    assert curve.layout.yaxis.tickmode == "array" and 2 <= len(y) <= 8
+    assert all(float(f"{v:.0e}") == v and f"{v:.0e}"[0] in "125" for v in y), y
+    assert min(y) >= 0.5 and max(y) <= 80

@@ -472,8 +472,23 @@ with tab_fit:
             "(DDP and low ZeRO stages keep full copies).")
         train_cols = ["GPU", "memory (GB)", "usable (GB)", "train: needs per GPU (GB)", "train: fits",
                       *[c for c in frame.columns if c.startswith("min GPUs, ")]]
+        # Nine columns in the page's width: short headers (full names in the help) and fixed widths, no side scroll.
+        train_cfg = {**colcfg,
+                     "GPU": st.column_config.TextColumn("GPU", width=125),
+                     "memory (GB)": st.column_config.NumberColumn("memory", format="%.0f GB", width=70,
+                                                                  help="GPU memory (GB = 10⁹ bytes)."),
+                     "usable (GB)": st.column_config.NumberColumn("usable", format="%.1f GB", width=80,
+                                                                  help=usable_help),
+                     "train: needs per GPU (GB)": st.column_config.NumberColumn(
+                         "needs/GPU", format="%.1f GB", width=85,
+                         help=f"Training memory per GPU with {stage_name} on {plan.inputs['n_gpus']} GPUs."),
+                     "train: fits": st.column_config.TextColumn("fits", width=65, help="Fits the usable memory."),
+                     **{c: st.column_config.TextColumn(c.removeprefix("min GPUs, "), width=110,
+                                                       help=f"Fewest GPUs to train with {c.removeprefix('min GPUs, ')}.")
+                        for c in train_cols if c.startswith("min GPUs, ")}}
         st.dataframe(frame[train_cols], hide_index=True, width="stretch", key="mem_fit_train_table",
-                     column_config=colcfg, height=height)
+                     column_config=train_cfg, height=height)
+        st.caption("DDP … ZeRO-3 / FSDP columns: the fewest GPUs that train the model with that strategy.")
 
 # ---- Export and links --------------------------------------------------------------------------------
 with tab_export:
