@@ -282,3 +282,15 @@ def test_data_limit_figure_marks_the_optimal_model():
     fig = compute_charts.data_limit_figure(rows)
     assert len(fig.data[0].x) == len(rows)
     assert fig.data[1].y[0] == pytest.approx(rows[1]["fitted loss (nats/token)"])
+
+
+def test_format_duration_s_picks_a_readable_unit():
+    assert compute.format_duration_s(0.0123) == "12.3 ms"
+    assert compute.format_duration_s(0.2) == "200 ms"
+    assert compute.format_duration_s(0.9994) == "999 ms"
+    assert compute.format_duration_s(1.234) == "1.23 s"
+    assert compute.format_duration_s(117.645) == "117.6 s"  # was shown as "117,645 ms"
+    assert compute.format_duration_s(205) == "3 min 25 s"
+    assert compute.format_duration_s(7500) == "2 h 05 min"
+    assert compute.format_duration_s(0) == "0 ms"
+    assert compute.format_duration_s(float("nan")) == "nan"
