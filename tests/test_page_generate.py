@@ -42,7 +42,7 @@ def test_generate_streams_a_completion_and_inspects_steps():
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Generated"] == "4 tokens"
     assert metrics["Finished by"] == "token limit"
-    assert metrics["Time to first token"].endswith("ms")
+    assert re.fullmatch(r"[\d.]+ (ms|s)", metrics["Time to first token"]), metrics["Time to first token"]
     html = "".join(md.value for md in at.markdown)
     assert "Par" in html and "background:hsl(" in html
     assert any(c["layout"]["title"]["text"].startswith("Step 0") for c in charts(at) if c["layout"].get("title"))
@@ -106,8 +106,27 @@ def test_chat_template_toggle_changes_the_prompt():
     assert "<|im_start|>assistant" in at.code[0].value
 
 
+def test_shape_the_distribution_runs_the_model_only_when_asked():
+    """A page rerun (any control, any tab) does not run the model for the Shape view: a 20,000-character prompt made
+    every rerun wait for that forward pass. It runs on its button, once per (model, prompt)."""
+    at = fresh_page()
+    assert "shape_logits" not in at.session_state
+    assert "Entropy (model)" not in {m.label for m in at.metric}
+    assert at.button(key="shape_run").label == "Compute the next-token distribution"
+    at.button(key="shape_run").click().run()
+    assert not at.exception
+    assert "Entropy (model)" in {m.label for m in at.metric}
+    computed = at.session_state["shape_logits"]
+    at.slider(key="shape_temperature").set_value(1.5).run()  # redraw: the stored forward pass is reused
+    assert at.session_state["shape_logits"] is computed
+    at.text_area(key="gen_prompt").set_value("A different prompt").run()
+    assert "Entropy (model)" not in {m.label for m in at.metric}  # a new prompt waits for the button again
+    assert any("changed since the last computation" in c.value for c in at.caption)
+
+
 def test_shape_the_distribution_redraws_without_generating():
     at = fresh_page()
+    at.button(key="shape_run").click().run()
     before = {m.label: m.value for m in at.metric}
     at.slider(key="shape_temperature").set_value(2.0).run()
     after = {m.label: m.value for m in at.metric}
@@ -155,7 +174,11 @@ def test_beam_search_runs_on_the_page_with_a_note():
     at.button(key="gen_run").click().run()
     assert not at.exception
     assert any("not streamed" in i.value for i in at.info)
-    assert {m.label: m.value for m in at.metric}["Generated"] == "3 tokens"
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Generated"] == "3 tokens"
+    # speed over the whole run, and the page says why there is no per-token timing
+    assert metrics["Speed"].endswith("tokens/s") and metrics["Time to first token"] == "—"
+    assert any("Beam search is not streamed" in c.value and "3 tokens over the whole" in c.value for c in at.caption)
 
 
 def test_fast_generation_tab_is_offered_and_explains_itself_without_a_gpu():

@@ -29,6 +29,7 @@ from core.generation_charts import (
     step_distribution_figure,
     step_table_rows,
 )
+from core.compute import format_duration_s
 from core.models import BUNDLED_DECODER, BUNDLED_ENCODER
 from core.prompts import EXAMPLE_SETS, SHOT_COUNTS, build_icl_prompt
 from views.components.fast_generation_panel import render_fast_generation_panel
@@ -78,7 +79,7 @@ if loaded.kind != "decoder":
     st.stop()
 st.caption(
     f"**{loaded.name}** · {loaded.num_parameters / 1e6:,.1f} M parameters · context window {loaded.context_window:,} "
-    f"tokens · {loaded.dtype_name} on {loaded.device} · loaded in {loaded.load_seconds:.2f} s"
+    f"tokens · {loaded.dtype_name} on {loaded.device} · loaded in {format_duration_s(loaded.load_seconds)}"
     + (" · random weights" if loaded.random_weights else "")
 )
 for note in loaded.notes:
@@ -153,15 +154,22 @@ def metric_row(container, result: GenerationResult | None, steps: list[StepEvent
     """Speed and progress of a finished result, or (result None) of a generation still streaming its steps."""
     cols = container.columns(4)
     ttft = result.ttft_s if result is not None else (steps[0].time_s if steps else None)
-    cols[0].metric("Time to first token", f"{ttft * 1000:,.0f} ms" if ttft is not None else "—",
-                   help="Time from pressing Generate to the first token: mostly the prompt's forward pass (prefill).")
-    rate = decode_tokens_per_s(steps)
+    whole_run = result is not None and not result.streamed  # beam search: no per-token timing
+    cols[0].metric("Time to first token", format_duration_s(ttft) if ttft is not None else "—",
+                   help="Beam search only knows its tokens at the end, so there is no first-token time." if whole_run
+                   else "Time from pressing Generate to the first token: mostly the prompt's forward pass (prefill).")
+    rate = result.tokens_per_s if whole_run else decode_tokens_per_s(steps)
     cols[1].metric("Speed", f"{rate:,.1f} tokens/s" if rate else "—",
-                   help="Tokens generated per second after the first one (decode speed).")
+                   help="Beam search: generated tokens ÷ the whole run's time (prefill included), since its tokens "
+                        "are not timed one by one." if whole_run
+                   else "Tokens generated per second after the first one (decode speed); shown from the second token.")
     cols[2].metric("Generated", f"{len(steps)} tokens", help="New tokens so far (the prompt is not counted).")
     reason = {"eos": "end of text", "max_new_tokens": "token limit", "stopped": "Stop"}
     cols[3].metric("Finished by", reason.get(result.stop_reason, "—") if result else "running…",
                    help="Why generation ended: the model's end-of-text token, the max-new-tokens limit, or Stop.")
+    if whole_run:
+        container.caption(f"Beam search is not streamed: no time to first token, and the speed is "
+                          f"{result.new_tokens} tokens over the whole {format_duration_s(result.total_s)} run.")
 
 
 def show_result(result: GenerationResult, key_prefix: str = "gen") -> None:
@@ -268,6 +276,9 @@ with generate_tab:
 
     live_text = st.empty()
     live_metrics = st.empty()
+    # The finished result lives in one placeholder drawn before any streaming: a new run replaces it at once,
+    # instead of leaving the previous result greyed out under the new tokens until the run ends.
+    result_area = st.empty()
 
     # With Streamlit's fast reruns, pressing Stop (or changing any control) starts this new run while the previous
     # one is still streaming in its own thread. Stop that generation, wait for its run to let go, keep its tokens.
@@ -320,13 +331,14 @@ with generate_tab:
         st.caption("Nothing is running.")
 
     result = st.session_state.get("gen_result")
-    if result is not None:
-        if result.stop_reason == "stopped":
-            st.warning(f"Stopped after {result.new_tokens} tokens (Stop, or a control changed while generating).",
-                       icon=":material/stop_circle:")
-        show_result(result, key_prefix=f"gen_{st.session_state.get('gen_run_id', 0)}")
-    elif not run:
-        st.caption("Press **Generate** to stream a completion.")
+    with result_area.container():
+        if result is not None:
+            if result.stop_reason == "stopped":
+                st.warning(f"Stopped after {result.new_tokens} tokens (Stop, or a control changed while generating).",
+                           icon=":material/stop_circle:")
+            show_result(result, key_prefix=f"gen_{st.session_state.get('gen_run_id', 0)}")
+        elif not run:
+            st.caption("Press **Generate** to stream a completion.")
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -339,13 +351,22 @@ with shape_tab:
     if preview is None:
         st.warning(prompt_problem, icon=":material/edit:")
     else:
+        # One forward pass over the whole prompt: run only when asked (a long prompt takes a while), and kept per
+        # (model, precision, device, prompt tokens) so the controls below redraw without running the model again.
         cache_key = (loaded.name, loaded.dtype_name, str(loaded.device), tuple(preview.input_ids[0].tolist()))
         stored = st.session_state.get("shape_logits")
-        if stored is None or stored[0] != cache_key:
-            with st.spinner("Running the model once on the prompt…"):
-                logits = next_token_logits(loaded, preview)
-            st.session_state["shape_logits"] = (cache_key, logits)
-        logits = st.session_state["shape_logits"][1]
+        logits = stored[1] if stored is not None and stored[0] == cache_key else None
+        if logits is None:
+            if st.button("Compute the next-token distribution", key="shape_run", type="primary",
+                         help=f"Runs the model once on the prompt ({preview.original_tokens:,} tokens)."):
+                with st.spinner(f"Running the model once on the prompt ({preview.original_tokens:,} tokens)…",
+                                show_time=True):
+                    logits = next_token_logits(loaded, preview)
+                st.session_state["shape_logits"] = (cache_key, logits)
+            else:
+                st.caption("Computed on demand: the prompt " + ("changed since the last computation." if stored
+                                                                 else "has not been run yet."))
+    if preview is not None and logits is not None:
         s1, s2, s3, s4 = st.columns(4)
         shape_temperature = s1.slider(
             "Temperature", 0.0, 3.0, 1.0, 0.05, key="shape_temperature",
