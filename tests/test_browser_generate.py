@@ -47,13 +47,21 @@ def test_generation_streams_token_by_token(app_url, page):
 def test_stop_button_keeps_the_tokens_so_far(app_url, page):
     open_app_page(page, app_url, "/generate", timeout=300)  # first use may convert the bundled model
     max_new = page.get_by_label("Max new tokens", exact=True).first
-    max_new.fill("300")
+    max_new.fill("5")  # a first, short result ...
     max_new.press("Enter")
     wait_until_idle(page)
     page.get_by_role("button", name="Generate", exact=True).click()
+    page.get_by_role("button", name="Download steps (CSV)").wait_for(timeout=240_000)
+    wait_until_idle(page, timeout=240)
+    max_new.fill("300")  # ... then a long run, stopped part-way
+    max_new.press("Enter")
+    wait_until_idle(page)
+    page.get_by_role("button", name="Generate", exact=True).click()
+    # while the new run streams, the previous result is gone (not left greyed out under the new tokens)
     page.wait_for_function(
-        f"document.querySelectorAll('{STEP_SPANS}').length >= 3", timeout=240_000
-    )
+        f"""() => document.querySelectorAll('{STEP_SPANS}').length >= 3
+                  && ![...document.querySelectorAll('button')].some(b => b.innerText.includes('Download steps'))""",
+        timeout=240_000)
     page.get_by_role("button", name="Stop", exact=True).click()
     wait_until_idle(page, timeout=240)
     wait_for_main_text(page, "Stopped after")
