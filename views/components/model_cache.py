@@ -6,10 +6,12 @@ conversion of the bundled SmolLM2 .gguf runs outside the cache with a progress b
 """
 from __future__ import annotations
 
+import time
+
 import streamlit as st
 import torch
 
-from core import models
+from core import compute, models
 from core.models import LoadedModel, ModelLoadError
 
 
@@ -47,11 +49,25 @@ def _convert_bundled_decoder_with_progress() -> None:
             return
     except ModelLoadError:
         return  # load_model will raise the same clear message
-    bar = st.progress(0.0, text="Preparing the bundled SmolLM2 model (first use only)…")
-    try:
-        models.ensure_bundled_decoder(lambda fraction, message: bar.progress(min(max(fraction, 0.0), 1.0), text=message))
-    finally:
-        bar.empty()
+    # Measured 2026-12-01: ~30 s on an idle 2-core x86-64 machine, ~100 s with the cores busy.
+    started = time.perf_counter()
+    with st.status("Preparing the bundled SmolLM2 model: first use on this machine only, usually 30 s to 2 min…",
+                   expanded=True) as box:
+        st.caption("Its .gguf file is de-quantized to fp32 and saved once to the local model cache; every later "
+                   "load (any session) reads that cache in a few seconds.")
+        bar = st.progress(0.0)
+
+        def report(fraction: float, message: str) -> None:
+            elapsed = compute.format_duration_s(time.perf_counter() - started)
+            bar.progress(min(max(fraction, 0.0), 1.0), text=f"{message} ({elapsed} so far)")
+
+        try:
+            models.ensure_bundled_decoder(report)
+        except ModelLoadError:
+            box.update(label="Preparing the bundled SmolLM2 model failed", state="error")
+            raise
+        box.update(label=f"Bundled SmolLM2 model prepared in {compute.format_duration_s(time.perf_counter() - started)}",
+                   state="complete", expanded=False)
 
 
 def cached_load_model(
@@ -70,7 +86,8 @@ def cached_load_model(
     if resolved == models.BUNDLED_DECODER:
         _convert_bundled_decoder_with_progress()
     label = f"{resolved}" + (f" ({quantization})" if quantization else "")
-    with st.spinner(f"Loading {label} on {device_key}…", show_time=True):
+    with st.spinner(f"Loading {label} on {device_key}… (usually a few seconds; only the first use in this server "
+                    "process loads it, later runs reuse it)", show_time=True):
         return _load_cached(
             resolved,
             _key(dtype) or "auto",
