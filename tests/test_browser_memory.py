@@ -54,3 +54,23 @@ def test_uploading_a_config_json(app_url, page):
     wait_until_idle(page)
     assert exceptions_on_page(page) == []
     wait_for_url_params(page, "src=config", "cfg=")
+
+
+def test_a_changed_gpu_reaches_the_url_and_the_copied_link_reopens_the_plan(app_url, page, chromium_browser):
+    open_app_page(page, app_url, "/memory")
+    page.get_by_role("combobox", name="GPU", exact=True).click()
+    page.get_by_role("option", name="H100 SXM", exact=True).click()
+    wait_for_main_text(page, "H100 SXM GPUs to serve")
+    wait_for_url_params(page, "gpu=H100 SXM", "model=meta-llama/Meta-Llama-3-8B")
+    link = page.url
+    assert link.startswith(app_url)
+    # the copied link, opened in another browser session, shows the same plan
+    other = chromium_browser.new_context(viewport={"width": 1400, "height": 1000})
+    try:
+        shared = other.new_page()
+        open_app_page(shared, app_url, link[len(app_url):])
+        wait_for_main_text(shared, "H100 SXM GPUs to serve", "8.03B", "21.11 GB")
+        assert exceptions_on_page(shared) == []
+        wait_for_url_params(shared, "gpu=H100 SXM")
+    finally:
+        other.close()
