@@ -461,7 +461,7 @@ def load_model(
         source = f"bundled all-MiniLM-L6-v2 in {folder}"
     else:
         try:
-            permitted = model_policy.resolve_source(resolved, policy, _bundled_folders())
+            permitted = model_policy.resolve_source(resolved, policy, bundled_folders())
         except model_policy.ModelPolicyError as exc:
             raise ModelLoadError(_with_bundled_hint(str(exc))) from None
         folder = Path(permitted.location) if permitted.kind == "folder" else None
@@ -531,7 +531,7 @@ def load_model(
     )
 
 
-def _bundled_folders() -> tuple[Path, ...]:
+def bundled_folders() -> tuple[Path, ...]:
     """Folders of the bundled models that exist here (always loadable, whatever the model policy)."""
     folders = []
     for locate in (bundled_encoder_dir, bundled_decoder_cache_dir):
