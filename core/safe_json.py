@@ -64,8 +64,8 @@ def loads_limited(text: str, *, max_chars: int = MAX_CONFIG_CHARS, max_depth: in
     if not isinstance(text, str):
         raise JSONInputError(f"{what} must be text, got {type(text).__name__}.")
     if len(text) > max_chars:
-        raise JSONInputError(f"{what} is {len(text):,} characters long; the limit is {max_chars:,} "
-                             "(a config.json is a few thousand characters).")
+        raise JSONInputError(f"{what} is longer than {max_chars:,} characters, the limit (a config.json is a few "
+                             "thousand characters); it was not read.")
     depth = nesting_depth(text)
     if depth > max_depth:
         raise JSONInputError(f"{what} nests {depth:,} levels deep; the limit is {max_depth} "

@@ -6,15 +6,15 @@ so a model name like ``![x](http://host/x.png)`` would become an image the brows
 * :func:`code` puts the text in a CommonMark code span, whose content is never parsed as Markdown
   (https://spec.commonmark.org/0.31.2/#code-spans); the fence is one backtick longer than any run inside, so a
   name with backticks cannot close it early. Long text is shortened (a 5,000-character name is not echoed whole).
-* :func:`escape_markdown` backslash-escapes every ASCII punctuation character, which CommonMark allows for all of
-  them (https://spec.commonmark.org/0.31.2/#backslash-escapes), for text shown inline (e.g. exception messages).
+* :func:`escape_markdown` backslash-escapes Markdown's active characters, as CommonMark allows before any ASCII
+  punctuation (https://spec.commonmark.org/0.31.2/#backslash-escapes), for text shown inline (e.g. an exception's
+  message that quotes a config value).
 
 Plain Python, no Streamlit.
 """
 from __future__ import annotations
 
 import re
-import string
 
 MAX_SHOWN_CHARS = 120
 
@@ -36,9 +36,17 @@ def code(text, max_chars: int = MAX_SHOWN_CHARS) -> str:
     return f"{fence}{pad}{shown}{pad}{fence}"
 
 
-_PUNCTUATION = set(string.punctuation)
+# Characters that start Markdown (and Streamlit's :material/icon: / :color[text] directives, $math$, HTML, entities)
+# anywhere in a line; "-", "+", "." and "=" only matter at the start of a line (lists, headings).
+_INLINE = set("\\`*_{}[]()#!<>|~$:&")
+_LINE_START = re.compile(r"^(\s*)([-+=]|\d+[.)])", re.MULTILINE)
 
 
 def escape_markdown(text) -> str:
-    """``text`` with every ASCII punctuation character backslash-escaped (renders literally, never as Markdown)."""
-    return "".join("\\" + c if c in _PUNCTUATION else c for c in str(text))
+    """``text`` with Markdown's active characters backslash-escaped, so it renders literally, never as Markdown.
+
+    Commas, quotes, hyphens and periods inside a line are left alone (they are inert there), which keeps messages
+    readable in the source too."""
+    escaped = "".join("\\" + c if c in _INLINE else c for c in str(text))
+    return _LINE_START.sub(lambda m: m.group(1) + "".join("\\" + c if not c.isdigit() else c for c in m.group(2)),
+                           escaped)

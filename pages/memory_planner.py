@@ -104,7 +104,8 @@ with model_col.container(border=True):
                 else:
                     st.session_state["mem_config_text"] = uploaded_text
         st.text_area(
-            "…or paste config.json", key="mem_config_text", height=180, max_chars=MAX_CONFIG_CHARS,
+            "…or paste config.json", key="mem_config_text", height=180,
+            max_chars=MAX_CONFIG_CHARS + 1,  # one over the limit, so a longer paste gets the "too long" message
             placeholder='{"model_type": "llama", "num_hidden_layers": 32, "hidden_size": 4096, ...}',
             help="The JSON of a Hugging Face config.json. Keys in GPT-2 style (n_layer, n_embd, n_head), T5 style "
                  "(num_layers, d_model, d_ff) or Llama style (num_hidden_layers, hidden_size) are all understood. At most "
