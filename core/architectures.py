@@ -8,7 +8,8 @@ shared/reference/architectures.md).
 
 Public API (a contract for the other pages): ``CATALOG``, ``catalog_ids``, ``get_config``, ``param_count``,
 ``param_breakdown``, ``hf_config``, ``ArchitectureError``. Also: ``linear_layers`` (the matrices a bitsandbytes
-quantizer replaces), ``model_kind``, ``display_name``, ``apply_checkpoint_tying``, ``SUPPORTED_MODEL_TYPES``.
+quantizer replaces), ``model_kind``, ``display_name``, ``apply_checkpoint_tying``, ``SUPPORTED_MODEL_TYPES``,
+``is_supported_model_type``, ``SHAPE_KEYS`` / ``SHAPE_LIMITS`` (used by core.model_size to size configs before loads).
 """
 from __future__ import annotations
 
