@@ -60,8 +60,10 @@ def _as_mapping(config) -> Mapping:
     raise ModelTooLargeError(f"Cannot size a model from a {type(config).__name__}; a config is needed.")
 
 
-def _meta_param_count(cfg: Mapping) -> int:
-    """Parameters counted by transformers on the meta device (no memory), for model types the planner lacks."""
+def _meta_param_count(cfg: Mapping, config=None) -> int:
+    """Parameters counted by transformers on the meta device (no memory), for model types the planner lacks.
+
+    ``config``: the PretrainedConfig itself when the caller has one (used as is); else one is built from ``cfg``."""
     import torch
     from transformers import AutoConfig, AutoModel, PretrainedConfig
 
@@ -73,11 +75,12 @@ def _meta_param_count(cfg: Mapping) -> int:
                 if limit is not None and value > limit:
                     raise ModelTooLargeError(f"config.json: {key!r} = {value:,} is implausibly large "
                                              f"(limit {limit:,}); the model was not built.")
-    values = dict(cfg)
-    model_type = values.pop("model_type", None)
-    if not isinstance(model_type, str):
-        raise ModelTooLargeError("config.json has no 'model_type', so the model's size cannot be computed.")
-    config = AutoConfig.for_model(model_type, **{k: v for k, v in values.items() if not k.startswith("_")})
+    if not isinstance(config, PretrainedConfig):
+        values = dict(cfg)
+        model_type = values.pop("model_type", None)
+        if not isinstance(model_type, str):
+            raise ModelTooLargeError("config.json has no 'model_type', so the model's size cannot be computed.")
+        config = AutoConfig.for_model(model_type, **{k: v for k, v in values.items() if not k.startswith("_")})
     if not isinstance(config, PretrainedConfig):
         raise ModelTooLargeError("transformers could not build this config.")
     with torch.device("meta"):
@@ -101,7 +104,7 @@ def count_params(config) -> tuple[int, str]:
         raise ModelTooLargeError(f"The model's size cannot be computed from its config, so it was not loaded: "
                                  f"{planner_problem}")
     try:
-        return _meta_param_count(cfg), "meta"
+        return _meta_param_count(cfg, None if isinstance(config, Mapping) else config), "meta"
     except ModelTooLargeError:
         raise
     except Exception as exc:  # noqa: BLE001 - any failure to count means: refuse, do not allocate

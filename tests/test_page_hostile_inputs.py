@@ -117,6 +117,20 @@ def test_impossible_context_length_in_the_link_is_refused_with_a_message(value):
     assert at.number_input(key="mem_context").value == 4096
 
 
+@pytest.mark.parametrize("key, value, widget, default", [("gpus", "-100", "compute_n_gpus", 256),
+                                                         ("gpus", "99999999999", "compute_n_gpus", 256),
+                                                         ("mfu", "-5", "compute_mfu_percent", None),
+                                                         ("days", "1e400", "compute_budget_days", 30.0)])
+def test_impossible_numbers_in_a_compute_planner_link_are_refused_with_a_message(key, value, widget, default):
+    at = app_test("pages/compute_planner.py")
+    at.query_params[key] = value
+    at.run()
+    assert not at.exception
+    assert any(f"{key}=" in w.value and "using the default" in w.value for w in at.warning)
+    if default is not None:
+        assert at.number_input(key=widget).value == default
+
+
 # ---- 2. model policy on the pages ---------------------------------------------------------------------------
 def _generate_error(at, name):
     at.text_input(key="gen_model").set_value(name).run()
