@@ -8,7 +8,8 @@ from the model's config.json on the Hugging Face hub: docs/references/architectu
 
 Public API (a contract for the other pages): ``CATALOG``, ``catalog_ids``, ``get_config``, ``param_count``,
 ``param_breakdown``, ``hf_config``, ``ArchitectureError``. Also: ``linear_layers`` (the matrices a bitsandbytes
-quantizer replaces), ``model_kind``, ``display_name``, ``apply_checkpoint_tying``, ``SUPPORTED_MODEL_TYPES``.
+quantizer replaces), ``model_kind``, ``display_name``, ``apply_checkpoint_tying``, ``SUPPORTED_MODEL_TYPES``,
+``is_supported_model_type``, ``SHAPE_KEYS`` / ``SHAPE_LIMITS`` (used by core.model_size to size configs before loads).
 """
 from __future__ import annotations
 
@@ -231,7 +232,8 @@ def _infer_model_type(cfg: Mapping) -> str | None:
     model_type = cfg.get("model_type")
     if isinstance(model_type, str) and model_type.strip():
         return model_type.strip().lower()
-    for arch in cfg.get("architectures") or []:
+    archs = cfg.get("architectures")
+    for arch in archs if isinstance(archs, (list, tuple)) else []:  # "architectures": 5 is not a list
         if isinstance(arch, str):
             for prefix, mtype in _ARCH_PREFIXES.items():
                 if arch.startswith(prefix):  # e.g. "LlamaForCausalLM" → llama
@@ -243,6 +245,19 @@ def _infer_model_type(cfg: Mapping) -> str | None:
     if "n_embed" in cfg and "n_layer" in cfg:
         return "bloom"
     return None
+
+
+# Public views for core.model_size (sizing a config before any load): shape keys by field, and their limits.
+SHAPE_KEYS = _ALIASES_BY_FIELD
+SHAPE_LIMITS = _LIMITS
+
+
+def is_supported_model_type(cfg: Mapping) -> bool:
+    """Whether the config's model_type (given or inferred from ``architectures``) is one the planner counts."""
+    try:
+        return _infer_model_type(cfg) in SUPPORTED_MODEL_TYPES
+    except (TypeError, AttributeError):
+        return False
 
 
 def _normalize(raw: Mapping, name: str | None = None) -> dict:

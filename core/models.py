@@ -31,7 +31,10 @@ from typing import Any, Callable
 
 import torch
 
+from core import model_policy, model_size, safe_json
+from core.model_policy import ModelPolicy
 from core.prompts import has_chat_template
+from core.user_text import code, escape_markdown
 
 BUNDLED_DECODER = "HuggingFaceTB/SmolLM2-135M-Instruct"
 BUNDLED_ENCODER = "sentence-transformers/all-MiniLM-L6-v2"
@@ -399,7 +402,7 @@ def load_tokenizer(name: str | None = None):
     try:
         return AutoTokenizer.from_pretrained(resolved)
     except Exception as exc:  # noqa: BLE001
-        raise ModelLoadError(_with_bundled_hint(f"Could not load a tokenizer for '{resolved}': {exc}.")) from exc
+        raise ModelLoadError(_with_bundled_hint(f"Could not load a tokenizer for {code(resolved)}: {escape_markdown(exc)}.")) from exc
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -417,6 +420,7 @@ def load_model(
     compute_dtype: str | torch.dtype | None = None,
     trust_remote_code: bool = False,
     progress: ProgressCallback | None = None,
+    policy: ModelPolicy | None = None,
 ) -> LoadedModel:
     """Load a model by bundled alias, Hugging Face id (local HF cache when offline) or local folder.
 
@@ -425,11 +429,17 @@ def load_model(
     quantization: None | "int8" | "nf4" | "fp4" (bitsandbytes; options double_quant and compute_dtype for 4-bit).
     attn_implementation: e.g. "eager" (needed for attention weights) or "sdpa"; None lets transformers choose.
     progress(fraction, message) is called while slow steps run (the one-time .gguf conversion).
+    policy: which folders / Hub ids the server allows (core.model_policy; None = a loopback server's: any).
+    Before any weights are allocated, the size from the config is checked against free memory (core.model_size).
     Raises ModelLoadError with a user-facing message on any failure.
     """
     report = progress or (lambda fraction, message: None)
     started = time.perf_counter()
-    resolved = canonical_name(name)
+    policy = policy or model_policy.OPEN
+    try:
+        resolved = canonical_name(model_policy.check_name_text(name) if name is not None else None)
+    except model_policy.ModelPolicyError as exc:
+        raise ModelLoadError(_with_bundled_hint(str(exc))) from None
     target_device = select_device(device)
     torch_dtype = resolve_dtype(dtype, target_device)
     if quantization in ("", "none", "None"):
@@ -450,16 +460,20 @@ def load_model(
         folder = bundled_encoder_dir()
         source = f"bundled all-MiniLM-L6-v2 in {folder}"
     else:
-        path = Path(resolved).expanduser()
-        looks_like_path = resolved.startswith((".", "/", "~")) or resolved.count("/") > 1 or "\\" in resolved
-        if path.is_dir():
-            folder = path
-            source = f"local folder {path}"
-        elif looks_like_path:
-            raise ModelLoadError(_with_bundled_hint(f"The folder '{resolved}' does not exist."))
-        else:
-            folder = None
-            source = f"Hugging Face Hub id {resolved}"
+        try:
+            permitted = model_policy.resolve_source(resolved, policy, bundled_folders())
+        except model_policy.ModelPolicyError as exc:
+            raise ModelLoadError(_with_bundled_hint(str(exc))) from None
+        folder = Path(permitted.location) if permitted.kind == "folder" else None
+        source = permitted.label
+        if folder is not None:  # size-capped, depth-capped read before transformers parses it
+            try:
+                safe_json.read_config_file(folder / "config.json", f"{code(resolved)}'s config.json")
+            except safe_json.JSONInputError as exc:
+                if policy.exposed:
+                    raise ModelLoadError(_with_bundled_hint(
+                        f"{code(resolved)} is not a model folder this server can load.")) from None
+                raise ModelLoadError(_with_bundled_hint(str(exc))) from None
 
     # 2. Config → kind → Auto class.
     report(0.9, f"Loading {resolved}…")
@@ -468,6 +482,10 @@ def load_model(
         config = AutoConfig.from_pretrained(location, trust_remote_code=trust_remote_code)
     except Exception as exc:  # noqa: BLE001
         raise ModelLoadError(_with_bundled_hint(_explain_config_failure(resolved, folder, exc))) from exc
+    try:
+        model_size.check_fits(config, torch_dtype, target_device, quantization)
+    except model_size.ModelTooLargeError as exc:
+        raise ModelLoadError(f"{code(resolved)}: {exc}") from None
     kind = detect_kind(config)
 
     load_kwargs: dict[str, Any] = {"dtype": torch_dtype, "trust_remote_code": trust_remote_code}
@@ -489,13 +507,13 @@ def load_model(
         try:
             model.to(target_device)
         except Exception as exc:  # noqa: BLE001 (e.g. CUDA out of memory)
-            raise ModelLoadError(f"'{resolved}' does not fit on {target_device}: {exc}") from exc
+            raise ModelLoadError(f"{code(resolved)} does not fit on {target_device}: {escape_markdown(exc)}") from exc
     model.eval()
 
     try:
         tokenizer = AutoTokenizer.from_pretrained(location, trust_remote_code=trust_remote_code)
     except Exception as exc:  # noqa: BLE001
-        raise ModelLoadError(_with_bundled_hint(f"'{resolved}' loaded but its tokenizer did not: {exc}.")) from exc
+        raise ModelLoadError(_with_bundled_hint(f"{code(resolved)} loaded but its tokenizer did not: {escape_markdown(exc)}.")) from exc
     _ensure_pad_token(tokenizer)
 
     return LoadedModel(
@@ -513,28 +531,40 @@ def load_model(
     )
 
 
+def bundled_folders() -> tuple[Path, ...]:
+    """Folders of the bundled models that exist here (always loadable, whatever the model policy)."""
+    folders = []
+    for locate in (bundled_encoder_dir, bundled_decoder_cache_dir):
+        try:
+            folders.append(locate())
+        except ModelLoadError:
+            pass
+    return tuple(folders)
+
+
 def _explain_config_failure(name: str, folder: Path | None, exc: Exception) -> str:
-    text = str(exc)
+    raw = str(exc)
+    text = escape_markdown(raw)
     if folder is not None:
-        return f"'{name}' has no usable config.json ({text.splitlines()[0] if text else type(exc).__name__})."
+        return f"{code(name)} has no usable config.json ({text.splitlines()[0] if text else type(exc).__name__})."
     offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
-    if "trust_remote_code" in text:
-        return f"'{name}' needs custom code from its repository (trust_remote_code), which LLM Lab never runs by default."
-    if offline or "offline" in text.lower() or "connect" in text.lower() or "resolve" in text.lower():
+    if "trust_remote_code" in raw:
+        return f"{code(name)} needs custom code from its repository (trust_remote_code), which LLM Lab never runs by default."
+    if offline or "offline" in raw.lower() or "connect" in raw.lower() or "resolve" in raw.lower():
         return (
-            f"'{name}' is not a bundled model, not a local folder, and not in the local Hugging Face cache; the Hub is "
+            f"{code(name)} is not a bundled model, not a local folder, and not in the local Hugging Face cache; the Hub is "
             "unreachable (offline), so it cannot be downloaded."
         )
-    return f"Could not find the model '{name}' on the Hugging Face Hub or on disk ({text.splitlines()[0] if text else type(exc).__name__})."
+    return f"Could not find the model {code(name)} on the Hugging Face Hub or on disk ({text.splitlines()[0] if text else type(exc).__name__})."
 
 
 def _explain_weights_failure(name: str, quantization: str | None, device: torch.device, exc: Exception) -> str:
-    text = (str(exc).splitlines() or [type(exc).__name__])[0]
+    text = escape_markdown((str(exc).splitlines() or [type(exc).__name__])[0])
     if isinstance(exc, torch.cuda.OutOfMemoryError) or "out of memory" in text.lower():
-        return f"'{name}' does not fit in {device} memory ({text})."
+        return f"{code(name)} does not fit in {device} memory ({text})."
     if quantization:
-        return f"{quantization} quantization of '{name}' failed on {device}: {text}."
-    return f"Could not load the weights of '{name}': {text}."
+        return f"{quantization} quantization of {code(name)} failed on {device}: {text}."
+    return f"Could not load the weights of {code(name)}: {text}."
 
 
 def _ensure_pad_token(tokenizer) -> None:
@@ -621,6 +651,10 @@ def random_model(
         raise ModelLoadError(f"Unknown model kind '{kind}'. Use one of {', '.join(KINDS)}.")
     if attn_implementation:
         hf_config._attn_implementation = attn_implementation
+    try:  # size from the config before from_config allocates every weight
+        model_size.check_fits(hf_config, torch_dtype, target_device)
+    except model_size.ModelTooLargeError as exc:
+        raise ModelLoadError(str(exc)) from None
     try:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)

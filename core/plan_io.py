@@ -17,11 +17,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from core import architectures, memory
+from core import architectures, memory, safe_json
 from core.architectures import ArchitectureError
 from core.hardware import DEFAULT_GPU, GPUS, GPU, custom_gpu
 from core.memory import GB
 from core.url_state import choice_parser, number_parser
+from core.user_text import code, escape_markdown
 
 CUSTOM_GPU = "Custom GPU"
 SOURCES = {"catalog": "Catalog model", "params": "Parameter count", "config": "config.json"}
@@ -92,16 +93,14 @@ _SHAPE_KEYS = {k for keys in architectures._ALIASES_BY_FIELD.values() for k in k
 
 
 def parse_config_text(text: str) -> dict:
-    """Text of a config.json → dict; PlanInputError with a clear message when it is not a JSON object."""
+    """Text of a config.json → dict; PlanInputError with a clear message when it is not a JSON object, or is too
+    long, too deep or has absurd numbers (core.safe_json caps them before parsing)."""
     if not str(text).strip():
         raise PlanInputError("Paste a config.json (or upload one) to plan from it.")
     try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise PlanInputError(f"That is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}.") from None
-    if not isinstance(value, dict):
-        raise PlanInputError("A config.json must be a JSON object ({...}), not a list or a single value.")
-    return value
+        return safe_json.parse_config_json(str(text), "That config.json")
+    except safe_json.JSONInputError as exc:
+        raise PlanInputError(str(exc)) from None
 
 
 def shape_only(cfg: Mapping) -> dict:
@@ -121,7 +120,9 @@ def decode_config(token: str) -> dict:
         raise PlanInputError("the config in the link is too long")
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-        value = json.loads(raw.decode())
+        value = safe_json.loads_limited(raw.decode(), what="the config in the link")
+    except safe_json.JSONInputError as exc:
+        raise PlanInputError(str(exc)) from None
     except (binascii.Error, ValueError, UnicodeDecodeError):
         raise PlanInputError("the config in the link is damaged") from None
     if not isinstance(value, dict):
@@ -232,8 +233,8 @@ def parse_query_params(query: Mapping[str, str]) -> tuple[dict[str, Any], list[s
             values[f.state_key] = f.parse(text)
         except (PlanInputError, ArchitectureError, ValueError, TypeError) as exc:
             values[f.state_key] = f.default
-            shown = text if len(str(text)) <= 60 else str(text)[:57] + "…"
-            problems.append(f"`{url_key}={shown}`: {exc} — using the default ({f.write(f.default) or 'empty'}).")
+            problems.append(f"{code(f'{url_key}={text}', 60)}: {escape_markdown(exc)} — using the default "
+                            f"({f.write(f.default) or 'empty'}).")
     if "params" in query and "src" not in query:
         values["mem_source"] = "params"
     if "cfg" in query and "src" not in query and values.get("mem_config_text"):

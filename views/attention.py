@@ -14,6 +14,7 @@ import streamlit as st
 from core import attention as A
 from core import attention_charts as C
 from core.models import BUNDLED_DECODER, BUNDLED_ENCODER, ModelLoadError, random_model
+from core.user_text import code, escape_markdown
 from views.components.model_cache import cached_load_model
 from core.url_state import slug
 
@@ -76,7 +77,7 @@ def _rollout(_weights: np.ndarray, cache_key: tuple):
 
 def _run(model_key: str, custom_name: str, text: str, target_text: str, max_new_tokens: int):
     """The analysis, or None after showing the error on the page."""
-    label = custom_name if model_key == "custom" else MODELS[model_key].split(":")[0]
+    label = code(custom_name) if model_key == "custom" else MODELS[model_key].split(":")[0]
     try:
         loaded = _load(model_key, custom_name)  # shows its own progress while loading
         with st.spinner(f"Running the text through {label} with attention weights returned…", show_time=True):
@@ -86,7 +87,7 @@ def _run(model_key: str, custom_name: str, text: str, target_text: str, max_new_
     except MemoryError:
         st.error("Out of memory while computing attention: try a shorter text or a smaller model.")
     except Exception as error:  # noqa: BLE001 (a page never shows a traceback)
-        st.error(f"Could not compute attention with {label}: {error}")
+        st.error(f"Could not compute attention with {label}: {escape_markdown(error)}")
     return None
 
 

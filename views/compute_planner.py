@@ -16,6 +16,7 @@ from core.compute import ComputeInputError
 from core.hardware import GPUS, get_gpu
 from core.compute_url import FIELDS, MODES, UNITS
 from core.training_runs import reference_table
+from core.user_text import code, escape_markdown
 from views.components.query_params import sync_query_params
 
 MEMORY_PAGE = "views/memory_planner.py"
@@ -53,7 +54,8 @@ def restore_inputs_from_url() -> list[str]:
             st.session_state[state_key] = parse(text)
         except (ValueError, TypeError) as err:
             st.session_state[state_key] = default
-            problems.append(f"`{url_key}={text}` ({err}) — using the default, {default!r}.")
+            problems.append(f"{code(f'{url_key}={text}', 60)} ({escape_markdown(err)}) — using the default, "
+                            f"{escape_markdown(repr(default))}.")
     if "params" in ours and "mode" not in ours:  # a link from the memory planner: plan from that size
         st.session_state["compute_mode"] = "params"
     return problems
@@ -181,7 +183,7 @@ with left:
                 cluster, k, ratio)
     except ComputeInputError as err:
         error = str(err)
-        st.error(f"{error} The rest of the page uses the other inputs as they are.")
+        st.error(f"{escape_markdown(error)} The rest of the page uses the other inputs as they are.")
 
 write_inputs_to_url()
 

@@ -34,6 +34,7 @@ from core.models import BUNDLED_DECODER, BUNDLED_ENCODER
 from core.prompts import EXAMPLE_SETS, SHOT_COUNTS, build_icl_prompt
 from views.components.fast_generation_panel import render_fast_generation_panel
 from core.sampling import DECODING_MODES, DecodingSettings, generation_config_defaults, shape_distribution, shape_table
+from core.user_text import code, escape_markdown
 from views.components.model_cache import load_model_or_error
 
 DEFAULTS = generation_config_defaults()  # transformers' GenerationConfig defaults
@@ -73,12 +74,12 @@ if loaded is None:
     st.stop()
 if loaded.kind != "decoder":
     st.error(
-        f"`{loaded.name}` is an {loaded.kind} model; this page generates with decoder (causal LM) models such as the "
+        f"{code(loaded.name)} is an {loaded.kind} model; this page generates with decoder (causal LM) models such as the "
         f"bundled `{BUNDLED_DECODER}`. (`{BUNDLED_ENCODER}` is an encoder: try it on the Attention page.)", icon=":material/block:",
     )
     st.stop()
 st.caption(
-    f"**{loaded.name}** · {loaded.num_parameters / 1e6:,.1f} M parameters · context window {loaded.context_window:,} "
+    f"**{escape_markdown(loaded.name)}** · {loaded.num_parameters / 1e6:,.1f} M parameters · context window {loaded.context_window:,} "
     f"tokens · {loaded.dtype_name} on {loaded.device} · loaded in {format_duration_s(loaded.load_seconds)}"
     + (" · random weights" if loaded.random_weights else "")
 )

@@ -10,6 +10,8 @@ import streamlit as st
 from streamlit.errors import StreamlitPageNotFoundError
 
 from core import architectures, measure, memory, memory_charts, plan_io
+from core.safe_json import MAX_CONFIG_CHARS
+from core.user_text import escape_markdown
 from core.architectures import ArchitectureError
 from views.components.measure_panel import render_measure_panel
 from core.hardware import GPUS
@@ -93,21 +95,29 @@ with model_col.container(border=True):
         if upload is not None and st.session_state.get(UPLOAD_SEEN) != upload.file_id:
             st.session_state[UPLOAD_SEEN] = upload.file_id
             try:
-                st.session_state["mem_config_text"] = upload.getvalue().decode("utf-8")
+                uploaded_text = upload.getvalue().decode("utf-8")
             except UnicodeDecodeError:
                 st.error("The uploaded file is not UTF-8 text; upload the model's config.json.")
+            else:
+                if len(uploaded_text) > MAX_CONFIG_CHARS:  # kept out of the text box, which holds at most that
+                    st.error(f"The uploaded file has {len(uploaded_text):,} characters; a config.json has a few "
+                             f"thousand and the limit is {MAX_CONFIG_CHARS:,}. The text box keeps what it had.")
+                else:
+                    st.session_state["mem_config_text"] = uploaded_text
         st.text_area(
             "…or paste config.json", key="mem_config_text", height=180,
+            max_chars=MAX_CONFIG_CHARS + 1,  # one over the limit, so a longer paste gets the "too long" message
             placeholder='{"model_type": "llama", "num_hidden_layers": 32, "hidden_size": 4096, ...}',
             help="The JSON of a Hugging Face config.json. Keys in GPT-2 style (n_layer, n_embd, n_head), T5 style "
-                 "(num_layers, d_model, d_ff) or Llama style (num_hidden_layers, hidden_size) are all understood.")
+                 "(num_layers, d_model, d_ff) or Llama style (num_hidden_layers, hidden_size) are all understood. At most "
+                 f"{MAX_CONFIG_CHARS:,} characters.")
 
     choice = None
     try:
         choice = plan_io.choose_model(source, st.session_state["mem_model"], st.session_state["mem_params"],
                                       st.session_state["mem_config_text"])
-    except (PlanInputError, ArchitectureError) as err:
-        st.error(f"{err}")
+    except (PlanInputError, ArchitectureError) as err:  # messages quote the config's values: shown as text
+        st.error(escape_markdown(err))
 
     if choice is not None:
         shape = choice.shape_config

@@ -17,6 +17,8 @@ from core import models
 from core import quantization as Q
 from core import quantization_charts as C
 from core.url_state import slug
+from core.user_text import code, escape_markdown
+from views.components.model_access import model_name_problem
 
 RESULTS_KEY = "q_results"
 OUTPUT_KINDS = {"greedy": "Greedy (deterministic)", "sampled": "Sampled (same seed for every variant)"}
@@ -133,6 +135,8 @@ if submitted:
         problem = "The prompt is empty: type a prompt for the models to continue."
     elif not state["q_reference_text"].strip():
         problem = "The reference text is empty: perplexity and KL need a text to score."
+    else:
+        problem = model_name_problem(state["q_model"])  # the server's model policy, before anything loads
     if problem:
         st.error(problem, icon=":material/warning:")
     else:
@@ -159,7 +163,7 @@ if submitted:
                 st.error(str(exc), icon=":material/block:")
             except Exception as exc:  # noqa: BLE001 - never show a traceback; say what failed
                 status.update(label="The comparison failed.", state="error", expanded=False)
-                st.error(f"The comparison failed unexpectedly: {type(exc).__name__}: {exc}", icon=":material/block:")
+                st.error(f"The comparison failed unexpectedly: {type(exc).__name__}: {escape_markdown(exc)}", icon=":material/block:")
             finally:
                 lock.release()
 
@@ -178,7 +182,7 @@ st.subheader("Results")
 first = results.iloc[0]
 baseline = available["baseline"].iloc[0] if len(available) else None
 st.caption(
-    f"Model **{stored['model']}** on **{first['device']}**, measured {stored['measured_at']}; "
+    f"Model {code(stored['model'])} on **{first['device']}**, measured {stored['measured_at']}; "
     f"{first['reference_tokens']} reference tokens; baseline **{baseline or 'none'}**. "
     "Timings share this machine with everything else running on it.")
 

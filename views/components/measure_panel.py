@@ -13,6 +13,7 @@ import torch
 from core import measure
 from core.architectures import ArchitectureError, get_config
 from core.hardware import GB, free_device_memory_bytes
+from core.user_text import escape_markdown
 
 MODES = ("Inference (prefill)", "Training step")
 RECIPE_LABELS = {"mixed_precision": "mixed precision (autocast 16-bit, fp32 master weights)",
@@ -93,7 +94,7 @@ def render_measure_panel(architecture, seq_len, batch_size, dtype="bf16", recipe
     try:
         cfg = get_config(architecture)
     except (ArchitectureError, ValueError, KeyError) as exc:
-        st.error(f"Cannot measure this architecture: {exc}")
+        st.error(f"Cannot measure this architecture: {escape_markdown(exc)}")
         return results
 
     c1, c2, c3 = st.columns(3)
@@ -130,7 +131,7 @@ def render_measure_panel(architecture, seq_len, batch_size, dtype="bf16", recipe
                                                        device_type=resolved, flash_attention=flash)
         free = free_device_memory_bytes(device)
     except (ValueError, ArchitectureError) as exc:
-        st.error(f"Cannot measure this setting: {exc}")
+        st.error(f"Cannot measure this setting: {escape_markdown(exc)}")
         return results
 
     m1, m2, m3 = st.columns(3)
@@ -167,7 +168,7 @@ def render_measure_panel(architecture, seq_len, batch_size, dtype="bf16", recipe
                                   max_cpu_seconds)
                 except measure.MeasurementRefused as exc:
                     status.update(label="Not measured", state="error")
-                    st.warning(str(exc))
+                    st.warning(escape_markdown(exc))
                     break
                 except torch.OutOfMemoryError:
                     status.update(label="Out of memory", state="error")
@@ -176,11 +177,11 @@ def render_measure_panel(architecture, seq_len, batch_size, dtype="bf16", recipe
                     break
                 except (ValueError, ArchitectureError) as exc:
                     status.update(label="Not measured", state="error")
-                    st.error(str(exc))
+                    st.error(escape_markdown(exc))
                     break
                 except Exception as exc:  # noqa: BLE001 - show, never crash the page
                     status.update(label="Measurement failed", state="error")
-                    st.error(f"The measurement failed: {type(exc).__name__}: {exc}")
+                    st.error(f"The measurement failed: {type(exc).__name__}: {escape_markdown(exc)}")
                     break
                 results.append(result)
                 status.write(f"Measured {result['measured_peak_bytes'] / GB:.3f} GB "

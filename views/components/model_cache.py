@@ -12,7 +12,10 @@ import streamlit as st
 import torch
 
 from core import compute, models
+from core.model_policy import ModelPolicy
 from core.models import LoadedModel, ModelLoadError
+from core.user_text import code
+from views.components.model_access import server_model_policy
 
 
 def _key(value) -> str | None:
@@ -30,6 +33,7 @@ def _load_cached(
     attn_implementation: str | None,
     double_quant: bool,
     compute_dtype: str | None,
+    policy: ModelPolicy,
 ) -> LoadedModel:
     return models.load_model(
         name,
@@ -39,6 +43,7 @@ def _load_cached(
         attn_implementation=attn_implementation,
         double_quant=double_quant,
         compute_dtype=compute_dtype,
+        policy=policy,
     )
 
 
@@ -80,12 +85,15 @@ def cached_load_model(
     double_quant: bool = False,
     compute_dtype: str | torch.dtype | None = None,
 ) -> LoadedModel:
-    """``load_model`` cached with ``st.cache_resource``; shows progress while loading. Raises ModelLoadError."""
-    resolved = models.canonical_name(name)
+    """``load_model`` cached with ``st.cache_resource``; shows progress while loading. Raises ModelLoadError.
+
+    The server's model policy (pages/components/model_access.py) decides which names may be loaded."""
+    policy = server_model_policy()
+    resolved = models.canonical_name(name)  # load_model checks the name (length, policy) and says what is wrong
     device_key = str(models.select_device(device))  # "auto" resolves here so the key names the real device
     if resolved == models.BUNDLED_DECODER:
         _convert_bundled_decoder_with_progress()
-    label = f"{resolved}" + (f" ({quantization})" if quantization else "")
+    label = code(resolved) + (f" ({quantization})" if quantization else "")
     with st.spinner(f"Loading {label} on {device_key}… (usually a few seconds; only the first use in this server "
                     "process loads it, later runs reuse it)", show_time=True):
         return _load_cached(
@@ -96,6 +104,7 @@ def cached_load_model(
             attn_implementation,
             bool(double_quant),
             _key(compute_dtype),
+            policy,
         )
 
 
