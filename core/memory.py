@@ -20,11 +20,10 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
-from core import architectures
+from core import architectures, checks
+from core.units import GB, subset  # GB re-exported (a contract: core.memory.GB)
 
-GB = 1e9
-
-BYTES_PER_PARAM: dict[str, float] = {"fp32": 4, "fp16": 2, "bf16": 2, "int8": 1, "int4": 0.5}
+BYTES_PER_PARAM: dict[str, float] = subset(("fp32", "fp16", "bf16", "int8", "int4"))
 
 # Weight storage formats the planner knows. "int8"/"nf4"/"nf4-dq" are bitsandbytes formats (with their constants).
 WEIGHT_FORMATS: dict[str, str] = {
@@ -54,17 +53,8 @@ DEFAULT_CUDA_OVERHEAD_GB = 1.3
 occupied right after the first tensor is put on the GPU, before any model is loaded."""
 
 
-def _check_nonnegative(value, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-        raise ValueError(f"{name} must be a non-negative number, got {value!r}.")
-    return float(value)
-
-
-def _check_positive_int(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-            or value != int(value) or value < 1:
-        raise ValueError(f"{name} must be a whole number ≥ 1, got {value!r}.")
-    return int(value)
+_check_nonnegative = checks.check_nonnegative
+_check_positive_int = checks.check_positive_int
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 
 import plotly.graph_objects as go
 
-GB = 1e9
+from core.units import GB
 
 # One colour per component, shared by every chart so a component looks the same everywhere.
 COMPONENT_COLORS = {

@@ -31,6 +31,7 @@ from typing import Any, Callable
 
 import torch
 
+from core.device import DeviceError, resolve_device
 from core.prompts import has_chat_template
 
 BUNDLED_DECODER = "HuggingFaceTB/SmolLM2-135M-Instruct"
@@ -142,31 +143,14 @@ def context_window_of(config, tokenizer=None) -> int:
 
 
 def select_device(device: str | torch.device = "auto") -> torch.device:
-    """"auto" picks CUDA > MPS > CPU; an explicit "cpu" / "cuda" / "cuda:1" / "mps" is checked to exist."""
-    if isinstance(device, torch.device):
-        device = str(device)
-    device = (device or "auto").strip().lower()
-    if device == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
+    """"auto" picks CUDA > MPS > CPU; an explicit "cpu" / "cuda" / "cuda:1" / "mps" is checked to exist.
+
+    The one resolver is ``core.device.resolve_device``; this raises its message as a ``ModelLoadError``.
+    """
     try:
-        chosen = torch.device(device)
-    except (RuntimeError, ValueError) as exc:
-        raise ModelLoadError(f"Unknown device '{device}'. Use 'auto', 'cpu', 'cuda' or 'mps'.") from exc
-    if chosen.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ModelLoadError("Device 'cuda' was requested but no CUDA GPU is available here; use 'auto' or 'cpu'.")
-        if chosen.index is not None and chosen.index >= torch.cuda.device_count():
-            raise ModelLoadError(f"Device '{device}' does not exist: this machine has {torch.cuda.device_count()} GPU(s).")
-    elif chosen.type == "mps":
-        if getattr(torch.backends, "mps", None) is None or not torch.backends.mps.is_available():
-            raise ModelLoadError("Device 'mps' (Apple GPU) was requested but is not available here; use 'auto' or 'cpu'.")
-    elif chosen.type != "cpu":
-        raise ModelLoadError(f"Unsupported device '{device}'. Use 'auto', 'cpu', 'cuda' or 'mps'.")
-    return chosen
+        return resolve_device(device)
+    except DeviceError as exc:
+        raise ModelLoadError(str(exc)) from exc
 
 
 def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:

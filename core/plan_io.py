@@ -17,15 +17,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from core import architectures, memory
+from core import architectures, memory, units
 from core.architectures import ArchitectureError
 from core.hardware import DEFAULT_GPU, GPUS, GPU, custom_gpu
-from core.memory import GB
+from core.units import GB
 from core.url_state import choice_parser, number_parser
 
 CUSTOM_GPU = "Custom GPU"
 SOURCES = {"catalog": "Catalog model", "params": "Parameter count", "config": "config.json"}
-KV_DTYPES = {"fp32": 4.0, "fp16": 2.0, "bf16": 2.0, "fp8": 1.0}
+KV_DTYPES = {name: float(b) for name, b in units.subset(("fp32", "fp16", "bf16", "fp8")).items()}
 DEFAULT_MODEL = "meta-llama/Meta-Llama-3-8B"
 MIN_PARAMS, MAX_PARAMS = 1e3, 1e15
 ZERO_STAGES = {0: "DDP (no sharding)", 1: "ZeRO-1 (optimizer sharded)", 2: "ZeRO-2 (+ gradients)",

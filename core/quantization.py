@@ -26,9 +26,9 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import gc
 import logging
-import math
 import threading
 import time
 import warnings
@@ -38,6 +38,8 @@ from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
+
+from core import checks
 
 ProgressCallback = Callable[[float, str], None]
 
@@ -116,21 +118,8 @@ def normalize_variants(variants) -> list[str]:
     return [v for v in VARIANTS if v in chosen]
 
 
-def _check_int(value, name: str, low: int, high: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer, float)) or not math.isfinite(value) \
-            or value != int(value):
-        raise QuantizationInputError(f"{name} must be a whole number, got {value!r}.")
-    value = int(value)
-    if not low <= value <= high:
-        raise QuantizationInputError(f"{name} must be between {low} and {high}, got {value}.")
-    return value
-
-
-def _check_choice(value, name: str, choices) -> str:
-    key = str(value).strip().lower() if value is not None else ""
-    if key not in choices:
-        raise QuantizationInputError(f"{name} must be one of {', '.join(choices)}, got {value!r}.")
-    return key
+_check_int = functools.partial(checks.check_int, error=QuantizationInputError)
+_check_choice = functools.partial(checks.check_choice, error=QuantizationInputError)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
