@@ -196,6 +196,10 @@ _ALIASES_BY_FIELD: dict[str, tuple[str, ...]] = {
     "max_position_embeddings": ("max_position_embeddings", "n_positions", "n_ctx", "seq_length", "max_seq_len"),
 }
 _ALL_ALIAS_KEYS = {k for keys in _ALIASES_BY_FIELD.values() for k in keys}
+ALIASES_BY_FIELD = _ALIASES_BY_FIELD
+"""Public, read-only by convention: canonical HF config key → every config.json key read for it, in lookup order."""
+ALIAS_KEYS: frozenset[str] = frozenset(_ALL_ALIAS_KEYS)
+"""Every config.json key that ``get_config`` reads as a shape field (the values of ``ALIASES_BY_FIELD``)."""
 _ARCH_PREFIXES = {"GPT2": "gpt2", "Bert": "bert", "Roberta": "roberta", "T5": "t5", "Llama": "llama",
                   "Mistral": "mistral", "Qwen2": "qwen2", "Bloom": "bloom"}
 # Keys that get_config adds and hf_config must not pass to transformers.

@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass, field
 
 from core import hardware, memory
+from core.quantization import model_weight_bytes  # re-exported: core.fast_generation.model_weight_bytes
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -77,18 +78,6 @@ def model_generation_bound_tokens_per_s(model, weight_bytes: float, bandwidth_by
     model's own dtype (``kv_bytes_per_token``)."""
     return generation_bound_tokens_per_s(weight_bytes, bandwidth_bytes_per_s, prompt_tokens, new_tokens,
                                          kv_bytes_per_token(model.config, model.dtype.itemsize))
-
-
-def model_weight_bytes(model) -> int:
-    """Bytes of a model's parameters and buffers (tied weights counted once)."""
-    seen, total = set(), 0
-    for t in list(model.parameters()) + list(model.buffers()):
-        key = t.untyped_storage().data_ptr()
-        if key in seen:
-            continue
-        seen.add(key)
-        total += t.untyped_storage().nbytes()
-    return total
 
 
 # ---------------------------------------------------------------------------------------------------------------

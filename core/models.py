@@ -372,18 +372,38 @@ def _check_quantization_runs_here(quantization: str, device: torch.device) -> No
 
 
 def load_tokenizer(name: str | None = None):
-    """Tokenizer of a bundled model (default: the bundled encoder's) or of a local folder / cached Hub id."""
+    """Tokenizer of a bundled model (default: the bundled encoder's) or of a local folder / cached Hub id.
+
+    Names resolve exactly as in ``load_model`` (same aliases, same bundled folders, same missing-folder message).
+    """
     from transformers import AutoTokenizer
 
     resolved = canonical_name(name) if name else BUNDLED_ENCODER
-    if resolved == BUNDLED_DECODER:
-        return AutoTokenizer.from_pretrained(str(ensure_bundled_decoder()))
-    if resolved == BUNDLED_ENCODER:
-        return AutoTokenizer.from_pretrained(str(bundled_encoder_dir()))
+    folder, _source = _weights_location(resolved)
     try:
-        return AutoTokenizer.from_pretrained(resolved)
+        return AutoTokenizer.from_pretrained(str(folder) if folder is not None else resolved)
     except Exception as exc:  # noqa: BLE001
+        if folder is not None and resolved in (BUNDLED_DECODER, BUNDLED_ENCODER):
+            raise
         raise ModelLoadError(_with_bundled_hint(f"Could not load a tokenizer for '{resolved}': {exc}.")) from exc
+
+
+def _weights_location(resolved: str, report: ProgressCallback | None = None) -> tuple[Path | None, str]:
+    """(folder, source description) for a canonical name: the bundled folders (converting SmolLM2's .gguf once),
+    an existing local folder, or None for a Hugging Face Hub id. Raises ModelLoadError for a missing local folder."""
+    if resolved == BUNDLED_DECODER:
+        folder = ensure_bundled_decoder(report)
+        return folder, f"bundled SmolLM2 .gguf, converted once to {folder}"
+    if resolved == BUNDLED_ENCODER:
+        folder = bundled_encoder_dir()
+        return folder, f"bundled all-MiniLM-L6-v2 in {folder}"
+    path = Path(resolved).expanduser()
+    looks_like_path = resolved.startswith((".", "/", "~")) or resolved.count("/") > 1 or "\\" in resolved
+    if path.is_dir():
+        return path, f"local folder {path}"
+    if looks_like_path:
+        raise ModelLoadError(_with_bundled_hint(f"The folder '{resolved}' does not exist."))
+    return None, f"Hugging Face Hub id {resolved}"
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -427,23 +447,7 @@ def load_model(
     from transformers import AutoConfig, AutoTokenizer
 
     # 1. Where do the weights come from?
-    if resolved == BUNDLED_DECODER:
-        folder = ensure_bundled_decoder(report)
-        source = f"bundled SmolLM2 .gguf, converted once to {folder}"
-    elif resolved == BUNDLED_ENCODER:
-        folder = bundled_encoder_dir()
-        source = f"bundled all-MiniLM-L6-v2 in {folder}"
-    else:
-        path = Path(resolved).expanduser()
-        looks_like_path = resolved.startswith((".", "/", "~")) or resolved.count("/") > 1 or "\\" in resolved
-        if path.is_dir():
-            folder = path
-            source = f"local folder {path}"
-        elif looks_like_path:
-            raise ModelLoadError(_with_bundled_hint(f"The folder '{resolved}' does not exist."))
-        else:
-            folder = None
-            source = f"Hugging Face Hub id {resolved}"
+    folder, source = _weights_location(resolved, report)
 
     # 2. Config → kind → Auto class.
     report(0.9, f"Loading {resolved}…")

@@ -20,7 +20,7 @@ from typing import Any
 from core import architectures, memory, units
 from core.architectures import ArchitectureError
 from core.hardware import DEFAULT_GPU, GPUS, GPU, custom_gpu
-from core.units import GB
+from core.units import GB, format_count  # format_count re-exported (core.plan_io.format_count)
 from core.url_state import choice_parser, number_parser
 
 CUSTOM_GPU = "Custom GPU"
@@ -62,14 +62,6 @@ def parse_param_count(text) -> int:
     return int(round(value))
 
 
-def format_count(n: float) -> str:
-    """6738415616 → '6.74B', 124439808 → '124M'."""
-    for suffix, scale in (("T", 1e12), ("B", 1e9), ("M", 1e6), ("K", 1e3)):
-        if abs(n) >= scale:
-            return f"{n / scale:.3g}{suffix}"
-    return f"{n:.3g}"
-
-
 def format_gb(n_bytes: float) -> str:
     """Bytes → '13.48 GB' (GB = 1e9 bytes); small values in MB."""
     gb = n_bytes / GB
@@ -85,7 +77,7 @@ def format_gb(n_bytes: float) -> str:
 # ---------------------------------------------------------------------------------------------------------------
 # config.json in the URL
 # ---------------------------------------------------------------------------------------------------------------
-_SHAPE_KEYS = {k for keys in architectures._ALIASES_BY_FIELD.values() for k in keys} | {
+_SHAPE_KEYS = set(architectures.ALIAS_KEYS) | {
     "model_type", "architectures", "tie_word_embeddings", "num_decoder_layers", "feed_forward_proj",
     "type_vocab_size", "relative_attention_num_buckets", "sliding_window", "use_sliding_window", "attention_bias",
     "mlp_bias", "_name_or_path"}

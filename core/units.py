@@ -10,6 +10,8 @@ numerical format"), FP8 E4M3/E5M2 = 1 (Micikevicius et al. 2022, "FP8 Formats fo
 """
 from __future__ import annotations
 
+import math
+
 GB = 1e9
 """Bytes in one (decimal) gigabyte."""
 
@@ -37,3 +39,16 @@ def subset(names) -> dict[str, float]:
 def to_gb(n_bytes: float) -> float:
     """Bytes → GB (1e9 bytes), for display only."""
     return n_bytes / GB
+
+
+def format_count(value: float, digits: int = 3) -> str:
+    """175000000000 → '175B', 1.4e12 → '1.4T', 6.7e9 → '6.7B' (short scale, like the papers)."""
+    v = float(value)
+    if not math.isfinite(v):
+        return str(v)
+    for suffix, scale in (("Q", 1e15), ("T", 1e12), ("B", 1e9), ("M", 1e6), ("K", 1e3)):
+        if abs(v) >= scale:
+            if suffix == "Q":
+                return f"{v:.{digits}g}"
+            return f"{v / scale:.{digits}g}{suffix}"
+    return f"{v:.{digits}g}"

@@ -92,3 +92,27 @@ def test_bad_devices_raise_a_clear_device_error():
     if not torch.backends.mps.is_available():
         with pytest.raises(device.DeviceError, match="'mps'.*not available"):
             device.resolve_device("mps")
+
+
+def test_format_count_has_one_home():
+    from core import compute
+
+    assert compute.format_count is units.format_count and plan_io.format_count is units.format_count
+    assert units.format_count(6738415616) == "6.74B" and units.format_count(124439808) == "124M"
+    assert units.format_count(2e15) == "2e+15" and units.format_count(float("inf")) == "inf"
+
+
+def test_model_weight_bytes_has_one_home():
+    from core import fast_generation, quantization
+
+    assert fast_generation.model_weight_bytes is quantization.model_weight_bytes
+
+
+def test_architecture_aliases_are_public():
+    from core import architectures
+
+    assert architectures.ALIASES_BY_FIELD["hidden_size"][0] == "hidden_size"
+    assert {"n_embd", "d_model", "n_layer"} <= architectures.ALIAS_KEYS
+    cfg = architectures.get_config({"model_type": "gpt2", "n_layer": 2, "n_embd": 64, "n_head": 4, "vocab_size": 100,
+                                    "n_positions": 128})
+    assert cfg["num_hidden_layers"] == 2 and cfg["hidden_size"] == 64
