@@ -29,7 +29,6 @@ import ctypes
 import functools
 import gc
 import logging
-import threading
 import time
 import warnings
 from dataclasses import dataclass
@@ -40,6 +39,7 @@ import numpy as np
 import pandas as pd
 
 from core import checks
+from core.process_memory import PeakMemoryMeter, process_rss_bytes  # re-exported (core.quantization.*)
 
 ProgressCallback = Callable[[float, str], None]
 
@@ -306,93 +306,6 @@ def detach_from_checkpoint(model) -> int:
                     module._buffers[name] = buffer.clone()
                     copied += buffer.numel() * buffer.element_size()
     return copied
-
-
-def process_rss_bytes() -> int:
-    """Resident set size of this process (psutil), in bytes."""
-    import psutil
-
-    return int(psutil.Process().memory_info().rss)
-
-
-_CLEAR_REFS = Path("/proc/self/clear_refs")
-_STATUS = Path("/proc/self/status")
-
-
-def _read_vm_hwm_bytes() -> int | None:
-    try:
-        for line in _STATUS.read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        return None
-    return None
-
-
-def _reset_vm_hwm() -> bool:
-    """Reset the kernel's peak-RSS counter (Linux ≥ 4.0: writing 5 to /proc/<pid>/clear_refs, see proc(5))."""
-    try:
-        with open(_CLEAR_REFS, "w") as handle:
-            handle.write("5")
-        return _read_vm_hwm_bytes() is not None
-    except OSError:
-        return False
-
-
-class PeakMemoryMeter:
-    """Peak memory while a block runs: ``with PeakMemoryMeter(device) as meter: ...`` then ``meter.peak_bytes``.
-
-    CUDA: ``torch.cuda.max_memory_allocated`` after ``reset_peak_memory_stats`` (bytes of live tensors).
-    CPU: the process's peak resident memory — VmHWM reset through /proc/self/clear_refs before the block (exact, kernel
-    maintained); where that is not allowed, RSS sampled every ``interval_s`` seconds by a background thread (may miss
-    peaks shorter than the interval). ``method`` says which one was used.
-    """
-
-    def __init__(self, device=None, interval_s: float = 0.002):
-        self.device = device
-        self.interval_s = interval_s
-        self.method = ""
-        self.peak_bytes = 0
-        self._thread: threading.Thread | None = None
-        self._stop = threading.Event()
-
-    @property
-    def _is_cuda(self) -> bool:
-        return getattr(self.device, "type", str(self.device)) == "cuda"
-
-    def __enter__(self) -> "PeakMemoryMeter":
-        if self._is_cuda:
-            import torch
-
-            torch.cuda.synchronize(self.device)
-            torch.cuda.reset_peak_memory_stats(self.device)
-            self.method = "torch.cuda.max_memory_allocated"
-        elif _reset_vm_hwm():
-            self.method = "peak RSS (VmHWM, reset via /proc/self/clear_refs)"
-        else:
-            self.method = f"RSS sampled every {self.interval_s * 1000:g} ms"
-            self.peak_bytes = process_rss_bytes()
-            self._thread = threading.Thread(target=self._sample, daemon=True)
-            self._thread.start()
-        return self
-
-    def _sample(self) -> None:
-        while not self._stop.is_set():
-            self.peak_bytes = max(self.peak_bytes, process_rss_bytes())
-            self._stop.wait(self.interval_s)
-
-    def __exit__(self, *exc_info) -> None:
-        if self._is_cuda:
-            import torch
-
-            torch.cuda.synchronize(self.device)
-            self.peak_bytes = int(torch.cuda.max_memory_allocated(self.device))
-        elif self._thread is not None:
-            self._stop.set()
-            self._thread.join()
-            self.peak_bytes = max(self.peak_bytes, process_rss_bytes())
-        else:
-            self.peak_bytes = max(_read_vm_hwm_bytes() or 0, process_rss_bytes())
 
 
 def _device_memory_in_use(device) -> int:

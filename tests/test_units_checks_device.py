@@ -116,3 +116,22 @@ def test_architecture_aliases_are_public():
     cfg = architectures.get_config({"model_type": "gpt2", "n_layer": 2, "n_embd": 64, "n_head": 4, "vocab_size": 100,
                                     "n_positions": 128})
     assert cfg["num_hidden_layers"] == 2 and cfg["hidden_size"] == 64
+
+
+def test_peak_rss_meter_has_one_home_and_reads_the_kernel_peak():
+    from core import process_memory, quantization
+
+    assert quantization.PeakMemoryMeter is process_memory.PeakMemoryMeter
+    assert quantization.process_rss_bytes is process_memory.process_rss_bytes
+    rss = process_memory.process_rss_bytes()
+    assert rss > 10e6
+    status_rss = process_memory.proc_status_bytes("VmRSS")
+    if status_rss is None:  # not Linux
+        pytest.skip("needs /proc/self/status")
+    assert status_rss == pytest.approx(rss, rel=0.2)
+    assert process_memory.proc_status_bytes("NoSuchField") is None
+    if process_memory.reset_peak_rss():
+        block = np.ones(200_000_000 // 8)  # 200 MB touched
+        peak = process_memory.peak_rss_bytes()
+        del block
+        assert peak - status_rss >= 150e6
