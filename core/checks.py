@@ -5,6 +5,7 @@ catching what they caught before.
 """
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 
@@ -44,3 +45,19 @@ def check_choice(value, name: str, choices, *, error: type[Exception] = ValueErr
     if key not in choices:
         raise error(f"{name} must be one of {', '.join(choices)}, got {value!r}.")
     return key
+
+
+def renamed_keywords(**old_to_new: str):
+    """Decorator: keep accepting a keyword argument's old name (``@renamed_keywords(weight_bytes="weight_bytes_per_param")``)
+    after renaming it to say its unit. Passing both names is a TypeError."""
+    def wrap(func):
+        @functools.wraps(func)
+        def call(*args, **kwargs):
+            for old, new in old_to_new.items():
+                if old in kwargs:
+                    if new in kwargs:
+                        raise TypeError(f"{func.__name__}() got both {old!r} and its new name {new!r}.")
+                    kwargs[new] = kwargs.pop(old)
+            return func(*args, **kwargs)
+        return call
+    return wrap

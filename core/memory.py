@@ -51,10 +51,25 @@ DEFAULT_INFERENCE_WORKSPACE_PCT = 20.0
 DEFAULT_CUDA_OVERHEAD_GB = 1.3
 """CUDA context + PyTorch kernels per GPU process: Hugging Face "Model training anatomy" guide measures ~1.3 GB
 occupied right after the first tensor is put on the GPU, before any model is loaded."""
+DEFAULT_CUDA_OVERHEAD_BYTES = DEFAULT_CUDA_OVERHEAD_GB * GB
+"""The same default in bytes, the unit the functions below take (``overhead_bytes``)."""
 
 
 _check_nonnegative = checks.check_nonnegative
 _check_positive_int = checks.check_positive_int
+# Bytes per parameter of the model states, named for their unit; the old names stay accepted as keywords.
+_PER_PARAM_KEYWORDS = {"weight_bytes": "weight_bytes_per_param", "grad_bytes": "grad_bytes_per_param",
+                       "optimizer_bytes": "optimizer_bytes_per_param"}
+
+
+def _overhead_bytes(overhead_gb: float | None, overhead_bytes: float | None) -> float:
+    """Per-GPU overhead in bytes from either ``overhead_bytes`` or the older ``overhead_gb`` (GB = 1e9 bytes)."""
+    if overhead_gb is not None and overhead_bytes is not None:
+        raise TypeError("Give the overhead once: overhead_bytes (or the older overhead_gb), not both.")
+    if overhead_bytes is None:
+        overhead_bytes = DEFAULT_CUDA_OVERHEAD_BYTES if overhead_gb is None else \
+            _check_nonnegative(overhead_gb, "overhead") * GB
+    return _check_nonnegative(overhead_bytes, "overhead")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -203,36 +218,41 @@ def training_bytes_per_param(recipe: str) -> dict[str, float]:
     return dict(_RECIPES[recipe])
 
 
-def zero_model_states_breakdown(n_params: float, n_gpus: int, stage: int, weight_bytes: float = 2,
-                                grad_bytes: float = 2, optimizer_bytes: float = 12) -> dict[str, float]:
+@checks.renamed_keywords(**_PER_PARAM_KEYWORDS)
+def zero_model_states_breakdown(n_params: float, n_gpus: int, stage: int, weight_bytes_per_param: float = 2,
+                                grad_bytes_per_param: float = 2,
+                                optimizer_bytes_per_param: float = 12) -> dict[str, float]:
     """Per-GPU bytes of weights, gradients and optimizer states with ZeRO ``stage`` over ``n_gpus`` data-parallel GPUs.
 
     ZeRO paper (Rajbhandari et al. 2019), Figure 1 and §5: stage 0 (DDP) (2 + 2 + K)Ψ; stage 1 shards the optimizer
     states (KΨ/Nd); stage 2 also the gradients (2Ψ/Nd); stage 3 also the parameters (2Ψ/Nd). PyTorch FSDP
-    SHARD_GRAD_OP ≈ stage 2, FULL_SHARD ≈ stage 3.
+    SHARD_GRAD_OP ≈ stage 2, FULL_SHARD ≈ stage 3. The ``*_bytes_per_param`` arguments are the 2 / 2 / K of the paper
+    (older keywords ``weight_bytes`` / ``grad_bytes`` / ``optimizer_bytes`` are still accepted).
     """
     n = _check_nonnegative(n_params, "n_params")
     nd = _check_positive_int(n_gpus, "n_gpus")
     if stage not in (0, 1, 2, 3) or isinstance(stage, bool):
         raise ValueError(f"ZeRO stage must be 0 (DDP), 1, 2 or 3, got {stage!r}.")
-    for value, name in ((weight_bytes, "weight_bytes"), (grad_bytes, "grad_bytes"),
-                        (optimizer_bytes, "optimizer_bytes")):
+    for value, name in ((weight_bytes_per_param, "weight_bytes_per_param"),
+                        (grad_bytes_per_param, "grad_bytes_per_param"),
+                        (optimizer_bytes_per_param, "optimizer_bytes_per_param")):
         _check_nonnegative(value, name)
     return {
-        "weights": weight_bytes * n / (nd if stage >= 3 else 1),
-        "gradients": grad_bytes * n / (nd if stage >= 2 else 1),
-        "optimizer": optimizer_bytes * n / (nd if stage >= 1 else 1),
+        "weights": weight_bytes_per_param * n / (nd if stage >= 3 else 1),
+        "gradients": grad_bytes_per_param * n / (nd if stage >= 2 else 1),
+        "optimizer": optimizer_bytes_per_param * n / (nd if stage >= 1 else 1),
     }
 
 
-def zero_model_states_bytes(n_params: float, n_gpus: int, stage: int, weight_bytes: float = 2,
-                            grad_bytes: float = 2, optimizer_bytes: float = 12) -> float:
+@checks.renamed_keywords(**_PER_PARAM_KEYWORDS)
+def zero_model_states_bytes(n_params: float, n_gpus: int, stage: int, weight_bytes_per_param: float = 2,
+                            grad_bytes_per_param: float = 2, optimizer_bytes_per_param: float = 12) -> float:
     """Per-GPU bytes of model states for ZeRO stage 0 (DDP), 1, 2 or 3 across ``n_gpus`` GPUs.
 
     ZeRO paper, Figure 1: Ψ = 7.5B, Nd = 64, K = 12 → 120 GB (DDP), 31.4 GB (Pos), 16.6 GB (Pos+g), 1.88 GB (Pos+g+p).
     """
-    return sum(zero_model_states_breakdown(n_params, n_gpus, stage, weight_bytes, grad_bytes,
-                                           optimizer_bytes).values())
+    return sum(zero_model_states_breakdown(n_params, n_gpus, stage, weight_bytes_per_param, grad_bytes_per_param,
+                                           optimizer_bytes_per_param).values())
 
 
 def activation_bytes_per_layer(seq_len: int, batch_size: int, hidden_size: int, n_heads: int,
@@ -303,16 +323,17 @@ def min_gpus(fixed_bytes: float, shardable_bytes: float, capacity_bytes: float, 
 
 def inference_breakdown(model, weight_format: str, seq_len: int, batch_size: int, kv_bytes_per_value: float = 2,
                         workspace_pct: float = DEFAULT_INFERENCE_WORKSPACE_PCT,
-                        overhead_gb: float = DEFAULT_CUDA_OVERHEAD_GB, compute_dtype: str = "fp16",
-                        shape_model=None) -> dict[str, float]:
+                        overhead_gb: float | None = None, compute_dtype: str = "fp16",
+                        shape_model=None, *, overhead_bytes: float | None = None) -> dict[str, float]:
     """Serving memory on one GPU: weight components + KV cache + activation workspace + CUDA/framework overhead.
 
     ``model`` may be a raw parameter count; then ``shape_model`` (a catalog id or config) supplies the shape for the
     KV cache. Workspace = ``workspace_pct`` % of the weights (EleutherAI Transformer Math 101: ≈ 20 %); overhead is a
-    fixed per-GPU amount (Hugging Face's anatomy guide: ~1.3 GB of CUDA context and kernels).
+    fixed per-GPU amount, ``overhead_bytes`` (Hugging Face's anatomy guide: ~1.3 GB of CUDA context and kernels;
+    the older ``overhead_gb`` in GB is still accepted).
     """
     _check_nonnegative(workspace_pct, "activation workspace %")
-    _check_nonnegative(overhead_gb, "overhead")
+    overhead = _overhead_bytes(overhead_gb, overhead_bytes)
     parts = dict(weight_memory(model, weight_format, compute_dtype))
     weights_total = sum(parts.values())
     shape = shape_model if shape_model is not None else model
@@ -322,7 +343,7 @@ def inference_breakdown(model, weight_format: str, seq_len: int, batch_size: int
         kv = model_kv_cache_bytes(shape, seq_len, batch_size, kv_bytes_per_value)
     parts["KV cache"] = kv
     parts["activation workspace"] = weights_total * workspace_pct / 100
-    parts["CUDA context"] = overhead_gb * GB
+    parts["CUDA context"] = overhead
     return parts
 
 
@@ -333,24 +354,32 @@ def inference_min_gpus(breakdown: Mapping[str, float], capacity_bytes: float) ->
     return min_gpus(fixed, sum(breakdown.values()) - fixed, capacity_bytes)
 
 
-def training_per_gpu(n_params: float, n_gpus: int, stage: int, activation_bytes: float, overhead_gb: float,
-                     weight_bytes: float = 2, grad_bytes: float = 2, optimizer_bytes: float = 12) -> dict[str, float]:
+@checks.renamed_keywords(**_PER_PARAM_KEYWORDS)
+def training_per_gpu(n_params: float, n_gpus: int, stage: int, activation_bytes: float,
+                     overhead_gb: float | None = None, weight_bytes_per_param: float = 2,
+                     grad_bytes_per_param: float = 2, optimizer_bytes_per_param: float = 12, *,
+                     overhead_bytes: float | None = None) -> dict[str, float]:
     """Per-GPU training memory: ZeRO model states + activations of one micro-batch + CUDA/framework overhead.
 
-    Data parallelism does not shard activations (each GPU runs its own micro-batch).
+    Data parallelism does not shard activations (each GPU runs its own micro-batch). The overhead is
+    ``overhead_bytes`` (or the older ``overhead_gb``, GB; default ``DEFAULT_CUDA_OVERHEAD_BYTES``).
     """
-    parts = zero_model_states_breakdown(n_params, n_gpus, stage, weight_bytes, grad_bytes, optimizer_bytes)
+    parts = zero_model_states_breakdown(n_params, n_gpus, stage, weight_bytes_per_param, grad_bytes_per_param,
+                                        optimizer_bytes_per_param)
     parts["activations"] = _check_nonnegative(activation_bytes, "activation bytes")
-    parts["CUDA context"] = _check_nonnegative(overhead_gb, "overhead") * GB
+    parts["CUDA context"] = _overhead_bytes(overhead_gb, overhead_bytes)
     return parts
 
 
-def training_min_gpus(n_params: float, stage: int, activation_bytes: float, overhead_gb: float,
-                      capacity_bytes: float, weight_bytes: float = 2, grad_bytes: float = 2,
-                      optimizer_bytes: float = 12) -> int | None:
-    """Minimum data-parallel GPUs for ZeRO ``stage`` to fit ``capacity_bytes`` per GPU (None: never fits)."""
-    one = training_per_gpu(n_params, 1, stage, activation_bytes, overhead_gb, weight_bytes, grad_bytes,
-                           optimizer_bytes)
+@checks.renamed_keywords(**_PER_PARAM_KEYWORDS)
+def training_min_gpus(n_params: float, stage: int, activation_bytes: float, overhead_gb: float | None,
+                      capacity_bytes: float, weight_bytes_per_param: float = 2, grad_bytes_per_param: float = 2,
+                      optimizer_bytes_per_param: float = 12, *, overhead_bytes: float | None = None) -> int | None:
+    """Minimum data-parallel GPUs for ZeRO ``stage`` to fit ``capacity_bytes`` per GPU (None: never fits).
+
+    Pass the overhead as ``overhead_bytes=`` (with ``overhead_gb`` None) or, as before, ``overhead_gb`` in GB."""
+    one = training_per_gpu(n_params, 1, stage, activation_bytes, overhead_gb, weight_bytes_per_param,
+                           grad_bytes_per_param, optimizer_bytes_per_param, overhead_bytes=overhead_bytes)
     sharded = {1: ("optimizer",), 2: ("optimizer", "gradients"), 3: ("optimizer", "gradients", "weights")}.get(stage, ())
     shardable = sum(one[k] for k in sharded)
     fixed = sum(one.values()) - shardable

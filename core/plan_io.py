@@ -361,8 +361,8 @@ def _capacity_rows(plan: MemoryPlan, gpus: list[GPU]) -> list[dict[str, Any]]:
         }
         for s in ZERO_STAGES:
             row[f"min GPUs, {ZERO_STAGE_NAMES[s]}"] = memory.training_min_gpus(
-                plan.model.n_params, s, plan.mixed_precision["activations"], plan.inputs["overhead_gb"], usable,
-                optimizer_bytes=plan.inputs["optimizer_bytes"])
+                plan.model.n_params, s, plan.mixed_precision["activations"], None, usable,
+                optimizer_bytes_per_param=plan.inputs["optimizer_bytes"], overhead_bytes=plan.inputs["overhead_gb"] * GB)
         rows.append(row)
     return rows
 
@@ -389,9 +389,11 @@ def build_plan(model: ModelChoice, gpu: GPU, *, weight_format: str = "bf16", kv_
         plan.breakdown = architectures.param_breakdown(model.config)
     weights_arg = model.config if model.exact else n
     kv_bytes = KV_DTYPES[kv_dtype]
+    overhead_bytes = overhead_gb * GB  # the page's input is in GB; core works in bytes
     for fmt in memory.WEIGHT_FORMATS:
         plan.inference[fmt] = memory.inference_breakdown(
-            weights_arg, fmt, context, batch, kv_bytes, workspace_pct, overhead_gb, shape_model=model.shape_config)
+            weights_arg, fmt, context, batch, kv_bytes, workspace_pct, shape_model=model.shape_config,
+            overhead_bytes=overhead_bytes)
     shape = model.shape_config
     window = shape.get("sliding_window_effective")
     plan.kv_tokens = min(context, window) if window else context
@@ -402,13 +404,14 @@ def build_plan(model: ModelChoice, gpu: GPU, *, weight_format: str = "bf16", kv_
     for option in memory.RECOMPUTE_OPTIONS:
         plan.activations_by_recompute[option] = memory.model_activation_bytes(shape, train_seq, micro_batch, option)
     activations = plan.activations_by_recompute[recompute]
-    states = memory.zero_model_states_breakdown(n, 1, 0, optimizer_bytes=optimizer_bytes)
-    plan.mixed_precision = {**states, "activations": activations, "CUDA context": overhead_gb * GB}
+    states = memory.zero_model_states_breakdown(n, 1, 0, optimizer_bytes_per_param=optimizer_bytes)
+    plan.mixed_precision = {**states, "activations": activations, "CUDA context": overhead_bytes}
     for s in ZERO_STAGES:
-        plan.zero[s] = memory.training_per_gpu(n, n_gpus, s, activations, overhead_gb, optimizer_bytes=optimizer_bytes)
+        plan.zero[s] = memory.training_per_gpu(n, n_gpus, s, activations, optimizer_bytes_per_param=optimizer_bytes,
+                                               overhead_bytes=overhead_bytes)
         plan.zero_curves[s] = [
-            (g, sum(memory.training_per_gpu(n, g, s, activations, overhead_gb,
-                                            optimizer_bytes=optimizer_bytes).values()))
+            (g, sum(memory.training_per_gpu(n, g, s, activations, optimizer_bytes_per_param=optimizer_bytes,
+                                            overhead_bytes=overhead_bytes).values()))
             for g in N_GPU_CURVE]
     gpus = list(GPUS.values())
     if gpu.name not in GPUS:

@@ -31,7 +31,7 @@ import gc
 import logging
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Callable
 
@@ -375,21 +375,61 @@ def _planner_model(loaded) -> Any:
 # ---------------------------------------------------------------------------------------------------------------------
 # The comparison
 
-RESULT_COLUMNS = [
-    "variant", "label", "available", "reason", "baseline", "device", "dtype", "quantization", "double_quant",
-    "compute_dtype", "load_seconds", "weight_bytes", "footprint_bytes", "cuda_allocated_bytes",
-    "predicted_weight_bytes", "prediction_error_pct", "peak_bytes", "peak_process_bytes", "peak_method",
-    "tokens_per_s", "generated_tokens", "generation_seconds", "reference_tokens", "perplexity", "delta_ppl",
-    "delta_ppl_pct", "kl_mean", "kl_p99", "kl_max", "top1_agreement", "greedy_text", "sampled_text",
-    "greedy_first_divergence", "sampled_first_divergence", "greedy_ids", "greedy_tokens", "sampled_ids",
-    "sampled_tokens", "kl_per_position", "notes",
-]
+@dataclass(frozen=True)
+class VariantResult:
+    """One variant's record in ``compare_quantization`` (one row of its DataFrame; ``to_dict()`` gives that row's
+    keys, which are ``RESULT_COLUMNS``). Bytes, seconds, nats and percent (0–100) as the names say; None where a
+    value does not apply or the variant could not run (``available=False`` with the ``reason``)."""
+    variant: str
+    label: str
+    available: bool = False
+    reason: str = ""
+    baseline: str | None = None  # variant the quality metrics compare against
+    device: str | None = None
+    dtype: str | None = None  # dtype of the layers left unquantized (or of all layers)
+    quantization: str | None = None  # "int8" / "nf4" / "fp4" (bitsandbytes) or None
+    double_quant: bool | None = None
+    compute_dtype: str | None = None
+    load_seconds: float | None = None
+    weight_bytes: int | None = None  # measured: parameters, buffers and quantization constants
+    footprint_bytes: int | None = None  # transformers' get_memory_footprint()
+    cuda_allocated_bytes: int | None = None
+    predicted_weight_bytes: float | None = None  # core.memory's prediction
+    prediction_error_pct: float | None = None
+    peak_bytes: int | None = None  # peak during greedy generation minus memory in use before loading
+    peak_process_bytes: int | None = None
+    peak_method: str | None = None
+    tokens_per_s: float | None = None
+    generated_tokens: int | None = None
+    generation_seconds: float | None = None
+    reference_tokens: int | None = None
+    perplexity: float | None = None
+    delta_ppl: float | None = None
+    delta_ppl_pct: float | None = None
+    kl_mean: float | None = None  # nats
+    kl_p99: float | None = None  # nats
+    kl_max: float | None = None  # nats
+    top1_agreement: float | None = None  # percent
+    greedy_text: str | None = None
+    sampled_text: str | None = None
+    greedy_first_divergence: int | None = None
+    sampled_first_divergence: int | None = None
+    greedy_ids: list | None = None
+    greedy_tokens: list | None = None
+    sampled_ids: list | None = None
+    sampled_tokens: list | None = None
+    kl_per_position: list | None = None  # KL per reference position, nats
+    notes: str | None = None
+
+    def to_dict(self) -> dict:
+        return {column: getattr(self, column) for column in RESULT_COLUMNS}
+
+
+RESULT_COLUMNS = [f.name for f in fields(VariantResult)]
 
 
 def _empty_row(spec: VariantSpec) -> dict:
-    row = {column: None for column in RESULT_COLUMNS}
-    row.update(variant=spec.name, label=spec.label, available=False, reason="", quantization=spec.quantization)
-    return row
+    return VariantResult(variant=spec.name, label=spec.label, quantization=spec.quantization).to_dict()
 
 
 def _prompt_ids(tokenizer, prompt: str, use_chat_template: bool):
@@ -641,7 +681,7 @@ def compare_variants(
         if not row["available"]:
             for column in ("greedy_ids", "sampled_ids", "greedy_tokens", "sampled_tokens", "kl_per_position"):
                 row[column] = None
-        rows.append(row)
+        rows.append(VariantResult(**row).to_dict())
     del baseline_logits
     free_released_memory()
     report(1.0, "Done.")

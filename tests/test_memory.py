@@ -333,3 +333,25 @@ def test_figures():
     parts = param_breakdown("gpt2")
     breakdown = memory_charts.parameter_breakdown_figure(parts)
     assert list(breakdown.data[0].x) == list(parts.values()) and list(breakdown.data[0].y) == list(parts)
+
+
+def test_per_param_and_overhead_arguments_say_their_unit_and_old_keywords_still_work():
+    n, acts = 7e9, 3e9
+    new = memory.training_per_gpu(n, 8, 2, acts, weight_bytes_per_param=2, optimizer_bytes_per_param=12,
+                                  overhead_bytes=1.3e9)
+    old = memory.training_per_gpu(n, 8, 2, acts, 1.3, weight_bytes=2, optimizer_bytes=12)
+    assert new == old and new["CUDA context"] == 1.3e9 and new["optimizer"] == 12 * n / 8
+    assert memory.training_per_gpu(n, 8, 2, acts)["CUDA context"] == memory.DEFAULT_CUDA_OVERHEAD_BYTES == 1.3e9
+    assert zero_model_states_bytes(1e9, 8, 1, optimizer_bytes=8) == zero_model_states_bytes(
+        1e9, 8, 1, optimizer_bytes_per_param=8) == (2 + 2 + 1) * 1e9
+    assert memory.training_min_gpus(n, 3, acts, None, 80e9, overhead_bytes=1.3e9) == memory.training_min_gpus(
+        n, 3, acts, 1.3, 80e9)
+    serve = inference_breakdown("meta-llama/Llama-2-7b-hf", "fp16", 4096, 1, 2, overhead_bytes=2e9)
+    assert serve["CUDA context"] == 2e9
+    with pytest.raises(TypeError, match="both"):
+        zero_model_states_bytes(1e9, 8, 1, optimizer_bytes=8, optimizer_bytes_per_param=8)
+    with pytest.raises(TypeError, match="once"):
+        memory.training_per_gpu(n, 8, 2, acts, 1.3, overhead_bytes=1.3e9)
+    with pytest.raises(ValueError, match="overhead"):
+        inference_breakdown(7e9, "fp16", 1, 1, overhead_bytes=-1)
+
