@@ -200,3 +200,14 @@ def test_measure_tab_clamps_to_learned_positions():
     assert not at.exception and not at.error
     captions = " ".join(c.value for c in at.caption)
     assert "learned position embeddings for 1,024 tokens" in captions
+
+
+def test_gb_column_helper_formats_only_gb_columns():
+    from pages.components.columns import gb_columns
+
+    config = gb_columns(["GPU", "memory (GB)", "usable (GB)", "per GPU (GB)"], formats={"memory (GB)": "%.0f GB"},
+                        helps={"usable (GB)": "minus headroom"})
+    assert set(config) == {"memory (GB)", "usable (GB)", "per GPU (GB)"}
+    assert config["memory (GB)"]["type_config"]["format"] == "%.0f GB"
+    assert config["per GPU (GB)"]["type_config"]["format"] == "%.2f GB"
+    assert config["usable (GB)"]["help"] == "minus headroom"
