@@ -106,8 +106,8 @@ def weight_memory(model, weight_format: str, compute_dtype: str = "fp16") -> dic
 
     ``model`` is a catalog id / config dict (exact, per weight matrix) or a raw parameter count (int/float: every
     parameter treated as quantizable, constants at their per-parameter rate). Float formats return {"weights": ...}.
-    bitsandbytes formats return "quantized weights" (int8 / packed 4-bit values), "quantization constants" (int8: one
-    fp32 scale per output row, SCB; 4-bit: absmax per 64-value block) and "16-bit layers (not quantized)" —
+    bitsandbytes formats return "quantized_weights" (int8 / packed 4-bit values), "quantization_constants" (int8: one
+    fp32 scale per output row, SCB; 4-bit: absmax per 64-value block) and "unquantized_layers" (16-bit) —
     embeddings, norms, biases, lm_head and the last module (transformers' get_keys_to_not_convert) in ``compute_dtype``.
     """
     if weight_format not in _FORMAT_BYTES:
@@ -120,11 +120,11 @@ def weight_memory(model, weight_format: str, compute_dtype: str = "fp16") -> dic
         if weight_format in ("fp32", "fp16", "bf16"):
             return {"weights": n * _FORMAT_BYTES[weight_format]}
         if weight_format == "int8":
-            return {"quantized weights": n, "quantization constants": 0.0, "16-bit layers (not quantized)": 0.0}
+            return {"quantized_weights": n, "quantization_constants": 0.0, "unquantized_layers": 0.0}
         per_param = 4 / BNB_4BIT_BLOCKSIZE if weight_format == "nf4" else (
             1 / BNB_4BIT_BLOCKSIZE + 4 / (BNB_4BIT_BLOCKSIZE * BNB_NESTED_BLOCKSIZE))
-        return {"quantized weights": n * 0.5, "quantization constants": n * per_param,
-                "16-bit layers (not quantized)": 0.0}
+        return {"quantized_weights": n * 0.5, "quantization_constants": n * per_param,
+                "unquantized_layers": 0.0}
 
     total_params = architectures.param_count(model)
     if weight_format in ("fp32", "fp16", "bf16"):
@@ -144,8 +144,8 @@ def weight_memory(model, weight_format: str, compute_dtype: str = "fp16") -> dic
             quantized_values += math.ceil(per_tensor / 2) * layer.count
             constants += _bnb_4bit_constants_bytes(per_tensor, weight_format == "nf4-dq") * layer.count
     kept = (total_params - quantized_params) * keep_bytes
-    return {"quantized weights": float(quantized_values), "quantization constants": float(constants),
-            "16-bit layers (not quantized)": float(kept)}
+    return {"quantized_weights": float(quantized_values), "quantization_constants": float(constants),
+            "unquantized_layers": float(kept)}
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -201,7 +201,27 @@ COMPONENT_LABELS = {
     "optimizer": "optimizer states",
     "activations": "activations",
     "activations + temporary": "activations + temporary",
+    "quantized_weights": "quantized weights",
+    "quantization_constants": "quantization constants",
+    "unquantized_layers": "16-bit layers (not quantized)",
+    "kv_cache": "KV cache",
+    "activation_workspace": "activation workspace",
+    "cuda_context": "CUDA context",
 }
+"""Display label of each memory component. Breakdowns are keyed on these stable ids; labels are shown only."""
+_EXPORT_KEYS = {k: COMPONENT_LABELS[k] for k in ("quantized_weights", "quantization_constants", "unquantized_layers",
+                                                 "kv_cache", "activation_workspace", "cuda_context")}
+
+
+def component_label(component: str) -> str:
+    """Display label of a component id ("cuda_context" → "CUDA context"); unknown names are returned as they are."""
+    return COMPONENT_LABELS.get(component, component)
+
+
+def export_keys(parts: Mapping[str, float]) -> dict[str, float]:
+    """A breakdown under the keys CSV/JSON exports have always used (the labels of the components that were keyed
+    by label before they got ids, e.g. "KV cache"; "weights", "optimizer", ... unchanged), so exports stay the same."""
+    return {_EXPORT_KEYS.get(k, k): v for k, v in parts.items()}
 
 
 def training_bytes_per_param(recipe: str) -> dict[str, float]:
@@ -330,7 +350,8 @@ def inference_breakdown(model, weight_format: str, seq_len: int, batch_size: int
     ``model`` may be a raw parameter count; then ``shape_model`` (a catalog id or config) supplies the shape for the
     KV cache. Workspace = ``workspace_pct`` % of the weights (EleutherAI Transformer Math 101: ≈ 20 %); overhead is a
     fixed per-GPU amount, ``overhead_bytes`` (Hugging Face's anatomy guide: ~1.3 GB of CUDA context and kernels;
-    the older ``overhead_gb`` in GB is still accepted).
+    the older ``overhead_gb`` in GB is still accepted). Keys: ``weight_memory``'s components, "kv_cache",
+    "activation_workspace" and "cuda_context" (labels: ``COMPONENT_LABELS``).
     """
     _check_nonnegative(workspace_pct, "activation workspace %")
     overhead = _overhead_bytes(overhead_gb, overhead_bytes)
@@ -341,16 +362,16 @@ def inference_breakdown(model, weight_format: str, seq_len: int, batch_size: int
         kv = 0.0
     else:
         kv = model_kv_cache_bytes(shape, seq_len, batch_size, kv_bytes_per_value)
-    parts["KV cache"] = kv
-    parts["activation workspace"] = weights_total * workspace_pct / 100
-    parts["CUDA context"] = overhead
+    parts["kv_cache"] = kv
+    parts["activation_workspace"] = weights_total * workspace_pct / 100
+    parts["cuda_context"] = overhead
     return parts
 
 
 def inference_min_gpus(breakdown: Mapping[str, float], capacity_bytes: float) -> int | None:
     """GPUs needed when weights, KV cache and workspace are split evenly (tensor/pipeline parallel) and every GPU
     carries its own CUDA context: fixed = overhead, shardable = the rest."""
-    fixed = breakdown.get("CUDA context", 0.0)
+    fixed = breakdown.get("cuda_context", 0.0)
     return min_gpus(fixed, sum(breakdown.values()) - fixed, capacity_bytes)
 
 
@@ -367,7 +388,7 @@ def training_per_gpu(n_params: float, n_gpus: int, stage: int, activation_bytes:
     parts = zero_model_states_breakdown(n_params, n_gpus, stage, weight_bytes_per_param, grad_bytes_per_param,
                                         optimizer_bytes_per_param)
     parts["activations"] = _check_nonnegative(activation_bytes, "activation bytes")
-    parts["CUDA context"] = _overhead_bytes(overhead_gb, overhead_bytes)
+    parts["cuda_context"] = _overhead_bytes(overhead_gb, overhead_bytes)
     return parts
 
 

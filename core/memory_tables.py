@@ -7,23 +7,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from core import memory
+from core.memory import component_label
 from core.units import GB, bytes_per_value
 
-NOT_WEIGHTS = ("KV cache", "activation workspace", "CUDA context")
+NOT_WEIGHTS = ("kv_cache", "activation_workspace", "cuda_context")
 """Components of a serving breakdown that are not the model's weights."""
 FP16_AND_BF16 = "fp16 / bf16"
 """One bar for fp16 and bf16: they store the same 2 bytes per value."""
 
 
-def label(component: str) -> str:
-    """Display label of a memory component (e.g. "optimizer" → "optimizer states")."""
-    return memory.COMPONENT_LABELS.get(component, component)
-
-
 def labelled(parts: dict[str, float]) -> dict[str, float]:
     """The same components under their display labels (input of ``memory_charts.stacked_memory_figure``)."""
-    return {label(k): v for k, v in parts.items()}
+    return {component_label(k): v for k, v in parts.items()}
 
 
 def parameter_rows(plan) -> list[dict[str, Any]]:
@@ -47,16 +42,17 @@ def inference_format_rows(plan) -> list[dict[str, Any]]:
     components: list[str] = []
     for parts in plan.inference.values():
         components += [k for k in parts if k not in components]
-    rows = [{"component": c, **{f"{fmt} (GB)": parts.get(c, 0.0) / GB for fmt, parts in plan.inference.items()}}
-            for c in components]
+    rows = [{"component": component_label(c),
+             **{f"{fmt} (GB)": parts.get(c, 0.0) / GB for fmt, parts in plan.inference.items()}} for c in components]
     rows.append({"component": "total",
                  **{f"{fmt} (GB)": sum(parts.values()) / GB for fmt, parts in plan.inference.items()}})
     return rows
 
 
 def inference_bars(plan) -> dict[str, dict[str, float]]:
-    """Serving breakdown per weight format for the stacked chart, fp16 and bf16 as one bar (same bytes)."""
-    return {(FP16_AND_BF16 if fmt == "fp16" else fmt): parts for fmt, parts in plan.inference.items()
+    """Serving breakdown per weight format for the stacked chart (labelled components), fp16 and bf16 as one bar
+    (same bytes)."""
+    return {(FP16_AND_BF16 if fmt == "fp16" else fmt): labelled(parts) for fmt, parts in plan.inference.items()
             if fmt != "bf16"}
 
 
@@ -83,8 +79,8 @@ def recipe_bars(plan) -> dict[str, dict[str, float]]:
     states = labelled({k: mp[k] for k in ("weights", "gradients", "optimizer")})
     bars = {"rule of thumb (24 B/param)": labelled(plan.rule_of_thumb)}
     for option, activations in plan.activations_by_recompute.items():
-        bars[f"mixed precision, {option} recompute"] = {**states, "activations": activations,
-                                                        "CUDA context": mp["CUDA context"]}
+        bars[f"mixed precision, {option} recompute"] = {
+            **states, **labelled({"activations": activations, "cuda_context": mp["cuda_context"]})}
     return bars
 
 
@@ -99,7 +95,7 @@ def zero_rows(plan, strategy_names: dict[int, str]) -> list[dict[str, Any]]:
     rows = []
     for stage, parts in plan.zero.items():
         total = sum(parts.values())
-        rows.append({"strategy": strategy_names[stage], **{f"{label(k)} (GB)": v / GB for k, v in parts.items()},
+        rows.append({"strategy": strategy_names[stage], **{f"{component_label(k)} (GB)": v / GB for k, v in parts.items()},
                      "per GPU (GB)": total / GB, "fits the GPU": total <= plan.usable_bytes})
     return rows
 

@@ -405,7 +405,7 @@ def build_plan(model: ModelChoice, gpu: GPU, *, weight_format: str = "bf16", kv_
         plan.activations_by_recompute[option] = memory.model_activation_bytes(shape, train_seq, micro_batch, option)
     activations = plan.activations_by_recompute[recompute]
     states = memory.zero_model_states_breakdown(n, 1, 0, optimizer_bytes_per_param=optimizer_bytes)
-    plan.mixed_precision = {**states, "activations": activations, "CUDA context": overhead_bytes}
+    plan.mixed_precision = {**states, "activations": activations, "cuda_context": overhead_bytes}
     for s in ZERO_STAGES:
         plan.zero[s] = memory.training_per_gpu(n, n_gpus, s, activations, optimizer_bytes_per_param=optimizer_bytes,
                                                overhead_bytes=overhead_bytes)
@@ -438,7 +438,7 @@ def plan_rows(plan: MemoryPlan) -> list[dict[str, Any]]:
     for comp, count in plan.breakdown.items():
         add("parameters", comp, count, "parameters")
     for fmt, parts in plan.inference.items():
-        for comp, value in parts.items():
+        for comp, value in memory.export_keys(parts).items():
             add(f"inference {fmt}", comp, round(value / GB, 4), "GB")
         add(f"inference {fmt}", "total", round(sum(parts.values()) / GB, 4), "GB")
     add("KV cache", "tokens cached per sequence", plan.kv_tokens, "tokens")
@@ -447,14 +447,14 @@ def plan_rows(plan: MemoryPlan) -> list[dict[str, Any]]:
         add("training, rule of thumb (24 B/param)", comp, round(value / GB, 4), "GB")
     add("training, rule of thumb (24 B/param)", "total", round(sum(plan.rule_of_thumb.values()) / GB, 4), "GB")
     add("training, rule of thumb (24 B/param)", "store fp32 weights", round(plan.store_fp32_bytes / GB, 4), "GB")
-    for comp, value in plan.mixed_precision.items():
+    for comp, value in memory.export_keys(plan.mixed_precision).items():
         add("training, mixed precision (1 GPU)", comp, round(value / GB, 4), "GB")
     add("training, mixed precision (1 GPU)", "total", round(sum(plan.mixed_precision.values()) / GB, 4), "GB")
     for option, value in plan.activations_by_recompute.items():
         add("activations per micro-batch", f"recompute {option}", round(value / GB, 4), "GB")
     for s, parts in plan.zero.items():
         section = f"per GPU, {ZERO_STAGES[s]}, {plan.inputs['n_gpus']} GPUs"
-        for comp, value in parts.items():
+        for comp, value in memory.export_keys(parts).items():
             add(section, comp, round(value / GB, 4), "GB")
         add(section, "total", round(sum(parts.values()) / GB, 4), "GB")
     for row in plan.fit_rows:
@@ -485,13 +485,13 @@ def plan_json(plan: MemoryPlan, query: Mapping[str, str] | None = None) -> str:
         "gpu": {"name": plan.gpu.name, "memory_gb": plan.gpu.memory_gb},
         "units": "bytes unless the key says otherwise; GB = 1e9 bytes",
         "parameter_breakdown": plan.breakdown,
-        "inference_bytes": plan.inference,
+        "inference_bytes": {fmt: memory.export_keys(parts) for fmt, parts in plan.inference.items()},
         "kv_cache": {"tokens_cached": plan.kv_tokens, "bytes_per_token": plan.kv_per_token_bytes},
         "training_rule_of_thumb_bytes": plan.rule_of_thumb,
         "store_fp32_bytes": plan.store_fp32_bytes,
-        "training_mixed_precision_bytes": plan.mixed_precision,
+        "training_mixed_precision_bytes": memory.export_keys(plan.mixed_precision),
         "activations_bytes_by_recompute": plan.activations_by_recompute,
-        "per_gpu_bytes_by_zero_stage": {str(s): v for s, v in plan.zero.items()},
+        "per_gpu_bytes_by_zero_stage": {str(s): memory.export_keys(v) for s, v in plan.zero.items()},
         "gpu_fit": plan.fit_rows,
     }
     return json.dumps(payload, indent=2, default=str)

@@ -292,7 +292,7 @@ with tab_infer:
         m = st.columns(4)
         m[0].metric(f"Weights ({fmt})", format_gb(weights_total), help="Including quantization constants and "
                     "16-bit layers for bitsandbytes formats.")
-        m[1].metric("KV cache", format_gb(selected["KV cache"]),
+        m[1].metric("KV cache", format_gb(selected["kv_cache"]),
                     help="2 · layers · KV heads · head dim · tokens · batch · bytes per value.")
         m[2].metric("Total on one GPU", format_gb(sum(selected.values())),
                     help="Weights + KV cache + activation workspace + CUDA context.")
@@ -306,7 +306,7 @@ with tab_infer:
             st.markdown(
                 f"**KV cache** = 2 × {layers} layers × {shape['num_key_value_heads']} KV heads × "
                 f"{shape['head_dim']} head dim × {plan.kv_tokens:,} tokens × {plan.inputs['batch']} sequences × "
-                f"{KV_DTYPES[plan.inputs['kv_dtype']]:g} bytes = **{format_gb(selected['KV cache'])}** "
+                f"{KV_DTYPES[plan.inputs['kv_dtype']]:g} bytes = **{format_gb(selected['kv_cache'])}** "
                 f"({plan.kv_per_token_bytes / 1e6:.3g} MB per token per sequence)."
                 + (" Encoder-decoder: decoder self-attention + cross-attention caches." if shape["kind"] ==
                    "encoder-decoder" else ""))
@@ -364,7 +364,7 @@ with tab_train:
             f"Model states: fp16 weights **2** + fp16 gradients **2** + optimizer K = **{k:g}** (fp32 master "
             f"weights, momentum, variance) = **{4 + k:g} bytes/param** → **{format_gb(memory_tables.model_states_bytes(mp))}**. "
             f"Activations ({plan.inputs['recompute']} recompute): {layers} layers × {per_layer_formula} bytes = "
-            f"**{format_gb(mp['activations'])}** per micro-batch. Plus {format_gb(mp['CUDA context'])} "
+            f"**{format_gb(mp['activations'])}** per micro-batch. Plus {format_gb(mp['cuda_context'])} "
             f"CUDA context → **{format_gb(sum(mp.values()))}** on a single GPU.")
         c2.plotly_chart(memory_charts.stacked_memory_figure(
             memory_tables.recipe_bars(plan), "Training memory on one GPU by recipe", gpu.memory_bytes, capacity_label,

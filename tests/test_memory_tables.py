@@ -42,7 +42,7 @@ def test_weights_exclude_cache_workspace_and_context(plan):
     parts = plan.inference["nf4"]
     weights = memory_tables.inference_weights_bytes(parts)
     assert weights == pytest.approx(sum(memory.weight_memory(plan.model.config, "nf4", "fp16").values()))
-    assert weights + parts["KV cache"] + parts["activation workspace"] + parts["CUDA context"] == pytest.approx(
+    assert weights + parts["kv_cache"] + parts["activation_workspace"] + parts["cuda_context"] == pytest.approx(
         sum(parts.values()))
 
 
@@ -85,3 +85,29 @@ def test_fit_display_rows_spell_out_never_and_fits(plan):
     h200 = shown["H200 SXM"]
     assert h200["min GPUs to serve"] == f"{raw['H200 SXM']['min GPUs to serve']:,}"
     assert h200["serve: fits 1 GPU"] == "fits" and h200["memory (GB)"] == 141
+
+
+def test_breakdowns_are_keyed_on_ids_and_labels_live_in_one_map(plan):
+    import json
+
+    from core import memory_charts
+
+    assert set(plan.inference["nf4"]) == {"quantized_weights", "quantization_constants", "unquantized_layers",
+                                          "kv_cache", "activation_workspace", "cuda_context"}
+    for parts in (*plan.inference.values(), plan.mixed_precision, *plan.zero.values()):
+        assert all(memory.component_label(k) in memory.COMPONENT_LABELS.values() for k in parts)
+    assert memory.component_label("cuda_context") == "CUDA context" and memory.component_label("embeddings") == \
+        "embeddings"
+    # charts name traces by label whichever key they get
+    fig = memory_charts.stacked_memory_figure({"a": {"kv_cache": 1e9, "cuda_context": 1.3e9}}, "t")
+    assert [t.name for t in fig.data if t.type == "bar"] == ["KV cache", "CUDA context"]
+    assert fig.data[1].marker.color == memory_charts.COMPONENT_COLORS["CUDA context"]
+    # exports keep the keys they always had
+    exported = json.loads(plan_io.plan_json(plan))
+    assert set(exported["inference_bytes"]["int8"]) == {"quantized weights", "quantization constants",
+                                                        "16-bit layers (not quantized)", "KV cache",
+                                                        "activation workspace", "CUDA context"}
+    assert set(exported["training_mixed_precision_bytes"]) == {"weights", "gradients", "optimizer", "activations",
+                                                               "CUDA context"}
+    items = {(r["section"], r["item"]) for r in plan_io.plan_rows(plan)}
+    assert ("inference fp16", "KV cache") in items and ("training, mixed precision (1 GPU)", "CUDA context") in items
