@@ -21,7 +21,7 @@ import math
 from collections.abc import Mapping
 
 from core import architectures, checks
-from core.units import GB, subset  # GB re-exported (a contract: core.memory.GB)
+from core.units import BYTES_PER_VALUE, GB, subset  # GB re-exported (a contract: core.memory.GB)
 
 BYTES_PER_PARAM: dict[str, float] = subset(("fp32", "fp16", "bf16", "int8", "int4"))
 
@@ -34,7 +34,8 @@ WEIGHT_FORMATS: dict[str, str] = {
     "nf4": "4-bit NF4, bitsandbytes (0.5 B/param + fp32 absmax per 64)",
     "nf4-dq": "4-bit NF4 + double quant (0.5 B/param + 8-bit absmax per 64)",
 }
-_FORMAT_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2, "int8": 1, "nf4": 0.5, "nf4-dq": 0.5}
+_FORMAT_BYTES = {**subset(("fp32", "fp16", "bf16", "int8")), "nf4": BYTES_PER_VALUE["int4"],
+                 "nf4-dq": BYTES_PER_VALUE["int4"]}
 
 # bitsandbytes constants (bitsandbytes.functional.quantize_4bit / nn.Linear4bit defaults in transformers).
 BNB_4BIT_BLOCKSIZE = 64
