@@ -19,6 +19,7 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 
 from core import hardware, memory
+from core.checks import check_int
 from core.quantization import model_weight_bytes  # re-exported: core.fast_generation.model_weight_bytes
 
 
@@ -121,15 +122,13 @@ def _sync(device) -> None:
 
 
 def _check_new_tokens(max_new_tokens) -> int:
-    if not isinstance(max_new_tokens, int) or isinstance(max_new_tokens, bool) or not 1 <= max_new_tokens <= 4096:
-        raise ValueError("max_new_tokens must be a whole number from 1 to 4096.")
-    return max_new_tokens
+    return check_int(max_new_tokens, "max_new_tokens", 1, 4096)
 
 
 def _generate_kwargs(max_new_tokens: int, pad_token_id) -> dict:
     # Greedy and exactly max_new_tokens tokens (no early stop at EOS), so both paths do the same work.
-    return {"do_sample": False, "max_new_tokens": _check_new_tokens(max_new_tokens),
-            "min_new_tokens": max_new_tokens, "pad_token_id": pad_token_id}
+    n = _check_new_tokens(max_new_tokens)
+    return {"do_sample": False, "max_new_tokens": n, "min_new_tokens": n, "pad_token_id": pad_token_id}
 
 
 def _timed_generate(model, input_ids, kwargs, path: str) -> GenerationRun:
@@ -209,6 +208,7 @@ class SpeedComparison:
 def compare_runs(model, input_ids, max_new_tokens: int, gpu=None, pad_token_id=None) -> SpeedComparison:
     """Default vs fast path on the same greedy input ids, both next to the bandwidth bound of ``gpu`` (a catalog
     ``GPU``; the bound is None without one)."""
+    max_new_tokens = _check_new_tokens(max_new_tokens)
     default = run_default(model, input_ids, max_new_tokens, pad_token_id)
     fast = run_fast(model, input_ids, max_new_tokens, pad_token_id)
     same_prefix = 0
