@@ -80,7 +80,7 @@ def main() -> int:
               "| fast / bound | compile warm-up s |")
         print("|---|---|---|---|---|---|---|---|")
         for n in args.new_tokens:
-            r = fg.compare_runs(model, ids, n, gpu)
+            r = fg.compare_runs(model, ids, n, gpu).to_dict()
             rows.append(r)
             bound = f"{r['bound_tokens_per_s']:,.0f}" if r["bound_tokens_per_s"] else "– (GPU not in catalog)"
             share = f"{100 * r['fast_fraction_of_bound']:.0f} %" if r["bound_tokens_per_s"] else "–"

@@ -9,7 +9,7 @@ from the model's config.json on the Hugging Face hub: docs/references/architectu
 Public API (a contract for the other pages): ``CATALOG``, ``catalog_ids``, ``get_config``, ``param_count``,
 ``param_breakdown``, ``hf_config``, ``ArchitectureError``. Also: ``linear_layers`` (the matrices a bitsandbytes
 quantizer replaces), ``model_kind``, ``display_name``, ``apply_checkpoint_tying``, ``SUPPORTED_MODEL_TYPES``,
-``is_supported_model_type``, ``SHAPE_KEYS`` / ``SHAPE_LIMITS`` (used by core.model_size to size configs before loads).
+``is_supported_model_type``, ``ALIASES_BY_FIELD`` / ``SHAPE_LIMITS`` (used by core.model_size to size configs before loads).
 """
 from __future__ import annotations
 
@@ -197,6 +197,10 @@ _ALIASES_BY_FIELD: dict[str, tuple[str, ...]] = {
     "max_position_embeddings": ("max_position_embeddings", "n_positions", "n_ctx", "seq_length", "max_seq_len"),
 }
 _ALL_ALIAS_KEYS = {k for keys in _ALIASES_BY_FIELD.values() for k in keys}
+ALIASES_BY_FIELD = _ALIASES_BY_FIELD
+"""Public, read-only by convention: canonical HF config key → every config.json key read for it, in lookup order."""
+ALIAS_KEYS: frozenset[str] = frozenset(_ALL_ALIAS_KEYS)
+"""Every config.json key that ``get_config`` reads as a shape field (the values of ``ALIASES_BY_FIELD``)."""
 _ARCH_PREFIXES = {"GPT2": "gpt2", "Bert": "bert", "Roberta": "roberta", "T5": "t5", "Llama": "llama",
                   "Mistral": "mistral", "Qwen2": "qwen2", "Bloom": "bloom"}
 # Keys that get_config adds and hf_config must not pass to transformers.
@@ -248,7 +252,6 @@ def _infer_model_type(cfg: Mapping) -> str | None:
 
 
 # Public views for core.model_size (sizing a config before any load): shape keys by field, and their limits.
-SHAPE_KEYS = _ALIASES_BY_FIELD
 SHAPE_LIMITS = _LIMITS
 
 

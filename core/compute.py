@@ -23,6 +23,8 @@ import math
 import re
 from dataclasses import asdict, dataclass
 
+from core.units import format_count  # noqa: F401  (re-exported: core.compute.format_count)
+
 # --------------------------------------------------------------------------------------------
 # Constants
 # --------------------------------------------------------------------------------------------
@@ -447,19 +449,6 @@ def parse_in_range(text, low: float, high: float, what: str, unit: str) -> float
 # --------------------------------------------------------------------------------------------
 # Formatting
 # --------------------------------------------------------------------------------------------
-
-
-def format_count(value: float, digits: int = 3) -> str:
-    """175000000000 → '175B', 1.4e12 → '1.4T', 6.7e9 → '6.7B' (short scale, like the papers)."""
-    v = float(value)
-    if not math.isfinite(v):
-        return str(v)
-    for suffix, scale in (("Q", 1e15), ("T", 1e12), ("B", 1e9), ("M", 1e6), ("K", 1e3)):
-        if abs(v) >= scale:
-            if suffix == "Q":
-                return f"{v:.{digits}g}"
-            return f"{v / scale:.{digits}g}{suffix}"
-    return f"{v:.{digits}g}"
 
 
 def format_number(value: float, digits: int = 3) -> str:

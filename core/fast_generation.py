@@ -16,9 +16,11 @@ Plain Python, no Streamlit. Timing lives here as functions; speed numbers are pr
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 from core import hardware, memory
+from core.checks import check_int
+from core.quantization import model_weight_bytes  # re-exported: core.fast_generation.model_weight_bytes
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -79,18 +81,6 @@ def model_generation_bound_tokens_per_s(model, weight_bytes: float, bandwidth_by
                                          kv_bytes_per_token(model.config, model.dtype.itemsize))
 
 
-def model_weight_bytes(model) -> int:
-    """Bytes of a model's parameters and buffers (tied weights counted once)."""
-    seen, total = set(), 0
-    for t in list(model.parameters()) + list(model.buffers()):
-        key = t.untyped_storage().data_ptr()
-        if key in seen:
-            continue
-        seen.add(key)
-        total += t.untyped_storage().nbytes()
-    return total
-
-
 # ---------------------------------------------------------------------------------------------------------------
 # Running the two paths
 # ---------------------------------------------------------------------------------------------------------------
@@ -132,15 +122,13 @@ def _sync(device) -> None:
 
 
 def _check_new_tokens(max_new_tokens) -> int:
-    if not isinstance(max_new_tokens, int) or isinstance(max_new_tokens, bool) or not 1 <= max_new_tokens <= 4096:
-        raise ValueError("max_new_tokens must be a whole number from 1 to 4096.")
-    return max_new_tokens
+    return check_int(max_new_tokens, "max_new_tokens", 1, 4096)
 
 
 def _generate_kwargs(max_new_tokens: int, pad_token_id) -> dict:
     # Greedy and exactly max_new_tokens tokens (no early stop at EOS), so both paths do the same work.
-    return {"do_sample": False, "max_new_tokens": _check_new_tokens(max_new_tokens),
-            "min_new_tokens": max_new_tokens, "pad_token_id": pad_token_id}
+    n = _check_new_tokens(max_new_tokens)
+    return {"do_sample": False, "max_new_tokens": n, "min_new_tokens": n, "pad_token_id": pad_token_id}
 
 
 def _timed_generate(model, input_ids, kwargs, path: str) -> GenerationRun:
@@ -185,9 +173,42 @@ def run_fast(model, input_ids, max_new_tokens: int, pad_token_id=None, warmup: b
     return run
 
 
-def compare_runs(model, input_ids, max_new_tokens: int, gpu=None, pad_token_id=None) -> dict:
+@dataclass(frozen=True)
+class SpeedComparison:
+    """Default ``generate`` vs static cache + ``torch.compile`` on the same greedy input, next to the bandwidth bound.
+
+    ``to_dict()`` gives the keys ``compare_runs`` returned as a dict before (plus the texts when decoded)."""
+    default_tokens_per_s: float
+    fast_tokens_per_s: float
+    speedup: float | None  # fast ÷ default
+    same_output: bool  # identical greedy token ids
+    same_leading_tokens: int  # how many leading token ids agree
+    new_tokens: int
+    prompt_tokens: int
+    bound_tokens_per_s: float | None  # bandwidth bound of ``gpu`` (None without a catalog GPU)
+    gpu: str | None  # catalog GPU name
+    bandwidth_gbs: float | None  # its datasheet bandwidth, GB/s
+    weight_bytes: int  # total bytes of the model's weights (model_weight_bytes)
+    default_fraction_of_bound: float | None
+    fast_fraction_of_bound: float | None
+    compile_warmup_seconds: float  # first, compiling call of the fast path (not timed)
+    default_token_ids: list = field(default_factory=list)
+    fast_token_ids: list = field(default_factory=list)
+    default_text: str | None = None  # decoded new tokens (compare_generation only)
+    fast_text: str | None = None
+
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        for key in ("default_text", "fast_text"):
+            if out[key] is None:
+                del out[key]
+        return out
+
+
+def compare_runs(model, input_ids, max_new_tokens: int, gpu=None, pad_token_id=None) -> SpeedComparison:
     """Default vs fast path on the same greedy input ids, both next to the bandwidth bound of ``gpu`` (a catalog
     ``GPU``; the bound is None without one)."""
+    max_new_tokens = _check_new_tokens(max_new_tokens)
     default = run_default(model, input_ids, max_new_tokens, pad_token_id)
     fast = run_fast(model, input_ids, max_new_tokens, pad_token_id)
     same_prefix = 0
@@ -200,24 +221,24 @@ def compare_runs(model, input_ids, max_new_tokens: int, gpu=None, pad_token_id=N
     if gpu is not None and gpu.bandwidth_gbs > 0:
         bound = model_generation_bound_tokens_per_s(model, weight_bytes, gpu.bandwidth_bytes_per_s,
                                                     input_ids.shape[1], max_new_tokens)
-    return {
-        "default_tokens_per_s": default.tokens_per_s,
-        "fast_tokens_per_s": fast.tokens_per_s,
-        "speedup": fast.tokens_per_s / default.tokens_per_s if default.tokens_per_s else None,
-        "same_output": default.token_ids == fast.token_ids,
-        "same_leading_tokens": same_prefix,
-        "new_tokens": max_new_tokens,
-        "prompt_tokens": int(input_ids.shape[1]),
-        "bound_tokens_per_s": bound,
-        "gpu": gpu.name if gpu else None,
-        "bandwidth_gbs": gpu.bandwidth_gbs if gpu else None,
-        "weight_bytes": weight_bytes,
-        "default_fraction_of_bound": default.tokens_per_s / bound if bound else None,
-        "fast_fraction_of_bound": fast.tokens_per_s / bound if bound else None,
-        "compile_warmup_seconds": fast.warmup_seconds,
-        "default_token_ids": default.token_ids,
-        "fast_token_ids": fast.token_ids,
-    }
+    return SpeedComparison(
+        default_tokens_per_s=default.tokens_per_s,
+        fast_tokens_per_s=fast.tokens_per_s,
+        speedup=fast.tokens_per_s / default.tokens_per_s if default.tokens_per_s else None,
+        same_output=default.token_ids == fast.token_ids,
+        same_leading_tokens=same_prefix,
+        new_tokens=max_new_tokens,
+        prompt_tokens=int(input_ids.shape[1]),
+        bound_tokens_per_s=bound,
+        gpu=gpu.name if gpu else None,
+        bandwidth_gbs=gpu.bandwidth_gbs if gpu else None,
+        weight_bytes=weight_bytes,
+        default_fraction_of_bound=default.tokens_per_s / bound if bound else None,
+        fast_fraction_of_bound=fast.tokens_per_s / bound if bound else None,
+        compile_warmup_seconds=fast.warmup_seconds,
+        default_token_ids=default.token_ids,
+        fast_token_ids=fast.token_ids,
+    )
 
 
 # --- the same for a core.models.LoadedModel and a text prompt ---------------------------------------------------
@@ -264,7 +285,7 @@ def weight_bytes_and_bandwidth(loaded, gpu_name: str | None = None) -> tuple[int
     return model_weight_bytes(loaded.model), gpu
 
 
-def compare_generation(loaded, prompt: str, max_new_tokens: int, gpu_name: str | None = None) -> dict:
+def compare_generation(loaded, prompt: str, max_new_tokens: int, gpu_name: str | None = None) -> SpeedComparison:
     """Default vs fast path for a loaded decoder and a prompt (see ``compare_runs``), with the decoded texts."""
     ok, reason = fast_generation_support(loaded.device)
     if not ok:
@@ -273,9 +294,9 @@ def compare_generation(loaded, prompt: str, max_new_tokens: int, gpu_name: str |
         raise RuntimeError("Fast generation applies to decoder models (text generation).")
     _, gpu = weight_bytes_and_bandwidth(loaded, gpu_name)
     result = compare_runs(loaded.model, _encode(loaded, prompt), max_new_tokens, gpu, _pad_id(loaded))
-    result["default_text"] = loaded.tokenizer.decode(result["default_token_ids"], skip_special_tokens=True)
-    result["fast_text"] = loaded.tokenizer.decode(result["fast_token_ids"], skip_special_tokens=True)
-    return result
+    return replace(result,
+                   default_text=loaded.tokenizer.decode(result.default_token_ids, skip_special_tokens=True),
+                   fast_text=loaded.tokenizer.decode(result.fast_token_ids, skip_special_tokens=True))
 
 
 def speed_figure(default_tokens_per_s: float | None, fast_tokens_per_s: float | None,

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, asdict
 
-GB = 1e9  # GPU memory is sold in decimal GB; the planners use GB = 1e9 bytes like the ZeRO paper.
+from core.device import MEMORY_DEVICE_TYPES, resolve_device
+from core.units import GB  # re-exported: GPU memory is sold in decimal GB (1e9 bytes), like the ZeRO paper uses
 
 
 @dataclass(frozen=True)
@@ -211,7 +212,7 @@ def free_device_memory_bytes(device: str = "auto") -> int:
     """
     import torch
 
-    dev = _resolve_device(device)
+    dev = resolve_device(device, MEMORY_DEVICE_TYPES)
     if dev.type == "cuda":
         index = dev.index if dev.index is not None else torch.cuda.current_device()
         free, _total = torch.cuda.mem_get_info(index)
@@ -221,16 +222,8 @@ def free_device_memory_bytes(device: str = "auto") -> int:
 
 
 def _resolve_device(device: str = "auto"):
-    import torch
-
-    if device in (None, "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("CUDA was requested but this machine has no usable CUDA GPU.")
-    if dev.type not in ("cuda", "cpu"):
-        raise ValueError(f"Unsupported device {device!r}: use 'auto', 'cuda' or 'cpu'.")
-    return dev
+    # Kept only for callers not yet moved to core.device.resolve_device(device, MEMORY_DEVICE_TYPES).
+    return resolve_device(device, MEMORY_DEVICE_TYPES)
 
 
 def detect_hardware(device: str = "auto") -> dict:
@@ -273,7 +266,7 @@ def detect_hardware(device: str = "auto") -> dict:
         "catalog_gpu_name": None,
     }
     info["device_name"] = info["cpu_name"]
-    dev = _resolve_device(device)
+    dev = resolve_device(device, MEMORY_DEVICE_TYPES)
     if dev.type != "cuda":
         return info
 

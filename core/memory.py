@@ -20,11 +20,10 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
-from core import architectures
+from core import architectures, checks
+from core.units import BYTES_PER_VALUE, GB, subset  # GB re-exported (a contract: core.memory.GB)
 
-GB = 1e9
-
-BYTES_PER_PARAM: dict[str, float] = {"fp32": 4, "fp16": 2, "bf16": 2, "int8": 1, "int4": 0.5}
+BYTES_PER_PARAM: dict[str, float] = subset(("fp32", "fp16", "bf16", "int8", "int4"))
 
 # Weight storage formats the planner knows. "int8"/"nf4"/"nf4-dq" are bitsandbytes formats (with their constants).
 WEIGHT_FORMATS: dict[str, str] = {
@@ -35,7 +34,8 @@ WEIGHT_FORMATS: dict[str, str] = {
     "nf4": "4-bit NF4, bitsandbytes (0.5 B/param + fp32 absmax per 64)",
     "nf4-dq": "4-bit NF4 + double quant (0.5 B/param + 8-bit absmax per 64)",
 }
-_FORMAT_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2, "int8": 1, "nf4": 0.5, "nf4-dq": 0.5}
+_FORMAT_BYTES = {**subset(("fp32", "fp16", "bf16", "int8")), "nf4": BYTES_PER_VALUE["int4"],
+                 "nf4-dq": BYTES_PER_VALUE["int4"]}
 
 # bitsandbytes constants (bitsandbytes.functional.quantize_4bit / nn.Linear4bit defaults in transformers).
 BNB_4BIT_BLOCKSIZE = 64
@@ -52,19 +52,25 @@ DEFAULT_INFERENCE_WORKSPACE_PCT = 20.0
 DEFAULT_CUDA_OVERHEAD_GB = 1.3
 """CUDA context + PyTorch kernels per GPU process: Hugging Face "Model training anatomy" guide measures ~1.3 GB
 occupied right after the first tensor is put on the GPU, before any model is loaded."""
+DEFAULT_CUDA_OVERHEAD_BYTES = DEFAULT_CUDA_OVERHEAD_GB * GB
+"""The same default in bytes, the unit the functions below take (``overhead_bytes``)."""
 
 
-def _check_nonnegative(value, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-        raise ValueError(f"{name} must be a non-negative number, got {value!r}.")
-    return float(value)
+_check_nonnegative = checks.check_nonnegative
+_check_positive_int = checks.check_positive_int
+# Bytes per parameter of the model states, named for their unit; the old names stay accepted as keywords.
+_PER_PARAM_KEYWORDS = {"weight_bytes": "weight_bytes_per_param", "grad_bytes": "grad_bytes_per_param",
+                       "optimizer_bytes": "optimizer_bytes_per_param"}
 
 
-def _check_positive_int(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-            or value != int(value) or value < 1:
-        raise ValueError(f"{name} must be a whole number ≥ 1, got {value!r}.")
-    return int(value)
+def _overhead_bytes(overhead_gb: float | None, overhead_bytes: float | None) -> float:
+    """Per-GPU overhead in bytes from either ``overhead_bytes`` or the older ``overhead_gb`` (GB = 1e9 bytes)."""
+    if overhead_gb is not None and overhead_bytes is not None:
+        raise TypeError("Give the overhead once: overhead_bytes (or the older overhead_gb), not both.")
+    if overhead_bytes is None:
+        overhead_bytes = DEFAULT_CUDA_OVERHEAD_BYTES if overhead_gb is None else \
+            _check_nonnegative(overhead_gb, "overhead") * GB
+    return _check_nonnegative(overhead_bytes, "overhead")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -101,8 +107,8 @@ def weight_memory(model, weight_format: str, compute_dtype: str = "fp16") -> dic
 
     ``model`` is a catalog id / config dict (exact, per weight matrix) or a raw parameter count (int/float: every
     parameter treated as quantizable, constants at their per-parameter rate). Float formats return {"weights": ...}.
-    bitsandbytes formats return "quantized weights" (int8 / packed 4-bit values), "quantization constants" (int8: one
-    fp32 scale per output row, SCB; 4-bit: absmax per 64-value block) and "16-bit layers (not quantized)" —
+    bitsandbytes formats return "quantized_weights" (int8 / packed 4-bit values), "quantization_constants" (int8: one
+    fp32 scale per output row, SCB; 4-bit: absmax per 64-value block) and "unquantized_layers" (16-bit) —
     embeddings, norms, biases, lm_head and the last module (transformers' get_keys_to_not_convert) in ``compute_dtype``.
     """
     if weight_format not in _FORMAT_BYTES:
@@ -115,11 +121,11 @@ def weight_memory(model, weight_format: str, compute_dtype: str = "fp16") -> dic
         if weight_format in ("fp32", "fp16", "bf16"):
             return {"weights": n * _FORMAT_BYTES[weight_format]}
         if weight_format == "int8":
-            return {"quantized weights": n, "quantization constants": 0.0, "16-bit layers (not quantized)": 0.0}
+            return {"quantized_weights": n, "quantization_constants": 0.0, "unquantized_layers": 0.0}
         per_param = 4 / BNB_4BIT_BLOCKSIZE if weight_format == "nf4" else (
             1 / BNB_4BIT_BLOCKSIZE + 4 / (BNB_4BIT_BLOCKSIZE * BNB_NESTED_BLOCKSIZE))
-        return {"quantized weights": n * 0.5, "quantization constants": n * per_param,
-                "16-bit layers (not quantized)": 0.0}
+        return {"quantized_weights": n * 0.5, "quantization_constants": n * per_param,
+                "unquantized_layers": 0.0}
 
     total_params = architectures.param_count(model)
     if weight_format in ("fp32", "fp16", "bf16"):
@@ -139,8 +145,8 @@ def weight_memory(model, weight_format: str, compute_dtype: str = "fp16") -> dic
             quantized_values += math.ceil(per_tensor / 2) * layer.count
             constants += _bnb_4bit_constants_bytes(per_tensor, weight_format == "nf4-dq") * layer.count
     kept = (total_params - quantized_params) * keep_bytes
-    return {"quantized weights": float(quantized_values), "quantization constants": float(constants),
-            "16-bit layers (not quantized)": float(kept)}
+    return {"quantized_weights": float(quantized_values), "quantization_constants": float(constants),
+            "unquantized_layers": float(kept)}
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -196,7 +202,27 @@ COMPONENT_LABELS = {
     "optimizer": "optimizer states",
     "activations": "activations",
     "activations + temporary": "activations + temporary",
+    "quantized_weights": "quantized weights",
+    "quantization_constants": "quantization constants",
+    "unquantized_layers": "16-bit layers (not quantized)",
+    "kv_cache": "KV cache",
+    "activation_workspace": "activation workspace",
+    "cuda_context": "CUDA context",
 }
+"""Display label of each memory component. Breakdowns are keyed on these stable ids; labels are shown only."""
+_EXPORT_KEYS = {k: COMPONENT_LABELS[k] for k in ("quantized_weights", "quantization_constants", "unquantized_layers",
+                                                 "kv_cache", "activation_workspace", "cuda_context")}
+
+
+def component_label(component: str) -> str:
+    """Display label of a component id ("cuda_context" → "CUDA context"); unknown names are returned as they are."""
+    return COMPONENT_LABELS.get(component, component)
+
+
+def export_keys(parts: Mapping[str, float]) -> dict[str, float]:
+    """A breakdown under the keys CSV/JSON exports have always used (the labels of the components that were keyed
+    by label before they got ids, e.g. "KV cache"; "weights", "optimizer", ... unchanged), so exports stay the same."""
+    return {_EXPORT_KEYS.get(k, k): v for k, v in parts.items()}
 
 
 def training_bytes_per_param(recipe: str) -> dict[str, float]:
@@ -213,36 +239,41 @@ def training_bytes_per_param(recipe: str) -> dict[str, float]:
     return dict(_RECIPES[recipe])
 
 
-def zero_model_states_breakdown(n_params: float, n_gpus: int, stage: int, weight_bytes: float = 2,
-                                grad_bytes: float = 2, optimizer_bytes: float = 12) -> dict[str, float]:
+@checks.renamed_keywords(**_PER_PARAM_KEYWORDS)
+def zero_model_states_breakdown(n_params: float, n_gpus: int, stage: int, weight_bytes_per_param: float = 2,
+                                grad_bytes_per_param: float = 2,
+                                optimizer_bytes_per_param: float = 12) -> dict[str, float]:
     """Per-GPU bytes of weights, gradients and optimizer states with ZeRO ``stage`` over ``n_gpus`` data-parallel GPUs.
 
     ZeRO paper (Rajbhandari et al. 2019), Figure 1 and §5: stage 0 (DDP) (2 + 2 + K)Ψ; stage 1 shards the optimizer
     states (KΨ/Nd); stage 2 also the gradients (2Ψ/Nd); stage 3 also the parameters (2Ψ/Nd). PyTorch FSDP
-    SHARD_GRAD_OP ≈ stage 2, FULL_SHARD ≈ stage 3.
+    SHARD_GRAD_OP ≈ stage 2, FULL_SHARD ≈ stage 3. The ``*_bytes_per_param`` arguments are the 2 / 2 / K of the paper
+    (older keywords ``weight_bytes`` / ``grad_bytes`` / ``optimizer_bytes`` are still accepted).
     """
     n = _check_nonnegative(n_params, "n_params")
     nd = _check_positive_int(n_gpus, "n_gpus")
     if stage not in (0, 1, 2, 3) or isinstance(stage, bool):
         raise ValueError(f"ZeRO stage must be 0 (DDP), 1, 2 or 3, got {stage!r}.")
-    for value, name in ((weight_bytes, "weight_bytes"), (grad_bytes, "grad_bytes"),
-                        (optimizer_bytes, "optimizer_bytes")):
+    for value, name in ((weight_bytes_per_param, "weight_bytes_per_param"),
+                        (grad_bytes_per_param, "grad_bytes_per_param"),
+                        (optimizer_bytes_per_param, "optimizer_bytes_per_param")):
         _check_nonnegative(value, name)
     return {
-        "weights": weight_bytes * n / (nd if stage >= 3 else 1),
-        "gradients": grad_bytes * n / (nd if stage >= 2 else 1),
-        "optimizer": optimizer_bytes * n / (nd if stage >= 1 else 1),
+        "weights": weight_bytes_per_param * n / (nd if stage >= 3 else 1),
+        "gradients": grad_bytes_per_param * n / (nd if stage >= 2 else 1),
+        "optimizer": optimizer_bytes_per_param * n / (nd if stage >= 1 else 1),
     }
 
 
-def zero_model_states_bytes(n_params: float, n_gpus: int, stage: int, weight_bytes: float = 2,
-                            grad_bytes: float = 2, optimizer_bytes: float = 12) -> float:
+@checks.renamed_keywords(**_PER_PARAM_KEYWORDS)
+def zero_model_states_bytes(n_params: float, n_gpus: int, stage: int, weight_bytes_per_param: float = 2,
+                            grad_bytes_per_param: float = 2, optimizer_bytes_per_param: float = 12) -> float:
     """Per-GPU bytes of model states for ZeRO stage 0 (DDP), 1, 2 or 3 across ``n_gpus`` GPUs.
 
     ZeRO paper, Figure 1: Ψ = 7.5B, Nd = 64, K = 12 → 120 GB (DDP), 31.4 GB (Pos), 16.6 GB (Pos+g), 1.88 GB (Pos+g+p).
     """
-    return sum(zero_model_states_breakdown(n_params, n_gpus, stage, weight_bytes, grad_bytes,
-                                           optimizer_bytes).values())
+    return sum(zero_model_states_breakdown(n_params, n_gpus, stage, weight_bytes_per_param, grad_bytes_per_param,
+                                           optimizer_bytes_per_param).values())
 
 
 def activation_bytes_per_layer(seq_len: int, batch_size: int, hidden_size: int, n_heads: int,
@@ -313,16 +344,18 @@ def min_gpus(fixed_bytes: float, shardable_bytes: float, capacity_bytes: float, 
 
 def inference_breakdown(model, weight_format: str, seq_len: int, batch_size: int, kv_bytes_per_value: float = 2,
                         workspace_pct: float = DEFAULT_INFERENCE_WORKSPACE_PCT,
-                        overhead_gb: float = DEFAULT_CUDA_OVERHEAD_GB, compute_dtype: str = "fp16",
-                        shape_model=None) -> dict[str, float]:
+                        overhead_gb: float | None = None, compute_dtype: str = "fp16",
+                        shape_model=None, *, overhead_bytes: float | None = None) -> dict[str, float]:
     """Serving memory on one GPU: weight components + KV cache + activation workspace + CUDA/framework overhead.
 
     ``model`` may be a raw parameter count; then ``shape_model`` (a catalog id or config) supplies the shape for the
     KV cache. Workspace = ``workspace_pct`` % of the weights (EleutherAI Transformer Math 101: ≈ 20 %); overhead is a
-    fixed per-GPU amount (Hugging Face's anatomy guide: ~1.3 GB of CUDA context and kernels).
+    fixed per-GPU amount, ``overhead_bytes`` (Hugging Face's anatomy guide: ~1.3 GB of CUDA context and kernels;
+    the older ``overhead_gb`` in GB is still accepted). Keys: ``weight_memory``'s components, "kv_cache",
+    "activation_workspace" and "cuda_context" (labels: ``COMPONENT_LABELS``).
     """
     _check_nonnegative(workspace_pct, "activation workspace %")
-    _check_nonnegative(overhead_gb, "overhead")
+    overhead = _overhead_bytes(overhead_gb, overhead_bytes)
     parts = dict(weight_memory(model, weight_format, compute_dtype))
     weights_total = sum(parts.values())
     shape = shape_model if shape_model is not None else model
@@ -330,37 +363,45 @@ def inference_breakdown(model, weight_format: str, seq_len: int, batch_size: int
         kv = 0.0
     else:
         kv = model_kv_cache_bytes(shape, seq_len, batch_size, kv_bytes_per_value)
-    parts["KV cache"] = kv
-    parts["activation workspace"] = weights_total * workspace_pct / 100
-    parts["CUDA context"] = overhead_gb * GB
+    parts["kv_cache"] = kv
+    parts["activation_workspace"] = weights_total * workspace_pct / 100
+    parts["cuda_context"] = overhead
     return parts
 
 
 def inference_min_gpus(breakdown: Mapping[str, float], capacity_bytes: float) -> int | None:
     """GPUs needed when weights, KV cache and workspace are split evenly (tensor/pipeline parallel) and every GPU
     carries its own CUDA context: fixed = overhead, shardable = the rest."""
-    fixed = breakdown.get("CUDA context", 0.0)
+    fixed = breakdown.get("cuda_context", 0.0)
     return min_gpus(fixed, sum(breakdown.values()) - fixed, capacity_bytes)
 
 
-def training_per_gpu(n_params: float, n_gpus: int, stage: int, activation_bytes: float, overhead_gb: float,
-                     weight_bytes: float = 2, grad_bytes: float = 2, optimizer_bytes: float = 12) -> dict[str, float]:
+@checks.renamed_keywords(**_PER_PARAM_KEYWORDS)
+def training_per_gpu(n_params: float, n_gpus: int, stage: int, activation_bytes: float,
+                     overhead_gb: float | None = None, weight_bytes_per_param: float = 2,
+                     grad_bytes_per_param: float = 2, optimizer_bytes_per_param: float = 12, *,
+                     overhead_bytes: float | None = None) -> dict[str, float]:
     """Per-GPU training memory: ZeRO model states + activations of one micro-batch + CUDA/framework overhead.
 
-    Data parallelism does not shard activations (each GPU runs its own micro-batch).
+    Data parallelism does not shard activations (each GPU runs its own micro-batch). The overhead is
+    ``overhead_bytes`` (or the older ``overhead_gb``, GB; default ``DEFAULT_CUDA_OVERHEAD_BYTES``).
     """
-    parts = zero_model_states_breakdown(n_params, n_gpus, stage, weight_bytes, grad_bytes, optimizer_bytes)
+    parts = zero_model_states_breakdown(n_params, n_gpus, stage, weight_bytes_per_param, grad_bytes_per_param,
+                                        optimizer_bytes_per_param)
     parts["activations"] = _check_nonnegative(activation_bytes, "activation bytes")
-    parts["CUDA context"] = _check_nonnegative(overhead_gb, "overhead") * GB
+    parts["cuda_context"] = _overhead_bytes(overhead_gb, overhead_bytes)
     return parts
 
 
-def training_min_gpus(n_params: float, stage: int, activation_bytes: float, overhead_gb: float,
-                      capacity_bytes: float, weight_bytes: float = 2, grad_bytes: float = 2,
-                      optimizer_bytes: float = 12) -> int | None:
-    """Minimum data-parallel GPUs for ZeRO ``stage`` to fit ``capacity_bytes`` per GPU (None: never fits)."""
-    one = training_per_gpu(n_params, 1, stage, activation_bytes, overhead_gb, weight_bytes, grad_bytes,
-                           optimizer_bytes)
+@checks.renamed_keywords(**_PER_PARAM_KEYWORDS)
+def training_min_gpus(n_params: float, stage: int, activation_bytes: float, overhead_gb: float | None,
+                      capacity_bytes: float, weight_bytes_per_param: float = 2, grad_bytes_per_param: float = 2,
+                      optimizer_bytes_per_param: float = 12, *, overhead_bytes: float | None = None) -> int | None:
+    """Minimum data-parallel GPUs for ZeRO ``stage`` to fit ``capacity_bytes`` per GPU (None: never fits).
+
+    Pass the overhead as ``overhead_bytes=`` (with ``overhead_gb`` None) or, as before, ``overhead_gb`` in GB."""
+    one = training_per_gpu(n_params, 1, stage, activation_bytes, overhead_gb, weight_bytes_per_param,
+                           grad_bytes_per_param, optimizer_bytes_per_param, overhead_bytes=overhead_bytes)
     sharded = {1: ("optimizer",), 2: ("optimizer", "gradients"), 3: ("optimizer", "gradients", "weights")}.get(stage, ())
     shardable = sum(one[k] for k in sharded)
     fixed = sum(one.values()) - shardable

@@ -9,7 +9,8 @@ from collections.abc import Mapping, Sequence
 
 import plotly.graph_objects as go
 
-GB = 1e9
+from core.memory import component_label
+from core.units import GB
 
 # One colour per component, shared by every chart so a component looks the same everywhere.
 COMPONENT_COLORS = {
@@ -55,8 +56,9 @@ def stacked_memory_figure(bars: Mapping[str, Mapping[str, float]], title: str, c
                           capacity_label: str | None = None, highlight: str | None = None) -> go.Figure:
     """Stacked bars, one per plan (e.g. per precision or per ZeRO stage), each stacking its memory components.
 
-    ``bars``: bar label → component → bytes. A dashed line marks the GPU capacity when given; the bar named
-    ``highlight`` gets a bold label.
+    ``bars``: bar label → component (an id such as "cuda_context" or a label) → bytes; traces are named with
+    ``memory.component_label``. A dashed line marks the GPU capacity when given; the bar named ``highlight`` gets a
+    bold label.
     """
     labels = list(bars)
     components: list[str] = []
@@ -66,11 +68,12 @@ def stacked_memory_figure(bars: Mapping[str, Mapping[str, float]], title: str, c
                 components.append(comp)
     fig = go.Figure()
     for comp in components:
+        name = component_label(comp)
         fig.add_trace(go.Bar(
-            name=comp, x=[f"<b>{b}</b>" if b == highlight else b for b in labels],
+            name=name, x=[f"<b>{b}</b>" if b == highlight else b for b in labels],
             y=[bars[b].get(comp, 0.0) / GB for b in labels],
-            marker_color=COMPONENT_COLORS.get(comp),
-            hovertemplate=f"{comp}: %{{y:,.2f}} GB<extra>%{{x}}</extra>"))
+            marker_color=COMPONENT_COLORS.get(name),
+            hovertemplate=f"{name}: %{{y:,.2f}} GB<extra>%{{x}}</extra>"))
     totals = [sum(bars[b].values()) / GB for b in labels]
     fig.add_trace(go.Scatter(
         x=[f"<b>{b}</b>" if b == highlight else b for b in labels], y=totals, mode="text",

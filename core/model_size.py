@@ -67,7 +67,7 @@ def _meta_param_count(cfg: Mapping, config=None) -> int:
     import torch
     from transformers import AutoConfig, AutoModel, PretrainedConfig
 
-    for field, keys in architectures.SHAPE_KEYS.items():  # plausibility first: a meta build still loops per layer
+    for field, keys in architectures.ALIASES_BY_FIELD.items():  # plausibility first: a meta build still loops per layer
         for key in keys:
             value = cfg.get(key)
             if isinstance(value, (int, float)) and not isinstance(value, bool):

@@ -32,6 +32,7 @@ from typing import Any, Callable
 import torch
 
 from core import model_policy, model_size, safe_json
+from core.device import DeviceError, resolve_device
 from core.model_policy import ModelPolicy
 from core.prompts import has_chat_template
 from core.user_text import code, escape_markdown
@@ -145,31 +146,14 @@ def context_window_of(config, tokenizer=None) -> int:
 
 
 def select_device(device: str | torch.device = "auto") -> torch.device:
-    """"auto" picks CUDA > MPS > CPU; an explicit "cpu" / "cuda" / "cuda:1" / "mps" is checked to exist."""
-    if isinstance(device, torch.device):
-        device = str(device)
-    device = (device or "auto").strip().lower()
-    if device == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
+    """"auto" picks CUDA > MPS > CPU; an explicit "cpu" / "cuda" / "cuda:1" / "mps" is checked to exist.
+
+    The one resolver is ``core.device.resolve_device``; this raises its message as a ``ModelLoadError``.
+    """
     try:
-        chosen = torch.device(device)
-    except (RuntimeError, ValueError) as exc:
-        raise ModelLoadError(f"Unknown device '{device}'. Use 'auto', 'cpu', 'cuda' or 'mps'.") from exc
-    if chosen.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ModelLoadError("Device 'cuda' was requested but no CUDA GPU is available here; use 'auto' or 'cpu'.")
-        if chosen.index is not None and chosen.index >= torch.cuda.device_count():
-            raise ModelLoadError(f"Device '{device}' does not exist: this machine has {torch.cuda.device_count()} GPU(s).")
-    elif chosen.type == "mps":
-        if getattr(torch.backends, "mps", None) is None or not torch.backends.mps.is_available():
-            raise ModelLoadError("Device 'mps' (Apple GPU) was requested but is not available here; use 'auto' or 'cpu'.")
-    elif chosen.type != "cpu":
-        raise ModelLoadError(f"Unsupported device '{device}'. Use 'auto', 'cpu', 'cuda' or 'mps'.")
-    return chosen
+        return resolve_device(device)
+    except DeviceError as exc:
+        raise ModelLoadError(str(exc)) from exc
 
 
 def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:
@@ -391,18 +375,40 @@ def _check_quantization_runs_here(quantization: str, device: torch.device) -> No
 
 
 def load_tokenizer(name: str | None = None):
-    """Tokenizer of a bundled model (default: the bundled encoder's) or of a local folder / cached Hub id."""
+    """Tokenizer of a bundled model (default: the bundled encoder's) or of a local folder / cached Hub id.
+
+    Names resolve exactly as in ``load_model`` (same aliases, same bundled folders, same missing-folder message).
+    """
     from transformers import AutoTokenizer
 
     resolved = canonical_name(name) if name else BUNDLED_ENCODER
-    if resolved == BUNDLED_DECODER:
-        return AutoTokenizer.from_pretrained(str(ensure_bundled_decoder()))
-    if resolved == BUNDLED_ENCODER:
-        return AutoTokenizer.from_pretrained(str(bundled_encoder_dir()))
+    folder, _source = _weights_location(resolved)
     try:
-        return AutoTokenizer.from_pretrained(resolved)
+        return AutoTokenizer.from_pretrained(str(folder) if folder is not None else resolved)
     except Exception as exc:  # noqa: BLE001
-        raise ModelLoadError(_with_bundled_hint(f"Could not load a tokenizer for {code(resolved)}: {escape_markdown(exc)}.")) from exc
+        if folder is not None and resolved in (BUNDLED_DECODER, BUNDLED_ENCODER):
+            raise
+        raise ModelLoadError(_with_bundled_hint(
+            f"Could not load a tokenizer for {code(resolved)}: {escape_markdown(exc)}.")) from exc
+
+
+def _weights_location(resolved: str, report: ProgressCallback | None = None,
+                      policy: ModelPolicy | None = None) -> tuple[Path | None, str]:
+    """(folder, source description) for a canonical name: the bundled folders (converting SmolLM2's .gguf once),
+    a local folder the server's ``policy`` allows (core.model_policy; None = a loopback server's: any), or None for
+    a Hugging Face Hub id. Raises ModelLoadError for a refused name or a missing local folder; on an exposed server
+    the message does not say whether a path exists."""
+    if resolved == BUNDLED_DECODER:
+        folder = ensure_bundled_decoder(report)
+        return folder, f"bundled SmolLM2 .gguf, converted once to {folder}"
+    if resolved == BUNDLED_ENCODER:
+        folder = bundled_encoder_dir()
+        return folder, f"bundled all-MiniLM-L6-v2 in {folder}"
+    try:
+        permitted = model_policy.resolve_source(resolved, policy or model_policy.OPEN, bundled_folders())
+    except model_policy.ModelPolicyError as exc:
+        raise ModelLoadError(_with_bundled_hint(str(exc))) from None
+    return (Path(permitted.location) if permitted.kind == "folder" else None), permitted.label
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -453,27 +459,15 @@ def load_model(
     from transformers import AutoConfig, AutoTokenizer
 
     # 1. Where do the weights come from?
-    if resolved == BUNDLED_DECODER:
-        folder = ensure_bundled_decoder(report)
-        source = f"bundled SmolLM2 .gguf, converted once to {folder}"
-    elif resolved == BUNDLED_ENCODER:
-        folder = bundled_encoder_dir()
-        source = f"bundled all-MiniLM-L6-v2 in {folder}"
-    else:
-        try:
-            permitted = model_policy.resolve_source(resolved, policy, bundled_folders())
-        except model_policy.ModelPolicyError as exc:
+    folder, source = _weights_location(resolved, report, policy)
+    if folder is not None and resolved not in (BUNDLED_DECODER, BUNDLED_ENCODER):
+        try:  # size-capped, depth-capped read before transformers parses it
+            safe_json.read_config_file(folder / "config.json", f"{code(resolved)}'s config.json")
+        except safe_json.JSONInputError as exc:
+            if policy.exposed:
+                raise ModelLoadError(_with_bundled_hint(
+                    f"{code(resolved)} is not a model folder this server can load.")) from None
             raise ModelLoadError(_with_bundled_hint(str(exc))) from None
-        folder = Path(permitted.location) if permitted.kind == "folder" else None
-        source = permitted.label
-        if folder is not None:  # size-capped, depth-capped read before transformers parses it
-            try:
-                safe_json.read_config_file(folder / "config.json", f"{code(resolved)}'s config.json")
-            except safe_json.JSONInputError as exc:
-                if policy.exposed:
-                    raise ModelLoadError(_with_bundled_hint(
-                        f"{code(resolved)} is not a model folder this server can load.")) from None
-                raise ModelLoadError(_with_bundled_hint(str(exc))) from None
 
     # 2. Config → kind → Auto class.
     report(0.9, f"Loading {resolved}…")

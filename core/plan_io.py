@@ -17,16 +17,16 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from core import architectures, memory, safe_json
+from core import architectures, memory, safe_json, units
 from core.architectures import ArchitectureError
 from core.hardware import DEFAULT_GPU, GPUS, GPU, custom_gpu
-from core.memory import GB
+from core.units import GB, format_count  # format_count re-exported (core.plan_io.format_count)
 from core.url_state import choice_parser, number_parser
 from core.user_text import code, escape_markdown
 
 CUSTOM_GPU = "Custom GPU"
 SOURCES = {"catalog": "Catalog model", "params": "Parameter count", "config": "config.json"}
-KV_DTYPES = {"fp32": 4.0, "fp16": 2.0, "bf16": 2.0, "fp8": 1.0}
+KV_DTYPES = {name: float(b) for name, b in units.subset(("fp32", "fp16", "bf16", "fp8")).items()}
 DEFAULT_MODEL = "meta-llama/Meta-Llama-3-8B"
 MIN_PARAMS, MAX_PARAMS = 1e3, 1e15
 ZERO_STAGES = {0: "DDP (no sharding)", 1: "ZeRO-1 (optimizer sharded)", 2: "ZeRO-2 (+ gradients)",
@@ -63,14 +63,6 @@ def parse_param_count(text) -> int:
     return int(round(value))
 
 
-def format_count(n: float) -> str:
-    """6738415616 → '6.74B', 124439808 → '124M'."""
-    for suffix, scale in (("T", 1e12), ("B", 1e9), ("M", 1e6), ("K", 1e3)):
-        if abs(n) >= scale:
-            return f"{n / scale:.3g}{suffix}"
-    return f"{n:.3g}"
-
-
 def format_gb(n_bytes: float) -> str:
     """Bytes → '13.48 GB' (GB = 1e9 bytes); small values in MB."""
     gb = n_bytes / GB
@@ -86,7 +78,7 @@ def format_gb(n_bytes: float) -> str:
 # ---------------------------------------------------------------------------------------------------------------
 # config.json in the URL
 # ---------------------------------------------------------------------------------------------------------------
-_SHAPE_KEYS = {k for keys in architectures._ALIASES_BY_FIELD.values() for k in keys} | {
+_SHAPE_KEYS = set(architectures.ALIAS_KEYS) | {
     "model_type", "architectures", "tie_word_embeddings", "num_decoder_layers", "feed_forward_proj",
     "type_vocab_size", "relative_attention_num_buckets", "sliding_window", "use_sliding_window", "attention_bias",
     "mlp_bias", "_name_or_path"}
@@ -370,8 +362,8 @@ def _capacity_rows(plan: MemoryPlan, gpus: list[GPU]) -> list[dict[str, Any]]:
         }
         for s in ZERO_STAGES:
             row[f"min GPUs, {ZERO_STAGE_NAMES[s]}"] = memory.training_min_gpus(
-                plan.model.n_params, s, plan.mixed_precision["activations"], plan.inputs["overhead_gb"], usable,
-                optimizer_bytes=plan.inputs["optimizer_bytes"])
+                plan.model.n_params, s, plan.mixed_precision["activations"], None, usable,
+                optimizer_bytes_per_param=plan.inputs["optimizer_bytes"], overhead_bytes=plan.inputs["overhead_gb"] * GB)
         rows.append(row)
     return rows
 
@@ -398,9 +390,11 @@ def build_plan(model: ModelChoice, gpu: GPU, *, weight_format: str = "bf16", kv_
         plan.breakdown = architectures.param_breakdown(model.config)
     weights_arg = model.config if model.exact else n
     kv_bytes = KV_DTYPES[kv_dtype]
+    overhead_bytes = overhead_gb * GB  # the page's input is in GB; core works in bytes
     for fmt in memory.WEIGHT_FORMATS:
         plan.inference[fmt] = memory.inference_breakdown(
-            weights_arg, fmt, context, batch, kv_bytes, workspace_pct, overhead_gb, shape_model=model.shape_config)
+            weights_arg, fmt, context, batch, kv_bytes, workspace_pct, shape_model=model.shape_config,
+            overhead_bytes=overhead_bytes)
     shape = model.shape_config
     window = shape.get("sliding_window_effective")
     plan.kv_tokens = min(context, window) if window else context
@@ -411,13 +405,14 @@ def build_plan(model: ModelChoice, gpu: GPU, *, weight_format: str = "bf16", kv_
     for option in memory.RECOMPUTE_OPTIONS:
         plan.activations_by_recompute[option] = memory.model_activation_bytes(shape, train_seq, micro_batch, option)
     activations = plan.activations_by_recompute[recompute]
-    states = memory.zero_model_states_breakdown(n, 1, 0, optimizer_bytes=optimizer_bytes)
-    plan.mixed_precision = {**states, "activations": activations, "CUDA context": overhead_gb * GB}
+    states = memory.zero_model_states_breakdown(n, 1, 0, optimizer_bytes_per_param=optimizer_bytes)
+    plan.mixed_precision = {**states, "activations": activations, "cuda_context": overhead_bytes}
     for s in ZERO_STAGES:
-        plan.zero[s] = memory.training_per_gpu(n, n_gpus, s, activations, overhead_gb, optimizer_bytes=optimizer_bytes)
+        plan.zero[s] = memory.training_per_gpu(n, n_gpus, s, activations, optimizer_bytes_per_param=optimizer_bytes,
+                                               overhead_bytes=overhead_bytes)
         plan.zero_curves[s] = [
-            (g, sum(memory.training_per_gpu(n, g, s, activations, overhead_gb,
-                                            optimizer_bytes=optimizer_bytes).values()))
+            (g, sum(memory.training_per_gpu(n, g, s, activations, optimizer_bytes_per_param=optimizer_bytes,
+                                            overhead_bytes=overhead_bytes).values()))
             for g in N_GPU_CURVE]
     gpus = list(GPUS.values())
     if gpu.name not in GPUS:
@@ -444,7 +439,7 @@ def plan_rows(plan: MemoryPlan) -> list[dict[str, Any]]:
     for comp, count in plan.breakdown.items():
         add("parameters", comp, count, "parameters")
     for fmt, parts in plan.inference.items():
-        for comp, value in parts.items():
+        for comp, value in memory.export_keys(parts).items():
             add(f"inference {fmt}", comp, round(value / GB, 4), "GB")
         add(f"inference {fmt}", "total", round(sum(parts.values()) / GB, 4), "GB")
     add("KV cache", "tokens cached per sequence", plan.kv_tokens, "tokens")
@@ -453,14 +448,14 @@ def plan_rows(plan: MemoryPlan) -> list[dict[str, Any]]:
         add("training, rule of thumb (24 B/param)", comp, round(value / GB, 4), "GB")
     add("training, rule of thumb (24 B/param)", "total", round(sum(plan.rule_of_thumb.values()) / GB, 4), "GB")
     add("training, rule of thumb (24 B/param)", "store fp32 weights", round(plan.store_fp32_bytes / GB, 4), "GB")
-    for comp, value in plan.mixed_precision.items():
+    for comp, value in memory.export_keys(plan.mixed_precision).items():
         add("training, mixed precision (1 GPU)", comp, round(value / GB, 4), "GB")
     add("training, mixed precision (1 GPU)", "total", round(sum(plan.mixed_precision.values()) / GB, 4), "GB")
     for option, value in plan.activations_by_recompute.items():
         add("activations per micro-batch", f"recompute {option}", round(value / GB, 4), "GB")
     for s, parts in plan.zero.items():
         section = f"per GPU, {ZERO_STAGES[s]}, {plan.inputs['n_gpus']} GPUs"
-        for comp, value in parts.items():
+        for comp, value in memory.export_keys(parts).items():
             add(section, comp, round(value / GB, 4), "GB")
         add(section, "total", round(sum(parts.values()) / GB, 4), "GB")
     for row in plan.fit_rows:
@@ -491,13 +486,13 @@ def plan_json(plan: MemoryPlan, query: Mapping[str, str] | None = None) -> str:
         "gpu": {"name": plan.gpu.name, "memory_gb": plan.gpu.memory_gb},
         "units": "bytes unless the key says otherwise; GB = 1e9 bytes",
         "parameter_breakdown": plan.breakdown,
-        "inference_bytes": plan.inference,
+        "inference_bytes": {fmt: memory.export_keys(parts) for fmt, parts in plan.inference.items()},
         "kv_cache": {"tokens_cached": plan.kv_tokens, "bytes_per_token": plan.kv_per_token_bytes},
         "training_rule_of_thumb_bytes": plan.rule_of_thumb,
         "store_fp32_bytes": plan.store_fp32_bytes,
-        "training_mixed_precision_bytes": plan.mixed_precision,
+        "training_mixed_precision_bytes": memory.export_keys(plan.mixed_precision),
         "activations_bytes_by_recompute": plan.activations_by_recompute,
-        "per_gpu_bytes_by_zero_stage": {str(s): v for s, v in plan.zero.items()},
+        "per_gpu_bytes_by_zero_stage": {str(s): memory.export_keys(v) for s, v in plan.zero.items()},
         "gpu_fit": plan.fit_rows,
     }
     return json.dumps(payload, indent=2, default=str)

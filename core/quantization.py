@@ -26,18 +26,20 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import gc
 import logging
-import math
-import threading
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
+
+from core import checks
+from core.process_memory import PeakMemoryMeter, process_rss_bytes  # re-exported (core.quantization.*)
 
 ProgressCallback = Callable[[float, str], None]
 
@@ -116,21 +118,8 @@ def normalize_variants(variants) -> list[str]:
     return [v for v in VARIANTS if v in chosen]
 
 
-def _check_int(value, name: str, low: int, high: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer, float)) or not math.isfinite(value) \
-            or value != int(value):
-        raise QuantizationInputError(f"{name} must be a whole number, got {value!r}.")
-    value = int(value)
-    if not low <= value <= high:
-        raise QuantizationInputError(f"{name} must be between {low} and {high}, got {value}.")
-    return value
-
-
-def _check_choice(value, name: str, choices) -> str:
-    key = str(value).strip().lower() if value is not None else ""
-    if key not in choices:
-        raise QuantizationInputError(f"{name} must be one of {', '.join(choices)}, got {value!r}.")
-    return key
+_check_int = functools.partial(checks.check_int, error=QuantizationInputError)
+_check_choice = functools.partial(checks.check_choice, error=QuantizationInputError)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -319,93 +308,6 @@ def detach_from_checkpoint(model) -> int:
     return copied
 
 
-def process_rss_bytes() -> int:
-    """Resident set size of this process (psutil), in bytes."""
-    import psutil
-
-    return int(psutil.Process().memory_info().rss)
-
-
-_CLEAR_REFS = Path("/proc/self/clear_refs")
-_STATUS = Path("/proc/self/status")
-
-
-def _read_vm_hwm_bytes() -> int | None:
-    try:
-        for line in _STATUS.read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        return None
-    return None
-
-
-def _reset_vm_hwm() -> bool:
-    """Reset the kernel's peak-RSS counter (Linux ≥ 4.0: writing 5 to /proc/<pid>/clear_refs, see proc(5))."""
-    try:
-        with open(_CLEAR_REFS, "w") as handle:
-            handle.write("5")
-        return _read_vm_hwm_bytes() is not None
-    except OSError:
-        return False
-
-
-class PeakMemoryMeter:
-    """Peak memory while a block runs: ``with PeakMemoryMeter(device) as meter: ...`` then ``meter.peak_bytes``.
-
-    CUDA: ``torch.cuda.max_memory_allocated`` after ``reset_peak_memory_stats`` (bytes of live tensors).
-    CPU: the process's peak resident memory — VmHWM reset through /proc/self/clear_refs before the block (exact, kernel
-    maintained); where that is not allowed, RSS sampled every ``interval_s`` seconds by a background thread (may miss
-    peaks shorter than the interval). ``method`` says which one was used.
-    """
-
-    def __init__(self, device=None, interval_s: float = 0.002):
-        self.device = device
-        self.interval_s = interval_s
-        self.method = ""
-        self.peak_bytes = 0
-        self._thread: threading.Thread | None = None
-        self._stop = threading.Event()
-
-    @property
-    def _is_cuda(self) -> bool:
-        return getattr(self.device, "type", str(self.device)) == "cuda"
-
-    def __enter__(self) -> "PeakMemoryMeter":
-        if self._is_cuda:
-            import torch
-
-            torch.cuda.synchronize(self.device)
-            torch.cuda.reset_peak_memory_stats(self.device)
-            self.method = "torch.cuda.max_memory_allocated"
-        elif _reset_vm_hwm():
-            self.method = "peak RSS (VmHWM, reset via /proc/self/clear_refs)"
-        else:
-            self.method = f"RSS sampled every {self.interval_s * 1000:g} ms"
-            self.peak_bytes = process_rss_bytes()
-            self._thread = threading.Thread(target=self._sample, daemon=True)
-            self._thread.start()
-        return self
-
-    def _sample(self) -> None:
-        while not self._stop.is_set():
-            self.peak_bytes = max(self.peak_bytes, process_rss_bytes())
-            self._stop.wait(self.interval_s)
-
-    def __exit__(self, *exc_info) -> None:
-        if self._is_cuda:
-            import torch
-
-            torch.cuda.synchronize(self.device)
-            self.peak_bytes = int(torch.cuda.max_memory_allocated(self.device))
-        elif self._thread is not None:
-            self._stop.set()
-            self._thread.join()
-            self.peak_bytes = max(self.peak_bytes, process_rss_bytes())
-        else:
-            self.peak_bytes = max(_read_vm_hwm_bytes() or 0, process_rss_bytes())
-
-
 def _device_memory_in_use(device) -> int:
     """Bytes this variant can grow from: CUDA allocated bytes on a GPU, process RSS on CPU."""
     if getattr(device, "type", str(device)) == "cuda":
@@ -473,21 +375,61 @@ def _planner_model(loaded) -> Any:
 # ---------------------------------------------------------------------------------------------------------------------
 # The comparison
 
-RESULT_COLUMNS = [
-    "variant", "label", "available", "reason", "baseline", "device", "dtype", "quantization", "double_quant",
-    "compute_dtype", "load_seconds", "weight_bytes", "footprint_bytes", "cuda_allocated_bytes",
-    "predicted_weight_bytes", "prediction_error_pct", "peak_bytes", "peak_process_bytes", "peak_method",
-    "tokens_per_s", "generated_tokens", "generation_seconds", "reference_tokens", "perplexity", "delta_ppl",
-    "delta_ppl_pct", "kl_mean", "kl_p99", "kl_max", "top1_agreement", "greedy_text", "sampled_text",
-    "greedy_first_divergence", "sampled_first_divergence", "greedy_ids", "greedy_tokens", "sampled_ids",
-    "sampled_tokens", "kl_per_position", "notes",
-]
+@dataclass(frozen=True)
+class VariantResult:
+    """One variant's record in ``compare_quantization`` (one row of its DataFrame; ``to_dict()`` gives that row's
+    keys, which are ``RESULT_COLUMNS``). Bytes, seconds, nats and percent (0–100) as the names say; None where a
+    value does not apply or the variant could not run (``available=False`` with the ``reason``)."""
+    variant: str
+    label: str
+    available: bool = False
+    reason: str = ""
+    baseline: str | None = None  # variant the quality metrics compare against
+    device: str | None = None
+    dtype: str | None = None  # dtype of the layers left unquantized (or of all layers)
+    quantization: str | None = None  # "int8" / "nf4" / "fp4" (bitsandbytes) or None
+    double_quant: bool | None = None
+    compute_dtype: str | None = None
+    load_seconds: float | None = None
+    weight_bytes: int | None = None  # measured: parameters, buffers and quantization constants
+    footprint_bytes: int | None = None  # transformers' get_memory_footprint()
+    cuda_allocated_bytes: int | None = None
+    predicted_weight_bytes: float | None = None  # core.memory's prediction
+    prediction_error_pct: float | None = None
+    peak_bytes: int | None = None  # peak during greedy generation minus memory in use before loading
+    peak_process_bytes: int | None = None
+    peak_method: str | None = None
+    tokens_per_s: float | None = None
+    generated_tokens: int | None = None
+    generation_seconds: float | None = None
+    reference_tokens: int | None = None
+    perplexity: float | None = None
+    delta_ppl: float | None = None
+    delta_ppl_pct: float | None = None
+    kl_mean: float | None = None  # nats
+    kl_p99: float | None = None  # nats
+    kl_max: float | None = None  # nats
+    top1_agreement: float | None = None  # percent
+    greedy_text: str | None = None
+    sampled_text: str | None = None
+    greedy_first_divergence: int | None = None
+    sampled_first_divergence: int | None = None
+    greedy_ids: list | None = None
+    greedy_tokens: list | None = None
+    sampled_ids: list | None = None
+    sampled_tokens: list | None = None
+    kl_per_position: list | None = None  # KL per reference position, nats
+    notes: str | None = None
+
+    def to_dict(self) -> dict:
+        return {column: getattr(self, column) for column in RESULT_COLUMNS}
+
+
+RESULT_COLUMNS = [f.name for f in fields(VariantResult)]
 
 
 def _empty_row(spec: VariantSpec) -> dict:
-    row = {column: None for column in RESULT_COLUMNS}
-    row.update(variant=spec.name, label=spec.label, available=False, reason="", quantization=spec.quantization)
-    return row
+    return VariantResult(variant=spec.name, label=spec.label, quantization=spec.quantization).to_dict()
 
 
 def _prompt_ids(tokenizer, prompt: str, use_chat_template: bool):
@@ -739,7 +681,7 @@ def compare_variants(
         if not row["available"]:
             for column in ("greedy_ids", "sampled_ids", "greedy_tokens", "sampled_tokens", "kl_per_position"):
                 row[column] = None
-        rows.append(row)
+        rows.append(VariantResult(**row).to_dict())
     del baseline_logits
     free_released_memory()
     report(1.0, "Done.")

@@ -138,7 +138,26 @@ def test_fast_path_gives_the_same_greedy_output_on_gpu():
     ids = torch.randint(0, model.config.vocab_size, (1, 12), generator=torch.Generator().manual_seed(0)).cuda()
     name = detect_hardware("cuda")["catalog_gpu_name"]
     result = fg.compare_runs(model, ids, 32, get_gpu(name) if name else None)
-    assert result["same_leading_tokens"] >= 16, result
-    assert len(result["fast_token_ids"]) == 32
-    if result["bound_tokens_per_s"]:
-        assert result["fast_tokens_per_s"] < result["bound_tokens_per_s"]
+    assert result.same_leading_tokens >= 16, result
+    assert len(result.fast_token_ids) == 32
+    if result.bound_tokens_per_s:
+        assert result.fast_tokens_per_s < result.bound_tokens_per_s
+    assert result.to_dict()["fast_token_ids"] == result.fast_token_ids
+
+
+def test_speed_comparison_is_frozen_and_exports_the_old_keys():
+    import dataclasses
+
+    result = fg.SpeedComparison(
+        default_tokens_per_s=20.0, fast_tokens_per_s=50.0, speedup=2.5, same_output=True, same_leading_tokens=4,
+        new_tokens=4, prompt_tokens=3, bound_tokens_per_s=100.0, gpu="H100 SXM", bandwidth_gbs=3350,
+        weight_bytes=1000, default_fraction_of_bound=0.2, fast_fraction_of_bound=0.5, compile_warmup_seconds=12.0,
+        default_token_ids=[1, 2, 3, 4], fast_token_ids=[1, 2, 3, 4])
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        result.speedup = 1.0
+    assert list(result.to_dict()) == [
+        "default_tokens_per_s", "fast_tokens_per_s", "speedup", "same_output", "same_leading_tokens", "new_tokens",
+        "prompt_tokens", "bound_tokens_per_s", "gpu", "bandwidth_gbs", "weight_bytes", "default_fraction_of_bound",
+        "fast_fraction_of_bound", "compile_warmup_seconds", "default_token_ids", "fast_token_ids"]
+    texts = dataclasses.replace(result, default_text="a", fast_text="b").to_dict()
+    assert texts["default_text"] == "a" and texts["fast_text"] == "b"

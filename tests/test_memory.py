@@ -200,21 +200,21 @@ def test_weight_memory_float_and_raw_counts():
     q = weight_memory("meta-llama/Llama-2-7b-hf", "nf4")
     # embeddings + lm_head + norms stay 16-bit: 2 · 32000 · 4096 + norms
     kept_params = 2 * 32000 * 4096 + 32 * 2 * 4096 + 4096
-    assert q["16-bit layers (not quantized)"] == kept_params * 2
-    assert q["quantized weights"] == (n - kept_params) / 2
-    assert q["quantization constants"] == pytest.approx((n - kept_params) / 64 * 4, rel=1e-3)
+    assert q["unquantized_layers"] == kept_params * 2
+    assert q["quantized_weights"] == (n - kept_params) / 2
+    assert q["quantization_constants"] == pytest.approx((n - kept_params) / 64 * 4, rel=1e-3)
     raw = weight_memory(7e9, "nf4")
-    assert raw["quantized weights"] == 3.5e9 and raw["quantization constants"] == 7e9 / 16
-    assert weight_memory(7e9, "int8")["quantized weights"] == 7e9
+    assert raw["quantized_weights"] == 3.5e9 and raw["quantization_constants"] == 7e9 / 16
+    assert weight_memory(7e9, "int8")["quantized_weights"] == 7e9
 
 
 def test_inference_breakdown_components_and_fit():
     parts = inference_breakdown("meta-llama/Llama-2-7b-hf", "fp16", 4096, 1, 2, workspace_pct=20, overhead_gb=1.3)
     n = param_count("meta-llama/Llama-2-7b-hf")
     assert parts["weights"] == 2 * n
-    assert parts["KV cache"] == 2 * 1024**3
-    assert parts["activation workspace"] == pytest.approx(0.2 * 2 * n)
-    assert parts["CUDA context"] == 1.3e9
+    assert parts["kv_cache"] == 2 * 1024**3
+    assert parts["activation_workspace"] == pytest.approx(0.2 * 2 * n)
+    assert parts["cuda_context"] == 1.3e9
     total = sum(parts.values())
     assert inference_min_gpus(parts, 80e9) == 1
     assert inference_min_gpus(parts, 16e9) == math.ceil((total - 1.3e9) / (16e9 - 1.3e9))
@@ -355,3 +355,25 @@ def test_multi_gpu_chart_labels_only_the_plotted_gpu_counts_and_round_gigabytes(
     assert curve.layout.yaxis.tickmode == "array" and 2 <= len(y) <= 8
     assert all(float(f"{v:.0e}") == v and f"{v:.0e}"[0] in "125" for v in y), y
     assert min(y) >= 0.5 and max(y) <= 80
+
+
+def test_per_param_and_overhead_arguments_say_their_unit_and_old_keywords_still_work():
+    n, acts = 7e9, 3e9
+    new = memory.training_per_gpu(n, 8, 2, acts, weight_bytes_per_param=2, optimizer_bytes_per_param=12,
+                                  overhead_bytes=1.3e9)
+    old = memory.training_per_gpu(n, 8, 2, acts, 1.3, weight_bytes=2, optimizer_bytes=12)
+    assert new == old and new["cuda_context"] == 1.3e9 and new["optimizer"] == 12 * n / 8
+    assert memory.training_per_gpu(n, 8, 2, acts)["cuda_context"] == memory.DEFAULT_CUDA_OVERHEAD_BYTES == 1.3e9
+    assert zero_model_states_bytes(1e9, 8, 1, optimizer_bytes=8) == zero_model_states_bytes(
+        1e9, 8, 1, optimizer_bytes_per_param=8) == (2 + 2 + 1) * 1e9
+    assert memory.training_min_gpus(n, 3, acts, None, 80e9, overhead_bytes=1.3e9) == memory.training_min_gpus(
+        n, 3, acts, 1.3, 80e9)
+    serve = inference_breakdown("meta-llama/Llama-2-7b-hf", "fp16", 4096, 1, 2, overhead_bytes=2e9)
+    assert serve["cuda_context"] == 2e9
+    with pytest.raises(TypeError, match="both"):
+        zero_model_states_bytes(1e9, 8, 1, optimizer_bytes=8, optimizer_bytes_per_param=8)
+    with pytest.raises(TypeError, match="once"):
+        memory.training_per_gpu(n, 8, 2, acts, 1.3, overhead_bytes=1.3e9)
+    with pytest.raises(ValueError, match="overhead"):
+        inference_breakdown(7e9, "fp16", 1, 1, overhead_bytes=-1)
+

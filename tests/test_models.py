@@ -175,3 +175,14 @@ def test_release_model_drops_the_weights():
     release_model(loaded)
     assert loaded.model is None
     release_model(None)
+
+
+def test_load_tokenizer_resolves_names_like_load_model(tmp_path):
+    from core.models import load_tokenizer
+
+    assert load_tokenizer("smollm2").vocab_size == load_tokenizer("HuggingFaceTB/SmolLM2-135M-Instruct").vocab_size
+    assert load_tokenizer().vocab_size == load_tokenizer(str(models.bundled_encoder_dir())).vocab_size == 30522
+    missing = tmp_path / "no-such-model"
+    for load in (load_tokenizer, load_model):
+        with pytest.raises(ModelLoadError, match="does not exist"):
+            load(str(missing))

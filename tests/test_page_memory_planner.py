@@ -211,3 +211,14 @@ def test_an_invalid_model_is_explained_once():
     assert len(at.error) == 1 and "parameter count" in at.error[0].value.lower()
     notes = [i.value for i in at.info if "Choose a valid model" in i.value]
     assert len(notes) == 1, notes
+
+
+def test_gb_column_helper_formats_only_gb_columns():
+    from views.components.columns import gb_columns
+
+    config = gb_columns(["GPU", "memory (GB)", "usable (GB)", "per GPU (GB)"], formats={"memory (GB)": "%.0f GB"},
+                        helps={"usable (GB)": "minus headroom"})
+    assert set(config) == {"memory (GB)", "usable (GB)", "per GPU (GB)"}
+    assert config["memory (GB)"]["type_config"]["format"] == "%.0f GB"
+    assert config["per GPU (GB)"]["type_config"]["format"] == "%.2f GB"
+    assert config["usable (GB)"]["help"] == "minus headroom"

@@ -354,3 +354,15 @@ def test_charts_have_one_trace_or_bar_per_available_variant(all_variants):
     assert len(kl_lines.data[0].y) == REFERENCE_TOKENS
     with pytest.raises(ValueError):
         charts.memory_quality_figure(frame, "nonsense")
+
+
+def test_variant_result_is_typed_and_exports_the_result_columns():
+    import dataclasses
+
+    record = q.VariantResult(variant="nf4", label="NF4", quantization="nf4")
+    assert list(record.to_dict()) == q.RESULT_COLUMNS
+    assert record.to_dict()["available"] is False and record.to_dict()["weight_bytes"] is None
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        record.available = True
+    with pytest.raises(TypeError):  # a misspelt column cannot slip into the table
+        q.VariantResult(variant="nf4", label="NF4", weights_bytes=1)

@@ -11,7 +11,8 @@ import pandas as pd
 import streamlit as st
 from streamlit.errors import StreamlitPageNotFoundError
 
-from core import compute, compute_charts
+from core import compute, compute_charts, compute_tables
+from core.compute_tables import percent_or_dash
 from core.compute import ComputeInputError
 from core.hardware import GPUS, get_gpu
 from core.compute_url import FIELDS, MODES, UNITS
@@ -20,11 +21,6 @@ from core.user_text import code, escape_markdown
 from views.components.query_params import sync_query_params
 
 MEMORY_PAGE = "views/memory_planner.py"
-
-
-def percent_or_dash(fraction) -> str:
-    """0.477 → '47.7'; None → '–' (for table cells)."""
-    return "–" if fraction is None else f"{100 * fraction:.1f}"
 
 
 def md(text: str) -> str:
@@ -255,19 +251,7 @@ if plan is not None:
             "proportionally more compute for a shrinking gain in fitted loss; a smaller one is cheaper to train "
             "and to serve but leaves loss on the table.")
         table = pd.DataFrame(rows)
-        optimal = next(r for r in rows if r["size vs compute-optimal"] == 1.0)
-        show = pd.DataFrame({
-            "model size": [f"{r['size vs compute-optimal']:g}× = {compute.format_count(r['parameters'])}" for r in rows],
-            "tokens/param": [round(r["tokens per parameter"], 1) for r in rows],
-            "compute (PF/s-days)": [round(r["compute (PF/s-days)"], 1) for r in rows],
-            "extra compute vs optimal (%)": [round(100 * r["extra compute vs optimal (FLOPs)"] / optimal["compute (FLOPs)"])
-                                             for r in rows],
-            "GPU-hours": [round(r["GPU-hours"]) for r in rows],
-            "days": [round(r["days"], 1) for r in rows],
-            "cost ($)": [round(r["cost ($)"]) for r in rows],
-            "fitted loss (nats/token)": [round(r["fitted loss (nats/token)"], 4) for r in rows],
-            "loss change vs optimal (nats/token)": [round(r["loss change vs optimal (nats/token)"], 4) for r in rows],
-        })
+        show = pd.DataFrame(compute_tables.data_limit_rows(rows))
         st.dataframe(show, hide_index=True, width="stretch", key="compute_data_limit_table", column_config={
             "GPU-hours": st.column_config.NumberColumn(format="localized"),
             "cost ($)": st.column_config.NumberColumn(format="dollar"),
@@ -321,25 +305,7 @@ with tab_runs:
     st.plotly_chart(
         compute_charts.reference_runs_figure(rows, ratio, plan=(plan.n_params, plan.n_tokens) if plan else None),
         key="compute_runs_chart")
-    table = []
-    for r in rows:
-        here = compute.run_on_cluster(r["compute k·N·D (FLOPs)"], cluster)
-        table.append({
-            "run": r["run"],
-            "params": compute.format_count(r["parameters"]),
-            "tokens": compute.format_count(r["tokens"]),
-            "tokens/param": round(r["tokens per parameter"], 1),
-            "compute (FLOPs)": f"{r['compute k·N·D (FLOPs)']:.3g}",
-            "PF/s-days": f"{r['compute (PF/s-days)']:,.0f}",
-            "published FLOPs": f"{r['published compute (FLOPs)']:.3g}" if r["published compute (FLOPs)"] else "–",
-            "hardware": r["hardware"],
-            "published GPU-hours": f"{r['published GPU-hours']:,.0f}" if r["published GPU-hours"] else "–",
-            "implied MFU (%)": percent_or_dash(r["implied MFU (k·N·D)"]),
-            "implied util. from published FLOPs (%)": percent_or_dash(r["implied utilisation (published FLOPs)"]),
-            f"days on your {n_gpus:,} × {gpu.name}": round(here["days"], 1),
-            "cost on your cluster (US$)": compute.format_dollars(here["cost_dollars"]),
-            "source": r["source"],
-        })
+    table = compute_tables.reference_run_rows(rows, cluster)
     st.dataframe(pd.DataFrame(table), hide_index=True, width="stretch", key="compute_runs_table")
     mfu_by_run = {r["run"]: r["implied MFU (k·N·D)"] for r in rows if r["implied MFU (k·N·D)"]}
 
@@ -368,14 +334,7 @@ with tab_rule:
         "The course notes' rule of thumb: **1 petaFLOP/s-day ≈ 8 V100s or 2 A100s running for a day at full "
         "efficiency.** The datasheet peaks say: 8 × 125 TFLOP/s = **1,000 TFLOP/s** (the V100 half holds), but "
         "2 × 312 TFLOP/s = **624 TFLOP/s** — it takes ≈ 3.2 A100s. At a realistic MFU, several times more.")
-    rule = {"V100 SXM2 16GB": 8, "V100 SXM2 32GB": 8, "A100 40GB SXM": 2, "A100 80GB SXM": 2}
-    st.dataframe(pd.DataFrame([{
-        "GPU": g.name,
-        "peak dense bf16/fp16 (TFLOP/s)": g.bf16_tflops,
-        "GPUs for 1 PF/s at 100%": round(compute.gpus_for_one_pflop_s(g.peak_flops), 2),
-        f"GPUs for 1 PF/s at {mfu_percent:g}% MFU": round(compute.gpus_for_one_pflop_s(g.peak_flops, mfu), 2),
-        "course rule (GPUs)": str(rule[g.name]) if g.name in rule else "–",
-        "course rule at datasheet peak (TFLOP/s)": f"{rule[g.name] * g.bf16_tflops:,.0f}" if g.name in rule else "–",
-    } for g in GPUS.values()]), hide_index=True, width="stretch", key="compute_rule_table")
+    st.dataframe(pd.DataFrame(compute_tables.one_pflop_s_rows(mfu_percent)), hide_index=True, width="stretch",
+                 key="compute_rule_table")
     st.caption("GPUs for 1 PF/s = 10¹⁵ ÷ (peak × MFU) = GPU-days per PF/s-day. Peaks: shared GPU catalog "
                "(NVIDIA datasheets; dense, no sparsity).")

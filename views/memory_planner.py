@@ -9,15 +9,15 @@ import pandas as pd
 import streamlit as st
 from streamlit.errors import StreamlitPageNotFoundError
 
-from core import architectures, measure, memory, memory_charts, plan_io
+from core import architectures, measure, memory, memory_charts, memory_tables, plan_io
 from core.safe_json import MAX_CONFIG_CHARS
 from core.user_text import escape_markdown
 from core.architectures import ArchitectureError
 from views.components.measure_panel import render_measure_panel
 from core.hardware import GPUS
-from core.memory import GB
 from core.plan_io import (FIELDS, KV_DTYPES, SOURCES, ZERO_STAGE_NAMES, ZERO_STAGES, PlanInputError, format_count,
                           format_gb)
+from views.components.columns import gb_columns
 from views.components.query_params import sync_query_params
 
 COMPUTE_PAGE = "views/compute_planner.py"
@@ -48,11 +48,6 @@ def write_inputs_to_url() -> None:
     wanted = plan_io.to_query_params({k: st.session_state[k] for k in plan_io.defaults()})
     sync_query_params(wanted, FIELDS)
     st.session_state[URL_WRITTEN] = wanted
-
-
-def gb_columns(frame: pd.DataFrame) -> dict:
-    """Column formats: every '(GB)' column shows two decimals and its unit."""
-    return {c: st.column_config.NumberColumn(c, format="%.2f GB") for c in frame.columns if "(GB)" in c}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -287,17 +282,12 @@ with tab_params:
                 "config.json to see embeddings, attention, MLP, norms and lm_head.")
     else:
         total = sum(plan.breakdown.values())
-        frame = pd.DataFrame({
-            "component": list(plan.breakdown),
-            "parameters": list(plan.breakdown.values()),
-            "share (%)": [round(100 * v / total, 2) for v in plan.breakdown.values()],
-            "bf16 size (GB)": [v * 2 / GB for v in plan.breakdown.values()],
-        })
+        frame = pd.DataFrame(memory_tables.parameter_rows(plan))
         left, right = st.columns([1, 1.3])
         left.dataframe(frame, hide_index=True, width="stretch", key="mem_breakdown_table",
                        column_config={"parameters": st.column_config.NumberColumn("parameters", format="localized"),
                                       "share (%)": st.column_config.NumberColumn("share (%)", format="%.2f %%"),
-                                      **gb_columns(frame)})
+                                      **gb_columns(frame.columns)})
         left.caption(f"Total **{total:,} parameters**. lm_head is 0 when it is tied to the token embedding "
                      "(stored once).")
         right.plotly_chart(memory_charts.parameter_breakdown_figure(plan.breakdown), key="mem_breakdown_chart")
@@ -310,12 +300,11 @@ with tab_infer:
         fmt = plan.inputs["weight_format"]
         selected = plan.selected_inference
         shape = choice.shape_config
-        weights_total = sum(v for k, v in selected.items()
-                            if k not in ("KV cache", "activation workspace", "CUDA context"))
+        weights_total = memory_tables.inference_weights_bytes(selected)
         m = st.columns(4)
         m[0].metric(f"Weights ({fmt})", format_gb(weights_total), help="Including quantization constants and "
                     "16-bit layers for bitsandbytes formats.")
-        m[1].metric("KV cache", format_gb(selected["KV cache"]),
+        m[1].metric("KV cache", format_gb(selected["kv_cache"]),
                     help="2 · layers · KV heads · head dim · tokens · batch · bytes per value.")
         m[2].metric("Total on one GPU", format_gb(sum(selected.values())),
                     help="Weights + KV cache + activation workspace + CUDA context.")
@@ -329,7 +318,7 @@ with tab_infer:
             st.markdown(
                 f"**KV cache** = 2 × {layers} layers × {shape['num_key_value_heads']} KV heads × "
                 f"{shape['head_dim']} head dim × {plan.kv_tokens:,} tokens × {plan.inputs['batch']} sequences × "
-                f"{KV_DTYPES[plan.inputs['kv_dtype']]:g} bytes = **{format_gb(selected['KV cache'])}** "
+                f"{KV_DTYPES[plan.inputs['kv_dtype']]:g} bytes = **{format_gb(selected['kv_cache'])}** "
                 f"({plan.kv_per_token_bytes / 1e6:.3g} MB per token per sequence)."
                 + (" Encoder-decoder: decoder self-attention + cross-attention caches." if shape["kind"] ==
                    "encoder-decoder" else ""))
@@ -341,19 +330,12 @@ with tab_infer:
             if max_ctx and plan.inputs["context"] > max_ctx and choice.exact:
                 st.warning(f"{plan.inputs['context']:,} tokens is beyond this model's trained context "
                            f"({max_ctx:,} tokens); the memory is computed anyway.")
-        bars = {f: parts for f, parts in plan.inference.items() if f != "bf16"}
-        bars = {("fp16 / bf16" if f == "fp16" else f): parts for f, parts in bars.items()}
         st.plotly_chart(memory_charts.stacked_memory_figure(
-            bars, "Serving memory per weight format (one GPU)", gpu.memory_bytes, capacity_label,
-            highlight="fp16 / bf16" if fmt in ("fp16", "bf16") else fmt), key="mem_inference_chart")
-        components = []
-        for parts in plan.inference.values():
-            components += [k2 for k2 in parts if k2 not in components]
-        table = {"component": components + ["total"]}
-        for f, parts in plan.inference.items():
-            table[f"{f} (GB)"] = [parts.get(k2, 0.0) / GB for k2 in components] + [sum(parts.values()) / GB]
-        frame = pd.DataFrame(table)
-        st.dataframe(frame, hide_index=True, width="stretch", key="mem_inference_table", column_config=gb_columns(frame))
+            memory_tables.inference_bars(plan), "Serving memory per weight format (one GPU)", gpu.memory_bytes,
+            capacity_label, highlight=memory_tables.inference_bar_highlight(fmt)), key="mem_inference_chart")
+        frame = pd.DataFrame(memory_tables.inference_format_rows(plan))
+        st.dataframe(frame, hide_index=True, width="stretch", key="mem_inference_table",
+                     column_config=gb_columns(frame.columns))
         st.caption("int8 = bitsandbytes LLM.int8 (int8 weights + one fp32 scale per output row); nf4 = bitsandbytes "
                    "4-bit NF4 (one fp32 absmax per 64 weights, 0.5 bit/param); nf4-dq = with double quantization "
                    "(8-bit absmax, ≈0.127 bit/param). Embeddings, norms, biases and lm_head stay in fp16.")
@@ -378,14 +360,11 @@ with tab_train:
             f"({sum(rot.values()) / 4:g}× more). Course example: 1B parameters → 24 GB to train, 4 GB to store.")
         c1, c2 = st.columns(2)
         c1.plotly_chart(memory_charts.stacked_memory_figure(
-            {"store (fp32 weights)": {"weights": plan.store_fp32_bytes},
-             "train (rule of thumb)": {memory.COMPONENT_LABELS[k]: v for k, v in plan.rule_of_thumb.items()}},
-            "Store vs train, rule of thumb", gpu.memory_bytes, capacity_label), key="mem_store_vs_train_chart")
+            memory_tables.store_vs_train_bars(plan), "Store vs train, rule of thumb", gpu.memory_bytes, capacity_label), key="mem_store_vs_train_chart")
 
         st.markdown("##### 2 · Mixed-precision Adam (ZeRO paper) + activations (Korthikanti et al. 2022)")
         k = plan.inputs["optimizer_bytes"]
         mp = plan.mixed_precision
-        acts = plan.activations_by_recompute
         s, b = plan.inputs["train_seq"], plan.inputs["micro_batch"]
         shape = choice.shape_config
         layers = shape["num_hidden_layers"] + shape.get("num_decoder_layers", 0)
@@ -395,20 +374,13 @@ with tab_train:
                              "full": f"2·s·b·h = 2·{s:,}·{b}·{h:,}"}[plan.inputs["recompute"]]
         st.markdown(
             f"Model states: fp16 weights **2** + fp16 gradients **2** + optimizer K = **{k:g}** (fp32 master "
-            f"weights, momentum, variance) = **{4 + k:g} bytes/param** → **{format_gb(mp['weights'] + mp['gradients'] + mp['optimizer'])}**. "
+            f"weights, momentum, variance) = **{4 + k:g} bytes/param** → **{format_gb(memory_tables.model_states_bytes(mp))}**. "
             f"Activations ({plan.inputs['recompute']} recompute): {layers} layers × {per_layer_formula} bytes = "
-            f"**{format_gb(mp['activations'])}** per micro-batch. Plus {format_gb(mp['CUDA context'])} "
+            f"**{format_gb(mp['activations'])}** per micro-batch. Plus {format_gb(mp['cuda_context'])} "
             f"CUDA context → **{format_gb(sum(mp.values()))}** on a single GPU.")
-        states = {key: mp[key] for key in ("weights", "gradients", "optimizer")}
-        recipe_bars = {"rule of thumb (24 B/param)": {memory.COMPONENT_LABELS[k2]: v
-                                                      for k2, v in plan.rule_of_thumb.items()}}
-        for option in memory.RECOMPUTE_OPTIONS:
-            recipe_bars[f"mixed precision, {option} recompute"] = {
-                **{memory.COMPONENT_LABELS[k2]: v for k2, v in states.items()},
-                "activations": acts[option], "CUDA context": mp["CUDA context"]}
         c2.plotly_chart(memory_charts.stacked_memory_figure(
-            recipe_bars, "Training memory on one GPU by recipe", gpu.memory_bytes, capacity_label,
-            highlight=f"mixed precision, {plan.inputs['recompute']} recompute"), key="mem_recipes_chart")
+            memory_tables.recipe_bars(plan), "Training memory on one GPU by recipe", gpu.memory_bytes, capacity_label,
+            highlight=memory_tables.recipe_bar_highlight(plan.inputs["recompute"])), key="mem_recipes_chart")
         st.caption("Korthikanti et al. count the activations of the transformer layers with 16-bit values; "
                    "embedding/logit activations are not included. Hugging Face's anatomy guide counts 18 B/param of "
                    "model states (fp32 + fp16 weights 6, fp32 gradients 4, AdamW 8).")
@@ -419,23 +391,14 @@ with tab_multi:
         pass  # the summary above says why
     else:
         n_gpus = plan.inputs["n_gpus"]
-        rows = []
-        for s_, parts in plan.zero.items():
-            row = {"strategy": ZERO_STAGES[s_]}
-            row.update({f"{memory.COMPONENT_LABELS.get(k2, k2)} (GB)": v / GB for k2, v in parts.items()})
-            total = sum(parts.values())
-            row["per GPU (GB)"] = total / GB
-            row["fits the GPU"] = total <= plan.usable_bytes
-            rows.append(row)
-        frame = pd.DataFrame(rows)
+        frame = pd.DataFrame(memory_tables.zero_rows(plan, ZERO_STAGES))
         st.markdown(f"Per-GPU memory with **{n_gpus} data-parallel GPUs** (mixed-precision Adam, K = "
                     f"{plan.inputs['optimizer_bytes']:g}; activations of one micro-batch are not sharded).")
-        st.dataframe(frame, hide_index=True, width="stretch", key="mem_zero_table", column_config=gb_columns(frame))
+        st.dataframe(frame, hide_index=True, width="stretch", key="mem_zero_table",
+                     column_config=gb_columns(frame.columns))
         c1, c2 = st.columns(2)
         c1.plotly_chart(memory_charts.stacked_memory_figure(
-            {ZERO_STAGE_NAMES[s_]: {memory.COMPONENT_LABELS.get(k2, k2): v for k2, v in parts.items()}
-             for s_, parts in plan.zero.items()},
-            f"Per GPU on {n_gpus} GPUs", gpu.memory_bytes, capacity_label,
+            memory_tables.zero_bars(plan, ZERO_STAGE_NAMES), f"Per GPU on {n_gpus} GPUs", gpu.memory_bytes, capacity_label,
             highlight=ZERO_STAGE_NAMES[plan.inputs["stage"]]), key="mem_zero_chart")
         c2.plotly_chart(memory_charts.per_gpu_vs_gpus_figure(
             {ZERO_STAGE_NAMES[s_]: pts for s_, pts in plan.zero_curves.items()},
@@ -452,17 +415,10 @@ with tab_fit:
     if plan is None:
         pass  # the summary above says why
     else:
-        frame = pd.DataFrame(plan.fit_rows)
-        for col in frame.columns:
-            if col.startswith("min GPUs"):
-                frame[col] = [("never" if v is None or pd.isna(v) else f"{int(v):,}") for v in frame[col]]
-            elif ": fits" in col:
-                frame[col] = ["fits" if v else "too big" for v in frame[col]]
+        frame = pd.DataFrame(memory_tables.fit_display_rows(plan))
         headroom = plan.inputs["headroom_pct"]
         usable_help = f"GPU memory minus the {headroom:g}% headroom kept free."
-        colcfg = {c: st.column_config.NumberColumn(c, format="%.2f GB") for c in frame.columns if "(GB)" in c}
-        colcfg["memory (GB)"] = st.column_config.NumberColumn("memory (GB)", format="%.0f GB")
-        colcfg["usable (GB)"] = st.column_config.NumberColumn("usable (GB)", format="%.2f GB", help=usable_help)
+        colcfg = gb_columns(frame.columns, formats={"memory (GB)": "%.0f GB"}, helps={"usable (GB)": usable_help})
         height = 38 + 35 * len(frame)
         st.markdown(
             f"**Serving** {memory.WEIGHT_FORMATS[plan.inputs['weight_format']]}, {plan.inputs['context']:,} tokens × "

@@ -72,25 +72,25 @@ def render_fast_generation_panel(loaded, prompt: str, max_new_tokens: int, *, ke
     result = st.session_state.get(state_key)
     if result:
         c1, c2, c3 = st.columns(3)
-        c1.metric("Default generate()", f"{result['default_tokens_per_s']:,.1f} tok/s",
+        c1.metric("Default generate()", f"{result.default_tokens_per_s:,.1f} tok/s",
                   help="Dynamic KV cache, eager PyTorch.")
-        c2.metric("Static cache + compile", f"{result['fast_tokens_per_s']:,.1f} tok/s",
-                  delta=f"×{result['speedup']:.2f}" if result["speedup"] else None,
-                  help=f"Compile warm-up took {result['compile_warmup_seconds']:.1f} s (not included).")
-        if result["bound_tokens_per_s"]:
-            c3.metric("Share of the bound", f"{100 * result['fast_fraction_of_bound']:.0f} %",
-                      help=f"Fast path ÷ bound ({result['bound_tokens_per_s']:,.0f} tok/s on {result['gpu']}).")
-        st.plotly_chart(fg.speed_figure(result["default_tokens_per_s"], result["fast_tokens_per_s"],
-                                        result["bound_tokens_per_s"], result["gpu"]), key=f"{key}_chart")
-        if result["same_output"]:
-            st.success(f"Same greedy output from both paths ({result['new_tokens']} tokens).")
+        c2.metric("Static cache + compile", f"{result.fast_tokens_per_s:,.1f} tok/s",
+                  delta=f"×{result.speedup:.2f}" if result.speedup else None,
+                  help=f"Compile warm-up took {result.compile_warmup_seconds:.1f} s (not included).")
+        if result.bound_tokens_per_s:
+            c3.metric("Share of the bound", f"{100 * result.fast_fraction_of_bound:.0f} %",
+                      help=f"Fast path ÷ bound ({result.bound_tokens_per_s:,.0f} tok/s on {result.gpu}).")
+        st.plotly_chart(fg.speed_figure(result.default_tokens_per_s, result.fast_tokens_per_s,
+                                        result.bound_tokens_per_s, result.gpu), key=f"{key}_chart")
+        if result.same_output:
+            st.success(f"Same greedy output from both paths ({result.new_tokens} tokens).")
         else:
-            st.warning(f"The paths agree on the first {result['same_leading_tokens']} of {result['new_tokens']} "
+            st.warning(f"The paths agree on the first {result.same_leading_tokens} of {result.new_tokens} "
                        "tokens; compiled kernels round 16-bit math differently, which can flip a near-tie.")
         with st.expander("Generated texts"):
-            st.text_area("Default", result["default_text"], key=f"{key}_default_text", disabled=True,
+            st.text_area("Default", result.default_text, key=f"{key}_default_text", disabled=True,
                          help="Output of the default path.")
-            st.text_area("Fast", result["fast_text"], key=f"{key}_fast_text", disabled=True,
+            st.text_area("Fast", result.fast_text, key=f"{key}_fast_text", disabled=True,
                          help="Output of the static cache + torch.compile path.")
         st.download_button("Download JSON", json.dumps(result, indent=2), file_name="llm_lab_fast_generation.json",
                            mime="application/json", key=f"{key}_json", on_click="ignore",

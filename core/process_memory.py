@@ -1,0 +1,106 @@
+"""This process's memory: resident set size now and at its peak, and one meter for the peak while a block runs.
+
+CPU peaks come from the kernel's own high-water mark (``VmHWM`` in /proc/self/status, reset by writing 5 to
+/proc/self/clear_refs; proc(5), Linux ≥ 4.0), with RSS sampling where that is not allowed. CUDA peaks come from
+``torch.cuda.max_memory_allocated`` after ``torch.cuda.reset_peak_memory_stats``
+(https://pytorch.org/docs/stable/generated/torch.cuda.max_memory_allocated.html).
+"""
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+
+def process_rss_bytes() -> int:
+    """Resident set size of this process (psutil), in bytes."""
+    import psutil
+
+    return int(psutil.Process().memory_info().rss)
+
+
+_CLEAR_REFS = Path("/proc/self/clear_refs")
+_STATUS = Path("/proc/self/status")
+
+
+def proc_status_bytes(field: str) -> int | None:
+    """A memory line of /proc/self/status in bytes ("VmRSS": resident now, "VmHWM": peak resident since start or
+    the last reset); None where /proc is not there (not Linux) or the field is missing. See proc(5)."""
+    try:
+        for line in _STATUS.read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def peak_rss_bytes() -> int | None:
+    """The kernel's peak resident set size of this process (VmHWM), in bytes; None where unavailable."""
+    return proc_status_bytes("VmHWM")
+
+
+def reset_peak_rss() -> bool:
+    """Reset the kernel's peak-RSS counter to the current RSS (Linux ≥ 4.0: writing 5 to /proc/self/clear_refs, see
+    proc(5)); True when the reset worked and the peak can be read back."""
+    try:
+        with open(_CLEAR_REFS, "w") as handle:
+            handle.write("5")
+        return peak_rss_bytes() is not None
+    except OSError:
+        return False
+
+
+class PeakMemoryMeter:
+    """Peak memory while a block runs: ``with PeakMemoryMeter(device) as meter: ...`` then ``meter.peak_bytes``.
+
+    CUDA: ``torch.cuda.max_memory_allocated`` after ``reset_peak_memory_stats`` (bytes of live tensors).
+    CPU: the process's peak resident memory — VmHWM reset through /proc/self/clear_refs before the block (exact, kernel
+    maintained); where that is not allowed, RSS sampled every ``interval_s`` seconds by a background thread (may miss
+    peaks shorter than the interval). ``method`` says which one was used.
+    """
+
+    def __init__(self, device=None, interval_s: float = 0.002):
+        self.device = device
+        self.interval_s = interval_s
+        self.method = ""
+        self.peak_bytes = 0
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+
+    @property
+    def _is_cuda(self) -> bool:
+        return getattr(self.device, "type", str(self.device)) == "cuda"
+
+    def __enter__(self) -> "PeakMemoryMeter":
+        if self._is_cuda:
+            import torch
+
+            torch.cuda.synchronize(self.device)
+            torch.cuda.reset_peak_memory_stats(self.device)
+            self.method = "torch.cuda.max_memory_allocated"
+        elif reset_peak_rss():
+            self.method = "peak RSS (VmHWM, reset via /proc/self/clear_refs)"
+        else:
+            self.method = f"RSS sampled every {self.interval_s * 1000:g} ms"
+            self.peak_bytes = process_rss_bytes()
+            self._thread = threading.Thread(target=self._sample, daemon=True)
+            self._thread.start()
+        return self
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            self.peak_bytes = max(self.peak_bytes, process_rss_bytes())
+            self._stop.wait(self.interval_s)
+
+    def __exit__(self, *exc_info) -> None:
+        if self._is_cuda:
+            import torch
+
+            torch.cuda.synchronize(self.device)
+            self.peak_bytes = int(torch.cuda.max_memory_allocated(self.device))
+        elif self._thread is not None:
+            self._stop.set()
+            self._thread.join()
+            self.peak_bytes = max(self.peak_bytes, process_rss_bytes())
+        else:
+            self.peak_bytes = max(peak_rss_bytes() or 0, process_rss_bytes())
