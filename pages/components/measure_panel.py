@@ -26,14 +26,14 @@ def _device_options() -> list[str]:
 
 def _normalize_dtype(dtype) -> str:
     try:
-        return measure._inference_dtype(dtype)
+        return measure.normalize_dtype(dtype)
     except ValueError:
         return "bf16"
 
 
 def _normalize_recipe(recipe) -> str:
     try:
-        return measure._recipe(recipe)
+        return measure.normalize_recipe(recipe)
     except ValueError:
         return "mixed_precision"
 

@@ -1,0 +1,180 @@
+"""Predictions: the planner's formulas (core.memory) for model states, weights and KV cache, plus the activation
+ledger (``core.measure.ledger``) for what is alive at each candidate peak of a training step or a prefill."""
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from core import architectures, memory
+from core.measure.inputs import DTYPE_BYTES, check_setting, normalize_dtype, normalize_recipe
+from core.measure.ledger import (family, hf_value, layer_spec, optimizer_temp_bytes, runtime, training_param_count,
+                                 training_parts)
+
+# Course notes' 24 B/param (weights 4 + Adam 8 + gradients 4 + activations/temp 8), from core.memory's recipe table.
+RULE_OF_THUMB_BYTES_PER_PARAM = sum(memory.training_bytes_per_param("rule_of_thumb").values())
+
+
+def predict_training_step(architecture, recipe: str, seq_len: int, batch_size: int,
+                          gradient_checkpointing: bool = False, device_type: str = "cuda",
+                          flash_attention: bool = True) -> dict:
+    """The planner's prediction of one steady-state training step's peak on ``device_type`` ("cuda" / "cpu").
+
+    Model states: fp32 weights 4 + fp32 gradients 4 + AdamW moments 8 bytes per parameter (the ZeRO paper's 16 B/param
+    of mixed-precision Adam, §3.1, with PyTorch AMP's fp32 gradients in place of fp16 gradients + fp32 master copy);
+    autocast's 16-bit weight copies (2 B per matmul parameter) while the forward graph is alive. Activations from
+    the ledger (``ledger`` in the result: one layer, bytes per token). The peak is the largest of: the loss's
+    backward (every activation kept + the fp32 gradients of the logits), the forward's end, the first layer's
+    backward, the end of backward (+ all gradients) and the optimizer step (+ its temporaries). Returns
+    ``predicted_peak_bytes``, ``components``, ``phase`` (where the peak is), ``candidates``, ``ledger`` and
+    ``rule_of_thumb_bytes`` / ``textbook_peak_bytes``.
+    """
+    cfg, seq_len, batch_size = check_setting(architecture, seq_len, batch_size)
+    recipe = normalize_recipe(recipe)
+    rt = runtime(device_type, True, recipe=recipe, flash=flash_attention)
+    n_params = training_param_count(cfg)
+    hf = architectures.hf_config(cfg)
+    W, S, G = 4.0 * n_params, 8.0 * n_params, 4.0 * n_params
+    textbook = _textbook_training(cfg, n_params, recipe, seq_len, batch_size, gradient_checkpointing)
+    result = {"n_params": n_params, "rule_of_thumb_bytes": RULE_OF_THUMB_BYTES_PER_PARAM * n_params,
+              "textbook_peak_bytes": textbook, "family": family(cfg)}
+    if family(cfg) == "generic":
+        act = memory.model_activation_bytes(cfg, seq_len, batch_size, "full" if gradient_checkpointing else "none")
+        act *= 2 if recipe == "fp32" else 1
+        comps = {"weights": W, "optimizer states": S, "gradients": G, "activations": act}
+        return {**result, "predicted_peak_bytes": sum(comps.values()), "components": comps,
+                "phase": "model states + Korthikanti activations (no ledger for this family)", "candidates": {},
+                "ledger": []}
+    blocks, model_rows, other_casts = training_parts(cfg, hf, rt, seq_len, batch_size, gradient_checkpointing)
+    n = seq_len * batch_size
+    V, h = cfg["vocab_size"], cfg["hidden_size"]
+    model_saved = sum(v for _, v in model_rows)
+    block_casts = sum(blk.count * blk.casts for blk in blocks)
+    if gradient_checkpointing:
+        kept = sum(blk.count * blk.checkpoint_input for blk in blocks)
+    else:
+        kept = sum(blk.count * sum(v for _, v in blk.rows) for blk in blocks)
+    saved = kept + model_saved
+    casts_fwd = block_casts + other_casts
+    casts_bwd = other_casts if gradient_checkpointing else casts_fwd
+    logits_fwd = (rt.p * V + 4 * V) * n if rt.autocast else 4 * V * n
+    loss_bwd = 8 * V * n
+    head_grad = 4 * V * h + (2 * V * h if rt.autocast else 0)
+    last = blocks[-1]
+    first_layer_bwd = saved - 4 * V * n + head_grad + last.backward_temp
+    if gradient_checkpointing:
+        first_layer_bwd += sum(v for _, v in last.rows) + last.casts
+    opt_temp = optimizer_temp_bytes(cfg, n_params, device_type)
+    base = W + S
+    candidates = {
+        "forward end (loss computed)": base + casts_fwd + saved + logits_fwd,
+        "loss backward": base + casts_bwd + saved + loss_bwd,
+        "first layer's backward": base + casts_bwd + first_layer_bwd,
+        "end of backward": base + G,
+        "optimizer step": base + G + opt_temp,
+    }
+    phase = max(candidates, key=candidates.get)
+    peak = candidates[phase]
+    comps = {"weights": W, "optimizer states": S}
+    if phase in ("end of backward", "optimizer step"):
+        comps["gradients"] = G
+        if phase == "optimizer step":
+            comps["optimizer temporaries"] = opt_temp
+    else:
+        comps["16-bit weight copies"] = casts_fwd if phase.startswith("forward") else casts_bwd
+        comps["activations"] = saved
+        if phase == "loss backward":
+            comps["logit gradients (temporary)"] = loss_bwd
+        elif phase.startswith("forward"):
+            comps["logits (temporary)"] = logits_fwd
+        else:
+            comps["activations"] = first_layer_bwd - head_grad - last.backward_temp
+            comps["gradients"] = head_grad
+            comps["backward temporaries"] = last.backward_temp
+    comps = {k: float(v) for k, v in comps.items() if v}
+    ledger = [(name, value / n) for name, value in blocks[0].rows] if n else []
+    return {**result, "predicted_peak_bytes": float(peak), "components": comps, "phase": phase,
+            "candidates": {k: float(v) for k, v in candidates.items()}, "ledger": ledger,
+            "activations_kept_bytes": float(saved), "weight_copies_bytes": float(casts_fwd)}
+
+
+def _textbook_training(cfg, n_params, recipe, s, b, gradient_checkpointing) -> float:
+    """The plain textbook sum: 16 B/param of model states (ZeRO §3.1) + Korthikanti Table 2 activations of every
+    layer (16-bit; doubled for the fp32 recipe)."""
+    states = sum(memory.training_bytes_per_param("mixed_precision").values()) * n_params
+    act = memory.model_activation_bytes(cfg, s, b, "full" if gradient_checkpointing else "none")
+    return float(states + act * (2 if recipe == "fp32" else 1))
+
+
+def _inference_transient(cfg: Mapping, hf, p: int, s: int, b: int, device_type: str,
+                         flash: bool = True) -> tuple[float, str]:
+    """Activations and temporaries alive at the busiest moment of one prefill pass (no autograd), bytes.
+
+    Read off each model's forward code: tensors still referenced by Python locals (embeddings, the block's input
+    and residual) plus the widest moment of one block, in the last layer (when every layer's KV cache exists):
+    GPT-2's gelu_new holds its input and three temporaries (4 × ffn), a SiLU-gated MLP three ffn-wide tensors,
+    BERT's GELU two; T5 also keeps its position biases (heads × s × s) and the encoder output.
+    """
+    fam = family(cfg)
+    h, f, L, V = cfg["hidden_size"], cfg["intermediate_size"], cfg["num_hidden_layers"], cfg["vocab_size"]
+    a, kv, d = cfg["num_attention_heads"], cfg["num_key_value_heads"], cfg["head_dim"]
+    n = s * b
+    more = 1 if L > 1 else 0
+    logits = b * V * p
+    if fam == "gpt2":
+        act = str(hf_value(hf, "activation_function", "gelu_new"))
+        act_peak = 4 * f if act in ("gelu_new", "gelu_fast", "gelu_python") else 2 * f
+        keep = n * p * (2 * h + more * h) + s * h * p  # token + position embeddings, their sum, the block input
+        mlp = keep + n * p * (2 * h + act_peak)  # + residual, ln_2 output, the activation's tensors
+        attn = keep + n * p * 6 * h  # ln_1 output, fused q/k/v, attention output, projection
+        return max(mlp, attn) + logits, "last layer's MLP (gelu_new temporaries)" if mlp >= attn else "attention"
+    if fam == "llama":
+        ad, kvd = a * d, kv * d
+        keep = n * p * (h + more * h) + 2 * s * d * p  # embeddings, block input, rotary cos/sin
+        mlp = keep + n * p * (2 * h + 3 * f)  # residual, norm output, act(gate), up, their product
+        norm = keep + n * (p * h + 4 * h + (4 * h if p < 4 else 0))  # RMSNorm's fp32 copy and product
+        attn = keep + n * p * (h + 2 * ad + 3 * kvd + ad)
+        if device_type == "cuda" and (p == 4 or not flash) and kv != a:  # GQA without flash: math path, s×s
+            attn += n * 4 * ad * 2 + 2 * b * a * s * s * 4
+        best = max(mlp, norm, attn)
+        return best + logits, "last layer's MLP" if best == mlp else ("RMSNorm" if best == norm else "attention")
+    if fam == "bert":
+        keep = n * p * (h + more * h)
+        layer = keep + n * p * (h + 2 * f)
+        emb = n * p * 4 * h + s * h * p
+        return max(layer, emb) + b * h * p, "last layer's MLP"
+    if fam == "t5":
+        spec = layer_spec(cfg, hf)
+        inner = a * d
+        act_peak = (4 if spec.act == "gelu_new" else 2) * f
+        ff = max(act_peak, 3 * f) if spec.gated else act_peak
+        Ld = cfg["num_decoder_layers"]
+        biases = 2 * a * s * s * p  # decoder self-attention bias and the cross-attention zero bias
+        keep = n * p * (2 * h + (h if Ld > 1 else 0))  # encoder output, decoder embeddings, block input
+        ffn = keep + biases + n * p * (2 * h + ff)
+        attn = keep + biases + n * p * (2 * h + 4 * inner) + a * s * s * p  # + this layer's masked bias copy
+        buckets = keep + n * p * (h + 3 * inner) + 48 * s * s  # relative-position bucketing: ~6 int64 s×s
+        best = max(ffn, attn, buckets)
+        label = "last decoder layer's MLP" if best == ffn else ("attention with position bias" if best == attn
+                                                                 else "relative-position bucketing")
+        return best + logits, label
+    # Generic: the planner's editable assumption (activation workspace = 20 % of the weights).
+    return 0.0, "generic"
+
+
+def predict_inference(architecture, dtype, seq_len: int, batch_size: int, device_type: str = "cuda",
+                      flash_attention: bool = True) -> dict:
+    """The planner's prediction of a prefill's peak: weights (core.memory.weights_bytes) + KV cache
+    (core.memory.model_kv_cache_bytes) + the activations alive at the busiest moment (``_inference_transient``)."""
+    cfg, seq_len, batch_size = check_setting(architecture, seq_len, batch_size)
+    dtype = normalize_dtype(dtype)
+    p = DTYPE_BYTES[dtype]
+    n_params = architectures.param_count(cfg)
+    hf = architectures.hf_config(cfg)
+    weights = memory.weights_bytes(n_params, dtype)
+    kv = memory.model_kv_cache_bytes(cfg, seq_len, batch_size, p)
+    transient, where = _inference_transient(cfg, hf, p, seq_len, batch_size, device_type, flash_attention)
+    if family(cfg) == "generic":
+        transient = weights * memory.DEFAULT_INFERENCE_WORKSPACE_PCT / 100
+    textbook = weights + kv + weights * memory.DEFAULT_INFERENCE_WORKSPACE_PCT / 100
+    comps = {"weights": float(weights), "KV cache": float(kv), "activations (peak)": float(transient)}
+    return {"n_params": n_params, "predicted_peak_bytes": float(sum(comps.values())), "components": comps,
+            "phase": where, "textbook_peak_bytes": float(textbook), "family": family(cfg)}
