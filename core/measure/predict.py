@@ -8,6 +8,7 @@ from core import architectures, memory
 from core.measure.inputs import DTYPE_BYTES, check_setting, normalize_dtype, normalize_recipe
 from core.measure.ledger import (family, hf_value, layer_spec, optimizer_temp_bytes, runtime, training_param_count,
                                  training_parts)
+from core.measure.results import labelled
 
 # Course notes' 24 B/param (weights 4 + Adam 8 + gradients 4 + activations/temp 8), from core.memory's recipe table.
 RULE_OF_THUMB_BYTES_PER_PARAM = sum(memory.training_bytes_per_param("rule_of_thumb").values())
@@ -39,8 +40,8 @@ def predict_training_step(architecture, recipe: str, seq_len: int, batch_size: i
     if family(cfg) == "generic":
         act = memory.model_activation_bytes(cfg, seq_len, batch_size, "full" if gradient_checkpointing else "none")
         act *= 2 if recipe == "fp32" else 1
-        comps = {"weights": W, "optimizer states": S, "gradients": G, "activations": act}
-        return {**result, "predicted_peak_bytes": sum(comps.values()), "components": comps,
+        comps = {"weights": W, "optimizer_states": S, "gradients": G, "activations": act}
+        return {**result, "predicted_peak_bytes": sum(comps.values()), "components": labelled(comps),
                 "phase": "model states + Korthikanti activations (no ledger for this family)", "candidates": {},
                 "ledger": []}
     blocks, model_rows, other_casts = training_parts(cfg, hf, rt, seq_len, batch_size, gradient_checkpointing)
@@ -73,25 +74,25 @@ def predict_training_step(architecture, recipe: str, seq_len: int, batch_size: i
     }
     phase = max(candidates, key=candidates.get)
     peak = candidates[phase]
-    comps = {"weights": W, "optimizer states": S}
+    comps = {"weights": W, "optimizer_states": S}
     if phase in ("end of backward", "optimizer step"):
         comps["gradients"] = G
         if phase == "optimizer step":
-            comps["optimizer temporaries"] = opt_temp
+            comps["optimizer_temporaries"] = opt_temp
     else:
-        comps["16-bit weight copies"] = casts_fwd if phase.startswith("forward") else casts_bwd
+        comps["weight_copies_16bit"] = casts_fwd if phase.startswith("forward") else casts_bwd
         comps["activations"] = saved
         if phase == "loss backward":
-            comps["logit gradients (temporary)"] = loss_bwd
+            comps["logit_gradients_temporary"] = loss_bwd
         elif phase.startswith("forward"):
-            comps["logits (temporary)"] = logits_fwd
+            comps["logits_temporary"] = logits_fwd
         else:
             comps["activations"] = first_layer_bwd - head_grad - last.backward_temp
             comps["gradients"] = head_grad
-            comps["backward temporaries"] = last.backward_temp
+            comps["backward_temporaries"] = last.backward_temp
     comps = {k: float(v) for k, v in comps.items() if v}
     ledger = [(name, value / n) for name, value in blocks[0].rows] if n else []
-    return {**result, "predicted_peak_bytes": float(peak), "components": comps, "phase": phase,
+    return {**result, "predicted_peak_bytes": float(peak), "components": labelled(comps), "phase": phase,
             "candidates": {k: float(v) for k, v in candidates.items()}, "ledger": ledger,
             "activations_kept_bytes": float(saved), "weight_copies_bytes": float(casts_fwd)}
 
@@ -175,6 +176,6 @@ def predict_inference(architecture, dtype, seq_len: int, batch_size: int, device
     if family(cfg) == "generic":
         transient = weights * memory.DEFAULT_INFERENCE_WORKSPACE_PCT / 100
     textbook = weights + kv + weights * memory.DEFAULT_INFERENCE_WORKSPACE_PCT / 100
-    comps = {"weights": float(weights), "KV cache": float(kv), "activations (peak)": float(transient)}
-    return {"n_params": n_params, "predicted_peak_bytes": float(sum(comps.values())), "components": comps,
+    comps = {"weights": float(weights), "kv_cache": float(kv), "activations_peak": float(transient)}
+    return {"n_params": n_params, "predicted_peak_bytes": float(sum(comps.values())), "components": labelled(comps),
             "phase": where, "textbook_peak_bytes": float(textbook), "family": family(cfg)}

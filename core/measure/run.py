@@ -10,10 +10,11 @@ from collections.abc import Iterable, Mapping
 from core import architectures
 from core.hardware import detect_hardware, free_device_memory_bytes
 from core.measure.helpers import GB, resolve_device
-from core.measure.inputs import MeasurementRefused, architecture_label, check_setting, normalize_dtype, normalize_recipe
+from core.measure.inputs import (MeasurementRefused, architecture_label, check_setting, normalize_dtype,
+                                 normalize_recipe)
 from core.measure.ledger import cuda_has_flash_attention
 from core.measure.predict import predict_inference, predict_training_step
-from core.measure.results import error_pct
+from core.measure.results import InferenceMeasurement, TrainingMeasurement, component_ids
 from core.measure.trackers import tracker_for
 
 GUARD_MARGIN = 1.10  # refuse when the predicted peak plus 10 % does not fit in the free memory
@@ -173,10 +174,10 @@ def _check_time(n_params: int, tokens: int, training: bool, device, max_seconds:
             "Choose a smaller model, sequence length or batch, or measure on a GPU.", predicted)
 
 
-def _base_result(cfg, device, tracker, setting: dict) -> dict:
+def _identity(cfg, device, tracker) -> dict:
+    """The fields every measurement result starts with: what was built, where, and how it was measured."""
     return {"architecture": architecture_label(cfg), "model_type": cfg["model_type"], "kind": cfg["kind"],
-            **setting, "device": _device_label(device), "device_type": device.type, "method": tracker.method,
-            "random_weights": True}
+            "device": _device_label(device), "device_type": device.type, "method": tracker.method}
 
 
 def measure_inference(architecture, dtype, seq_len, batch_size, device="auto", *,
@@ -226,18 +227,15 @@ def _measure_inference(architecture, dtype, seq_len, batch_size, device, max_sec
         del model, ids, cache, out
         free_memory()
     measured = resident + phase.peak
-    measured_components = {"weights": float(weights), "KV cache": float(kv),
-                           "activations (peak)": float(max(0, measured - weights - kv))}
-    result = _base_result(cfg, dev, tracker, {"mode": "inference", "setting": f"{dtype}, {seq_len} tok × {batch_size}",
-                                             "dtype": dtype, "seq_len": seq_len, "batch_size": batch_size})
-    result.update(
-        n_params=prediction["n_params"], measured_peak_bytes=float(measured), predicted_peak_bytes=predicted,
-        error_pct=error_pct(predicted, measured), measured_components=measured_components,
-        predicted_components=prediction["components"], predicted_phase=prediction["phase"],
-        textbook_peak_bytes=prediction["textbook_peak_bytes"],
-        textbook_error_pct=error_pct(prediction["textbook_peak_bytes"], measured),
-        reserved_bytes=reserved, seconds=time.perf_counter() - started)
-    return result
+    measured_components = {"weights": float(weights), "kv_cache": float(kv),
+                           "activations_peak": float(max(0, measured - weights - kv))}
+    return InferenceMeasurement(
+        **_identity(cfg, dev, tracker), setting=f"{dtype}, {seq_len} tok × {batch_size}", dtype=dtype,
+        seq_len=seq_len, batch_size=batch_size, n_params=prediction["n_params"], measured_peak_bytes=float(measured),
+        predicted_peak_bytes=predicted, measured_components=tuple(measured_components.items()),
+        predicted_components=component_ids(prediction["components"]), predicted_phase=prediction["phase"],
+        textbook_peak_bytes=prediction["textbook_peak_bytes"], reserved_bytes=reserved,
+        seconds=time.perf_counter() - started).to_dict()
 
 
 def _enable_checkpointing(model) -> None:
@@ -355,27 +353,21 @@ def _measure_training_step(architecture, recipe, seq_len, batch_size, gradient_c
               "optimizer step": resident + fwd.end + bwd.end + opt.peak}
     peak_phase = max(phases, key=phases.get)
     measured = phases[peak_phase]
-    comps = {"weights": float(weights), "optimizer states": float(states)}
+    comps = {"weights": float(weights), "optimizer_states": float(states)}
     if peak_phase == "optimizer step":
         comps["gradients"] = float(grads)
     else:
-        comps["activations kept for backward"] = float(fwd.end)
-    comps["temporaries at the peak"] = float(max(0.0, measured - sum(comps.values())))
+        comps["activations_kept"] = float(fwd.end)
+    comps["temporaries_at_peak"] = float(max(0.0, measured - sum(comps.values())))
     setting = f"{recipe.replace('_', ' ')}, {seq_len} tok × {batch_size}"
     setting += ", checkpointing" if gradient_checkpointing else ""
-    result = _base_result(cfg, dev, tracker, {"mode": "training step", "setting": setting, "recipe": recipe,
-                                             "seq_len": seq_len, "batch_size": batch_size,
-                                             "gradient_checkpointing": bool(gradient_checkpointing)})
-    result.update(
-        n_params=prediction["n_params"], measured_peak_bytes=float(measured), predicted_peak_bytes=predicted,
-        error_pct=error_pct(predicted, measured), measured_components=comps,
+    return TrainingMeasurement(
+        **_identity(cfg, dev, tracker), setting=setting, recipe=recipe, seq_len=seq_len, batch_size=batch_size,
+        gradient_checkpointing=bool(gradient_checkpointing), n_params=prediction["n_params"],
+        measured_peak_bytes=float(measured), predicted_peak_bytes=predicted, measured_components=tuple(comps.items()),
         measured_gradients_bytes=float(grads), measured_activations_bytes=float(fwd.end),
-        measured_phases={k: float(v) for k, v in phases.items()}, measured_peak_phase=peak_phase,
-        predicted_components=prediction["components"], predicted_phase=prediction["phase"],
-        predicted_candidates=prediction["candidates"],
-        rule_of_thumb_bytes=prediction["rule_of_thumb_bytes"],
-        rule_of_thumb_error_pct=error_pct(prediction["rule_of_thumb_bytes"], measured),
-        textbook_peak_bytes=prediction["textbook_peak_bytes"],
-        textbook_error_pct=error_pct(prediction["textbook_peak_bytes"], measured),
-        reserved_bytes=reserved, seconds=time.perf_counter() - started)
-    return result
+        measured_phases=tuple((k, float(v)) for k, v in phases.items()), measured_peak_phase=peak_phase,
+        predicted_components=component_ids(prediction["components"]), predicted_phase=prediction["phase"],
+        predicted_candidates=tuple(prediction["candidates"].items()),
+        rule_of_thumb_bytes=prediction["rule_of_thumb_bytes"], textbook_peak_bytes=prediction["textbook_peak_bytes"],
+        reserved_bytes=reserved, seconds=time.perf_counter() - started).to_dict()
