@@ -288,6 +288,11 @@ class Block:
     casts: float  # bytes of this block's 16-bit weight copies (autocast)
     checkpoint_input: float  # bytes kept per block under gradient checkpointing
     backward_temp: float  # temporaries while this block runs backward
+    mlp_moment: float = 0.0  # temporaries (and weight gradients written) at the MLP's backward
+    attn_moment: float = 0.0  # the same at the attention's backward (math path), MLP's kept tensors released
+    param_bytes: float = 0.0  # fp32 gradient bytes of one block's parameters (weights, biases, norms)
+    mlp_cast_bytes: float = 0.0  # 16-bit copies of the MLP weights (autocast), released by the MLP's backward
+    down_cast_bytes: float = 0.0  # 16-bit copy of the down projection, released first
 
 
 def _block(rt: Runtime, spec: LayerSpec, count: int, s: int, b: int, biases: bool, s_enc: int | None = None) -> Block:
@@ -311,7 +316,10 @@ def _block(rt: Runtime, spec: LayerSpec, count: int, s: int, b: int, biases: boo
     attn_moment = (n * (2 * rt.r * h + attn) + 4 * ((3 if spec.gated else 2) * h * f + ad * h) - mlp_kept
                    if attn else 0)
     backward = max(mlp_moment, attn_moment)
-    return Block(count, rows, casts, rt.r * spec.hidden * n, backward)
+    norms = (4 if spec.norm == "layernorm" else 2) * h * (2 if spec.cross_attention else 1)
+    mlp_cast = 2 * (3 if spec.gated else 2) * h * f if rt.autocast else 0.0
+    return Block(count, rows, casts, rt.r * spec.hidden * n, backward, mlp_moment, attn_moment,
+                 4.0 * (_layer_params(spec, biases) + norms), mlp_cast, 2.0 * h * f if rt.autocast else 0.0)
 
 
 def training_parts(cfg: Mapping, hf, rt: Runtime, s: int, b: int,

@@ -69,6 +69,18 @@ def predict_training_step(architecture, recipe: str, seq_len: int, batch_size: i
         "forward end (loss computed)": base + casts_fwd + saved + logits_fwd,
         "loss backward": base + casts_bwd + saved + loss_bwd,
         "first layer's backward": base + casts_bwd + first_layer_bwd,
+    }
+    if device_type == "cpu" and len(blocks) == 1:
+        # Measured on CPU (profiler allocation log, every tensor): once the head's backward is done, its inputs and
+        # the 16-bit head weights are released, while each finished layer leaves its fp32 weight gradients behind —
+        # so with few layers or checkpointing the busiest backward moment is the LAST layer to run backward, not
+        # the first. ``_layer_backward_moments`` walks the layers in backward order.
+        del candidates["first layer's backward"]
+        moments = _layer_backward_moments(blocks[0], model_rows, cfg, rt, n, gradient_checkpointing)
+        candidates.update({name: base + sum(parts.values()) for name, parts in moments.items()})
+    else:
+        moments = {}
+    candidates |= {
         "end of backward": base + G,
         "optimizer step": base + G + opt_temp,
     }
@@ -86,6 +98,9 @@ def predict_training_step(architecture, recipe: str, seq_len: int, batch_size: i
             comps["logit_gradients_temporary"] = loss_bwd
         elif phase.startswith("forward"):
             comps["logits_temporary"] = logits_fwd
+        elif phase in moments:
+            del comps["weight_copies_16bit"], comps["activations"]
+            comps.update(moments[phase])
         else:
             comps["activations"] = first_layer_bwd - head_grad - last.backward_temp
             comps["gradients"] = head_grad
@@ -95,6 +110,56 @@ def predict_training_step(architecture, recipe: str, seq_len: int, batch_size: i
     return {**result, "predicted_peak_bytes": float(peak), "components": labelled(comps), "phase": phase,
             "candidates": {k: float(v) for k, v in candidates.items()}, "ledger": ledger,
             "activations_kept_bytes": float(saved), "weight_copies_bytes": float(casts_fwd)}
+
+
+# Tensors of the model head, released once the head's backward has run (the embedding side stays until the end).
+_HEAD_ROWS = ("ln_f", "final norm", "lm_head", "log-softmax", "labels", "MLM")
+# A layer's tensors its MLP backward releases before the activation's backward runs.
+_AFTER_ACTIVATION_ROWS = ("down projection input", "MLP output dropout mask", "output LayerNorm")
+
+
+def _layer_backward_moments(block, model_rows, cfg: Mapping, rt, n: int, checkpointing: bool) -> dict[str, dict]:
+    """What is alive (bytes by component id) at the busiest moment of each layer's backward, walking the layers in
+    backward order (last layer first). Alive then: the embedding side's tensors; the kept tensors of the layers not
+    yet done (under checkpointing only their inputs, plus the current layer's recomputed tensors and its 16-bit
+    weight copies); the fp32 gradients written so far (the head's, then one set per finished layer); and the
+    current layer's backward temporaries — at its MLP (the down projection's kept input, dropout mask and weight copy
+    already released) or, on the math attention path, at its attention (the MLP's tensors released).
+
+    Checked against the PyTorch profiler's allocation log on CPU (``torch.autograd`` frees a node's saved tensors
+    when it has run; ``torch.utils.checkpoint`` non-reentrant recomputes one layer at a time)."""
+    L, h, V = block.count, cfg["hidden_size"], cfg["vocab_size"]
+    embedding_side = sum(v for name, v in model_rows if not name.startswith(_HEAD_ROWS) and "MLM" not in name)
+    rows = sum(v for _, v in block.rows)
+    after_act = sum(v for name, v in block.rows if name.startswith(_AFTER_ACTIVATION_ROWS))
+    mlp_kept = sum(v for name, v in block.rows if name.startswith(("MLP", "down projection", "output LayerNorm")))
+    head_grads = 4.0 * V * h
+    if family(cfg) == "bert":
+        head_grads += 4.0 * (h * h + 3 * h + V)  # MLM transform dense + LayerNorm + decoder bias
+    moments = {}
+    for done in range(L):
+        remaining = L - done - 1  # layers below the current one, not yet run backward
+        if checkpointing:
+            kept = block.checkpoint_input * (remaining + 1)
+            current = rows - block.checkpoint_input
+            casts = block.casts
+        else:
+            kept = rows * remaining
+            current = rows
+            casts = block.casts * (remaining + 1)
+        grads = head_grads + block.param_bytes * done
+        mlp = {"activations": embedding_side + kept + current - after_act,
+               "weight_copies_16bit": casts - block.down_cast_bytes, "gradients": grads,
+               "backward_temporaries": block.mlp_moment}
+        best = mlp
+        if block.attn_moment:
+            attn = {"activations": embedding_side + kept + current - mlp_kept,
+                    "weight_copies_16bit": casts - block.mlp_cast_bytes, "gradients": grads,
+                    "backward_temporaries": block.attn_moment}
+            best = max(mlp, attn, key=lambda parts: sum(parts.values()))
+        label = "last layer's backward" if done == L - 1 else f"backward of layer {L - done} of {L}"
+        moments[label] = {k: float(v) for k, v in best.items()}
+    return moments
 
 
 def _textbook_training(cfg, n_params, recipe, s, b, gradient_checkpointing) -> float:
