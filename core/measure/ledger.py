@@ -259,7 +259,8 @@ def layer_spec(cfg: Mapping, hf, decoder_block: bool = False) -> LayerSpec:
     if fam == "gpt2":
         return LayerSpec(**common, norm="layernorm", post_ln=False, fused_qkv=True, rope=False,
                          act=str(hf_value(hf, "activation_function", "gelu_new")), gated=False,
-                         attn_dropout=float(hf_value(hf, "attn_pdrop")), resid_dropout=float(hf_value(hf, "resid_pdrop")))
+                         attn_dropout=float(hf_value(hf, "attn_pdrop")),
+                         resid_dropout=float(hf_value(hf, "resid_pdrop")))
     if fam == "llama":
         return LayerSpec(**common, norm="rmsnorm", post_ln=False, fused_qkv=False, rope=True,
                          act=str(hf_value(hf, "hidden_act", "silu")), gated=True,

@@ -22,7 +22,7 @@ def result_row(result: Mapping) -> dict:
         "24 B/param rule (GB)": gb("rule_of_thumb_bytes"),
         "24 B/param error (%)": pct("rule_of_thumb_error_pct"),
         "parameters": result.get("n_params"),
-        "method": result["method"],
+        "method": result.get("measurement_method", result["method"]),
         "seconds": round(result.get("seconds", 0.0), 1),
     }
     return row

@@ -130,3 +130,30 @@ class TrainingMeasurement(_Measurement):
                 "textbook_peak_bytes": float(self.textbook_peak_bytes),
                 "textbook_error_pct": error_pct(self.textbook_peak_bytes, self.measured_peak_bytes),
                 "reserved_bytes": self.reserved_bytes, "seconds": self.seconds}
+
+
+@dataclass(frozen=True)
+class FinetuneMeasurement(_Measurement):
+    """One LoRA / QLoRA training step (PEFT) measured next to ``core.finetune.plan_finetune``'s prediction. Its dict
+    carries the fine-tuning ``method`` ("lora" / "qlora", as ``measure_finetune_step`` was called) and the
+    instrument under ``measurement_method``."""
+    finetune_method: str = "lora"
+    rank: int = 8
+    target_modules: tuple[str, ...] = ()
+    base_precision: str = "bf16"
+    gradient_checkpointing: bool = False
+    trainable_params: int = 0
+    measured_phases: tuple[tuple[str, float], ...] = ()
+    measured_peak_phase: str = ""
+
+    def to_dict(self) -> dict:
+        head = self._head("fine-tune step", rank=self.rank,
+                          target_modules=list(self.target_modules), base_precision=self.base_precision,
+                          seq_len=self.seq_len, batch_size=self.batch_size,
+                          gradient_checkpointing=self.gradient_checkpointing)
+        head["measurement_method"] = head.pop("method")
+        return {**head, "method": self.finetune_method, **self._peaks(), "trainable_params": self.trainable_params,
+                "measured_phases": {k: float(v) for k, v in self.measured_phases},
+                "measured_peak_phase": self.measured_peak_phase, "predicted_phase": self.predicted_phase,
+                "textbook_peak_bytes": None, "textbook_error_pct": None,
+                "reserved_bytes": self.reserved_bytes, "seconds": self.seconds}

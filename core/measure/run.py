@@ -14,7 +14,7 @@ from core.measure.inputs import (MeasurementRefused, architecture_label, check_s
                                  normalize_recipe)
 from core.measure.ledger import cuda_has_flash_attention
 from core.measure.predict import predict_inference, predict_training_step
-from core.measure.results import InferenceMeasurement, TrainingMeasurement, component_ids
+from core.measure.results import FinetuneMeasurement, InferenceMeasurement, TrainingMeasurement, component_ids
 from core.measure.trackers import tracker_for
 
 GUARD_MARGIN = 1.10  # refuse when the predicted peak plus 10 % does not fit in the free memory
@@ -371,3 +371,145 @@ def _measure_training_step(architecture, recipe, seq_len, batch_size, gradient_c
         predicted_candidates=tuple(prediction["candidates"].items()),
         rule_of_thumb_bytes=prediction["rule_of_thumb_bytes"], textbook_peak_bytes=prediction["textbook_peak_bytes"],
         reserved_bytes=reserved, seconds=time.perf_counter() - started).to_dict()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Fine-tuning (LoRA / QLoRA through PEFT)
+# ---------------------------------------------------------------------------------------------------------------
+def _quantize_linears(model, base_precision: str, device) -> None:
+    """Replace every nn.Linear except the output head by bitsandbytes' 4-bit (NF4, double quantization for
+    "nf4-dq") or 8-bit layer holding the same (random) weights — what ``from_pretrained(quantization_config=
+    BitsAndBytesConfig(...))`` builds, without a checkpoint on disk."""
+    import bitsandbytes as bnb
+    import torch
+
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            if not isinstance(child, torch.nn.Linear) or name == "lm_head":
+                continue
+            if base_precision == "int8":
+                layer = bnb.nn.Linear8bitLt(child.in_features, child.out_features, bias=child.bias is not None,
+                                            has_fp16_weights=False)
+                layer.weight = bnb.nn.Int8Params(child.weight.data.to(torch.float16), requires_grad=False,
+                                                 has_fp16_weights=False).to(device)
+            else:
+                layer = bnb.nn.Linear4bit(child.in_features, child.out_features, bias=child.bias is not None,
+                                          compute_dtype=torch.bfloat16, quant_type="nf4",
+                                          compress_statistics=base_precision == "nf4-dq")
+                weight = bnb.nn.Params4bit(child.weight.data.float(), requires_grad=False, quant_type="nf4",
+                                           compress_statistics=base_precision == "nf4-dq")
+                layer.weight = weight._quantize(device) if device.type == "cpu" else weight.to(device)
+            if child.bias is not None:
+                layer.bias = torch.nn.Parameter(child.bias.data, requires_grad=False)
+            setattr(parent, name, layer)
+            del child
+
+
+def measure_finetune_step(model, method, rank, target_modules, seq_len, batch_size, gradient_checkpointing=False,
+                          device="auto", *, base_precision: str | None = None, dropout: float = 0.0,
+                          max_seconds: float | None = None) -> dict:
+    """Peak memory of one steady-state LoRA / QLoRA training step with PEFT on ``device``, next to
+    ``core.finetune.plan_finetune``'s prediction.
+
+    ``model``: a catalog id or config dict, built with random weights (memory does not depend on the values; the
+    bundled SmolLM2's architecture is "HuggingFaceTB/SmolLM2-135M-Instruct"). "lora": the base in bf16 (or
+    ``base_precision`` fp16); "qlora": every linear layer but the head in bitsandbytes NF4 (double quantization by
+    default, ``base_precision`` "nf4" / "int8" otherwise) with bf16 compute. PEFT ``LoraConfig(r=rank,
+    lora_alpha=2·rank, lora_dropout=dropout, target_modules=...)`` and AdamW on the adapters; a warm-up step
+    creates the optimizer states, the second step is measured phase by phase. Returns ``measured_peak_bytes``,
+    ``predicted_peak_bytes``, ``error_pct``, ``device``, ``method``, components and phases.
+    """
+    with _MEASURE_LOCK:
+        return _measure_finetune_step(model, method, rank, target_modules, seq_len, batch_size,
+                                      gradient_checkpointing, device, base_precision, dropout, max_seconds)
+
+
+def _measure_finetune_step(model_name, method, rank, target_modules, seq_len, batch_size, gradient_checkpointing,
+                           device, base_precision, dropout, max_seconds) -> dict:
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    from core.finetune.plan import FinetuneError, finetune_plan, peft_target_modules
+
+    cfg, seq_len, batch_size = check_setting(model_name, seq_len, batch_size)
+    if cfg["kind"] != "decoder":
+        raise FinetuneError("Fine-tuning measurements build causal language models: choose a decoder.")
+    method = str(method).strip().lower()
+    if method not in ("lora", "qlora"):
+        raise FinetuneError(f"measure_finetune_step measures 'lora' or 'qlora', got {method!r}.")
+    dev = resolve_device(device)
+    bf16_ok = dev.type != "cuda" or torch.cuda.is_bf16_supported()
+    plan = finetune_plan(cfg, method, rank, target_modules, seq_len, batch_size, gradient_checkpointing, "adamw",
+                         base_precision=base_precision, dropout=dropout, device_type=dev.type,
+                         bf16_supported=bf16_ok)
+    predicted = plan.total_bytes
+    _guard(predicted, dev, "this fine-tuning step")
+    _check_time(plan.n_params, seq_len * batch_size, True, dev, max_seconds, predicted)
+    tracker = tracker_for(dev)
+    started = time.perf_counter()
+    free_memory()
+    _warm_up_device(dev, torch.bfloat16)
+    model = optimizer = batch = loss = None
+    try:
+        dtype = torch.float16 if plan.base_precision == "fp16" else torch.bfloat16
+        with tracker.phase() as load:
+            model = _build(cfg, dtype, dev, training=True)
+            if plan.base_precision in ("nf4", "nf4-dq", "int8"):
+                _quantize_linears(model, plan.base_precision, dev)
+            gc.collect()
+            if gradient_checkpointing:
+                _enable_checkpointing(model)
+            model = get_peft_model(model, LoraConfig(r=plan.rank, lora_alpha=2 * plan.rank, lora_dropout=dropout,
+                                                     target_modules=peft_target_modules(cfg, target_modules),
+                                                     bias="none"))
+        model.train()
+        trainable = [p for p in model.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(trainable, lr=1e-4)
+        batch = _training_batch(cfg, _random_ids(cfg, batch_size, seq_len, dev))
+
+        def forward():
+            out = model(**batch)
+            value = out.loss
+            del out
+            return value
+
+        loss = forward()  # warm-up step: creates AdamW's moments
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        loss = None
+        states = _tensor_bytes([v for st in optimizer.state.values() for v in st.values() if torch.is_tensor(v)])
+        resident = load.end + states
+        with tracker.phase() as fwd:
+            loss = forward()
+        with tracker.phase() as bwd:
+            loss.backward()
+            loss = None
+        grads = _tensor_bytes([p.grad for p in trainable])
+        with tracker.phase() as opt:
+            optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        reserved = tracker.reserved() if dev.type == "cuda" else None
+    finally:
+        del model, optimizer, batch, loss
+        free_memory()
+    phases = {"forward": resident + fwd.peak, "backward": resident + fwd.end + bwd.peak,
+              "optimizer step": resident + fwd.end + bwd.end + opt.peak}
+    peak_phase = max(phases, key=phases.get)
+    measured = phases[peak_phase]
+    comps = {"weights": float(load.end), "adapter_optimizer_states": float(states)}
+    if peak_phase == "optimizer step":
+        comps["adapter_gradients"] = float(grads)
+    else:
+        comps["activations_kept"] = float(fwd.end)
+    comps["temporaries_at_peak"] = float(max(0.0, measured - sum(comps.values())))
+    setting = (f"{method} r={plan.rank} on {'/'.join(plan.target_modules)}, {plan.base_precision} base, "
+               f"{seq_len} tok × {batch_size}" + (", checkpointing" if gradient_checkpointing else ""))
+    return FinetuneMeasurement(
+        **_identity(cfg, dev, tracker), setting=setting, finetune_method=method, rank=plan.rank,
+        target_modules=plan.target_modules, base_precision=plan.base_precision, seq_len=seq_len,
+        batch_size=batch_size, gradient_checkpointing=bool(gradient_checkpointing), n_params=plan.n_params,
+        trainable_params=plan.trainable_params, measured_peak_bytes=float(measured), predicted_peak_bytes=predicted,
+        measured_components=tuple(comps.items()), predicted_components=plan.components,
+        measured_phases=tuple((k, float(v)) for k, v in phases.items()), measured_peak_phase=peak_phase,
+        predicted_phase=plan.peak_phase, reserved_bytes=reserved, seconds=time.perf_counter() - started).to_dict()
