@@ -49,7 +49,8 @@ def main() -> None:
                "device": r["device"], "seconds": r["seconds"]}
         rows.append(row)
         print(f"{method:5s} r={rank:<3d} {targets:10s} ckpt={'yes' if ckpt else 'no ':3s} "
-              f"measured {row['measured_peak_bytes'] / 1e6:8.1f} MB  predicted {row['predicted_peak_bytes'] / 1e6:8.1f} MB"
+              f"measured {row['measured_peak_bytes'] / 1e6:8.1f} MB  "
+              f"predicted {row['predicted_peak_bytes'] / 1e6:8.1f} MB"
               f"  error {row['error_pct']:+6.2f} %  ({row['seconds']:.0f} s)", flush=True)
         if args.json:
             args.json.write_text(json.dumps(rows, indent=2))

@@ -15,7 +15,8 @@ import json, torch
 from core import measure
 from tests.test_measure import TINY
 out = {"kernels": measure.cpu_kernels()}
-for name, recipe, ckpt in (("gpt2", "mixed_precision", True), ("llama", "fp32", True), ("llama", "mixed_precision", False)):
+CASES = (("gpt2", "mixed_precision", True), ("llama", "fp32", True), ("llama", "mixed_precision", False))
+for name, recipe, ckpt in CASES:
     r = measure.measure_training_step(TINY[name], recipe, 64, 2, ckpt, device="cpu")
     out[f"{name} {recipe} {ckpt}"] = r["error_pct"]
 print("RESULT" + json.dumps(out))
