@@ -55,7 +55,8 @@ def _show_results(results: list[dict], key: str) -> None:
         st.plotly_chart(measure.components_figure(latest), key=f"{key}_components_chart")
         phase = latest.get("measured_peak_phase")
         st.caption(("Measured peak during the " + phase + "; " if phase else "") +
-                   f"predicted peak at: {latest['predicted_phase']}. Method: {latest.get('measurement_method', latest['method'])}.")
+                   f"predicted peak at: {latest['predicted_phase']}. "
+                   f"Method: {latest.get('measurement_method', latest['method'])}.")
     c1, c2, c3 = st.columns(3)
     c1.download_button("Download CSV", measure.results_csv(results), file_name="llm_lab_measurements.csv",
                        mime="text/csv", key=f"{key}_csv", on_click="ignore",
