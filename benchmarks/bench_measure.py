@@ -85,7 +85,7 @@ def run(plan, device: str, max_cpu_seconds: float) -> tuple[list[dict], list[str
             continue
         except torch.OutOfMemoryError as exc:
             notes.append(f"{label}: out of memory ({exc.__class__.__name__})")
-            measure._free()
+            measure.free_memory()
             continue
         results.append(r)
         print(f"   measured {r['measured_peak_bytes'] / 1e9:.3f} GB, predicted {r['predicted_peak_bytes'] / 1e9:.3f} GB"

@@ -48,7 +48,7 @@ def training_results():
 
 # --- the CPU measuring instrument itself -------------------------------------------------------------------------
 def test_cpu_tracker_sees_exact_tensor_bytes():
-    tracker = measure._tracker(torch.device("cpu"))
+    tracker = measure.tracker_for(torch.device("cpu"))
     assert "profiler" in tracker.method
     with tracker.phase() as ph:
         a = torch.empty(1_000_000, dtype=torch.float32)  # 4 MB

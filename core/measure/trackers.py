@@ -1,0 +1,174 @@
+"""The measuring instrument: memory trackers (one per device type); a phase yields its peak and net change in bytes.
+
+- CUDA: ``torch.cuda.reset_peak_memory_stats`` / ``max_memory_allocated`` around each phase (bytes of live tensors).
+- CPU: the PyTorch profiler's allocation events (``profile_memory=True``): the running total of PyTorch's CPU
+  allocator, the CPU twin of ``max_memory_allocated``; RSS growth (VmHWM) only when those events are unavailable.
+"""
+from __future__ import annotations
+
+import contextlib
+import gc
+from dataclasses import dataclass
+
+from core.measure.helpers import resolve_device
+
+@dataclass
+class PhaseMemory:
+    """Bytes allocated during one phase, relative to its start: ``peak`` (highest point) and ``end`` (net change)."""
+    peak: int = 0
+    end: int = 0
+
+
+class CudaTracker:
+    method = ("torch.cuda.max_memory_allocated (reset_peak_memory_stats before each phase): bytes of live tensors; "
+              "the caching allocator's reserve and the CUDA context are not included")
+
+    def __init__(self, device):
+        self.device = device
+
+    def allocated(self) -> int:
+        import torch
+
+        torch.cuda.synchronize(self.device)
+        return int(torch.cuda.memory_allocated(self.device))
+
+    @contextlib.contextmanager
+    def phase(self):
+        import torch
+
+        result = PhaseMemory()
+        start = self.allocated()
+        torch.cuda.reset_peak_memory_stats(self.device)
+        try:
+            yield result
+        finally:
+            torch.cuda.synchronize(self.device)
+            result.peak = max(0, int(torch.cuda.max_memory_allocated(self.device)) - start)
+            result.end = int(torch.cuda.memory_allocated(self.device)) - start
+
+    def reserved(self) -> int:
+        import torch
+
+        return int(torch.cuda.memory_reserved(self.device))
+
+
+def _walk(events):
+    stack = list(events)
+    while stack:
+        event = stack.pop()
+        yield event
+        stack.extend(event.children)
+
+
+class CpuProfilerTracker:
+    method = ("torch.profiler allocation events (profile_memory=True): peak of the bytes allocated by PyTorch's CPU "
+              "allocator, the CPU twin of torch.cuda.max_memory_allocated")
+
+    def __init__(self, device):
+        self.device = device
+
+    @contextlib.contextmanager
+    def phase(self):
+        from torch._C._profiler import _EventType
+        from torch.profiler import ProfilerActivity, profile
+
+        result = PhaseMemory()
+        prof = profile(activities=[ProfilerActivity.CPU], profile_memory=True)
+        prof.__enter__()
+        try:
+            yield result
+        finally:
+            prof.__exit__(None, None, None)
+            allocations = [e for e in _walk(prof.profiler.kineto_results.experimental_event_tree())
+                           if e.typed[0] == _EventType.Allocation and str(e.typed[1].device).startswith("cpu")]
+            if allocations:
+                allocations.sort(key=lambda e: e.start_time_ns)
+                first = allocations[0].typed[1]
+                # The reporter's running total is process-wide: take it relative to the phase's first event.
+                base = first.total_allocated - first.alloc_size
+                totals = [e.typed[1].total_allocated - base for e in allocations]
+                result.peak = max(0, max(totals))
+                result.end = totals[-1]
+
+    @staticmethod
+    def available() -> bool:
+        try:
+            import torch
+            from torch._C._profiler import _EventType  # noqa: F401
+            from torch.profiler import ProfilerActivity, profile
+
+            with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+                torch.empty(1024)
+            return hasattr(prof.profiler.kineto_results, "experimental_event_tree")
+        except Exception:  # noqa: BLE001 - any failure means: use the RSS fallback
+            return False
+
+
+class CpuRssTracker:
+    method = ("process RSS growth (peak VmHWM after /proc/self/clear_refs): includes allocator slack, less exact "
+              "than tensor bytes")
+
+    def __init__(self, device):
+        self.device = device
+
+    @staticmethod
+    def _status(field: str) -> int:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) * 1024
+        return 0
+
+    @contextlib.contextmanager
+    def phase(self):
+        result = PhaseMemory()
+        gc.collect()
+        try:
+            with open("/proc/self/clear_refs", "w") as fh:
+                fh.write("5")  # resets VmHWM to the current RSS (Linux ≥ 4.0)
+        except OSError:
+            pass
+        start = self._status("VmRSS")
+        try:
+            yield result
+        finally:
+            result.peak = max(0, self._status("VmHWM") - start)
+            result.end = self._status("VmRSS") - start
+
+
+_PROFILER_OK: bool | None = None
+
+
+def tracker_for(device):
+    global _PROFILER_OK
+    if device.type == "cuda":
+        return CudaTracker(device)
+    if _PROFILER_OK is None:
+        _PROFILER_OK = CpuProfilerTracker.available()
+    return CpuProfilerTracker(device) if _PROFILER_OK else CpuRssTracker(device)
+
+
+def resolve_device_type(device: str = "auto") -> str:
+    """"cuda" or "cpu" for a device string ("auto" = CUDA when available); ValueError for an unusable device."""
+    return resolve_device(device).type
+
+
+def measurement_method(device: str = "auto") -> str:
+    """How peaks are measured on ``device`` (the ``method`` string the results carry)."""
+    return tracker_for(resolve_device(device)).method
+
+
+def cpu_kernels() -> dict:
+    """Which CPU kernels PyTorch picks here (they decide some temporaries): ATen's dispatch level
+    (``torch.backends.cpu.get_cpu_capability()``: DEFAULT / AVX2 / AVX512; ``ATEN_CPU_CAPABILITY`` lowers it),
+    whether oneDNN runs bf16 matmuls natively (AVX512-BF16 / AMX; ``ONEDNN_MAX_CPU_ISA`` lowers it) and the thread
+    count. Measured on an AVX2 CPU (2026-12-01): every CPU ledger term was byte-identical at DEFAULT / AVX2,
+    oneDNN AVX2 / SSE4.1 and 1–8 threads; native-bf16 CPUs could not be exercised there."""
+    import torch
+
+    try:
+        bf16 = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # pragma: no cover - builds without oneDNN
+        bf16 = False
+    return {"aten_cpu_capability": torch.backends.cpu.get_cpu_capability(), "onednn_bf16": bf16,
+            "threads": torch.get_num_threads()}
