@@ -8,6 +8,10 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import streamlit as st  # noqa: E402
 
 st.set_page_config(page_title="LLM Lab", page_icon=":material/science:", layout="wide")
+if os.path.isdir(os.path.join(os.path.dirname(os.path.abspath(__file__)), "pages")):
+    # Streamlit would run each server's first session in its legacy `pages/` multipage mode (page scripts are in views/).
+    st.warning("Delete the leftover `pages/` folder next to app.py (e.g. an old `pages/__pycache__`): it makes the "
+               "first visitor after a restart see \"Page not found\" instead of a shared link's page.")
 
 PAGES = {
     "Overview": [st.Page("views/home.py", title="Home", icon=":material/home:", default=True)],
