@@ -19,6 +19,7 @@ PAGES = {
     "Plan hardware": [
         st.Page("pages/memory_planner.py", title="Memory planner", icon=":material/memory:", url_path="memory"),
         st.Page("pages/compute_planner.py", title="Compute planner", icon=":material/speed:", url_path="compute"),
+        st.Page("pages/serving.py", title="Serving planner", icon=":material/dns:", url_path="serving"),
     ],
 }
 

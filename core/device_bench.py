@@ -1,0 +1,240 @@
+"""This machine as a serving "device": a short microbenchmark of its achieved memory bandwidth, matmul FLOP/s and
+per-operation dispatch time, a batched-generate measurement of the bundled model, and the serving planner's
+prediction for the same runs (core.serving), side by side with the error.
+
+- Bandwidth: a matrix-vector product over a matrix much larger than the caches (what a decode step does with every
+  weight matrix), bytes of the matrix ÷ the best time — STREAM-style best-of-N (McCalpin 1995, "Memory Bandwidth and
+  Machine Balance").
+- FLOP/s: a 1024³ (CPU) or 8192³ bf16 (GPU) matmul, 2·n³ ÷ the best time.
+- Dispatch: the time of a tiny matmul (1×64 @ 64×64), which is all framework overhead; an eager (no CUDA graphs,
+  no compilation) forward step costs one such dispatch per operator it runs. The operators of one decode step are
+  counted (not timed) with ``torch.utils._python_dispatch.TorchDispatchMode``.
+- Measured runs: ``model.generate`` with a batch of ``b`` prompts; a logits processor stamps the time of every step,
+  so TTFT = first stamp − start and TPOT = mean gap between later stamps (the time-per-output-token definition of
+  vLLM's benchmarks, vllm/benchmarks/serve.py).
+"""
+from __future__ import annotations
+
+import statistics
+import threading
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from core import serving
+from core.hardware import GPU
+
+_CACHE: dict[str, "DeviceProfile"] = {}
+_LOCK = threading.Lock()
+
+
+@dataclass(frozen=True)
+class DeviceProfile:
+    """Achieved rates of this machine (measured, not datasheet)."""
+
+    device: str  # "cpu" | "cuda"
+    name: str
+    bandwidth_bytes_per_s: float
+    matmul_flops_per_s: float
+    dispatch_s: float  # one small operator, framework overhead
+    memory_bytes: float
+    threads: int
+    dtype: str  # the dtype the FLOP/s were measured in
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def as_gpu(self) -> GPU:
+        """The profile in the GPU catalog's shape, for ``core.serving`` (achieved rates as 'peak')."""
+        return GPU(f"This machine ({self.name})", self.memory_bytes / 1e9, self.matmul_flops_per_s / 1e12, 0.0,
+                   self.bandwidth_bytes_per_s / 1e9, 0.0, "measured by core.device_bench")
+
+
+def _best(fn, repeats: int) -> float:
+    fn()  # warm-up
+    return min(_timed(fn) for _ in range(repeats))
+
+
+def _timed(fn) -> float:
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+def measure_device(device: str = "auto", repeats: int = 5, matrix_bytes: int = 256 * 2**20,
+                   refresh: bool = False) -> DeviceProfile:
+    """Microbenchmark ``device`` ("auto": CUDA when present, else CPU); cached per device for the process."""
+    import torch
+
+    from core.hardware import detect_hardware
+
+    dev = torch.device("cuda" if device in (None, "auto") and torch.cuda.is_available() else
+                       ("cpu" if device in (None, "auto") else device))
+    key = str(dev)
+    with _LOCK:
+        if key in _CACHE and not refresh:
+            return _CACHE[key]
+    info = detect_hardware(key)
+    if dev.type == "cuda":
+        sync = torch.cuda.synchronize
+        dtype, n = torch.bfloat16, 8192
+    else:
+        def sync():
+            return None
+        dtype, n = torch.float32, 1024
+    rows = max(1024, matrix_bytes // (4096 * 4))
+    with torch.no_grad():
+        w = torch.randn(rows, 4096, device=dev, dtype=torch.float32 if dev.type == "cpu" else dtype)
+        x = torch.randn(1, 4096, device=dev, dtype=w.dtype)
+
+        def matvec():
+            x @ w.T
+            sync()
+        bandwidth = w.nbytes / _best(matvec, repeats)
+        del w
+        a = torch.randn(n, n, device=dev, dtype=dtype)
+        b = torch.randn(n, n, device=dev, dtype=dtype)
+
+        def mm():
+            a @ b
+            sync()
+        flops = 2 * n**3 / _best(mm, max(2, repeats // 2))
+        del a, b
+        s = torch.randn(1, 64, device=dev, dtype=dtype)
+        t = torch.randn(64, 64, device=dev, dtype=dtype)
+        for _ in range(50):
+            s @ t
+        sync()
+        samples = []
+        for _ in range(7):
+            start = time.perf_counter()
+            for _ in range(200):
+                s @ t
+            sync()
+            samples.append((time.perf_counter() - start) / 200)
+        dispatch = statistics.median(samples)
+    name = info["gpu_name"] if dev.type == "cuda" else info["cpu_name"]
+    memory = info["total_memory_bytes"]
+    profile = DeviceProfile(dev.type, str(name), bandwidth, flops, dispatch, float(memory),
+                            torch.get_num_threads(), str(dtype).replace("torch.", ""))
+    with _LOCK:
+        _CACHE[key] = profile
+    return profile
+
+
+def count_ops_per_step(model, context_tokens: int = 8) -> int:
+    """Operators one decode step of ``model`` runs (aten calls, counted with TorchDispatchMode), after a prompt of
+    ``context_tokens`` tokens is cached."""
+    import torch
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Count(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.n = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            self.n += 1
+            return func(*args, **(kwargs or {}))
+
+    dev = next(model.parameters()).device
+    ids = torch.ones((1, context_tokens), dtype=torch.long, device=dev)
+    with torch.no_grad():
+        out = model(input_ids=ids, use_cache=True)
+        counter = Count()
+        with counter:
+            model(input_ids=ids[:, :1], past_key_values=out.past_key_values, use_cache=True)
+    return counter.n
+
+
+@dataclass(frozen=True)
+class GenerationRun:
+    """One batched-generate measurement (or prediction): ``concurrency`` sequences of prompt → output tokens."""
+
+    concurrency: int
+    prompt_tokens: int
+    output_tokens: int
+    ttft_s: float
+    tpot_s: float
+
+    @property
+    def tokens_per_s(self) -> float:
+        """Aggregate decode tokens/s: concurrency ÷ TPOT."""
+        return self.concurrency / self.tpot_s
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "tokens_per_s": self.tokens_per_s}
+
+
+def measure_generation(loaded, concurrency: int, prompt_tokens: int = 64, output_tokens: int = 16,
+                       seed: int = 0) -> GenerationRun:
+    """Run ``generate`` on ``concurrency`` random prompts of ``prompt_tokens`` tokens, greedy, exactly
+    ``output_tokens`` new tokens; time TTFT and TPOT from per-step stamps."""
+    import torch
+    from transformers import LogitsProcessor, LogitsProcessorList
+
+    class Stamp(LogitsProcessor):
+        def __init__(self):
+            self.times: list[float] = []
+
+        def __call__(self, input_ids, scores):
+            self.times.append(time.perf_counter())
+            return scores
+
+    model = loaded.model
+    dev = next(model.parameters()).device
+    g = torch.Generator().manual_seed(seed)
+    vocab = int(model.config.vocab_size)
+    ids = torch.randint(100, max(101, vocab - 1), (concurrency, prompt_tokens), generator=g).to(dev)
+    stamp = Stamp()
+    pad = loaded.tokenizer.pad_token_id if loaded.tokenizer is not None else 0
+    start = time.perf_counter()
+    with torch.no_grad():
+        model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=output_tokens,
+                       min_new_tokens=output_tokens, do_sample=False, logits_processor=LogitsProcessorList([stamp]),
+                       pad_token_id=pad)
+    times = stamp.times
+    tpot = (times[-1] - times[0]) / (len(times) - 1) if len(times) > 1 else float("nan")
+    return GenerationRun(concurrency, prompt_tokens, output_tokens, times[0] - start, tpot)
+
+
+def predict_generation(model, profile: DeviceProfile, concurrency: int, prompt_tokens: int, output_tokens: int,
+                       ops_per_step: int, weight_format: str = "fp32", kv_dtype: str = "fp32") -> GenerationRun:
+    """The planner's prediction of ``measure_generation`` on this machine: prefill of the whole batch in one step,
+    then decode steps of ``concurrency`` sequences at the mean context; each step adds ``ops_per_step`` dispatches."""
+    m = serving.serving_model(model)
+    engine = serving.Engine(profile.as_gpu(), weight_format, serving.KV_DTYPES[kv_dtype], 1, 1.0, 1.0,
+                            ops_per_step * profile.dispatch_s)
+    ttft = serving.prefill_s(m, engine, prompt_tokens, concurrency)
+    step = serving.step_time(m, engine, concurrency, prompt_tokens + output_tokens / 2)
+    return GenerationRun(concurrency, prompt_tokens, output_tokens, ttft, step.total_s)
+
+
+def error_pct(predicted: float, measured: float) -> float:
+    """(predicted − measured) ÷ measured × 100."""
+    return (predicted - measured) / measured * 100.0
+
+
+def compare_rows(measured: list[GenerationRun], predicted: list[GenerationRun]) -> list[dict[str, Any]]:
+    """Measured and predicted TTFT, TPOT and tokens/s per concurrency, with the error % of each."""
+    rows = []
+    for me, pr in zip(measured, predicted):
+        row: dict[str, Any] = {"concurrency": me.concurrency}
+        for metric in ("ttft_s", "tpot_s", "tokens_per_s"):
+            mv, pv = getattr(me, metric), getattr(pr, metric)
+            row[f"measured_{metric}"] = mv
+            row[f"predicted_{metric}"] = pv
+            row[f"error_{metric}_pct"] = error_pct(pv, mv)
+        rows.append(row)
+    return rows
+
+
+def knee_direction_ok(rows: list[dict[str, Any]], tolerance: float = 0.1) -> bool:
+    """The predicted knee direction holds: where the prediction says aggregate tokens/s rises with concurrency by
+    more than ``tolerance``, the measurement rises too (and where it says flat, the measurement does not jump)."""
+    for a, b in zip(rows, rows[1:]):
+        pred_rise = b["predicted_tokens_per_s"] / a["predicted_tokens_per_s"] - 1
+        meas_rise = b["measured_tokens_per_s"] / a["measured_tokens_per_s"] - 1
+        if pred_rise > tolerance and meas_rise <= 0:
+            return False
+    return True
