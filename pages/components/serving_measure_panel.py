@@ -81,9 +81,9 @@ def render_serving_measure_panel(key: str = "srv_measure") -> None:
         p = results["profile"]
         m = st.columns(4)
         m[0].metric("Memory bandwidth", f"{p.bandwidth_bytes_per_s / 1e9:,.1f} GB/s",
-                    help="Achieved by a matrix-vector product over a 256 MB matrix (best of 5).")
+                    help="Achieved by a matrix-vector product over a 256 MB matrix (median of 5).")
         m[1].metric("Matmul", f"{p.matmul_flops_per_s / 1e9:,.1f} GFLOP/s",
-                    help=f"Achieved by a large {p.dtype} matmul (best of several).")
+                    help=f"Achieved by a large {p.dtype} matmul (median of several).")
         m[2].metric("Per operator", f"{p.dispatch_s * 1e6:,.1f} µs",
                     help="Time of a tiny matmul: framework dispatch overhead, paid by every operator.")
         m[3].metric("Operators per decode step", f"{results['ops']:,}",
