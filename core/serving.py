@@ -39,8 +39,8 @@ DEFAULT_MAX_BATCHED_TOKENS = 2048  # vLLM --max-num-batched-tokens with chunked 
 # vLLM users report 1.4–6.6 GiB per GPU captured by CUDA graphs (vllm-project/vllm issues); the low end is the default.
 DEFAULT_CUDA_GRAPH_BYTES = 1.4 * GIB
 CUDA_CONTEXT_BYTES = DEFAULT_CUDA_OVERHEAD_GB * GB  # CUDA context and kernels (Hugging Face, "Model training anatomy")
-# Share of peak bandwidth a tuned engine reaches at batch 1: median implied efficiency of the published runs in
-# benchmarks/published_decode.json (vLLM, llama.cpp, MLC on A100 / RTX 4090): 0.74–0.79.
+# Share of peak bandwidth a tuned engine reaches at batch 1: the vLLM and MLC runs in benchmarks/published_decode.json
+# (A100 40GB, RTX 4090) imply 72–79 %; llama.cpp runs of small models imply less (per-step overhead, README table).
 DEFAULT_BANDWIDTH_EFFICIENCY = 0.75
 DEFAULT_MFU = 0.5  # prefill share of peak FLOP/s; large-batch GEMMs reach 50–80 % of peak (an editable assumption)
 ALLREDUCE_LATENCY_S = 10e-6  # per small all-reduce (order of NCCL's small-message latency; an editable assumption)

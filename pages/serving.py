@@ -149,8 +149,9 @@ with st.expander("Engine settings (vLLM defaults) and efficiency assumptions"):
     f = st.columns(3)
     f[0].number_input("Achieved share of memory bandwidth (%)", min_value=1.0, max_value=100.0, step=5.0,
                       key="srv_bandwidth_pct",
-                      help="Decode reaches this share of peak bandwidth. Default 75 %: published batch-1 runs "
-                           "(vLLM on A100, llama.cpp and MLC on RTX 4090) imply 72–79 % (README table).")
+                      help="Decode reaches this share of peak bandwidth. Default 75 %: published batch-1 runs of vLLM "
+                           "(A100) and MLC (RTX 4090) imply 72–79 %; llama.cpp runs of small models less (README "
+                           "table).")
     f[1].number_input("Prefill MFU (%)", min_value=1.0, max_value=100.0, step=5.0, key="srv_mfu_pct",
                       help="Share of peak bf16 FLOP/s that prefill's large matrix multiplies reach (an assumption; "
                            "measured 8192³ bf16 matmuls reach ~78 % on H100).")
