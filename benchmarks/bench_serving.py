@@ -45,13 +45,15 @@ def main() -> int:
     for r in range(args.rounds):
         measured, predicted = [], []
         for b in LEVELS:
-            profile = device_bench.measure_device(args.device, refresh=True)
+            profile = device_bench.measure_device(args.device, refresh=True, model=models.BUNDLED_DECODER)
             overhead = device_bench.measure_step_overhead(models.BUNDLED_DECODER, b)
+            decode_flops = device_bench.measure_decode_matmul_flops(models.BUNDLED_DECODER, b, args.device)
             profiles.append(profile)
             overheads.append(overhead)
             measured.append(device_bench.measure_generation(loaded, b, args.prompt, args.output, seed=r))
             predicted.append(device_bench.predict_generation(models.BUNDLED_DECODER, profile, b, args.prompt,
-                                                             args.output, overhead))
+                                                             args.output, overhead,
+                                                             decode_flops_per_s=decode_flops))
         per_round.append(device_bench.compare_rows(measured, predicted))
         print(f"round {r + 1}: " + ", ".join(
             f"b={row['concurrency']} meas {row['measured_tokens_per_s']:.1f} pred {row['predicted_tokens_per_s']:.1f}"

@@ -44,7 +44,9 @@ def test_operator_count_grows_with_layers():
 def test_real_batched_generate_and_prediction(profile, smollm2):
     ops = device_bench.count_ops_per_step(smollm2.model)
     measured = [device_bench.measure_generation(smollm2, b, prompt_tokens=16, output_tokens=4) for b in (1, 2)]
-    predicted = [device_bench.predict_generation(models.BUNDLED_DECODER, profile, b, 16, 4, ops) for b in (1, 2)]
+    overhead = device_bench.measure_step_overhead(models.BUNDLED_DECODER, 1, steps=2, repeats=1)
+    assert overhead > 0
+    predicted = [device_bench.predict_generation(models.BUNDLED_DECODER, profile, b, 16, 4, overhead) for b in (1, 2)]
     for run in measured + predicted:
         assert run.ttft_s > 0 and run.tpot_s > 0 and math.isfinite(run.tokens_per_s)
     rows = device_bench.compare_rows(measured, predicted)
@@ -56,7 +58,16 @@ def test_real_batched_generate_and_prediction(profile, smollm2):
     m = serving.serving_model(models.BUNDLED_DECODER)
     weights = serving.decode_weight_bytes(m, "fp32", 1)
     assert weights == architectures.param_count(models.BUNDLED_DECODER) * 4  # tied embeddings: lm_head reads them
-    assert predicted[0].tpot_s >= weights / profile.bandwidth_bytes_per_s + ops * profile.dispatch_s - 1e-12
+    assert ops > 100
+    assert predicted[0].tpot_s >= weights / profile.bandwidth_bytes_per_s + overhead - 1e-12
+
+
+def test_tiny_twin_keeps_layers_and_shrinks_widths():
+    twin = device_bench.tiny_twin_config(models.BUNDLED_DECODER)
+    assert twin["num_hidden_layers"] == 30 and twin["hidden_size"] == 64 and twin["vocab_size"] == 256
+    assert architectures.param_count(twin) < 0.02 * architectures.param_count(models.BUNDLED_DECODER)
+    shapes = device_bench.decode_matrix_shapes(models.BUNDLED_DECODER)
+    assert sum(i * o for i, o in shapes) == architectures.param_count(models.BUNDLED_DECODER) - 30 * 2 * 576 - 576
 
 
 def test_knee_direction_check():
