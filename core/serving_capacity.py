@@ -28,6 +28,17 @@ CURVE_BATCHES = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 TP_CHOICES = (1, 2, 4, 8)
 
 
+def users_for_request_rate(requests_per_s: float, output_tokens: int, ttft_target_s: float,
+                           tpot_target_s: float) -> int:
+    """Concurrent users a request rate keeps in flight when requests take the latency targets: Little's law
+    L = λ·W (Little 1961), W = TTFT + output tokens × TPOT. An upper bound: faster requests leave fewer in flight."""
+    for value, what in ((requests_per_s, "Request rate"), (ttft_target_s, "TTFT target"),
+                        (tpot_target_s, "TPOT target"), (output_tokens, "Output tokens")):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+            raise ServingInputError(f"{what} must be a positive number, got {value!r}.")
+    return max(1, math.ceil(requests_per_s * (ttft_target_s + output_tokens * tpot_target_s) - 1e-9))
+
+
 def latency_curve(model, gpu, batches=CURVE_BATCHES, **kwargs) -> list[dict[str, Any]]:
     """One row per concurrency: TTFT, TPOT (s), per-user and aggregate output tokens/s, bound, whether it fits."""
     rows = []

@@ -18,6 +18,7 @@ from core.plan_io import CUSTOM_GPU, Field, PlanInputError
 from core.url_state import choice_parser, number_parser
 
 SHARED_URL_KEYS = ("src", "model", "params", "cfg", "gpu", "gpu_gb")
+LOAD_KINDS = {"users": "Concurrent users", "rate": "Requests per second"}
 
 
 def _g(v) -> str:
@@ -35,7 +36,9 @@ FIELDS: dict[str, Field] = {
         Field("kv", "srv_kv_dtype", "bf16", choice_parser(serving.KV_DTYPES)),
         Field("prompt", "srv_prompt_tokens", 1024, number_parser(1, 10_000_000, integer=True)),
         Field("output", "srv_output_tokens", 256, number_parser(1, 10_000_000, integer=True)),
+        Field("load", "srv_load_kind", "users", choice_parser(LOAD_KINDS)),
         Field("users", "srv_users", 100, number_parser(1, 1_000_000_000, integer=True)),
+        Field("rps", "srv_requests_per_s", 10.0, number_parser(0.001, 1_000_000), _g),
         Field("ttft", "srv_ttft_ms", 1000.0, number_parser(1, 3_600_000), _g),
         Field("tpot", "srv_tpot_ms", 50.0, number_parser(0.01, 60_000), _g),
         Field("util", "srv_util", 0.9, number_parser(0.05, 1.0), _g),
@@ -82,6 +85,8 @@ def to_query_params(values: Mapping[str, Any]) -> dict[str, str]:
         if url_key in SHARED_URL_KEYS or f.state_key not in values:
             continue
         if url_key in ("gpu_bw", "gpu_tflops", "gpu_link") and not custom:
+            continue
+        if url_key == ("rps" if values.get("srv_load_kind") != "rate" else "users"):
             continue
         text = f.write(values[f.state_key])
         if text is not None:
@@ -189,6 +194,16 @@ def rows_csv(rows: list[dict[str, Any]]) -> str:
     return buf.getvalue()
 
 
+def target_users(values: Mapping[str, Any]) -> int:
+    """The target load in concurrent users: as entered, or from the request rate by Little's law."""
+    if values.get("srv_load_kind") == "rate":
+        return serving_capacity.users_for_request_rate(float(values["srv_requests_per_s"]),
+                                                       int(values["srv_output_tokens"]),
+                                                       float(values["srv_ttft_ms"]) / 1e3,
+                                                       float(values["srv_tpot_ms"]) / 1e3)
+    return int(values["srv_users"])
+
+
 def check_model_choice(values: Mapping[str, Any]):
     """``plan_io.choose_model`` for the shared model inputs (raises PlanInputError / ArchitectureError)."""
     return plan_io.choose_model(values["mem_source"], values["mem_model"], values["mem_params"],
@@ -197,4 +212,4 @@ def check_model_choice(values: Mapping[str, Any]):
 
 __all__ = ["FIELDS", "defaults", "parse_query_params", "to_query_params", "selected_gpu", "model_input",
            "plan_kwargs", "memory_rows", "curve_rows", "compare_rows", "plan_csv", "rows_csv",
-           "check_model_choice", "PlanInputError"]
+           "check_model_choice", "target_users", "LOAD_KINDS", "PlanInputError"]

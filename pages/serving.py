@@ -125,8 +125,17 @@ with st.container(border=True):
                       key="srv_prompt_tokens", help="Input tokens of one request (prefill).")
     w[1].number_input("Output tokens per request", min_value=1, max_value=10_000_000, step=64,
                       key="srv_output_tokens", help="Generated tokens of one request (decode).")
-    w[2].number_input("Concurrent users (target load)", min_value=1, max_value=1_000_000_000, step=10,
-                      key="srv_users", help="Users with a request in flight at any moment, all replicas together.")
+    load_kind = w[2].radio("Target load as", list(serving_url.LOAD_KINDS), format_func=serving_url.LOAD_KINDS.get,
+                           key="srv_load_kind", horizontal=True,
+                           help="Concurrent users in flight, or a request rate turned into concurrent users by "
+                                "Little's law (users = rate × (TTFT + output tokens × TPOT) at the targets).")
+    if load_kind == "rate":
+        w[2].number_input("Requests per second (all replicas)", min_value=0.001, max_value=1_000_000.0, step=1.0,
+                          key="srv_requests_per_s", help="Arrival rate of requests, all replicas together, 1/s.")
+    else:
+        w[2].number_input("Concurrent users (target load)", min_value=1, max_value=1_000_000_000, step=10,
+                          key="srv_users", help="Users with a request in flight at any moment, all replicas "
+                                                "together.")
     w[3].number_input("TTFT target (ms)", min_value=1.0, max_value=3_600_000.0, step=100.0, key="srv_ttft_ms",
                       help="Time to first token a user should see at most, milliseconds.")
     w[4].number_input("TPOT target (ms)", min_value=0.01, max_value=60_000.0, step=5.0, key="srv_tpot_ms",
@@ -168,15 +177,19 @@ if choice is not None:
     try:
         gpu = serving_url.selected_gpu(ss)
         model_arg = serving_url.model_input(choice)
-        plan = serving.serving_plan(model_arg, gpu, concurrency=int(ss["srv_users"]), **kwargs)
+        plan = serving.serving_plan(model_arg, gpu, concurrency=serving_url.target_users(ss), **kwargs)
     except (ValueError, ArchitectureError) as err:
         st.error(f"Cannot compute this plan: {err}")
 
 ttft_s, tpot_s = ss["srv_ttft_ms"] / 1e3, ss["srv_tpot_ms"] / 1e3
+users = serving_url.target_users(ss)
+if load_kind == "rate":
+    st.caption(f"{ss['srv_requests_per_s']:g} requests/s ≈ **{users:,} concurrent users** at the latency targets "
+               "(Little's law).")
 answer = None
 if plan is not None:
     try:
-        answer = serving_capacity.capacity_answer(model_arg, gpu, target_users=int(ss["srv_users"]),
+        answer = serving_capacity.capacity_answer(model_arg, gpu, target_users=users,
                                                   ttft_target_s=ttft_s, tpot_target_s=tpot_s,
                                                   price_per_gpu_hour=float(ss["srv_price"]), **kwargs)
     except ValueError as err:
@@ -193,7 +206,7 @@ with st.container(border=True):
                          f"≤ {ss['srv_ttft_ms']:g} ms and TPOT ≤ {ss['srv_tpot_ms']:g} ms.")
         m[1].metric("GPUs for the load", "—" if answer.gpus is None else f"{answer.gpus:,}",
                     help=f"{answer.replicas or '—'} replica(s) × {plan.tensor_parallel} GPU(s) for "
-                         f"{int(ss['srv_users']):,} concurrent users.")
+                         f"{users:,} concurrent users.")
         m[2].metric("Cost per hour", "—" if answer.cost_per_hour is None else f"${answer.cost_per_hour:,.2f}",
                     help="All replicas at the price per GPU-hour.")
         m[3].metric("$ per 1M output tokens", "—" if answer.cost_per_million_output_tokens is None
@@ -264,7 +277,7 @@ with tab_compare:
             prices[gpu.name] = float(ss["srv_price"])
         base = {k: v for k, v in kwargs.items() if k != "tensor_parallel"}
         with st.spinner("Sizing every catalog GPU…"):
-            rows = cached_compare(model_arg, base, int(ss["srv_users"]), ttft_s, tpot_s, tuple(sorted(prices.items())))
+            rows = cached_compare(model_arg, base, users, ttft_s, tpot_s, tuple(sorted(prices.items())))
         best = serving_capacity.cheapest(rows)
         if best is None:
             st.warning("No catalog GPU (1–8 per replica) meets both latency targets for this model and workload.")

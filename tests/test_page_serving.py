@@ -96,3 +96,10 @@ def test_json_export_has_inputs_and_plan(default_page):
     payload = json.loads(serving_capacity.plan_json({"a": 1}, None, [], serving_url.to_query_params(
         serving_url.defaults())))
     assert payload["query"]["model"] == "meta-llama/Meta-Llama-3-8B" and payload["plan"] == {"a": 1}
+
+
+def test_request_rate_load_uses_littles_law():
+    at = run_page({"load": "rate", "rps": "10"})
+    assert any("138 concurrent users" in c.value for c in at.caption)
+    assert at.query_params["rps"] == "10" and "users" not in at.query_params
+    assert "138" in next(m.help for m in at.metric if m.label == "GPUs for the load")

@@ -169,3 +169,12 @@ def test_capacity_cost_and_cheapest_gpu():
     assert best is not None and best.cost_per_hour == min(r.cost_per_hour for r in rows if r.cost_per_hour)
     with pytest.raises(ServingInputError, match="Target"):
         capacity_answer(LLAMA3, "H100 SXM", target_users=0, ttft_target_s=1, tpot_target_s=0.05)
+
+
+def test_request_rate_to_users_by_littles_law():
+    from core.serving_capacity import users_for_request_rate
+
+    assert users_for_request_rate(10, 256, 1.0, 0.05) == 138  # 10/s × (1 s + 256 × 0.05 s) = 138 in flight
+    assert users_for_request_rate(0.001, 10, 0.1, 0.01) == 1
+    with pytest.raises(ServingInputError, match="Request rate"):
+        users_for_request_rate(-1, 256, 1.0, 0.05)
