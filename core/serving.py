@@ -36,7 +36,9 @@ KV_DTYPES: dict[str, float] = {"bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "fp32": 4.0
 KV_BLOCK_TOKENS = 16  # vLLM --block-size default
 DEFAULT_MAX_NUM_SEQS = 256  # vLLM --max-num-seqs default
 DEFAULT_MAX_BATCHED_TOKENS = 2048  # vLLM --max-num-batched-tokens with chunked prefill (V1 online-serving default)
-# vLLM users report 1.4–6.6 GiB per GPU captured by CUDA graphs (vllm-project/vllm issues); the low end is the default.
+# CUDA graphs: vLLM logs show 0.21 GiB for Llama-3.2-1B (vllm-project/vllm PR #11349) and 0.36 GiB estimated for a
+# small model (gpustack/runner PR #251: "CUDA graph memory profiling is enabled (default since v0.21.0)", i.e. inside
+# gpu_memory_utilization); users report 1.4–6.6 GiB per GPU for large models. Default: 1.4 GiB (editable).
 DEFAULT_CUDA_GRAPH_BYTES = 1.4 * GIB
 CUDA_CONTEXT_BYTES = DEFAULT_CUDA_OVERHEAD_GB * GB  # CUDA context and kernels (Hugging Face, "Model training anatomy")
 # Share of peak bandwidth a tuned engine reaches at batch 1: the vLLM and MLC runs in benchmarks/published_decode.json
@@ -101,9 +103,7 @@ def serving_model(model) -> ServingModel:
     attention/KV shape comes from the nearest catalog decoder by parameter count)."""
     if isinstance(model, (int, float)) and not isinstance(model, bool):
         n = _num(model, "Parameter count", 1e6, 1e13, "parameters")
-        from core.plan_io import nearest_catalog_decoder
-
-        shape = serving_model(nearest_catalog_decoder(n))
+        shape = serving_model(nearest_dense_decoder(n))
         return replace(shape, name=f"{n / 1e9:.3g}B-parameter model", total_params=int(n), active_params=int(n),
                        matmul_params=int(n), embedding_params=0, expert_params=0, num_experts=0,
                        experts_per_token=0, moe_layers=0, exact=False)
@@ -135,6 +135,20 @@ def serving_model(model) -> ServingModel:
         moe_layers=moe_layers, hidden_size=h, num_layers=c["num_hidden_layers"],
         num_heads=c["num_attention_heads"], num_kv_heads=c["num_key_value_heads"], qk_dim=qk, v_dim=v,
         mla=bool(mla), kv_groups=tuple(architectures.kv_groups(c)), vocab_size=V, ffn_per_token=f, exact=True)
+
+
+def nearest_dense_decoder(n_params: float) -> str:
+    """Catalog decoder without experts or MLA whose parameter count is closest (log scale) to ``n_params``: the shape
+    a bare parameter count borrows for its attention and KV cache."""
+    best, gap = None, math.inf
+    for cid in architectures.catalog_ids():
+        c = architectures.get_config(cid)
+        if c["kind"] != "decoder" or c.get("num_experts_total") or c.get("mla"):
+            continue
+        g = abs(math.log(architectures.param_count(cid) / n_params))
+        if g < gap:
+            best, gap = cid, g
+    return best
 
 
 def weight_bytes(m: ServingModel, weight_format: str) -> float:

@@ -153,8 +153,9 @@ with st.expander("Engine settings (vLLM defaults) and efficiency assumptions"):
                            "the activation reserve and the prefill chunks (2048 by default for online serving).")
     e[3].number_input("CUDA graphs per GPU (GiB)", min_value=0.0, max_value=1000.0, step=0.2,
                       key="srv_cuda_graph_gib",
-                      help="Memory CUDA graph capture takes; vLLM users report 1.4–6.6 GiB per GPU. The CUDA context "
-                           f"adds {serving.CUDA_CONTEXT_BYTES / GB:g} GB.")
+                      help="Memory CUDA graph capture takes, inside the utilization budget since vLLM 0.21: vLLM logs "
+                           "show 0.2–0.4 GiB for ~1B models (vllm PR #11349); users report 1.4–6.6 GiB per GPU for "
+                           f"large ones. The CUDA context adds {serving.CUDA_CONTEXT_BYTES / GB:g} GB.")
     f = st.columns(3)
     f[0].number_input("Achieved share of memory bandwidth (%)", min_value=1.0, max_value=100.0, step=5.0,
                       key="srv_bandwidth_pct",

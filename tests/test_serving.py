@@ -178,3 +178,12 @@ def test_request_rate_to_users_by_littles_law():
     assert users_for_request_rate(0.001, 10, 0.1, 0.01) == 1
     with pytest.raises(ServingInputError, match="Request rate"):
         users_for_request_rate(-1, 256, 1.0, 0.05)
+
+
+def test_parameter_count_borrows_a_dense_shape():
+    from core.serving import nearest_dense_decoder
+
+    assert nearest_dense_decoder(46e9) != "mistralai/Mixtral-8x7B-v0.1"
+    assert nearest_dense_decoder(16e9) != "deepseek-ai/DeepSeek-V2-Lite"
+    m = serving_model(16e9)
+    assert not m.mla and not m.num_experts and not m.exact
