@@ -8,7 +8,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from core import architectures, serving, serving_capacity, serving_charts, serving_url
+from core import architectures, plan_io, serving, serving_capacity, serving_charts, serving_url
 from core.architectures import ArchitectureError
 from core.hardware import GPUS
 from core.memory import GB
@@ -21,7 +21,9 @@ URL_WRITTEN = "srv_url_written"
 
 def restore_inputs_from_url() -> list[str]:
     """Keep every input across reruns; load them from the URL when it differs from what this page last wrote."""
-    for key, default in serving_url.defaults().items():
+    # The memory planner's inputs too: re-assigning keeps them while this page runs (Streamlit drops the state of
+    # widgets a run does not draw), so the model, GPU and the rest are still there on /memory.
+    for key, default in {**plan_io.defaults(), **serving_url.defaults()}.items():
         st.session_state[key] = st.session_state.get(key, default)
     ours = {k: v for k, v in st.query_params.to_dict().items() if k in serving_url.FIELDS}
     if not ours or ours == st.session_state.get(URL_WRITTEN):

@@ -103,3 +103,14 @@ def test_request_rate_load_uses_littles_law():
     assert any("138 concurrent users" in c.value for c in at.caption)
     assert at.query_params["rps"] == "10" and "users" not in at.query_params
     assert "138" in next(m.help for m in at.metric if m.label == "GPUs for the load")
+
+
+def test_memory_planner_inputs_survive_a_visit():
+    at = app_test("pages/memory_planner.py")
+    at.query_params["model"] = "google/gemma-2-9b"
+    at.query_params["ctx"] = "8192"
+    at.run()
+    at.switch_page("serving.py").run()
+    assert not at.exception
+    assert at.session_state["mem_model"] == "google/gemma-2-9b"  # shared model choice
+    assert at.session_state["mem_context"] == 8192  # a memory-only input kept while on /serving
