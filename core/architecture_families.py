@@ -197,7 +197,8 @@ def active_params(c: dict) -> int:
 
 
 def linear_layers(c: dict) -> list:
-    """Weight matrices as ``core.architectures.LinearLayer`` groups (fused 3-D expert tensors as one group)."""
+    """Weight matrices as ``core.architectures.LinearLayer`` groups (fused 3-D expert tensors as one group per layer
+    kind; ``quantizable`` as transformers' bitsandbytes integration treats them)."""
     from core.architectures import LinearLayer
 
     L, h, V = c["num_hidden_layers"], c["hidden_size"], c["vocab_size"]
@@ -228,9 +229,11 @@ def linear_layers(c: dict) -> list:
                  LinearLayer("mlp.down_proj", c["intermediate_size"], h, dense, False, True)]
     if n_moe:
         e, f = c["num_experts_total"], c["expert_intermediate_size"]
+        # transformers' replace_with_bnb_linear (integrations/bitsandbytes.py) converts nn.Linear / Conv1D only: the
+        # router and the fused 3-D expert tensors (nn.Parameter in transformers 5) stay in 16-bit.
         rows += [LinearLayer("mlp.gate (router)", h, e, n_moe, False, False),
-                 LinearLayer("mlp.experts.gate_up_proj", h, 2 * f, e * n_moe, False, True),
-                 LinearLayer("mlp.experts.down_proj", f, h, e * n_moe, False, True)]
+                 LinearLayer("mlp.experts.gate_up_proj", h, 2 * f, e * n_moe, False, False),
+                 LinearLayer("mlp.experts.down_proj", f, h, e * n_moe, False, False)]
         if c["shared_experts"]:
             fs = f * c["shared_experts"]
             rows += [LinearLayer("mlp.shared_experts.gate_proj/up_proj", h, fs, 2 * n_moe, False, True),

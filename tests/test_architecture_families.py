@@ -120,3 +120,13 @@ def test_bad_family_configs_are_clear_errors():
         A.get_config({**TINY["gemma2"], "layer_types": ["full_attention"]})
     with pytest.raises(A.ArchitectureError):
         A.get_config({**TINY["deepseek_v3"], "kv_lora_rank": -1})
+
+
+def test_bitsandbytes_leaves_fused_experts_in_16_bit():
+    """transformers converts nn.Linear only; Mixtral's experts are fused nn.Parameter tensors in transformers 5."""
+    model = _from_config(TINY["mixtral"])
+    linear_names = {n for n, m in model.named_modules() if type(m) is torch.nn.Linear}
+    assert not any("experts" in n for n in linear_names)
+    assert any(n.endswith("self_attn.q_proj") for n in linear_names)
+    rows = {x.name: x for x in A.linear_layers(TINY["mixtral"])}
+    assert not rows["mlp.experts.gate_up_proj"].quantizable and rows["self_attn.q_proj"].quantizable
