@@ -23,6 +23,7 @@ PAGES = {
     "Plan hardware": [
         st.Page("views/memory_planner.py", title="Memory planner", icon=":material/memory:", url_path="memory"),
         st.Page("views/compute_planner.py", title="Compute planner", icon=":material/speed:", url_path="compute"),
+        st.Page("views/serving.py", title="Serving planner", icon=":material/dns:", url_path="serving"),
     ],
 }
 

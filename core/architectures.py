@@ -18,6 +18,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from core import architecture_families as _families
+
 
 class ArchitectureError(ValueError):
     """A model name, or a config, that cannot be turned into an architecture (message is user-facing)."""
@@ -27,6 +29,10 @@ SUPPORTED_MODEL_TYPES = ("gpt2", "bert", "roberta", "t5", "llama", "mistral", "q
 KINDS = {"gpt2": "decoder", "bloom": "decoder", "llama": "decoder", "mistral": "decoder", "qwen2": "decoder",
          "bert": "encoder", "roberta": "encoder", "t5": "encoder-decoder"}
 _LLAMA_LIKE = ("llama", "mistral", "qwen2")
+# Families with their own layout module (MoE, MLA, sliding-window/global hybrids): core/architecture_families.py.
+SUPPORTED_MODEL_TYPES += _families.MODEL_TYPES
+KINDS.update({t: "decoder" for t in _families.MODEL_TYPES})
+_GQA_TYPES = _LLAMA_LIKE + _families.MODEL_TYPES
 
 # Upper bounds that catch typos ("hidden_size": 40960000) before they turn into absurd plans.
 _LIMITS = {"num_hidden_layers": 10_000, "num_decoder_layers": 10_000, "hidden_size": 1_000_000,
@@ -121,7 +127,56 @@ CATALOG: dict[str, dict[str, Any]] = {
     "gpt3-175b": _gpt2("gpt3-175b", 96, 12288, 96, n_positions=2048, n_ctx=2048),
 }
 
+# Mixture-of-experts, MLA and sliding-window/global hybrids (config.json values of the published checkpoints).
+CATALOG.update({
+    "google/gemma-2-2b": _llama(
+        "google/gemma-2-2b", "gemma2", 26, 2304, 8, 4, 9216, 256000, True, 8192, "Gemma2ForCausalLM",
+        head_dim=256, hidden_act="gelu_pytorch_tanh", hidden_activation="gelu_pytorch_tanh", rms_norm_eps=1e-6, sliding_window=4096,
+        query_pre_attn_scalar=256, attn_logit_softcapping=50.0, final_logit_softcapping=30.0, bos_token_id=2,
+        eos_token_id=1, pad_token_id=0),
+    "google/gemma-2-9b": _llama(
+        "google/gemma-2-9b", "gemma2", 42, 3584, 16, 8, 14336, 256000, True, 8192, "Gemma2ForCausalLM",
+        head_dim=256, hidden_act="gelu_pytorch_tanh", hidden_activation="gelu_pytorch_tanh", rms_norm_eps=1e-6, sliding_window=4096,
+        query_pre_attn_scalar=256, attn_logit_softcapping=50.0, final_logit_softcapping=30.0, bos_token_id=2,
+        eos_token_id=1, pad_token_id=0),
+    "google/gemma-3-1b-it": _llama(
+        "google/gemma-3-1b-it", "gemma3_text", 26, 1152, 4, 1, 6912, 262144, True, 32768, "Gemma3ForCausalLM",
+        head_dim=256, hidden_act="gelu_pytorch_tanh", hidden_activation="gelu_pytorch_tanh", rms_norm_eps=1e-6, sliding_window=512,
+        sliding_window_pattern=6, query_pre_attn_scalar=256, rope_theta=1000000.0, bos_token_id=2, eos_token_id=1,
+        pad_token_id=0),
+    "mistralai/Mixtral-8x7B-v0.1": _llama(
+        "mistralai/Mixtral-8x7B-v0.1", "mixtral", 32, 4096, 32, 8, 14336, 32000, False, 32768, "MixtralForCausalLM",
+        num_local_experts=8, num_experts_per_tok=2, rope_theta=1000000.0, sliding_window=None, bos_token_id=1,
+        eos_token_id=2),
+    "Qwen/Qwen3-30B-A3B": _llama(
+        "Qwen/Qwen3-30B-A3B", "qwen3_moe", 48, 2048, 32, 4, 6144, 151936, False, 40960, "Qwen3MoeForCausalLM",
+        head_dim=128, moe_intermediate_size=768, num_experts=128, num_experts_per_tok=8, decoder_sparse_step=1,
+        mlp_only_layers=[], norm_topk_prob=True, rms_norm_eps=1e-6, rope_theta=1000000.0, attention_bias=False,
+        use_sliding_window=False, bos_token_id=151643, eos_token_id=151645),
+    "deepseek-ai/DeepSeek-V2-Lite": _llama(
+        "deepseek-ai/DeepSeek-V2-Lite", "deepseek_v2", 27, 2048, 16, 16, 10944, 102400, False, 163840,
+        "DeepseekV2ForCausalLM", moe_intermediate_size=1408, n_routed_experts=64, n_shared_experts=2,
+        num_experts_per_tok=6, first_k_dense_replace=1, moe_layer_freq=1, kv_lora_rank=512, q_lora_rank=None,
+        qk_nope_head_dim=128, qk_rope_head_dim=64, v_head_dim=128, topk_method="greedy", n_group=1, topk_group=1,
+        rms_norm_eps=1e-6, bos_token_id=100000, eos_token_id=100001),
+    "deepseek-ai/DeepSeek-V3": _llama(
+        "deepseek-ai/DeepSeek-V3", "deepseek_v3", 61, 7168, 128, 128, 18432, 129280, False, 163840,
+        "DeepseekV3ForCausalLM", moe_intermediate_size=2048, n_routed_experts=256, n_shared_experts=1,
+        num_experts_per_tok=8, first_k_dense_replace=3, moe_layer_freq=1, kv_lora_rank=512, q_lora_rank=1536,
+        qk_nope_head_dim=128, qk_rope_head_dim=64, v_head_dim=128, n_group=8, topk_group=4,
+        routed_scaling_factor=2.5, rms_norm_eps=1e-6, bos_token_id=0, eos_token_id=1),
+})
+
 CATALOG_NOTES: dict[str, str] = {
+    "mistralai/Mixtral-8x7B-v0.1": "Mixture of experts: 8 experts per layer, 2 active per token (46.7B total, "
+                                   "12.9B active).",
+    "Qwen/Qwen3-30B-A3B": "Mixture of experts: 128 experts per layer, 8 active per token (30.5B total, 3.3B active).",
+    "deepseek-ai/DeepSeek-V2-Lite": "Multi-head latent attention (a 576-value latent KV per token and layer) and "
+                                    "mixture of experts (64 routed, 6 active, 2 shared).",
+    "deepseek-ai/DeepSeek-V3": "Multi-head latent attention and mixture of experts (256 routed, 8 active, 1 shared); "
+                               "the multi-token-prediction module is not counted (as in transformers).",
+    "google/gemma-2-9b": "Local sliding-window (4096) and global attention layers alternate 1:1.",
+    "google/gemma-3-1b-it": "5 local sliding-window (512) layers per global layer.",
     "gpt3-175b": "GPT-3 175B as described in the paper (Brown et al. 2020, Table 2.1); no public weights. "
                  "The paper reports 175.0B parameters.",
     "sentence-transformers/all-MiniLM-L6-v2": "The encoder bundled with LLM Lab.",
@@ -206,6 +261,8 @@ _ARCH_PREFIXES = {"GPT2": "gpt2", "Bert": "bert", "Roberta": "roberta", "T5": "t
 # Keys that get_config adds and hf_config must not pass to transformers.
 _DERIVED_KEYS = {"kind", "num_decoder_layers", "sliding_window_effective", "attention_bias", "mlp_bias",
                  "tie_word_embeddings", "type_vocab_size", "relative_attention_num_buckets", "feed_forward_proj"}
+_DERIVED_KEYS |= _families.DERIVED_KEYS
+_ARCH_PREFIXES.update(_families.ARCH_PREFIXES)
 
 
 def _pick(cfg: Mapping, field: str):
@@ -299,7 +356,7 @@ def _normalize(raw: Mapping, name: str | None = None) -> dict:
         ffn = required("intermediate_size", 2048)
     else:
         explicit_hd = _pick(cfg, "head_dim")
-        if explicit_hd is not None and model_type in _LLAMA_LIKE:
+        if explicit_hd is not None and model_type in _GQA_TYPES:
             head_dim = _as_int(explicit_hd, "head_dim")
         else:
             if hidden % heads:
@@ -308,7 +365,7 @@ def _normalize(raw: Mapping, name: str | None = None) -> dict:
             head_dim = hidden // heads
         ffn_default = 4 * hidden if model_type in ("gpt2", "bloom") else None
         ffn = required("intermediate_size", ffn_default)
-    if model_type in _LLAMA_LIKE:
+    if model_type in _GQA_TYPES:
         kv_heads = required("num_key_value_heads", heads)
         if heads % kv_heads:
             raise ArchitectureError(
@@ -355,6 +412,8 @@ def _normalize(raw: Mapping, name: str | None = None) -> dict:
     elif window is not None and model_type == "qwen2" and cfg.get("use_sliding_window"):
         effective = _as_int(window, "sliding_window")
     out["sliding_window_effective"] = effective
+    if model_type in _families.MODEL_TYPES:
+        out.update(_families.normalize(cfg, model_type, out, _as_int))
     out["kind"] = KINDS[model_type]
     cfg.update(out)
     if name:
@@ -417,6 +476,8 @@ def linear_layers(model) -> list[LinearLayer]:
     linear layers at all. GPT-2's Conv1D layers are converted like nn.Linear (integrations/bitsandbytes.py).
     """
     c = get_config(model)
+    if c["model_type"] in _families.MODEL_TYPES:
+        return _families.linear_layers(c)
     mtype, L, h = c["model_type"], c["num_hidden_layers"], c["hidden_size"]
     a, kv, d, ffn, V = (c["num_attention_heads"], c["num_key_value_heads"], c["head_dim"], c["intermediate_size"],
                         c["vocab_size"])
@@ -471,6 +532,8 @@ def param_breakdown(model) -> dict[str, int]:
     + L·[h·(h + 2·kv·d) + h·h + 3·h·ffn + 2·h] + h.
     """
     c = get_config(model)
+    if c["model_type"] in _families.MODEL_TYPES:
+        return _families.param_breakdown(c)
     mtype, L, h, V = c["model_type"], c["num_hidden_layers"], c["hidden_size"], c["vocab_size"]
     lin = linear_layers(c)
     out = {"embeddings": 0, "attention": 0, "mlp": 0, "norms": 0, "lm_head": 0}
@@ -509,11 +572,43 @@ def param_count(model) -> int:
     return int(sum(param_breakdown(model).values()))
 
 
+def active_param_count(model) -> int:
+    """Parameters used per token: ``param_count`` for dense models; for mixture-of-experts models the routed experts
+    a token does not visit are left out (top-k of E; Fedus et al. 2022 "Switch Transformers" §2, Jiang et al. 2024
+    "Mixtral of Experts" §2.1: 12.9B of Mixtral-8x7B's 46.7B). A bare parameter count is returned as is."""
+    if isinstance(model, (int, float)) and not isinstance(model, bool):
+        if not math.isfinite(model) or model < 0:
+            raise ArchitectureError(f"A parameter count must be a non-negative number, got {model!r}.")
+        return int(model)
+    c = get_config(model)
+    if c["model_type"] in _families.MODEL_TYPES:
+        return int(_families.active_params(c))
+    return param_count(c)
+
+
+def kv_groups(model) -> list:
+    """Per-token KV cache layout as ``KVGroup(layers, values_per_token, window)`` rows (K and V together).
+
+    GQA/MQA: 2 · kv_heads · head_dim per layer (Ainslie et al. 2023); Mistral/Qwen2 sliding window caps every layer;
+    Gemma 2/3 cap only their local layers; MLA caches kv_lora_rank + qk_rope_head_dim (DeepSeek-V2 §2.1.2);
+    encoder-decoders: decoder self- and cross-attention (2 × decoder layers); encoders: none.
+    """
+    c = get_config(model)
+    if c["model_type"] in _families.MODEL_TYPES:
+        return _families.kv_groups(c)
+    if c["kind"] == "encoder":
+        return []
+    layers = c["num_hidden_layers"] if c["kind"] == "decoder" else 2 * c["num_decoder_layers"]
+    return [_families.KVGroup(layers, 2 * c["num_key_value_heads"] * c["head_dim"], c.get("sliding_window_effective"))]
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # transformers interop
 # ---------------------------------------------------------------------------------------------------------------
 def _native_kwargs(c: dict) -> dict:
     mtype = c["model_type"]
+    if mtype in _families.MODEL_TYPES:
+        return _families.native_kwargs(c)
     if mtype == "gpt2":
         return {"n_layer": c["num_hidden_layers"], "n_embd": c["hidden_size"], "n_head": c["num_attention_heads"],
                 "n_inner": c["intermediate_size"], "n_positions": c["max_position_embeddings"],

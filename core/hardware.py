@@ -6,7 +6,7 @@ Throughput is dense tensor-core bf16/fp16 (no sparsity); bandwidth in GB/s (1e9 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, asdict
+from dataclasses import asdict, dataclass, replace
 
 from core.device import MEMORY_DEVICE_TYPES, resolve_device
 from core.units import GB  # re-exported: GPU memory is sold in decimal GB (1e9 bytes), like the ZeRO paper uses
@@ -21,6 +21,13 @@ class GPU:
     bandwidth_gbs: float  # memory bandwidth, GB/s
     tdp_w: float
     note: str = ""
+    interconnect: str = ""  # GPU-to-GPU link of the form factor, e.g. "NVLink 4" or "PCIe Gen4 x16"
+    interconnect_gbs: float = 0.0  # its datasheet bandwidth, GB/s, both directions together
+
+    @property
+    def interconnect_bytes_per_s(self) -> float:
+        """One direction of the GPU-to-GPU link (datasheets quote both directions together), bytes/s."""
+        return self.interconnect_gbs * 1e9 / 2
 
     @property
     def memory_bytes(self) -> float:
@@ -55,6 +62,19 @@ GPUS: dict[str, GPU] = {
         GPU("H200 SXM", 141, 989, 67, 4800, 700),
     ]
 }
+
+# GPU-to-GPU interconnect per catalog GPU, GB/s both directions (NVIDIA datasheets: V100 "NVLink 300 GB/s";
+# T4 "PCIe Gen3 x16" = 32 GB/s; A10 "PCIe Gen4 64 GB/s"; L4 "PCIe Gen4 x16 64 GB/s"; GeForce RTX 4090 spec page: PCIe
+# Gen4 x16, no NVLink; A100 SXM "NVLink 600 GB/s"; H100 SXM "NVLink 900 GB/s"; H100 PCIe "PCIe Gen5 128 GB/s" (its
+# optional NVLink bridge pairs only two cards); H200 SXM "NVLink 900 GB/s").
+_INTERCONNECTS = {
+    "V100 SXM2 16GB": ("NVLink 2", 300), "V100 SXM2 32GB": ("NVLink 2", 300), "T4": ("PCIe Gen3 x16", 32),
+    "A10 (PCIe)": ("PCIe Gen4 x16", 64), "L4": ("PCIe Gen4 x16", 64), "RTX 4090": ("PCIe Gen4 x16", 64),
+    "A100 40GB SXM": ("NVLink 3", 600), "A100 80GB SXM": ("NVLink 3", 600), "H100 SXM": ("NVLink 4", 900),
+    "H100 PCIe": ("PCIe Gen5 x16", 128), "H200 SXM": ("NVLink 4", 900),
+}
+GPUS = {name: replace(g, interconnect=_INTERCONNECTS[name][0], interconnect_gbs=float(_INTERCONNECTS[name][1]))
+        for name, g in GPUS.items()}
 
 DEFAULT_GPU = "A100 80GB SXM"
 

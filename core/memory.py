@@ -173,16 +173,16 @@ def model_kv_cache_bytes(model, seq_len: int, batch_size: int, bytes_per_value: 
     use_sliding_window) keeps at most ``window`` tokens per layer (Jiang et al. 2023, Mistral 7B §2 "rolling buffer
     cache"). Encoder-decoders cache decoder self-attention over the generated tokens plus cross-attention K/V of the
     encoder output (assumed ``seq_len`` tokens too): 2 × decoder layers. Encoders do not generate: 0.
+    Gemma 2/3 cap only their local (sliding) layers; MLA (DeepSeek-V2/V3) caches the compressed latent
+    (``architectures.kv_groups``).
     """
-    c = architectures.get_config(model)
-    if c["kind"] == "encoder":
-        return 0.0
-    tokens = seq_len
-    window = c.get("sliding_window_effective")
-    if window:
-        tokens = min(seq_len, window)
-    layers = c["num_hidden_layers"] if c["kind"] == "decoder" else 2 * c["num_decoder_layers"]
-    return kv_cache_bytes(layers, c["num_key_value_heads"], c["head_dim"], tokens, batch_size, bytes_per_value)
+    for value, name in ((seq_len, "seq_len"), (batch_size, "batch_size"), (bytes_per_value, "bytes_per_value")):
+        _check_nonnegative(value, name)
+    total = 0.0
+    for group in architectures.kv_groups(model):
+        tokens = min(seq_len, group.window) if group.window else seq_len
+        total += float(group.layers) * group.values_per_token * tokens * batch_size * bytes_per_value
+    return total
 
 
 # ---------------------------------------------------------------------------------------------------------------

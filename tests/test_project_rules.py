@@ -45,7 +45,7 @@ def test_every_navigation_page_exists():
     source = (ROOT / "app.py").read_text()
     pages = [n.args[0].value for n in ast.walk(ast.parse(source))
              if isinstance(n, ast.Call) and getattr(n.func, "attr", "") == "Page"]
-    assert len(pages) == 6
+    assert len(pages) >= 7 and "views/serving.py" in pages
     for p in pages:
         assert (ROOT / p).is_file(), p
 

@@ -122,7 +122,10 @@ with model_col.container(border=True):
                     help=f"{choice.n_params:,} parameters" + (" (exact, tied weights counted once)" if choice.exact
                                                               else " (as entered)"))
         m[1].metric("fp16/bf16 weights", format_gb(memory.weights_bytes(choice.n_params, "bf16")),
-                    help="2 bytes per parameter.")
+                    help="2 bytes per parameter." + (
+                        f" Mixture of experts: {format_count(architectures.active_param_count(choice.config))} "
+                        "parameters active per token." if choice.config and choice.config.get("num_experts_total")
+                        else ""))
         m[2].metric("Layers", f"{shape['num_hidden_layers']}" + (
             f" + {shape['num_decoder_layers']}" if shape.get("num_decoder_layers") else ""),
             help="Transformer blocks (encoder + decoder for T5).")
@@ -314,6 +317,17 @@ with tab_infer:
                     help="GPU memory minus the total; negative means it does not fit on one GPU.")
         if shape["kind"] == "encoder":
             st.caption("Encoders do not generate text, so there is no KV cache.")
+        elif shape.get("mla") or len(architectures.kv_groups(shape)) > 1:
+            # MLA (compressed latent) or local/global hybrids: one term per group of layers (architectures.kv_groups)
+            terms = [f"{g.layers}{' local (≤ ' + format(g.window, ',') + ' tokens)' if g.window else ''} layers × "
+                     f"{g.values_per_token:,} values" for g in architectures.kv_groups(shape)]
+            st.markdown(f"**KV cache** = ({' + '.join(terms)}) per token × {plan.inputs['context']:,} tokens × "
+                        f"{plan.inputs['batch']} "
+                        f"sequences × {KV_DTYPES[plan.inputs['kv_dtype']]:g} bytes = "
+                        f"**{format_gb(selected['KV cache'])}**"
+                        + (" — MLA caches a compressed latent (kv_lora_rank + qk_rope_head_dim) per layer "
+                           "(DeepSeek-V2 §2.1.2)." if shape.get("mla") else
+                           " — sliding-window layers stop growing at the window."))
         else:
             layers = shape["num_hidden_layers"] if shape["kind"] == "decoder" else 2 * shape["num_decoder_layers"]
             st.markdown(

@@ -1,0 +1,127 @@
+"""'Check against a measurement' panel of the Serving planner: measures this machine (core.device_bench), runs the
+bundled SmolLM2 with batched generate at concurrency 1, 2, 4, 8, and shows the planner's prediction for this machine
+next to it with the error. A vLLM endpoint load test (core.load_test, when installed) is offered when configured."""
+from __future__ import annotations
+
+import os
+import threading
+
+import pandas as pd
+import streamlit as st
+
+from core import device_bench, models, serving_charts
+from views.components.model_cache import load_model_or_error
+
+LEVELS = (1, 2, 4, 8)
+_RUN_LOCK = threading.Lock()  # one measurement at a time on this machine (they would disturb each other)
+
+try:  # written by another part of LLM Lab; optional here
+    from core.load_test import run_load_test  # type: ignore
+except Exception:  # ImportError, or a broken optional dependency
+    run_load_test = None
+
+
+@st.cache_resource(max_entries=1, show_spinner=False)
+def _shared_results() -> dict:
+    """Last measurement on this machine, shared by all sessions (the machine is the same)."""
+    return {}
+
+
+def _run(prompt_tokens: int, output_tokens: int, progress) -> dict:
+    loaded = load_model_or_error(None, dtype="fp32", device="auto")
+    if loaded is None:
+        return {}
+    progress(0.05, "Measuring memory bandwidth, matmul FLOP/s and dispatch time…")
+    profile = device_bench.measure_device(loaded.device.type, refresh=True, model=models.BUNDLED_DECODER)
+    ops = device_bench.count_ops_per_step(loaded.model)
+    measured, predicted = [], []
+    for i, b in enumerate(LEVELS):
+        progress(0.15 + 0.85 * i / len(LEVELS), f"Generating {output_tokens} tokens for {b} sequence(s)…")
+        overhead = device_bench.measure_step_overhead(models.BUNDLED_DECODER, b)
+        decode_flops = device_bench.measure_decode_matmul_flops(models.BUNDLED_DECODER, b, loaded.device.type)
+        measured.append(device_bench.measure_generation(loaded, b, prompt_tokens, output_tokens))
+        predicted.append(device_bench.predict_generation(models.BUNDLED_DECODER, profile, b, prompt_tokens,
+                                                         output_tokens, overhead,
+                                                         decode_flops_per_s=decode_flops))
+    return {"profile": profile, "ops": ops, "overhead_s": overhead,
+            "rows": device_bench.compare_rows(measured, predicted),
+            "prompt_tokens": prompt_tokens, "output_tokens": output_tokens}
+
+
+def render_serving_measure_panel(key: str = "srv_measure") -> None:
+    st.markdown(
+        "Measures **this machine** as a serving device — its achieved memory bandwidth, matmul FLOP/s and the "
+        "framework's time per operator (a short microbenchmark) — then runs the bundled **SmolLM2-135M** with "
+        "batched `generate` at 1, 2, 4 and 8 concurrent sequences, and puts the measured TTFT, TPOT and tokens/s "
+        "next to what the planner predicts for this machine (eager PyTorch: the planner adds the framework's "
+        "overhead per step, measured on a tiny twin of the model).")
+    c = st.columns(3)
+    prompt = c[0].number_input("Prompt tokens", min_value=8, max_value=1024, value=64, step=16, key=f"{key}_prompt",
+                               help="Tokens per prompt (random token ids), the same for every sequence.")
+    output = c[1].number_input("Output tokens", min_value=4, max_value=256, value=16, step=4, key=f"{key}_output",
+                               help="Tokens generated per sequence (greedy, exactly this many).")
+    run = c[2].button("Measure this machine", key=f"{key}_run", type="primary",
+                      help="Takes ~10 s to a few minutes on a CPU, depending on load; the result is shared with "
+                           "everyone using this server.")
+    results = _shared_results()
+    if run:
+        if not _RUN_LOCK.acquire(blocking=False):
+            st.warning("Another measurement is running on this machine; its result will appear here when done.")
+        else:
+            try:
+                bar = st.progress(0.0, text="Starting…")
+                out = _run(int(prompt), int(output), lambda f, t: bar.progress(min(max(f, 0.0), 1.0), text=t))
+                bar.empty()
+                if out:
+                    results.clear()
+                    results.update(out)
+            except Exception as exc:  # OOM, a broken model: a message, not a traceback
+                st.error(f"The measurement failed: {exc}")
+            finally:
+                _RUN_LOCK.release()
+    if not results:
+        st.info("No measurement yet: press **Measure this machine**.")
+    else:
+        p = results["profile"]
+        m = st.columns(4)
+        m[0].metric("Memory bandwidth", f"{p.bandwidth_bytes_per_s / 1e9:,.1f} GB/s",
+                    help="Achieved by matrix-vector products over random matrices of SmolLM2's own shapes (median of 5).")
+        m[1].metric("Matmul", f"{p.matmul_flops_per_s / 1e9:,.1f} GFLOP/s",
+                    help=f"Achieved by a large {p.dtype} matmul (median of several).")
+        m[2].metric("Step overhead", f"{results['overhead_s'] * 1e3:,.1f} ms",
+                    help="Decode-step time of SmolLM2's tiny twin (same layers and operators, widths of 64): the "
+                         "framework's overhead per step, added to the roofline time.")
+        m[3].metric("Operators per decode step", f"{results['ops']:,}",
+                    help="Counted with TorchDispatchMode during one decode step of SmolLM2.")
+        rows = results["rows"]
+        frame = pd.DataFrame([{
+            "Concurrent sequences": r["concurrency"],
+            "TTFT measured (ms)": r["measured_ttft_s"] * 1e3, "TTFT predicted (ms)": r["predicted_ttft_s"] * 1e3,
+            "TTFT error (%)": r["error_ttft_s_pct"],
+            "TPOT measured (ms)": r["measured_tpot_s"] * 1e3, "TPOT predicted (ms)": r["predicted_tpot_s"] * 1e3,
+            "TPOT error (%)": r["error_tpot_s_pct"],
+            "tokens/s measured": r["measured_tokens_per_s"], "tokens/s predicted": r["predicted_tokens_per_s"],
+            "tokens/s error (%)": r["error_tokens_per_s_pct"]} for r in rows])
+        fmt = {c: st.column_config.NumberColumn(format="%.1f ms") for c in frame.columns if "(ms)" in c}
+        fmt.update({c: st.column_config.NumberColumn(format="%+.0f %%") for c in frame.columns if "(%)" in c})
+        fmt.update({c: st.column_config.NumberColumn(format="%.1f tok/s") for c in frame.columns if "tokens/s" in c
+                    and "(%)" not in c})
+        st.dataframe(frame, hide_index=True, width="stretch", key=f"{key}_table", column_config=fmt)
+        st.plotly_chart(serving_charts.measured_vs_predicted_figure(rows), key=f"{key}_chart")
+        ok = device_bench.knee_direction_ok(rows)
+        st.caption(f"{p.device.upper()}: {p.name}, {p.threads} thread(s); prompts of {results['prompt_tokens']} "
+                   f"tokens, {results['output_tokens']} output tokens. Knee direction "
+                   f"{'matches' if ok else 'does not match'} the measurement. A busy machine (other users, other "
+                   "programs) slows the measurement but not the microbenchmark taken a moment before it.")
+    endpoint = os.environ.get("LLM_LAB_VLLM_ENDPOINT", "")
+    if run_load_test is not None and endpoint:
+        with st.expander(f"Load-test the vLLM endpoint {endpoint}"):
+            if st.button("Run the load test", key=f"{key}_load_test",
+                         help="core.load_test.run_load_test at concurrency 1, 2, 4, 8 (4 requests per level)."):
+                try:
+                    frame = run_load_test(endpoint, list(LEVELS), 4, 64, 16)
+                    st.dataframe(frame, hide_index=True, width="stretch", key=f"{key}_load_test_table")
+                except Exception as exc:
+                    st.error(f"The load test failed: {exc}")
+    elif run_load_test is not None:
+        st.caption("Set LLM_LAB_VLLM_ENDPOINT to a vLLM server's URL to load-test it here as well.")
