@@ -5,7 +5,7 @@ from collections.abc import Mapping
 
 import plotly.graph_objects as go
 
-from core.memory import GB
+from core.units import GB
 
 COMPONENT_COLORS = {
     "frozen base weights": "#64748b", "weights": "#64748b", "adapter weights": "#0ea5e9",

@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from core import architectures, hardware, memory
-from core.memory import GB
+from core.units import GB
 
 # Bytes per parameter name in core.memory for each torch dtype / bitsandbytes format a load can use.
 _FORMAT_OF = {"float32": "fp32", "fp32": "fp32", "float16": "fp16", "fp16": "fp16", "bfloat16": "bf16",

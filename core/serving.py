@@ -1,6 +1,6 @@
 """Serving planner: memory per GPU, KV capacity, and roofline speed (TTFT, TPOT, tokens/s) of one model replica.
 
-Units: bytes, seconds, FLOP/s, tokens/s. GB = 1e9 bytes (``core.memory.GB``), GiB = 2**30.
+Units: bytes, seconds, FLOP/s, tokens/s. GB = 1e9 bytes (``core.units.GB``), GiB = 2**30.
 
 Sources:
 - Decode is memory-bound at small batch: each step streams the weights (and the KV cache) from memory; it turns
@@ -25,7 +25,8 @@ from typing import Any
 
 from core import architectures
 from core.hardware import GPU, GPUS, get_gpu
-from core.memory import DEFAULT_CUDA_OVERHEAD_GB, GB
+from core.memory import DEFAULT_CUDA_OVERHEAD_BYTES
+from core.units import GB
 
 GIB = 2**30
 # Bytes per weight. fp8/int8/int4 as vLLM stores them (embeddings and lm_head stay 16-bit); ggml formats quantize all.
@@ -40,7 +41,7 @@ DEFAULT_MAX_BATCHED_TOKENS = 2048  # vLLM --max-num-batched-tokens with chunked 
 # small model (gpustack/runner PR #251: "CUDA graph memory profiling is enabled (default since v0.21.0)", i.e. inside
 # gpu_memory_utilization); users report 1.4–6.6 GiB per GPU for large models. Default: 1.4 GiB (editable).
 DEFAULT_CUDA_GRAPH_BYTES = 1.4 * GIB
-CUDA_CONTEXT_BYTES = DEFAULT_CUDA_OVERHEAD_GB * GB  # CUDA context and kernels (Hugging Face, "Model training anatomy")
+CUDA_CONTEXT_BYTES = DEFAULT_CUDA_OVERHEAD_BYTES  # CUDA context and kernels (Hugging Face, "Model training anatomy")
 # Share of peak bandwidth a tuned engine reaches at batch 1: the vLLM and MLC runs in benchmarks/published_decode.json
 # (A100 40GB, RTX 4090) imply 72–79 %; llama.cpp runs of small models imply less (per-step overhead, README table).
 DEFAULT_BANDWIDTH_EFFICIENCY = 0.75

@@ -13,7 +13,7 @@ from typing import Any
 
 from core import plan_io, serving, serving_capacity
 from core.hardware import GPU, GPUS, custom_gpu
-from core.memory import GB
+from core.units import GB
 from core.plan_io import CUSTOM_GPU, Field, PlanInputError
 from core.url_state import choice_parser, number_parser
 

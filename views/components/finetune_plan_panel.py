@@ -11,8 +11,8 @@ import streamlit as st
 
 from core import finetune, finetune_charts
 from core.architectures import ArchitectureError
-from core.memory import GB
-from core.plan_io import format_count
+from core.units import GB
+from core.units import format_count
 
 METHOD_LABELS = {"lora": "LoRA (16-bit frozen base)", "qlora": "QLoRA (4/8-bit frozen base)"}
 PRECISION_LABELS = {"bf16": "bf16", "fp16": "fp16", "int8": "int8 (bitsandbytes LLM.int8)",
