@@ -14,6 +14,7 @@ PAGES = {
     "Explore a model": [
         st.Page("pages/generate.py", title="Generate", icon=":material/edit_note:", url_path="generate"),
         st.Page("pages/attention.py", title="Attention", icon=":material/grid_on:", url_path="attention"),
+        st.Page("pages/layers.py", title="Layers", icon=":material/layers:", url_path="layers"),
         st.Page("pages/quantization.py", title="Quantization", icon=":material/compress:", url_path="quantization"),
     ],
     "Plan hardware": [
