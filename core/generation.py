@@ -3,7 +3,8 @@
 The streaming path runs ``model.generate()`` itself, in a worker thread, and records the scores at each stage of the
 logits pipeline through recorder processors placed between transformers' own processors (see core.sampling):
 
-    raw logits ─▶ repetition penalty ─▶ temperature ─▶ [recorded] ─▶ top-k ─▶ top-p ─▶ [recorded] ─▶ sample / argmax
+    raw logits ─▶ repetition penalty ─▶ no-repeat n-gram ─▶ temperature ─▶ [recorded] ─▶ top-k ─▶ top-p ─▶ min-p
+               ─▶ typical ─▶ ε ─▶ η ─▶ (temperature, if placed last) ─▶ [recorded] ─▶ sample / argmax
 
 so the distribution shown for a token is exactly the one generate() sampled it from. A ``BaseStreamer`` hands each
 chosen token over; a ``StoppingCriteria`` reads the stop flag. Beam search keeps several hypotheses alive and only
@@ -31,6 +32,7 @@ from core.sampling import (
     check_settings,
     filter_warpers,
     penalty_processors,
+    pipeline_kwargs,
     temperature_warpers,
     top_tokens,
 )
@@ -38,8 +40,8 @@ from core.sampling import (
 STAGES = ("raw", "temperature", "filtered")
 STAGE_LABELS = {
     "raw": "model (raw softmax)",
-    "temperature": "after repetition penalty & temperature",
-    "filtered": "after top-k / top-p (sampled from)",
+    "temperature": "after penalties & temperature",
+    "filtered": "after top-k / top-p / min-p / typical / ε / η (sampled from)",
 }
 
 # One generation at a time per process: generate() seeds torch's global RNG, so two interleaved runs would break
@@ -189,6 +191,7 @@ def generate_kwargs(loaded: LoadedModel, settings: DecodingSettings) -> dict[str
     }
     if settings.do_sample:
         kwargs.update(temperature=float(settings.temperature), top_k=int(settings.top_k), top_p=float(settings.top_p))
+    kwargs.update(pipeline_kwargs(settings))  # min-p, typical, ε, η, no-repeat n-gram, temperature placement
     return kwargs
 
 
@@ -237,11 +240,19 @@ def generate_text(
     num_beams: int = 1,
     seed: int = 0,
     use_chat_template: bool = False,
+    min_p: float = 0.0,
+    typical_p: float = 1.0,
+    epsilon_cutoff: float = 0.0,
+    eta_cutoff: float = 0.0,
+    no_repeat_ngram_size: int = 0,
+    temperature_last: bool = False,
 ) -> str:
     """The completion only (prompt excluded, special tokens skipped), from a plain ``model.generate()``."""
     settings = DecodingSettings(do_sample=do_sample, temperature=temperature, top_k=top_k, top_p=top_p,
                                 repetition_penalty=repetition_penalty, num_beams=num_beams,
-                                max_new_tokens=max_new_tokens, seed=seed)
+                                max_new_tokens=max_new_tokens, seed=seed, min_p=min_p, typical_p=typical_p,
+                                epsilon_cutoff=epsilon_cutoff, eta_cutoff=eta_cutoff,
+                                no_repeat_ngram_size=no_repeat_ngram_size, temperature_last=temperature_last)
     prepared, checked = prepare_generation(loaded, prompt, settings, use_chat_template)
     with _GENERATION_LOCK:
         torch.manual_seed(checked.settings.seed)
@@ -494,7 +505,9 @@ class GenerationStream:
     def _stream_kwargs(self) -> dict[str, Any]:
         """Like generate_kwargs, but the penalty and warpers are ours (in generate()'s order, with recorders)."""
         # generate() adds none of its own penalty or warpers: neutral values here, ours go in logits_processor.
-        neutral = replace(self.settings, num_beams=1, repetition_penalty=1.0, temperature=1.0, top_k=0, top_p=1.0)
+        neutral = replace(self.settings, num_beams=1, repetition_penalty=1.0, temperature=1.0, top_k=0, top_p=1.0,
+                          min_p=0.0, typical_p=1.0, epsilon_cutoff=0.0, eta_cutoff=0.0, no_repeat_ngram_size=0,
+                          temperature_last=False)
         return generate_kwargs(self.loaded, neutral) | {
             "logits_processor": self._processors(),
             "stopping_criteria": StoppingCriteriaList([_StopWhenFlagged(self._stop)]),
