@@ -34,6 +34,8 @@ from core.prompts import EXAMPLE_SETS, SHOT_COUNTS, build_icl_prompt
 from pages.components.fast_generation_panel import render_fast_generation_panel
 from core.sampling import DECODING_MODES, DecodingSettings, generation_config_defaults, shape_distribution, shape_table
 from pages.components.model_cache import load_model_or_error
+from pages.components.sampler_controls import more_sampler_controls, render_pipeline
+from pages.components.token_tools import render_token_tools
 
 DEFAULTS = generation_config_defaults()  # transformers' GenerationConfig defaults
 MODE_HELP = (
@@ -258,7 +260,7 @@ with generate_tab:
     )
     settings = DecodingSettings.for_mode(
         mode, temperature=float(temperature), top_k=int(top_k), top_p=float(top_p), repetition_penalty=float(penalty),
-        max_new_tokens=int(max_new), num_beams=int(beams), seed=int(seed),
+        max_new_tokens=int(max_new), num_beams=int(beams), seed=int(seed), **more_sampler_controls(mode, "gen"),
     )
 
     button_cols = st.columns([1, 1, 4])
@@ -325,6 +327,7 @@ with generate_tab:
             st.warning(f"Stopped after {result.new_tokens} tokens (Stop, or a control changed while generating).",
                        icon=":material/stop_circle:")
         show_result(result, key_prefix=f"gen_{st.session_state.get('gen_run_id', 0)}")
+        render_token_tools(loaded, prompt, use_chat, result, key_prefix=f"gen_{st.session_state.get('gen_run_id', 0)}")
     elif not run:
         st.caption("Press **Generate** to stream a completion.")
 
@@ -359,7 +362,8 @@ with shape_tab:
         shape_n = s4.slider("Tokens shown", 5, 40, 15, 1, key="shape_n",
                             help="How many of the model's most likely tokens to draw.")
         shape_settings = DecodingSettings(do_sample=shape_temperature > 0, temperature=shape_temperature or 1.0,
-                                          top_k=shape_top_k, top_p=shape_top_p)
+                                          top_k=shape_top_k, top_p=shape_top_p,
+                                          **more_sampler_controls("sampling" if shape_temperature > 0 else "greedy", "shape"))
         shaped = shape_distribution(logits, shape_settings)
         if shape_temperature == 0:
             st.info("Temperature 0 means greedy decoding: all probability goes to the single most likely token.", icon=":material/info:")
@@ -376,6 +380,7 @@ with shape_tab:
         st.plotly_chart(shape_figure(rows, title=f"Next token after: …{display_token(preview.text[-40:])}"),
                         width="stretch", key="shape_chart")
         st.caption("Hollow bars: tokens removed by top-k / top-p (probability 0 in the distribution sampled from).")
+        render_pipeline(logits, shape_settings, preview.input_ids, decode, key="shape_pipeline", n=shape_n)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
