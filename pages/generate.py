@@ -35,6 +35,7 @@ from pages.components.fast_generation_panel import render_fast_generation_panel
 from core.sampling import DECODING_MODES, DecodingSettings, generation_config_defaults, shape_distribution, shape_table
 from pages.components.model_cache import load_model_or_error
 from pages.components.sampler_controls import more_sampler_controls, render_pipeline
+from pages.components.technique_builder import technique_prompt_builder
 from pages.components.token_tools import render_token_tools
 
 DEFAULTS = generation_config_defaults()  # transformers' GenerationConfig defaults
@@ -91,16 +92,18 @@ for note in loaded.notes:
 # Prompt
 st.subheader("Prompt")
 source = st.radio(
-    "Prompt source", ["Write a prompt", "In-context learning builder"], horizontal=True, key="gen_prompt_source",
+    "Prompt source", ["Write a prompt", "In-context learning builder", "Reasoning techniques"], horizontal=True,
+    key="gen_prompt_source",
     help="Write any text, or build a zero-, one- or few-shot prompt: solved examples in the prompt teach the model "
-         "a task without changing its weights (in-context learning, Brown et al. 2020).",
+         "a task without changing its weights (in-context learning, Brown et al. 2020). Reasoning techniques: "
+         "chain-of-thought, ReAct and PAL prompts, with what each costs in tokens.",
 )
 if source == "Write a prompt":
     prompt = st.text_area(
         "Prompt", value="The capital of France is", key="gen_prompt", height=100,
         help="The text the model continues. With the chat template on, it is sent as a user message instead.",
     )
-else:
+elif source == "In-context learning builder":
     icl_cols = st.columns([2, 2, 1])
     task_key = icl_cols[0].selectbox(
         "Task", list(EXAMPLE_SETS), format_func=lambda k: EXAMPLE_SETS[k].title, key="gen_icl_task",
@@ -122,6 +125,8 @@ else:
     )
     shots = SHOT_COUNTS[shots_name] if shots_name != "few-shot" else int(few_count)
     prompt = build_icl_prompt(task, shots, query)
+if source == "Reasoning techniques":
+    prompt = technique_prompt_builder(loaded)  # chain-of-thought, ReAct, PAL, with token costs
 
 chat_possible = loaded.has_chat_template
 use_chat = st.toggle(
