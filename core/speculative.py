@@ -31,6 +31,7 @@ METHOD_LABELS = {
 }
 DEFAULT_LOOKUP_TOKENS = 10  # prompt_lookup_num_tokens: candidate tokens copied from the prompt per step
 DEFAULT_DRAFT_TOKENS = 5  # num_assistant_tokens: tokens the draft proposes per step (constant schedule)
+DEFAULT_DRAFT_LAYERS = 28  # self-draft depth for SmolLM2 (30 blocks): the logit lens shows answers settle late
 
 PROMPTS = {
     "copying": (

@@ -35,6 +35,7 @@ from pages.components.fast_generation_panel import render_fast_generation_panel
 from core.sampling import DECODING_MODES, DecodingSettings, generation_config_defaults, shape_distribution, shape_table
 from pages.components.model_cache import load_model_or_error
 from pages.components.sampler_controls import more_sampler_controls, render_pipeline
+from pages.components.speculative_panel import render_speculative_panel
 from pages.components.technique_builder import technique_prompt_builder
 from pages.components.token_tools import render_token_tools
 
@@ -335,6 +336,7 @@ with generate_tab:
         render_token_tools(loaded, prompt, use_chat, result, key_prefix=f"gen_{st.session_state.get('gen_run_id', 0)}")
     elif not run:
         st.caption("Press **Generate** to stream a completion.")
+    render_speculative_panel(loaded, prompt, use_chat)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
