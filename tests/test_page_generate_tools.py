@@ -63,3 +63,27 @@ def test_branch_from_a_token_and_export_the_per_token_view():
     toggle.set_value(True).run()
     assert not at.exception
     assert any("the distribution after each processor (greedy)" in t for t in titles(at))
+
+
+def test_speculative_panel_compares_methods_and_proves_identical_output():
+    at = fresh_page()
+    at.radio(key="spec_prompt").set_value("copying")
+    at.number_input(key="spec_tokens").set_value(8)
+    at.button(key="spec_run").click().run()
+    assert not at.exception, at.exception
+    table = at.dataframe[-1].value
+    assert list(table["method"]) == ["plain greedy decoding", "prompt-lookup decoding",
+                                     "assisted generation (draft model)"]
+    assert table["same_tokens_as_plain"].all()
+    assert table["tokens_per_forward"].iloc[1] > 1.0
+    assert any("Identical output" in s.value for s in at.success)
+
+
+def test_reasoning_techniques_show_token_costs():
+    at = fresh_page()
+    at.radio(key="gen_prompt_source").set_value("Reasoning techniques").run()
+    at.selectbox(key="gen_technique").set_value("zero-shot-cot").run()
+    assert not at.exception
+    costs = at.dataframe[0].value
+    assert len(costs) == 6 and (costs["prompt_tokens"] > 0).all()
+    assert any("Let's think step by step." in c.value for c in at.code)
