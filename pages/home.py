@@ -15,6 +15,8 @@ with cols[0]:
     st.caption("Live text generation with every sampling control, and the probability behind every token.")
     st.page_link("pages/attention.py", label="Attention", icon=":material/grid_on:")
     st.caption("Attention heatmaps per layer and head for decoder, encoder and encoder-decoder models.")
+    st.page_link("pages/layers.py", label="Layers", icon=":material/layers:")
+    st.caption("The logit lens: what each layer's residual stream predicts, and where the answer appears.")
     st.page_link("pages/quantization.py", label="Quantization", icon=":material/compress:")
     st.caption("One model at fp32 / fp16 / bf16 / int8 / 4-bit: measured memory, speed and quality.")
 with cols[1]:
