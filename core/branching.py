@@ -7,9 +7,11 @@ P(y₁…y_t | prompt) = Π p(y_i | prompt, y_<i) (the chain rule; kept as a sum
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from core.generation import GenerationResult
+import torch
+
+from core.generation import GenerationResult, next_token_logits
 
 MAX_BRANCHES = 8  # the root included: enough to compare, few enough to keep in a session's memory
 
@@ -113,11 +115,6 @@ def step_logits(loaded, result: GenerationResult, step: int):
     Used to redraw that step's distribution after every processor (core.sampling.pipeline_stages); the context is
     what the repetition penalty and n-gram blocking see at that step.
     """
-    import torch
-    from dataclasses import replace
-
-    from core.generation import next_token_logits
-
     if not 0 <= step < len(result.token_ids):
         raise BranchError(f"Step {step} is outside the generation (steps 0 to {len(result.token_ids) - 1}).")
     context = torch.cat([result.prompt.input_ids, torch.tensor([result.token_ids[:step]], dtype=torch.long)], dim=1)

@@ -33,6 +33,7 @@ from core.sampling import (
     filter_warpers,
     penalty_processors,
     pipeline_kwargs,
+    shape_distribution,
     temperature_warpers,
     top_tokens,
 )
@@ -750,8 +751,6 @@ def continue_from(loaded: LoadedModel, prompt: str, prefix_token_ids: list[int],
 
 def _score_prefix(stream: GenerationStream, context: torch.Tensor, prompt_tokens: int) -> list[StepEvent]:
     """StepEvents for given tokens: one forward pass, then each position's logits through the settings' processors."""
-    from core.sampling import shape_distribution  # local: sampling is imported above only by name
-
     loaded = stream.loaded
     with torch.no_grad():
         logits = loaded.model(context.to(loaded.device), attention_mask=torch.ones_like(context).to(loaded.device)).logits[0]

@@ -17,6 +17,7 @@ Arrays (numpy): ``top_token_ids`` / ``top_probs`` [layers + 1, positions, top_k]
 """
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -143,7 +144,13 @@ def logit_lens(loaded, text: str, top_k: int = 5, max_tokens: int = MAX_LENS_TOK
     if unembed is None:
         raise LensInputError(f"{type(model).__name__} has no output embedding (unembedding) to read layers with.")
     captured: list[torch.Tensor] = []
-    hook = norm.register_forward_pre_hook(lambda _module, args: captured.append(args[0].detach()))
+    caller = threading.get_ident()  # the model may be shared: record only this call's forward, not another session's
+
+    def capture(_module, args):
+        if threading.get_ident() == caller:
+            captured.append(args[0].detach())
+
+    hook = norm.register_forward_pre_hook(capture)
     input_ids = torch.tensor([ids], dtype=torch.long, device=loaded.device)
     try:
         with torch.no_grad():

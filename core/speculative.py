@@ -16,10 +16,13 @@ already-accepted token, or the prompt for the first pass).
 """
 from __future__ import annotations
 
+import copy
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 
 import torch
+from transformers import AutoModelForCausalLM
 
 from core.generation import GenerationInputError, prepare_prompt
 
@@ -81,10 +84,6 @@ class SpeculativeRun:
 def self_draft(loaded, layers: int):
     """A draft model made of the target's own first `layers` blocks, final norm and unembedding (weights shared, no
     copy): same tokenizer by construction. Llama-family models (``model.model.layers``) only; None otherwise."""
-    import copy
-
-    from transformers import AutoModelForCausalLM
-
     model = loaded.model
     inner = getattr(model, "model", None)
     blocks = getattr(inner, "layers", None)
@@ -107,11 +106,16 @@ def self_draft(loaded, layers: int):
 
 
 class _PassCounter:
+    """Input length of every forward pass of the target made by this thread (the model may be shared by sessions)."""
+
     def __init__(self, model):
         self.lengths: list[int] = []
+        self.thread = threading.get_ident()
         self.handle = model.register_forward_pre_hook(self._hook, with_kwargs=True)
 
     def _hook(self, _module, args, kwargs):
+        if threading.get_ident() != self.thread:
+            return
         ids = kwargs.get("input_ids")
         if ids is None and args:
             ids = args[0]

@@ -87,3 +87,16 @@ def test_charts_and_standalone_html(result):
     assert page.startswith("<!DOCTYPE html>") and page.count("<script") >= 2
     assert "plotly.js v" in page or "Plotly" in page[:5_000_000]  # the library itself is embedded
     assert "cdn.plot.ly" not in page.split("Plotly")[0]
+
+
+def test_concurrent_calls_on_a_shared_model_do_not_mix(lm, result):
+    from concurrent.futures import ThreadPoolExecutor
+
+    other_text = "One, two, three, four,"
+    alone = L.logit_lens(lm, other_text, top_k=5)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        futures = [pool.submit(L.logit_lens, lm, text, 5) for text in (TEXT, other_text, TEXT, other_text)]
+        outs = [f.result() for f in futures]
+    for out, expected in zip(outs, (result, alone, result, alone)):
+        np.testing.assert_array_equal(out.top_token_ids, expected.top_token_ids)
+        assert out.matches_model

@@ -35,6 +35,11 @@ def render_token_tools(loaded, prompt: str, use_chat: bool, result: GenerationRe
     if not result.steps:
         return
     step = min(int(st.session_state.get(f"{key_prefix}_step", 0) or 0), len(result.steps) - 1)
+    stale = [key for key in st.session_state
+             if isinstance(key, str) and ("_tree" in key or "_pipeline_" in key) and not key.startswith(f"{key_prefix}_")
+             and not key.endswith("_pipeline_on")]
+    for key in stale:  # trees and logits of earlier runs: keep one run's worth per session
+        del st.session_state[key]
     _pipeline_at_step(loaded, result, step, key_prefix)
     _branches(loaded, prompt, use_chat, result, step, key_prefix)
     _export(result, step, key_prefix)
