@@ -18,6 +18,7 @@ PAGES = {
     "Explore a model": [
         st.Page("views/generate.py", title="Generate", icon=":material/edit_note:", url_path="generate"),
         st.Page("views/attention.py", title="Attention", icon=":material/grid_on:", url_path="attention"),
+        st.Page("views/layers.py", title="Layers", icon=":material/layers:", url_path="layers"),
         st.Page("views/quantization.py", title="Quantization", icon=":material/compress:", url_path="quantization"),
     ],
     "Plan hardware": [

@@ -3,7 +3,8 @@
 The streaming path runs ``model.generate()`` itself, in a worker thread, and records the scores at each stage of the
 logits pipeline through recorder processors placed between transformers' own processors (see core.sampling):
 
-    raw logits ─▶ repetition penalty ─▶ temperature ─▶ [recorded] ─▶ top-k ─▶ top-p ─▶ [recorded] ─▶ sample / argmax
+    raw logits ─▶ repetition penalty ─▶ no-repeat n-gram ─▶ temperature ─▶ [recorded] ─▶ top-k ─▶ top-p ─▶ min-p
+               ─▶ typical ─▶ ε ─▶ η ─▶ (temperature, if placed last) ─▶ [recorded] ─▶ sample / argmax
 
 so the distribution shown for a token is exactly the one generate() sampled it from. A ``BaseStreamer`` hands each
 chosen token over; a ``StoppingCriteria`` reads the stop flag. Beam search keeps several hypotheses alive and only
@@ -31,6 +32,8 @@ from core.sampling import (
     check_settings,
     filter_warpers,
     penalty_processors,
+    pipeline_kwargs,
+    shape_distribution,
     temperature_warpers,
     top_tokens,
 )
@@ -38,8 +41,8 @@ from core.sampling import (
 STAGES = ("raw", "temperature", "filtered")
 STAGE_LABELS = {
     "raw": "model (raw softmax)",
-    "temperature": "after repetition penalty & temperature",
-    "filtered": "after top-k / top-p (sampled from)",
+    "temperature": "after penalties & temperature",
+    "filtered": "after top-k / top-p / min-p / typical / ε / η (sampled from)",
 }
 
 # One generation at a time per process: generate() seeds torch's global RNG, so two interleaved runs would break
@@ -189,6 +192,7 @@ def generate_kwargs(loaded: LoadedModel, settings: DecodingSettings) -> dict[str
     }
     if settings.do_sample:
         kwargs.update(temperature=float(settings.temperature), top_k=int(settings.top_k), top_p=float(settings.top_p))
+    kwargs.update(pipeline_kwargs(settings))  # min-p, typical, ε, η, no-repeat n-gram, temperature placement
     return kwargs
 
 
@@ -237,11 +241,19 @@ def generate_text(
     num_beams: int = 1,
     seed: int = 0,
     use_chat_template: bool = False,
+    min_p: float = 0.0,
+    typical_p: float = 1.0,
+    epsilon_cutoff: float = 0.0,
+    eta_cutoff: float = 0.0,
+    no_repeat_ngram_size: int = 0,
+    temperature_last: bool = False,
 ) -> str:
     """The completion only (prompt excluded, special tokens skipped), from a plain ``model.generate()``."""
     settings = DecodingSettings(do_sample=do_sample, temperature=temperature, top_k=top_k, top_p=top_p,
                                 repetition_penalty=repetition_penalty, num_beams=num_beams,
-                                max_new_tokens=max_new_tokens, seed=seed)
+                                max_new_tokens=max_new_tokens, seed=seed, min_p=min_p, typical_p=typical_p,
+                                epsilon_cutoff=epsilon_cutoff, eta_cutoff=eta_cutoff,
+                                no_repeat_ngram_size=no_repeat_ngram_size, temperature_last=temperature_last)
     prepared, checked = prepare_generation(loaded, prompt, settings, use_chat_template)
     with _GENERATION_LOCK:
         torch.manual_seed(checked.settings.seed)
@@ -494,7 +506,9 @@ class GenerationStream:
     def _stream_kwargs(self) -> dict[str, Any]:
         """Like generate_kwargs, but the penalty and warpers are ours (in generate()'s order, with recorders)."""
         # generate() adds none of its own penalty or warpers: neutral values here, ours go in logits_processor.
-        neutral = replace(self.settings, num_beams=1, repetition_penalty=1.0, temperature=1.0, top_k=0, top_p=1.0)
+        neutral = replace(self.settings, num_beams=1, repetition_penalty=1.0, temperature=1.0, top_k=0, top_p=1.0,
+                          min_p=0.0, typical_p=1.0, epsilon_cutoff=0.0, eta_cutoff=0.0, no_repeat_ngram_size=0,
+                          temperature_last=False)
         return generate_kwargs(self.loaded, neutral) | {
             "logits_processor": self._processors(),
             "stopping_criteria": StoppingCriteriaList([_StopWhenFlagged(self._stop)]),
@@ -675,3 +689,87 @@ def run_generation(loaded: LoadedModel, prompt: str, settings: DecodingSettings 
         pass
     assert stream.result is not None
     return stream.result
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Branching: continue from a chosen prefix of generated tokens
+
+
+def continue_from(loaded: LoadedModel, prompt: str, prefix_token_ids: list[int], settings: DecodingSettings | None = None,
+                  **options) -> GenerationResult:
+    """A GenerationResult whose tokens start with exactly ``prefix_token_ids``, then continue under ``settings``.
+
+    The prefix (e.g. a generated text up to step t with another token picked at t) is scored with one forward pass:
+    each prefix step gets the model's raw probability and, through the same processors, its probability in the
+    distribution the settings would have sampled from (0 when e.g. top-k would have cut it). Generation then runs from
+    prompt + prefix with the same settings and seed; max_new_tokens counts the prefix, so branches of one run have
+    the same budget. Options as for stream_generation (use_chat_template, system_prompt, top_n, context_window).
+    """
+    settings = settings or DecodingSettings()
+    try:
+        prefix = [int(t) for t in (prefix_token_ids or [])]
+    except (TypeError, ValueError) as exc:
+        raise GenerationInputError("The prefix must be a list of token ids (integers).") from exc
+    vocab = int(loaded.model.get_input_embeddings().num_embeddings) if loaded is not None and loaded.model is not None else 0
+    if any(not 0 <= t < vocab for t in prefix):
+        raise GenerationInputError(f"Token ids of the prefix must lie in [0, {vocab}) for this model's vocabulary.")
+    if not prefix:
+        return run_generation(loaded, prompt, settings, **options)
+    if loaded.kind != "decoder":
+        raise GenerationInputError("Branching continues a decoder's own text; this model is not a decoder (causal LM).")
+    stream = stream_generation(loaded, prompt, settings, **options)
+    if not stream.streamed:
+        raise GenerationInputError("Beam search picks its tokens only at the end, so it cannot continue from a chosen "
+                                   "token; use greedy decoding or sampling to branch.")
+    base, budget = stream.prepared, stream.settings.max_new_tokens
+    if len(prefix) > budget:
+        raise GenerationInputError(f"The prefix has {len(prefix)} tokens but max new tokens is {budget}.")
+    context = torch.cat([base.input_ids, torch.tensor([prefix], dtype=torch.long)], dim=1)
+    prefix_steps = _score_prefix(stream, context, base.prompt_tokens)
+    remaining = budget - len(prefix)
+    ends = prefix[-1] in _eos_ids(loaded)
+    if remaining > 0 and not ends:
+        stream.prepared = replace(base, input_ids=context, max_new_tokens=remaining)
+        stream.settings = replace(stream.settings, max_new_tokens=remaining)
+        for _ in stream:
+            pass
+        tail = stream.result
+        new_steps, reason, total, notes = tail.steps, tail.stop_reason, tail.total_s, tail.notes
+    else:
+        new_steps, reason, total, notes = [], "eos" if ends else "max_new_tokens", 0.0, list(stream.notes)
+    decoder = _Decoder(loaded.tokenizer)
+    steps = [replace(step, index=i, text=decoder.append(step.token_id))
+             for i, step in enumerate(prefix_steps + list(new_steps))]
+    ids = [step.token_id for step in steps]
+    return GenerationResult(
+        prompt=base, settings=replace(stream.settings, max_new_tokens=budget), steps=steps,
+        completion=loaded.tokenizer.decode(ids, skip_special_tokens=True), token_ids=ids, stop_reason=reason,
+        ttft_s=new_steps[0].time_s if new_steps else None, total_s=total,
+        notes=notes + [f"The first {len(prefix)} token(s) were given (a branch); the rest were generated."],
+    )
+
+
+def _score_prefix(stream: GenerationStream, context: torch.Tensor, prompt_tokens: int) -> list[StepEvent]:
+    """StepEvents for given tokens: one forward pass, then each position's logits through the settings' processors."""
+    loaded = stream.loaded
+    with torch.no_grad():
+        logits = loaded.model(context.to(loaded.device), attention_mask=torch.ones_like(context).to(loaded.device)).logits[0]
+    steps = []
+    for index in range(context.shape[1] - prompt_tokens):
+        position = prompt_tokens + index
+        token_id = int(context[0, position])
+        shaped = shape_distribution(logits[position - 1].float().cpu(), stream.settings, context[:, :position])
+        tops = {"raw": top_tokens(shaped.raw, stream.top_n), "temperature": top_tokens(shaped.temperature, stream.top_n),
+                "filtered": top_tokens(shaped.filtered, min(stream.top_n, max(1, shaped.kept_count)))}
+        shown = sorted({token_id, *(i for pairs in tops.values() for i, _ in pairs)})
+        steps.append(StepEvent(
+            index=index, token_id=token_id, token=stream._decoder.token(token_id), text="",
+            probability=float(shaped.raw[token_id]), adjusted_probability=float(shaped.temperature[token_id]),
+            sampled_probability=float(shaped.filtered[token_id]),
+            raw_rank=int((shaped.raw > shaped.raw[token_id]).sum()) + 1, kept_tokens=shaped.kept_count,
+            alternatives={stage: stream._alternatives(pairs) for stage, pairs in tops.items()}, time_s=0.0,
+            streamed=False,
+            stage_probabilities={i: (float(shaped.raw[i]), float(shaped.temperature[i]), float(shaped.filtered[i]))
+                                 for i in shown},
+        ))
+    return steps

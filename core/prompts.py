@@ -165,3 +165,116 @@ def render_prompt(tokenizer, prompt: str, use_chat_template: bool = False, syste
         text = prompt
         ids = tokenizer(text)["input_ids"]
     return RenderedPrompt(text=text, input_ids=list(ids), used_chat_template=use_chat_template, notes=notes)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Prompting techniques beyond zero/one/few-shot: chain-of-thought, ReAct, PAL
+
+TECHNIQUES = {
+    "zero-shot": "Zero-shot: the question alone (Brown et al. 2020, §2)",
+    "few-shot": "Few-shot: solved examples with bare answers (Brown et al. 2020, §2)",
+    "zero-shot-cot": "Zero-shot chain-of-thought: \"Let's think step by step.\" (Kojima et al. 2022, Fig. 1)",
+    "few-shot-cot": "Few-shot chain-of-thought: worked examples that reason first (Wei et al. 2022, Fig. 1)",
+    "react": "ReAct: Thought / Action / Observation turns (Yao et al. 2023, Fig. 1)",
+    "pal": "PAL: the model writes a Python program (Gao et al. 2023, Fig. 1); shown, never run",
+}
+"""Sources: Brown et al. 2020, "Language Models are Few-Shot Learners"; Kojima et al. 2022, "Large Language Models are
+Zero-Shot Reasoners" (NeurIPS, §3: the trigger sentence); Wei et al. 2022, "Chain-of-Thought Prompting Elicits
+Reasoning in Large Language Models" (NeurIPS, Fig. 1 and §2); Yao et al. 2023, "ReAct: Synergizing Reasoning and
+Acting in Language Models" (ICLR, Fig. 1 and §2); Gao et al. 2023, "PAL: Program-aided Language Models" (ICML, §3)."""
+
+ZERO_SHOT_COT_TRIGGER = "Let's think step by step."
+
+
+@dataclass(frozen=True)
+class WorkedExample:
+    question: str
+    reasoning: str  # the chain of thought (few-shot CoT)
+    answer: str
+    program: str  # the same solution as a Python program (PAL)
+    react: str  # Thought / Action / Observation turns ending in Finish[answer]
+
+
+WORKED_EXAMPLES: tuple[WorkedExample, ...] = (
+    WorkedExample(
+        question="A baker makes 24 muffins and sells them in boxes of 4. Each box costs 6 dollars. How much money "
+                 "does she make if she sells every box?",
+        reasoning="24 muffins in boxes of 4 make 24 / 4 = 6 boxes. Each box costs 6 dollars, so 6 × 6 = 36 dollars.",
+        answer="36",
+        program="muffins = 24\nper_box = 4\nprice_per_box = 6\nboxes = muffins // per_box\nanswer = boxes * price_per_box",
+        react="Thought: I need the number of boxes, then the money.\nAction: Calculate[24 / 4]\nObservation: 6\n"
+              "Thought: 6 boxes at 6 dollars each.\nAction: Calculate[6 * 6]\nObservation: 36\nAction: Finish[36]",
+    ),
+    WorkedExample(
+        question="Tom has 3 times as many marbles as Ana. Ana has 7 marbles. Tom gives 5 marbles away. How many "
+                 "marbles does Tom have now?",
+        reasoning="Tom has 3 × 7 = 21 marbles. After giving 5 away he has 21 − 5 = 16.",
+        answer="16",
+        program="ana = 7\ntom = 3 * ana\ntom = tom - 5\nanswer = tom",
+        react="Thought: First find Tom's marbles.\nAction: Calculate[3 * 7]\nObservation: 21\n"
+              "Thought: He gives 5 away.\nAction: Calculate[21 - 5]\nObservation: 16\nAction: Finish[16]",
+    ),
+    WorkedExample(
+        question="A train leaves at 9:40 and the trip takes 2 hours and 35 minutes. At what time does it arrive?",
+        reasoning="9:40 plus 2 hours is 11:40. Plus 35 minutes: 11:40 + 20 minutes = 12:00, then 15 more minutes "
+                  "is 12:15.",
+        answer="12:15",
+        program="start_minutes = 9 * 60 + 40\ntrip_minutes = 2 * 60 + 35\nend = start_minutes + trip_minutes\n"
+                "answer = f\"{end // 60}:{end % 60:02d}\"",
+        react="Thought: Add the trip to the start time in minutes.\nAction: Calculate[9*60 + 40 + 2*60 + 35]\n"
+              "Observation: 735\nThought: 735 minutes is 12 hours 15 minutes.\nAction: Finish[12:15]",
+    ),
+)
+DEFAULT_QUESTION = ("A library has 120 books. It lends out a quarter of them on Monday and 10 more on Tuesday. "
+                    "How many books are still in the library?")
+REACT_INSTRUCTION = (
+    "Solve the question with interleaved Thought, Action and Observation steps. Actions: Calculate[expression] "
+    "returns the value of an arithmetic expression; Finish[answer] gives the final answer."
+)
+PAL_INSTRUCTION = "Solve each question by writing a Python program that stores the result in `answer`."
+
+
+def build_technique_prompt(technique: str, question: str | None = None, shots: int = 2) -> str:
+    """The prompt for one technique (see TECHNIQUES) on an arithmetic word problem; few-shot kinds use `shots`
+    worked examples (1 to len(WORKED_EXAMPLES))."""
+    if technique not in TECHNIQUES:
+        raise ValueError(f"Unknown technique '{technique}'; choose one of {', '.join(TECHNIQUES)}.")
+    if shots < 1:
+        raise ValueError("Few-shot techniques need at least one worked example.")
+    q = (question or "").strip() or DEFAULT_QUESTION
+    examples = WORKED_EXAMPLES[: min(int(shots), len(WORKED_EXAMPLES))]
+    if technique == "zero-shot":
+        return f"Q: {q}\nA: The answer is"
+    if technique == "zero-shot-cot":
+        return f"Q: {q}\nA: {ZERO_SHOT_COT_TRIGGER}"
+    if technique == "few-shot":
+        solved = [f"Q: {ex.question}\nA: The answer is {ex.answer}." for ex in examples]
+        return "\n\n".join(solved + [f"Q: {q}\nA: The answer is"])
+    if technique == "few-shot-cot":
+        solved = [f"Q: {ex.question}\nA: {ex.reasoning} The answer is {ex.answer}." for ex in examples]
+        return "\n\n".join(solved + [f"Q: {q}\nA:"])
+    if technique == "react":
+        solved = [f"Question: {ex.question}\n{ex.react}" for ex in examples]
+        return "\n\n".join([REACT_INSTRUCTION] + solved + [f"Question: {q}\nThought:"])
+    solved = [f"# Q: {ex.question}\n{ex.program}" for ex in examples]  # pal
+    return "\n\n".join([f"# {PAL_INSTRUCTION}"] + solved + [f"# Q: {q}\n"])
+
+
+def technique_costs(tokenizer, question: str | None = None, shots: int = 2) -> list[dict]:
+    """Prompt length in tokens of every technique on the same question (the context each one spends)."""
+    rows = []
+    for key, label in TECHNIQUES.items():
+        text = build_technique_prompt(key, question, shots)
+        rows.append({"technique": key, "label": label, "prompt_tokens": len(tokenizer(text)["input_ids"]),
+                     "characters": len(text)})
+    return rows
+
+
+def pal_program(completion: str) -> str:
+    """The program part of a PAL completion: the lines up to the next "# Q:" example (to display, never to execute)."""
+    program = []
+    for line in (completion or "").splitlines():
+        if line.strip().startswith("# Q:"):
+            break
+        program.append(line)
+    return "\n".join(program).strip()

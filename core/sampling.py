@@ -1,12 +1,18 @@
 """Decoding settings and next-token distribution shaping with transformers' own logits processors.
 
 The processors are the classes ``GenerationMixin.generate()`` instantiates, applied in the same order
-(``GenerationMixin._get_logits_processor`` in transformers 5.x): repetition penalty first, then — only when sampling —
-temperature, top-k, top-p. So a distribution shown here is exactly the one ``generate()`` samples from.
+(``GenerationMixin._get_logits_processor`` in transformers 5.x): repetition penalty and no-repeat n-gram first, then —
+only when sampling — temperature, top-k, top-p, min-p, typical, ε-cutoff, η-cutoff. So a distribution shown here is
+exactly the one ``generate()`` samples from. ``temperature_last`` moves temperature after the truncation samplers (as
+llama.cpp and text-generation-webui allow); transformers' generate() has no such switch, so those settings pass the
+same warper classes, in that order, through generate()'s ``logits_processor`` argument.
 
 Sources: temperature and top-k sampling — Fan, Lewis & Dauphin 2018 ("Hierarchical Neural Story Generation", §5.4);
 nucleus (top-p) sampling — Holtzman et al. 2020 ("The Curious Case of Neural Text Degeneration", Eq. 3);
-repetition penalty — Keskar et al. 2019 (CTRL, §4.1, Eq. 2).
+repetition penalty — Keskar et al. 2019 (CTRL, §4.1, Eq. 2); min-p — Nguyen et al. 2024 ("Turning Up the Heat:
+Min-p Sampling", arXiv:2407.01082, §3); typical sampling — Meister et al. 2023 ("Locally Typical Sampling", TACL, §4);
+ε- and η-sampling — Hewitt, Manning & Liang 2022 ("Truncation Sampling as Language Model Desmoothing", §4);
+no-repeat n-gram blocking — Paulus, Xiong & Socher 2018 ("A Deep Reinforced Model for Abstractive Summarization", §2.5).
 """
 from __future__ import annotations
 
@@ -15,11 +21,17 @@ from dataclasses import asdict, dataclass, field, replace
 
 import torch
 from transformers import (
+    EpsilonLogitsWarper,
+    EtaLogitsWarper,
+    LogitsProcessor,
     LogitsProcessorList,
+    MinPLogitsWarper,
+    NoRepeatNGramLogitsProcessor,
     RepetitionPenaltyLogitsProcessor,
     TemperatureLogitsWarper,
     TopKLogitsWarper,
     TopPLogitsWarper,
+    TypicalLogitsWarper,
 )
 
 DECODING_MODES = ("greedy", "sampling", "beam search")
@@ -51,6 +63,13 @@ class DecodingSettings:
     num_beams: int = _DEFAULTS["num_beams"]
     max_new_tokens: int = _DEFAULTS["max_length"]
     seed: int = 0
+    # more samplers (all off by default, like GenerationConfig: min_p None, typical_p 1, cutoffs 0, n-gram size 0)
+    min_p: float = 0.0  # keep tokens with p ≥ min_p × p_max (0 = off)
+    typical_p: float = 1.0  # locally typical sampling's mass (1 = off)
+    epsilon_cutoff: float = 0.0  # drop tokens with p < ε (0 = off)
+    eta_cutoff: float = 0.0  # drop tokens with p < min(η, √η·e^−H) (0 = off)
+    no_repeat_ngram_size: int = 0  # forbid repeating any n-gram of this size (0 = off; every mode)
+    temperature_last: bool = False  # apply temperature after the truncation samplers instead of first
 
     @property
     def mode(self) -> str:
@@ -119,36 +138,181 @@ def check_settings(settings: DecodingSettings) -> CheckedSettings:
     if max_new < 1:
         notes.append(f"Max new tokens must be ≥ 1; {s.max_new_tokens} was changed to 1.")
         max_new = 1
+    min_p = _in_range(s.min_p, 0.0, 0.0, 1.0, "min-p", "between 0 and 1 (0 = off)", notes)
+    typical_p = _in_range(s.typical_p, 1.0, 0.0, 1.0, "Typical-p", "between 0 and 1 (1 = off)", notes, low_open=True)
+    epsilon = _in_range(s.epsilon_cutoff, 0.0, 0.0, 1.0, "ε-cutoff", "at least 0 and below 1 (0 = off)", notes, high_open=True)
+    eta = _in_range(s.eta_cutoff, 0.0, 0.0, 1.0, "η-cutoff", "at least 0 and below 1 (0 = off)", notes, high_open=True)
+    ngram = int(s.no_repeat_ngram_size or 0)
+    if ngram < 0:
+        notes.append(f"No-repeat n-gram size must be ≥ 0; {s.no_repeat_ngram_size} was changed to 0 (off).")
+        ngram = 0
     checked = replace(s, do_sample=do_sample, temperature=temperature, top_k=top_k, top_p=top_p,
-                      repetition_penalty=penalty, num_beams=num_beams, max_new_tokens=max_new, seed=int(s.seed or 0))
+                      repetition_penalty=penalty, num_beams=num_beams, max_new_tokens=max_new, seed=int(s.seed or 0),
+                      min_p=min_p, typical_p=typical_p, epsilon_cutoff=epsilon, eta_cutoff=eta,
+                      no_repeat_ngram_size=ngram, temperature_last=bool(s.temperature_last))
     return CheckedSettings(checked, notes)
 
 
+def _in_range(value, off: float, low: float, high: float, name: str, rule: str, notes: list[str],
+              low_open: bool = False, high_open: bool = False) -> float:
+    """value if it lies in [low, high] (ends open as asked), else `off` with a note."""
+    number = float(off if value is None else value)
+    bad = (math.isnan(number) or number < low or number > high or (low_open and number == low)
+           or (high_open and number == high))
+    if bad:
+        notes.append(f"{name} must be {rule}; {value} was changed to {off:g} (off).")
+        return off
+    return number
+
+
+PIPELINE_LABELS = {
+    "repetition_penalty": "repetition penalty",
+    "no_repeat_ngram": "no-repeat n-gram",
+    "temperature": "temperature",
+    "top_k": "top-k",
+    "top_p": "top-p",
+    "min_p": "min-p",
+    "typical_p": "typical-p",
+    "epsilon_cutoff": "ε-cutoff",
+    "eta_cutoff": "η-cutoff",
+}
+_PENALTIES = ("repetition_penalty", "no_repeat_ngram")
+
+
+def logits_pipeline(settings: DecodingSettings, min_tokens_to_keep: int = 1) -> list[tuple[str, LogitsProcessor]]:
+    """(key, processor) for every active processor, in the order generate() applies them (see module docstring).
+
+    Conditions mirror ``GenerationMixin._get_logits_processor``: the penalties act in every mode, the warpers only
+    when sampling; a warper at its neutral value is left out, as generate() leaves it out.
+    """
+    steps: list[tuple[str, LogitsProcessor]] = []
+    if settings.repetition_penalty is not None and settings.repetition_penalty != 1.0:
+        steps.append(("repetition_penalty", RepetitionPenaltyLogitsProcessor(penalty=float(settings.repetition_penalty))))
+    if settings.no_repeat_ngram_size and settings.no_repeat_ngram_size > 0:
+        steps.append(("no_repeat_ngram", NoRepeatNGramLogitsProcessor(int(settings.no_repeat_ngram_size))))
+    if not settings.do_sample:
+        return steps
+    keep = min_tokens_to_keep
+    temperature = ([("temperature", TemperatureLogitsWarper(float(settings.temperature)))]
+                   if settings.temperature != 1.0 else [])
+    if not settings.temperature_last:
+        steps += temperature
+    if settings.top_k is not None and settings.top_k != 0:
+        steps.append(("top_k", TopKLogitsWarper(top_k=int(settings.top_k), min_tokens_to_keep=keep)))
+    if settings.top_p is not None and settings.top_p < 1.0:
+        steps.append(("top_p", TopPLogitsWarper(top_p=float(settings.top_p), min_tokens_to_keep=keep)))
+    if settings.min_p and settings.min_p > 0:
+        steps.append(("min_p", MinPLogitsWarper(min_p=float(settings.min_p), min_tokens_to_keep=keep)))
+    if settings.typical_p is not None and settings.typical_p < 1.0:
+        steps.append(("typical_p", TypicalLogitsWarper(mass=float(settings.typical_p), min_tokens_to_keep=keep)))
+    if settings.epsilon_cutoff and 0.0 < settings.epsilon_cutoff < 1.0:
+        steps.append(("epsilon_cutoff", EpsilonLogitsWarper(epsilon=float(settings.epsilon_cutoff), min_tokens_to_keep=keep)))
+    if settings.eta_cutoff and 0.0 < settings.eta_cutoff < 1.0:
+        steps.append(("eta_cutoff", EtaLogitsWarper(epsilon=float(settings.eta_cutoff), min_tokens_to_keep=keep)))
+    if settings.temperature_last:
+        steps += temperature
+    return steps
+
+
+def _before_filters(settings: DecodingSettings) -> set[str]:
+    """Keys of the processors recorded in the "temperature" stage (penalties, and temperature when it comes first)."""
+    return set(_PENALTIES) | (set() if settings.temperature_last else {"temperature"})
+
+
 def penalty_processors(settings: DecodingSettings) -> LogitsProcessorList:
-    """Processors generate() applies in every mode (here: the repetition penalty, CTRL Eq. 2)."""
-    processors = LogitsProcessorList()
-    if settings.repetition_penalty != 1.0:
-        processors.append(RepetitionPenaltyLogitsProcessor(penalty=float(settings.repetition_penalty)))
-    return processors
+    """Processors generate() applies in every mode: repetition penalty (CTRL Eq. 2), then no-repeat n-gram."""
+    return LogitsProcessorList([p for key, p in logits_pipeline(settings) if key in _PENALTIES])
 
 
 def temperature_warpers(settings: DecodingSettings) -> LogitsProcessorList:
-    """Temperature scaling, applied by generate() only when sampling."""
-    warpers = LogitsProcessorList()
-    if settings.do_sample and settings.temperature != 1.0:
-        warpers.append(TemperatureLogitsWarper(float(settings.temperature)))
-    return warpers
+    """Temperature scaling, applied by generate() only when sampling (empty when ``temperature_last``)."""
+    return LogitsProcessorList([p for key, p in logits_pipeline(settings)
+                                if key == "temperature" and not settings.temperature_last])
 
 
 def filter_warpers(settings: DecodingSettings, min_tokens_to_keep: int = 1) -> LogitsProcessorList:
-    """Top-k then top-p truncation, applied by generate() only when sampling (same order and conditions)."""
-    warpers = LogitsProcessorList()
+    """The truncation samplers (top-k, top-p, min-p, typical, ε, η), then temperature if ``temperature_last``;
+    applied by generate() only when sampling (same order and conditions)."""
+    first = _before_filters(settings)
+    return LogitsProcessorList([p for key, p in logits_pipeline(settings, min_tokens_to_keep) if key not in first])
+
+
+def pipeline_kwargs(settings: DecodingSettings) -> dict:
+    """generate() keyword arguments for the samplers beyond temperature / top-k / top-p / repetition penalty.
+
+    With ``temperature_last`` the whole sampling pipeline goes in ``logits_processor`` (same classes, our order) and
+    generate()'s own warpers are set neutral, since generate() always puts temperature first.
+    """
+    if settings.do_sample and settings.temperature_last:
+        return {"temperature": 1.0, "top_k": 0, "top_p": 1.0, "repetition_penalty": 1.0,
+                "logits_processor": LogitsProcessorList([p for _, p in logits_pipeline(settings)])}
+    kwargs: dict = {}
+    if settings.no_repeat_ngram_size:
+        kwargs["no_repeat_ngram_size"] = int(settings.no_repeat_ngram_size)
     if settings.do_sample:
-        if settings.top_k is not None and settings.top_k != 0:
-            warpers.append(TopKLogitsWarper(top_k=int(settings.top_k), min_tokens_to_keep=min_tokens_to_keep))
-        if settings.top_p is not None and settings.top_p < 1.0:
-            warpers.append(TopPLogitsWarper(top_p=float(settings.top_p), min_tokens_to_keep=min_tokens_to_keep))
-    return warpers
+        if settings.min_p:
+            kwargs["min_p"] = float(settings.min_p)
+        if settings.typical_p < 1.0:
+            kwargs["typical_p"] = float(settings.typical_p)
+        if settings.epsilon_cutoff:
+            kwargs["epsilon_cutoff"] = float(settings.epsilon_cutoff)
+        if settings.eta_cutoff:
+            kwargs["eta_cutoff"] = float(settings.eta_cutoff)
+    return kwargs
+
+
+# Controls a runtime or mode does not honour, with the reason shown next to the disabled control.
+_SAMPLING_ONLY = ("temperature", "top_k", "top_p", "min_p", "typical_p", "epsilon_cutoff", "eta_cutoff", "temperature_last")
+ENDPOINT_IGNORED = ("typical_p", "epsilon_cutoff", "eta_cutoff", "no_repeat_ngram_size", "temperature_last")
+
+
+def ignored_controls(mode: str, runtime: str = "transformers") -> dict[str, str]:
+    """control → why it has no effect for this decoding mode and runtime ("transformers" or "endpoint")."""
+    reasons: dict[str, str] = {}
+    if mode != "sampling":
+        why = ("beam search keeps the most likely hypotheses, it does not sample" if mode == "beam search"
+               else "greedy decoding takes the most likely token, it does not sample")
+        for key in _SAMPLING_ONLY:
+            reasons[key] = f"Sampling only: {why}."
+    if runtime == "endpoint":
+        for key in ENDPOINT_IGNORED:
+            reasons.setdefault(key, "Not a parameter of the OpenAI-compatible API (nor of vLLM's SamplingParams): "
+                                    "an endpoint would ignore it.")
+    return reasons
+
+
+@dataclass
+class PipelineStage:
+    """The distribution after one processor of the pipeline (``key`` "raw" = the model's own softmax)."""
+
+    key: str
+    label: str
+    probs: torch.Tensor  # (vocab,)
+    kept: torch.Tensor  # bool (vocab,): tokens still possible
+
+    @property
+    def kept_count(self) -> int:
+        return int(self.kept.sum())
+
+
+def pipeline_stages(logits: torch.Tensor, settings: DecodingSettings,
+                    input_ids: torch.Tensor | None = None) -> list[PipelineStage]:
+    """The distribution after each processor, in the order generate() applies them, then what is chosen from.
+
+    Greedy and beam search end with a one-hot "argmax" stage (beam search: the single-beam view of its first step).
+    """
+    settings = check_settings(settings).settings
+    scores = logits.detach().float().reshape(1, -1)
+    context = input_ids.reshape(1, -1) if input_ids is not None else torch.zeros((1, 0), dtype=torch.long)
+    stages = [PipelineStage("raw", "model (raw softmax)", torch.softmax(scores, -1)[0], torch.isfinite(scores)[0])]
+    for key, processor in logits_pipeline(settings):
+        scores = processor(context, scores.clone())
+        stages.append(PipelineStage(key, PIPELINE_LABELS[key], torch.softmax(scores, -1)[0], torch.isfinite(scores)[0]))
+    if not settings.do_sample:
+        kept = torch.zeros_like(scores[0], dtype=torch.bool)
+        kept[torch.argmax(scores[0])] = True
+        stages.append(PipelineStage("argmax", "argmax (greedy pick)", kept.float(), kept))
+    return stages
 
 
 @dataclass

@@ -34,7 +34,8 @@ def test_default_page_shows_a_single_head_heatmap_of_smollm2(smollm2_page):
     assert _title(spec) == "Self-attention: layer 0, head 0"
     assert spec["data"][0]["type"] == "heatmap"
     assert "teacher" in spec["layout"]["xaxis"]["ticktext"]
-    assert [b.label for b in at.get("download_button")] == ["Current view as CSV", "All layers as .npz"]
+    assert [b.label for b in at.get("download_button")] == ["Current view as CSV", "All layers as .npz",
+                                                            "Current chart as standalone HTML"]
     assert any("Layer 0, head 0 over all tokens" in m.value for m in at.markdown)
 
 

@@ -9,7 +9,7 @@ def test_app_runs_and_shows_home_with_every_page():
     assert at.title[0].value.endswith("LLM Lab")
     assert [s.value for s in at.subheader] == ["Explore a model", "Plan hardware"]
     captions = " ".join(c.value for c in at.caption)
-    for topic in ("generation", "Attention heatmaps", "fp32", "KV cache", "Chinchilla"):
+    for topic in ("generation", "Attention heatmaps", "logit lens", "fp32", "KV cache", "Chinchilla"):
         assert topic in captions
 
 

@@ -16,6 +16,7 @@ from core import attention_charts as C
 from core.models import BUNDLED_DECODER, BUNDLED_ENCODER, ModelLoadError, random_model
 from core.user_text import code, escape_markdown
 from views.components.model_cache import cached_load_model
+from core.html_export import standalone_html
 from core.url_state import slug
 
 MODELS = {
@@ -246,6 +247,7 @@ def _open_head():
 
 
 csv_export = None  # (csv text, file name) of what the current view shows
+fig = None  # the view's last figure, also offered as standalone HTML
 
 # ----------------------------------------------------------------------------------------------
 # Views
@@ -429,7 +431,7 @@ elif view == "compare":
 # ----------------------------------------------------------------------------------------------
 
 st.divider()
-exports = st.columns([1, 1, 2])
+exports = st.columns([1, 1, 1.4])
 if csv_export is not None:
     exports[0].download_button(
         "Current view as CSV", csv_export[0], file_name=csv_export[1], mime="text/csv", key="download_view_csv",
@@ -441,6 +443,12 @@ exports[1].download_button(
     key="download_npz", on_click="ignore", icon=":material/download:",
     help="Every layer and head as numpy arrays [layers, heads, queries, keys] (numpy.load): weights and tokens; "
          "for encoder-decoder models also decoder_weights, cross_weights and target_tokens.")
+if fig is not None:
+    exports[2].download_button(
+        "Current chart as standalone HTML", functools.partial(standalone_html, [fig], f"Attention: {result.model_name}"),
+        file_name=f"attention-{slug(result.model_name)}.html", mime="text/html", key="download_view_html",
+        on_click="ignore", icon=":material/download:",
+        help="This chart in one HTML file with plotly.js embedded: opens offline (slides, demos without the server).")
 exports[2].caption(f"Model: {result.model_name}. Attention weights come from transformers' eager attention "
                    "(the softmax probabilities of each head), computed on this machine.")
 for note in result.notes:

@@ -36,6 +36,10 @@ from views.components.fast_generation_panel import render_fast_generation_panel
 from core.sampling import DECODING_MODES, DecodingSettings, generation_config_defaults, shape_distribution, shape_table
 from core.user_text import code, escape_markdown
 from views.components.model_cache import load_model_or_error
+from views.components.sampler_controls import more_sampler_controls, render_pipeline
+from views.components.speculative_panel import render_speculative_panel
+from views.components.technique_builder import technique_prompt_builder
+from views.components.token_tools import render_token_tools
 
 DEFAULTS = generation_config_defaults()  # transformers' GenerationConfig defaults
 MODE_HELP = (
@@ -91,16 +95,18 @@ for note in loaded.notes:
 # Prompt
 st.subheader("Prompt")
 source = st.radio(
-    "Prompt source", ["Write a prompt", "In-context learning builder"], horizontal=True, key="gen_prompt_source",
+    "Prompt source", ["Write a prompt", "In-context learning builder", "Reasoning techniques"], horizontal=True,
+    key="gen_prompt_source",
     help="Write any text, or build a zero-, one- or few-shot prompt: solved examples in the prompt teach the model "
-         "a task without changing its weights (in-context learning, Brown et al. 2020).",
+         "a task without changing its weights (in-context learning, Brown et al. 2020). Reasoning techniques: "
+         "chain-of-thought, ReAct and PAL prompts, with what each costs in tokens.",
 )
 if source == "Write a prompt":
     prompt = st.text_area(
         "Prompt", value="The capital of France is", key="gen_prompt", height=100,
         help="The text the model continues. With the chat template on, it is sent as a user message instead.",
     )
-else:
+elif source == "In-context learning builder":
     icl_cols = st.columns([2, 2, 1])
     task_key = icl_cols[0].selectbox(
         "Task", list(EXAMPLE_SETS), format_func=lambda k: EXAMPLE_SETS[k].title, key="gen_icl_task",
@@ -122,6 +128,8 @@ else:
     )
     shots = SHOT_COUNTS[shots_name] if shots_name != "few-shot" else int(few_count)
     prompt = build_icl_prompt(task, shots, query)
+if source == "Reasoning techniques":
+    prompt = technique_prompt_builder(loaded)  # chain-of-thought, ReAct, PAL, with token costs
 
 chat_possible = loaded.has_chat_template
 use_chat = st.toggle(
@@ -267,7 +275,7 @@ with generate_tab:
     )
     settings = DecodingSettings.for_mode(
         mode, temperature=float(temperature), top_k=int(top_k), top_p=float(top_p), repetition_penalty=float(penalty),
-        max_new_tokens=int(max_new), num_beams=int(beams), seed=int(seed),
+        max_new_tokens=int(max_new), num_beams=int(beams), seed=int(seed), **more_sampler_controls(mode, "gen"),
     )
 
     button_cols = st.columns([1, 1, 4])
@@ -338,8 +346,11 @@ with generate_tab:
                 st.warning(f"Stopped after {result.new_tokens} tokens (Stop, or a control changed while generating).",
                            icon=":material/stop_circle:")
             show_result(result, key_prefix=f"gen_{st.session_state.get('gen_run_id', 0)}")
+            render_token_tools(loaded, prompt, use_chat, result,
+                               key_prefix=f"gen_{st.session_state.get('gen_run_id', 0)}")
         elif not run:
             st.caption("Press **Generate** to stream a completion.")
+    render_speculative_panel(loaded, prompt, use_chat)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -381,7 +392,8 @@ with shape_tab:
         shape_n = s4.slider("Tokens shown", 5, 40, 15, 1, key="shape_n",
                             help="How many of the model's most likely tokens to draw.")
         shape_settings = DecodingSettings(do_sample=shape_temperature > 0, temperature=shape_temperature or 1.0,
-                                          top_k=shape_top_k, top_p=shape_top_p)
+                                          top_k=shape_top_k, top_p=shape_top_p,
+                                          **more_sampler_controls("sampling" if shape_temperature > 0 else "greedy", "shape"))
         shaped = shape_distribution(logits, shape_settings)
         if shape_temperature == 0:
             st.info("Temperature 0 means greedy decoding: all probability goes to the single most likely token.", icon=":material/info:")
@@ -398,6 +410,7 @@ with shape_tab:
         st.plotly_chart(shape_figure(rows, title=f"Next token after: …{display_token(preview.text[-40:])}"),
                         width="stretch", key="shape_chart")
         st.caption("Hollow bars: tokens removed by top-k / top-p (probability 0 in the distribution sampled from).")
+        render_pipeline(logits, shape_settings, preview.input_ids, decode, key="shape_pipeline", n=shape_n)
 
 
 # ---------------------------------------------------------------------------------------------------------------------

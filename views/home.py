@@ -15,6 +15,8 @@ with cols[0]:
     st.caption("Live text generation with every sampling control, and the probability behind every token.")
     st.page_link("views/attention.py", label="Attention", icon=":material/grid_on:")
     st.caption("Attention heatmaps per layer and head for decoder, encoder and encoder-decoder models.")
+    st.page_link("views/layers.py", label="Layers", icon=":material/layers:")
+    st.caption("The logit lens: what each layer's residual stream predicts, and where the answer appears.")
     st.page_link("views/quantization.py", label="Quantization", icon=":material/compress:")
     st.caption("One model at fp32 / fp16 / bf16 / int8 / 4-bit: measured memory, speed and quality.")
 with cols[1]:
@@ -23,3 +25,5 @@ with cols[1]:
     st.caption("What a model needs to serve, fine-tune and pre-train, and on which GPUs (KV cache, ZeRO/FSDP).")
     st.page_link("views/compute_planner.py", label="Compute planner", icon=":material/speed:")
     st.caption("Training FLOPs, petaFLOP/s-days, GPU time and cost, Chinchilla-optimal sizing.")
+    st.page_link("views/serving.py", label="Serving planner", icon=":material/dns:")
+    st.caption("GPUs, latency and cost to serve a model to N users (KV budget, roofline), checked against a run here.")
