@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass, field
 
 from core import hardware, memory
+from core.scheduler import GENERATION_QUEUE
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -148,12 +149,13 @@ def _timed_generate(model, input_ids, kwargs, path: str) -> GenerationRun:
 
     device = input_ids.device
     attention_mask = torch.ones_like(input_ids)
-    _sync(device)
-    started = time.perf_counter()
-    with torch.inference_mode():
-        out = model.generate(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
-    _sync(device)
-    seconds = time.perf_counter() - started
+    with GENERATION_QUEUE.admit(f"fast generation ({path})"):  # timed alone, in turn with other sessions' runs
+        _sync(device)
+        started = time.perf_counter()
+        with torch.inference_mode():
+            out = model.generate(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
+        _sync(device)
+        seconds = time.perf_counter() - started
     new = out[0, input_ids.shape[1]:].tolist()
     return GenerationRun(path, len(new), seconds, new)
 
