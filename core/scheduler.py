@@ -258,5 +258,36 @@ class AdmissionQueue:
             self._cond.notify_all()
 
 
+def _seconds(value: float) -> str:
+    """12 s, 2 min 05 s: whole seconds for a person reading a wait."""
+    value = max(0.0, float(value))
+    if value < 60:
+        return f"{value:.0f} s"
+    minutes, seconds = divmod(int(round(value)), 60)
+    return f"{minutes} min {seconds:02d} s"
+
+
+def describe_wait(status: QueueStatus) -> str:
+    """One line (Markdown-free) for a waiting request: its place, its wait so far, and an honest estimate."""
+    if status.state != "waiting":
+        return f"Your turn: waited {_seconds(status.waited_s)}."
+    others = status.position - 1 + status.running
+    text = (f"Queued: position {status.position} of {status.waiting} waiting "
+            f"({others} request{'s' if others != 1 else ''} ahead of you) · waited {_seconds(status.waited_s)}")
+    if status.estimated_wait_s is not None:
+        text += (f" · about {_seconds(status.estimated_wait_s)} to go at the recent pace"
+                 if status.estimated_wait_s >= 1 else " · any moment now at the recent pace")
+    if status.max_wait_s is not None:
+        text += f" · at most {_seconds(status.max_wait_s)} (every request is time-capped)"
+    return text + "."
+
+
+def describe_limits(limits: RequestLimits) -> str:
+    """The per-request caps, as shown next to the Generate button."""
+    return (f"Shared server: requests take turns, first come first served; each may generate at most "
+            f"{limits.max_new_tokens:,} new tokens and run at most {_seconds(limits.max_generation_s)} "
+            f"(set by whoever runs the server: {ENV_MAX_NEW_TOKENS}, {ENV_MAX_GENERATION_S}).")
+
+
 # The process-wide line for model work (generation, quantization comparisons): one slot, so runs never interleave.
 GENERATION_QUEUE = AdmissionQueue(slots=1, max_service_s=lambda: request_limits().max_generation_s)
