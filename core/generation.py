@@ -23,6 +23,7 @@ import torch
 from transformers import LogitsProcessor, LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
 from transformers.generation.streamers import BaseStreamer
 
+from core.batch_serving import batch_server, batching_available
 from core.models import BUNDLED_DECODER, LoadedModel
 from core.prompts import RenderedPrompt, render_prompt
 from core.scheduler import GENERATION_QUEUE, ENV_MAX_NEW_TOKENS, QueueLeft, QueueStatus, request_limits
@@ -244,11 +245,17 @@ def generate_text(
     seed: int = 0,
     use_chat_template: bool = False,
 ) -> str:
-    """The completion only (prompt excluded, special tokens skipped), from a plain ``model.generate()``."""
+    """The completion only (prompt excluded, special tokens skipped), from a plain ``model.generate()`` in turn with
+    other sessions — or, greedy on a CUDA GPU, served together with them in a continuous batch (core.batch_serving)."""
     settings = DecodingSettings(do_sample=do_sample, temperature=temperature, top_k=top_k, top_p=top_p,
                                 repetition_penalty=repetition_penalty, num_beams=num_beams,
                                 max_new_tokens=max_new_tokens, seed=seed)
     prepared, checked = prepare_generation(loaded, prompt, settings, use_chat_template)
+    if checked.settings.mode == "greedy" and batching_available(loaded)[0]:  # GPU: share a continuous batch
+        served = batch_server(loaded).generate(prepared.input_ids[0].tolist(), checked.settings.max_new_tokens)
+        if served.error:
+            raise GenerationError(f"Generation failed: {served.error}")
+        return loaded.tokenizer.decode(served.token_ids, skip_special_tokens=True)
     with GENERATION_QUEUE.admit("generate_text"):
         torch.manual_seed(checked.settings.seed)
         sequences = loaded.model.generate(**_model_inputs(loaded, prepared), **generate_kwargs(loaded, checked.settings))
