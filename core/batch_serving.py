@@ -56,11 +56,12 @@ class BatchedResult:
 class ContinuousBatchServer:
     """A running continuous-batching manager for one model, shared by every session of the process."""
 
-    def __init__(self, loaded, max_new_tokens: int | None = None):
+    def __init__(self, loaded, max_new_tokens: int | None = None, *, require_cuda: bool = True):
+        """``require_cuda=False`` only for measuring the CPU case (benchmarks/bench_concurrency.py)."""
         from transformers import GenerationConfig
 
         ok, reason = batching_available(loaded)
-        if not ok:
+        if not ok and (require_cuda or loaded.kind != "decoder"):
             raise RuntimeError(reason)
         self.loaded = loaded
         tokenizer = loaded.tokenizer
@@ -91,9 +92,11 @@ class ContinuousBatchServer:
             if inbox is not None:
                 inbox.put(output)
 
-    def generate(self, input_ids: list[int], max_new_tokens: int, timeout_s: float | None = None) -> BatchedResult:
+    def generate(self, input_ids: list[int], max_new_tokens: int, timeout_s: float | None = None,
+                 ignore_eos: bool = False) -> BatchedResult:
         """Greedy continuation of ``input_ids`` (at most ``max_new_tokens`` new tokens), batched with whatever
-        other sessions are generating. Stops at ``timeout_s`` (default: the per-request time cap)."""
+        other sessions are generating. Stops at ``timeout_s`` (default: the per-request time cap); ``ignore_eos``
+        generates exactly ``max_new_tokens`` (equal work for a benchmark)."""
         limit_s = float(timeout_s if timeout_s is not None else request_limits().max_generation_s)
         request_id = f"llm-lab-{next(self._ids)}"
         inbox: queue.Queue = queue.Queue()
@@ -102,7 +105,8 @@ class ContinuousBatchServer:
         submitted = time.perf_counter()
         try:
             self.manager.add_request(list(map(int, input_ids)), request_id=request_id,
-                                     max_new_tokens=min(int(max_new_tokens), self.max_new_tokens))
+                                     max_new_tokens=min(int(max_new_tokens), self.max_new_tokens),
+                                     **({"eos_token_id": -1} if ignore_eos else {}))
             try:
                 output = inbox.get(timeout=limit_s)
             except queue.Empty:
