@@ -8,8 +8,9 @@ adds waiting requests to the running batch and retires finished ones (continuous
 hands a request over and blocks until its tokens are back, so any number of sessions can call it at once.
 
 Only on CUDA (``batching_available``). On a CPU the sessions stay serial behind ``core.scheduler``'s queue, by
-measurement (benchmarks/bench_concurrency.py, README): the continuous-batching loop on 2 CPU cores was slower in
-aggregate than one request at a time, and the instrumented Generate page records each token's distributions
+measurement (benchmarks/bench_concurrency.py, README): the continuous-batching loop on 2 CPU cores was no faster in
+aggregate than one request at a time (a static padded batch was faster, but only for sessions that arrive together,
+and it gives up per-session seeds), and the instrumented Generate page records each token's distributions
 inside ``generate()``'s own logits pipeline, which a shared batch does not expose per request. Greedy only: a
 shared batch has one random generator, so per-session seeds (same seed, same sample) cannot hold there.
 """
@@ -33,8 +34,8 @@ def batching_available(loaded) -> tuple[bool, str]:
     if loaded.kind != "decoder":
         return False, "Continuous batching serves decoder (causal LM) models."
     if loaded.device.type != "cuda" or not torch.cuda.is_available():
-        return False, ("Continuous batching runs on a CUDA GPU; on a CPU requests take turns (batching measured no "
-                       "faster there).")
+        return False, ("Continuous batching runs on a CUDA GPU; on a CPU requests take turns (continuous batching "
+                       "measured no faster there).")
     if getattr(loaded, "quantization", None):
         return False, "Continuous batching is not used for bitsandbytes-quantized models."
     return True, ""
