@@ -91,21 +91,28 @@ def new_page(chromium_browser):
     return context, context.new_page()
 
 
-def test_a_second_session_sees_its_place_in_the_queue(warm_app, chromium_browser, expected_tokens):
+def test_a_waiting_session_sees_its_place_in_the_queue_and_a_closed_tab_leaves_it(warm_app, chromium_browser, expected_tokens):
     (ctx_a, first), (ctx_b, second) = new_page(chromium_browser), new_page(chromium_browser)
+    ctx_gone, gone = new_page(chromium_browser)
     try:
         open_generate(first, warm_app)
         open_generate(second, warm_app)
+        open_generate(gone, warm_app)
         set_prompt(first, COUNTING)  # greedy counting does not reach end-of-text: the first keeps the model busy
         set_number(first, "Max new tokens", 400)
         set_number(second, "Max new tokens", TOKENS)
         first.get_by_role("button", name="Generate", exact=True).click()
         first.wait_for_function(f"document.querySelectorAll('{STEP_SPANS}').length >= 1", timeout=240_000)
+        gone.get_by_role("button", name="Generate", exact=True).click()
+        wait_for(gone, lambda: "Queued: position 1 of 1 waiting" in main_text(gone), 300, "the first queued line")
+        ctx_gone.close()  # a closed tab while queued leaves the line: the next session is first in line, not second
         second.get_by_role("button", name="Generate", exact=True).click()
         wait_for(second, lambda: "Queued: position 1 of 1 waiting" in main_text(second), 300, "the queued line")
         wait_for(second, lambda: re.search(r"waited [1-9]\d* s", main_text(second)) is not None, 300,
                  "the wait to count up")
         assert "1 request ahead of you" in main_text(second)
+        # ... and that one request is the first session's, still generating (not the closed tab's, got its turn)
+        assert first.locator('[data-testid="stStatusWidget"]').count() > 0 and "Finished by" not in main_text(first)
         save_screenshot(second, "generate_queued")
         first.get_by_role("button", name="Stop", exact=True).click()  # the first leaves; the second gets its turn
         wait_for(second, lambda: second.locator(STEP_SPANS).count() >= TOKENS
@@ -121,6 +128,7 @@ def test_a_second_session_sees_its_place_in_the_queue(warm_app, chromium_browser
     finally:
         ctx_a.close()
         ctx_b.close()
+        ctx_gone.close()
 
 
 def test_sessions_on_a_mix_of_pages_at_once_all_finish_correctly_with_bounded_memory(warm_app, chromium_browser,
