@@ -23,7 +23,7 @@ import math
 import re
 from dataclasses import asdict, dataclass
 
-from core.units import format_count  # noqa: F401  (re-exported: core.compute.format_count)
+from core.units import format_count, format_duration_s  # noqa: F401  (re-exported: core.compute.*)
 
 # --------------------------------------------------------------------------------------------
 # Constants
@@ -492,28 +492,6 @@ def format_dollars(value: float) -> str:
     if abs(v) >= 100:
         return f"${v:,.0f}"
     return f"${v:.2f}"
-
-
-def format_duration_s(seconds: float) -> str:
-    """A short duration in a readable unit: '845 ms' below 1 s, '1.23 s' / '45.2 s' below 2 minutes, then
-    '3 min 25 s' and '2 h 05 min' (a 117.6 s wait reads '117.6 s', not '117,645 ms')."""
-    s = float(seconds)
-    if not math.isfinite(s):
-        return str(s)
-    if s < 0:
-        return "−" + format_duration_s(-s)
-    if s < 1:
-        ms = s * 1000
-        return f"{ms:.3g} ms" if ms < 100 else f"{ms:.0f} ms"
-    if s < 10:
-        return f"{s:.2f} s"
-    if s < 120:
-        return f"{s:.1f} s"
-    if s < 3600:
-        minutes, rest = divmod(round(s), 60)
-        return f"{minutes} min {rest} s"
-    hours, rest = divmod(round(s / 60), 60)
-    return f"{hours} h {rest:02d} min"
 
 
 def format_duration_days(days: float) -> str:

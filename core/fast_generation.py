@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field, replace
 from core import hardware, memory
 from core.checks import check_int
 from core.quantization import model_weight_bytes  # re-exported: core.fast_generation.model_weight_bytes
+from core.scheduler import GENERATION_QUEUE
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -136,12 +137,13 @@ def _timed_generate(model, input_ids, kwargs, path: str) -> GenerationRun:
 
     device = input_ids.device
     attention_mask = torch.ones_like(input_ids)
-    _sync(device)
-    started = time.perf_counter()
-    with torch.inference_mode():
-        out = model.generate(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
-    _sync(device)
-    seconds = time.perf_counter() - started
+    with GENERATION_QUEUE.admit(f"fast generation ({path})"):  # timed alone, in turn with other sessions' runs
+        _sync(device)
+        started = time.perf_counter()
+        with torch.inference_mode():
+            out = model.generate(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
+        _sync(device)
+        seconds = time.perf_counter() - started
     new = out[0, input_ids.shape[1]:].tolist()
     return GenerationRun(path, len(new), seconds, new)
 

@@ -24,8 +24,10 @@ import torch
 from transformers import LogitsProcessor, LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
 from transformers.generation.streamers import BaseStreamer
 
+from core.batch_serving import batch_server, batching_available
 from core.models import BUNDLED_DECODER, LoadedModel
 from core.prompts import RenderedPrompt, render_prompt
+from core.scheduler import GENERATION_QUEUE, ENV_MAX_NEW_TOKENS, QueueLeft, QueueStatus, request_limits
 from core.sampling import (
     CheckedSettings,
     DecodingSettings,
@@ -45,9 +47,8 @@ STAGE_LABELS = {
     "filtered": "after top-k / top-p / min-p / typical / ε / η (sampled from)",
 }
 
-# One generation at a time per process: generate() seeds torch's global RNG, so two interleaved runs would break
-# "same seed, same sample" (and on a small CPU they would only slow each other down).
-_GENERATION_LOCK = threading.Lock()
+# Model runs take turns through core.scheduler's first-come-first-served queue: generate() seeds torch's global RNG,
+# so two interleaved runs would break "same seed, same sample" (and on a small CPU they only slow each other down).
 
 
 class GenerationInputError(ValueError):
@@ -176,6 +177,11 @@ def prepare_generation(
 ) -> tuple[PreparedPrompt, CheckedSettings]:
     """Check settings and prompt together; the returned settings carry the clamped max_new_tokens."""
     checked = check_settings(settings)
+    cap = request_limits().max_new_tokens
+    if checked.settings.max_new_tokens > cap:
+        checked = CheckedSettings(replace(checked.settings, max_new_tokens=cap), checked.notes + [
+            f"Max new tokens {checked.settings.max_new_tokens:,} capped at {cap:,}: this server's per-request limit "
+            f"({ENV_MAX_NEW_TOKENS}), so everyone sharing it gets a turn."])
     prepared = prepare_prompt(loaded, prompt, checked.settings.max_new_tokens, use_chat_template, system_prompt, context_window)
     final = replace(checked.settings, max_new_tokens=prepared.max_new_tokens)
     return prepared, CheckedSettings(final, checked.notes + prepared.notes)
@@ -189,6 +195,7 @@ def generate_kwargs(loaded: LoadedModel, settings: DecodingSettings) -> dict[str
         "num_beams": int(settings.num_beams),
         "repetition_penalty": float(settings.repetition_penalty),
         "pad_token_id": loaded.tokenizer.pad_token_id,
+        "max_time": request_limits().max_generation_s,  # per-request wall-time cap (core.scheduler)
     }
     if settings.do_sample:
         kwargs.update(temperature=float(settings.temperature), top_k=int(settings.top_k), top_p=float(settings.top_p))
@@ -248,14 +255,20 @@ def generate_text(
     no_repeat_ngram_size: int = 0,
     temperature_last: bool = False,
 ) -> str:
-    """The completion only (prompt excluded, special tokens skipped), from a plain ``model.generate()``."""
+    """The completion only (prompt excluded, special tokens skipped), from a plain ``model.generate()`` in turn with
+    other sessions — or, greedy on a CUDA GPU, served together with them in a continuous batch (core.batch_serving)."""
     settings = DecodingSettings(do_sample=do_sample, temperature=temperature, top_k=top_k, top_p=top_p,
                                 repetition_penalty=repetition_penalty, num_beams=num_beams,
                                 max_new_tokens=max_new_tokens, seed=seed, min_p=min_p, typical_p=typical_p,
                                 epsilon_cutoff=epsilon_cutoff, eta_cutoff=eta_cutoff,
                                 no_repeat_ngram_size=no_repeat_ngram_size, temperature_last=temperature_last)
     prepared, checked = prepare_generation(loaded, prompt, settings, use_chat_template)
-    with _GENERATION_LOCK:
+    if checked.settings.mode == "greedy" and batching_available(loaded)[0]:  # GPU: share a continuous batch
+        served = batch_server(loaded).generate(prepared.input_ids[0].tolist(), checked.settings.max_new_tokens)
+        if served.error:
+            raise GenerationError(f"Generation failed: {served.error}")
+        return loaded.tokenizer.decode(served.token_ids, skip_special_tokens=True)
+    with GENERATION_QUEUE.admit("generate_text"):
         torch.manual_seed(checked.settings.seed)
         sequences = loaded.model.generate(**_model_inputs(loaded, prepared), **generate_kwargs(loaded, checked.settings))
     return loaded.tokenizer.decode(_new_tokens(loaded, prepared, sequences), skip_special_tokens=True)
@@ -316,11 +329,17 @@ class GenerationResult:
     steps: list[StepEvent]
     completion: str
     token_ids: list[int]
-    stop_reason: str  # "eos" | "max_new_tokens" | "stopped"
-    ttft_s: float | None
+    stop_reason: str  # "eos" | "max_new_tokens" | "time_limit" | "stopped"
+    ttft_s: float | None  # the model's own: from the start of generate() to the first token
     total_s: float
     notes: list[str] = field(default_factory=list)
     streamed: bool = True
+    queue_wait_s: float = 0.0  # time waiting for a turn at the model (core.scheduler) before generate() started
+
+    @property
+    def user_ttft_s(self) -> float | None:
+        """Time to first token as the user saw it: the queue wait plus the model's own time to first token."""
+        return None if self.ttft_s is None else self.queue_wait_s + self.ttft_s
 
     @property
     def new_tokens(self) -> int:
@@ -345,7 +364,8 @@ class GenerationResult:
             "prompt": self.prompt.text, "prompt_tokens": self.prompt.prompt_tokens,
             "truncated_prompt_tokens": self.prompt.truncated_tokens, "settings": self.settings.to_dict(),
             "completion": self.completion, "new_tokens": self.new_tokens, "stop_reason": self.stop_reason,
-            "ttft_s": self.ttft_s, "total_s": self.total_s, "tokens_per_s": self.tokens_per_s,
+            "ttft_s": self.ttft_s, "queue_wait_s": self.queue_wait_s,
+            "user_ttft_s": self.user_ttft_s, "total_s": self.total_s, "tokens_per_s": self.tokens_per_s,
             "decode_tokens_per_s": self.decode_tokens_per_s, "notes": self.notes,
             "steps": [
                 step.to_row() | {"alternatives": {k: [vars(a) for a in v] for k, v in step.alternatives.items()}}
@@ -467,6 +487,8 @@ class GenerationStream:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._decoder = _Decoder(loaded.tokenizer)
+        self._ticket = None  # this run's place in core.scheduler.GENERATION_QUEUE
+        self.queue_wait_s = 0.0
 
     @property
     def streamed(self) -> bool:
@@ -479,12 +501,37 @@ class GenerationStream:
         self.stop()
         if self._thread is not None:
             self._thread.join()
+        GENERATION_QUEUE.release(self._ticket)  # leaves the line if still waiting (Stop, closed tab); idempotent
+
+    def wait_for_turn(self, poll_s: float = 0.5) -> Iterator[QueueStatus]:
+        """Join the model's queue (first come, first served) and yield this run's QueueStatus every ``poll_s``
+        seconds while others are ahead; returns once admitted, or at once when stopped (leaving the line)."""
+        if self._ticket is None:
+            self._ticket = GENERATION_QUEUE.join("generate")
+        try:
+            while not self._stop.is_set() and not GENERATION_QUEUE.wait(self._ticket, poll_s):
+                yield GENERATION_QUEUE.status(self._ticket)
+        except QueueLeft:
+            self._stop.set()
+        if self._stop.is_set():
+            GENERATION_QUEUE.release(self._ticket)
+        self.queue_wait_s = self._ticket.wait_s
+
+    @property
+    def admitted(self) -> bool:
+        return self._ticket is not None and self._ticket.state == "running"
 
     def __iter__(self) -> Iterator[StepEvent]:
         if self.result is not None:
             yield from self.steps
             return
         try:
+            if not self.admitted:
+                for _ in self.wait_for_turn():
+                    pass
+            if not self.admitted:  # stopped while waiting: nothing generated
+                self._finish(0.0, streamed=self.streamed)
+                return
             if self.streamed:
                 yield from self._stream()
             else:
@@ -520,11 +567,13 @@ class GenerationStream:
             # A new thread does not inherit the caller's OpenMP team size; use the caller's, so streaming runs with
             # the same CPU parallelism as a plain generate() called from the caller's thread.
             torch.set_num_threads(intra_op_threads)
-            with _GENERATION_LOCK:
+            try:  # this thread holds the queue slot the consumer was admitted to; it lets go when generate() ends
                 self._started = time.perf_counter()
                 self._recording.started = self._started
                 torch.manual_seed(self.settings.seed)
                 self.loaded.model.generate(**_model_inputs(self.loaded, self.prepared), **self._stream_kwargs())
+            finally:
+                GENERATION_QUEUE.release(self._ticket)
             out.put(("done", None, None, time.perf_counter() - self._started))
         except BaseException as exc:  # noqa: BLE001 - re-raised in the consuming thread
             out.put(("error", exc, None, 0.0))
@@ -606,12 +655,14 @@ class GenerationStream:
     def _beam(self) -> Iterator[StepEvent]:
         self._started = time.perf_counter()
         inputs = _model_inputs(self.loaded, self.prepared)
-        with _GENERATION_LOCK:
+        try:
             torch.manual_seed(self.settings.seed)
             sequences = self.loaded.model.generate(
                 **inputs, **generate_kwargs(self.loaded, self.settings),
                 stopping_criteria=StoppingCriteriaList([_StopWhenFlagged(self._stop)]),
             )
+        finally:
+            GENERATION_QUEUE.release(self._ticket)
         elapsed = time.perf_counter() - self._started
         new_ids = _new_tokens(self.loaded, self.prepared, sequences)
         if new_ids:
@@ -652,10 +703,15 @@ class GenerationStream:
 
     def _finish(self, total: float, streamed: bool) -> None:
         ids = [step.token_id for step in self.steps]
+        limit_s = request_limits().max_generation_s
         if self._stop.is_set() and len(ids) < self.settings.max_new_tokens and not (ids and ids[-1] in _eos_ids(self.loaded)):
             reason = "stopped"
         elif ids and ids[-1] in _eos_ids(self.loaded):
             reason = "eos"
+        elif len(ids) < self.settings.max_new_tokens and total >= limit_s:
+            reason = "time_limit"  # transformers' max_time (the per-request cap) ended it
+            self.notes.append(f"Stopped at this server's per-request time limit of {limit_s:g} s "
+                              "(LLM_LAB_MAX_GENERATION_S), so everyone sharing it gets a turn.")
         else:
             reason = "max_new_tokens"
         self.result = GenerationResult(
@@ -669,6 +725,7 @@ class GenerationStream:
             total_s=total,
             notes=self.notes,
             streamed=streamed,
+            queue_wait_s=self.queue_wait_s,
         )
 
 

@@ -40,6 +40,7 @@ import pandas as pd
 
 from core import checks
 from core.process_memory import PeakMemoryMeter, process_rss_bytes  # re-exported (core.quantization.*)
+from core.scheduler import GENERATION_QUEUE
 
 ProgressCallback = Callable[[float, str], None]
 
@@ -470,16 +471,19 @@ def _generate(loaded, inputs, max_new_tokens: int, sample: bool, seed: int, temp
         **({"temperature": temperature, "top_k": top_k, "top_p": 1.0} if sample else {}),
     )
     device_inputs = {k: v.to(loaded.device) for k, v in inputs.items()}
-    if sample:
-        torch.manual_seed(seed)
+    # Its turn at the model in the same first-come-first-served line as the Generate page (core.scheduler): the
+    # seed above must not be re-seeded by another session's run, and timings are not shared with another run.
+    with GENERATION_QUEUE.admit("quantization"):
+        if sample:
+            torch.manual_seed(seed)
+            if loaded.device.type == "cuda":
+                torch.cuda.manual_seed_all(seed)
+        started = time.perf_counter()
+        with torch.inference_mode():
+            output = loaded.model.generate(**device_inputs, generation_config=config)
         if loaded.device.type == "cuda":
-            torch.cuda.manual_seed_all(seed)
-    started = time.perf_counter()
-    with torch.inference_mode():
-        output = loaded.model.generate(**device_inputs, generation_config=config)
-    if loaded.device.type == "cuda":
-        torch.cuda.synchronize(loaded.device)
-    seconds = time.perf_counter() - started
+            torch.cuda.synchronize(loaded.device)
+        seconds = time.perf_counter() - started
     new_ids = output[0, device_inputs["input_ids"].shape[1]:].tolist()
     return new_ids, seconds
 

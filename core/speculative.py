@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass, field
 import torch
 from transformers import AutoModelForCausalLM
 
+from core.scheduler import GENERATION_QUEUE
 from core.generation import GenerationInputError, prepare_prompt
 
 METHODS = ("plain", "prompt_lookup", "assisted")
@@ -151,8 +152,8 @@ def run_speculative(loaded, prompt: str, method: str = "prompt_lookup", max_new_
         kwargs["assistant_model"] = draft
     input_ids = prepared.input_ids.to(loaded.device)
     counter = _PassCounter(loaded.model)
-    try:
-        with torch.no_grad():
+    try:  # one model run at a time (core.scheduler): the timings compare methods, not other sessions' load
+        with GENERATION_QUEUE.admit(f"speculative:{method}"), torch.no_grad():
             started = time.perf_counter()
             out = loaded.model.generate(input_ids=input_ids, attention_mask=torch.ones_like(input_ids), **kwargs)
             elapsed = time.perf_counter() - started

@@ -52,3 +52,25 @@ def format_count(value: float, digits: int = 3) -> str:
                 return f"{v:.{digits}g}"
             return f"{v / scale:.{digits}g}{suffix}"
     return f"{v:.{digits}g}"
+
+
+def format_duration_s(seconds: float) -> str:
+    """A short duration in a readable unit: '845 ms' below 1 s, '1.23 s' / '45.2 s' below 2 minutes, then
+    '3 min 25 s' and '2 h 05 min' (a 117.6 s wait reads '117.6 s', not '117,645 ms')."""
+    s = float(seconds)
+    if not math.isfinite(s):
+        return str(s)
+    if s < 0:
+        return "−" + format_duration_s(-s)
+    if s < 1:
+        ms = s * 1000
+        return f"{ms:.3g} ms" if ms < 100 else f"{ms:.0f} ms"
+    if s < 10:
+        return f"{s:.2f} s"
+    if s < 120:
+        return f"{s:.1f} s"
+    if s < 3600:
+        minutes, rest = divmod(round(s), 60)
+        return f"{minutes} min {rest} s"
+    hours, rest = divmod(round(s / 60), 60)
+    return f"{hours} h {rest:02d} min"

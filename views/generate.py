@@ -29,7 +29,7 @@ from core.generation_charts import (
     step_distribution_figure,
     step_table_rows,
 )
-from core.compute import format_duration_s
+from core.units import format_duration_s
 from core.models import BUNDLED_DECODER, BUNDLED_ENCODER
 from core.prompts import EXAMPLE_SETS, SHOT_COUNTS, build_icl_prompt
 from views.components.fast_generation_panel import render_fast_generation_panel
@@ -40,6 +40,7 @@ from views.components.sampler_controls import more_sampler_controls, render_pipe
 from views.components.speculative_panel import render_speculative_panel
 from views.components.technique_builder import technique_prompt_builder
 from views.components.token_tools import render_token_tools
+from views.components.queue_panel import render_limits_caption, ttft_metrics, wait_for_turn
 
 DEFAULTS = generation_config_defaults()  # transformers' GenerationConfig defaults
 MODE_HELP = (
@@ -159,23 +160,23 @@ else:
 # Helpers
 
 
-def metric_row(container, result: GenerationResult | None, steps: list[StepEvent]) -> None:
+def metric_row(container, result: GenerationResult | None, steps: list[StepEvent], queue_wait_s: float = 0.0) -> None:
     """Speed and progress of a finished result, or (result None) of a generation still streaming its steps."""
-    cols = container.columns(4)
+    cols = container.columns(5)
     ttft = result.ttft_s if result is not None else (steps[0].time_s if steps else None)
     whole_run = result is not None and not result.streamed  # beam search: no per-token timing
-    cols[0].metric("Time to first token", format_duration_s(ttft) if ttft is not None else "—",
-                   help="Beam search only knows its tokens at the end, so there is no first-token time." if whole_run
-                   else "Time from pressing Generate to the first token: mostly the prompt's forward pass (prefill).")
+    ttft_metrics(cols[0], cols[4], None if whole_run else ttft,
+                 result.queue_wait_s if result is not None else queue_wait_s)
     rate = result.tokens_per_s if whole_run else decode_tokens_per_s(steps)
     cols[1].metric("Speed", f"{rate:,.1f} tokens/s" if rate else "—",
                    help="Beam search: generated tokens ÷ the whole run's time (prefill included), since its tokens "
                         "are not timed one by one." if whole_run
                    else "Tokens generated per second after the first one (decode speed); shown from the second token.")
     cols[2].metric("Generated", f"{len(steps)} tokens", help="New tokens so far (the prompt is not counted).")
-    reason = {"eos": "end of text", "max_new_tokens": "token limit", "stopped": "Stop"}
+    reason = {"eos": "end of text", "max_new_tokens": "token limit", "time_limit": "time limit", "stopped": "Stop"}
     cols[3].metric("Finished by", reason.get(result.stop_reason, "—") if result else "running…",
-                   help="Why generation ended: the model's end-of-text token, the max-new-tokens limit, or Stop.")
+                   help="Why generation ended: the model's end-of-text token, the max-new-tokens limit, this server's "
+                        "per-request time limit, or Stop.")
     if whole_run:
         container.caption(f"Beam search is not streamed: no time to first token, and the speed is "
                           f"{result.new_tokens} tokens over the whole {format_duration_s(result.total_s)} run.")
@@ -282,6 +283,8 @@ with generate_tab:
     run = button_cols[0].button("Generate", type="primary", key="gen_run", disabled=preview is None,
                                 help="Generate from the prompt with these settings, streaming token by token.")
     stop = button_cols[1].button("Stop", key="gen_stop", help="Stop the running generation and keep what it produced.")
+    with button_cols[2]:
+        render_limits_caption()
 
     live_text = st.empty()
     live_metrics = st.empty()
@@ -310,11 +313,12 @@ with generate_tab:
             handoff = (stream, threading.Event())
             st.session_state["gen_running"] = handoff
             try:
+                wait_for_turn(stream, live_text)  # live place in line while other sessions' runs go first
                 if stream.streamed:
                     for _ in stream:
                         live_text.markdown(colored_tokens_html(stream.steps), unsafe_allow_html=True)
                         with live_metrics.container():
-                            metric_row(st, None, stream.steps)
+                            metric_row(st, None, stream.steps, stream.queue_wait_s)
                 else:
                     with st.spinner(f"Beam search with {settings.num_beams} beams (not streamed)…", show_time=True):
                         for _ in stream:
