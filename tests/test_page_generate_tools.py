@@ -35,6 +35,7 @@ def test_more_samplers_are_disabled_with_the_reason_outside_sampling():
 
 def test_shape_tab_draws_one_panel_per_processor_in_generates_order():
     at = fresh_page()
+    at.button(key="shape_run").click().run()  # the Shape view runs its forward pass only on this button
     at.slider(key="shape_min_p").set_value(0.2)
     at.slider(key="shape_top_p").set_value(0.9).run()
     assert not at.exception
