@@ -19,6 +19,7 @@ PAGES = {
     "Plan hardware": [
         st.Page("pages/memory_planner.py", title="Memory planner", icon=":material/memory:", url_path="memory"),
         st.Page("pages/compute_planner.py", title="Compute planner", icon=":material/speed:", url_path="compute"),
+        st.Page("pages/serving_load.py", title="Serving load test", icon=":material/stacked_line_chart:", url_path="serving-load"),
     ],
 }
 

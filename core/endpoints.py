@@ -117,6 +117,13 @@ def configured_endpoints(extra_entries: Iterable[dict] | None = None) -> list[En
     return endpoints_from_config(list(entries) + [dict(e) for e in (extra_entries or [])])
 
 
+def custom_endpoint(base_url: str, model: str) -> Endpoint:
+    """A visitor-typed endpoint (only offered when custom_urls_allowed()); never carries an API key."""
+    if not model or not model.strip():
+        raise EndpointError("Enter the model name the server serves.")
+    return Endpoint("custom", _check_url(base_url), model.strip())
+
+
 def custom_urls_allowed() -> bool:
     """Whether visitors may type their own server URL (off unless the operator sets LLM_LAB_ALLOW_CUSTOM_ENDPOINTS=1:
     otherwise any visitor could make the server fetch arbitrary addresses)."""

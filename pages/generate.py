@@ -50,6 +50,11 @@ st.caption(
 
 # ---------------------------------------------------------------------------------------------------------------------
 # Model
+from pages.components.endpoint_panel import RUNTIME_HELP, RUNTIMES, render_endpoint_runtime  # noqa: E402
+
+if st.radio("Runtime", RUNTIMES, horizontal=True, key="gen_runtime", help=RUNTIME_HELP) != RUNTIMES[0]:
+    render_endpoint_runtime("gen_ep")
+    st.stop()
 with st.expander("Model", expanded=False):
     model_cols = st.columns([3, 1, 1])
     model_name = model_cols[0].text_input(
