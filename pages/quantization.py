@@ -163,6 +163,11 @@ if submitted:
             finally:
                 lock.release()
 
+from pages.components.endpoint_quality import render_served_perplexity  # noqa: E402
+
+render_served_perplexity(st.session_state.get("q_reference_text") or Q.load_reference_text(),
+                         int(st.session_state.get("q_reference_tokens") or Q.DEFAULT_REFERENCE_TOKENS), st.session_state.get(RESULTS_KEY))
+
 # ----------------------------------------------------------------------------------------------
 # Results
 # ----------------------------------------------------------------------------------------------

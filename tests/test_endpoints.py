@@ -198,3 +198,33 @@ def test_load_test_parameters_and_summary():
     assert row["output_tokens_per_s"] == 6.0 and row["requests_per_s"] == 2.0
     assert row["tpot_p50_s"] == pytest.approx((0.05 + 0.1) / 2)  # (e2el − ttft)/(n − 1) per request, then median
     assert row["ttft_p50_s"] == pytest.approx(0.2)
+
+
+def test_pages_without_configuration_explain_how_to_configure(monkeypatch):
+    from tests.apptest import app_test
+
+    monkeypatch.delenv(E.ENDPOINTS_ENV, raising=False)
+    at = app_test("pages/serving_load.py")
+    at.run()
+    assert not at.exception
+    assert any(E.ENDPOINTS_ENV in i.value for i in at.info)
+
+
+def test_generate_page_disables_controls_a_plain_server_ignores(endpoint, monkeypatch):
+    from pages.components.endpoint_panel import RUNTIMES
+    from tests.apptest import app_test
+
+    monkeypatch.setenv(E.ENDPOINTS_ENV, json.dumps([{"name": "plain", "base_url": endpoint.base_url, "model": "tiny"}]))
+    at = app_test("pages/generate.py")
+    at.run()
+    at.radio(key="gen_runtime").set_value(RUNTIMES[1]).run()
+    at.selectbox(key="gen_ep_gen_mode").set_value("sampling").run()
+    assert not at.exception
+    assert at.number_input(key="gen_ep_gen_top_k").disabled and at.slider(key="gen_ep_gen_penalty").disabled
+    assert not at.slider(key="gen_ep_gen_temperature").disabled
+    assert any("top k is disabled: not part of the OpenAI Completions API" in c.value for c in at.caption)
+    assert "beam search" not in at.selectbox(key="gen_ep_gen_mode").options
+    at.button(key="gen_ep_gen_run").click().run()
+    assert not at.exception and not at.error
+    assert any("Paris" in m.value for m in at.markdown)
+    assert at.text_area(key="gen_ep_prompt").value == "The capital of France is"
