@@ -38,7 +38,13 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="session")
 def vllm_endpoint(tmp_path_factory):
-    """Start the real server once per session on a free loopback port, wait for /health and /v1/models, stop it."""
+    """Start the real server once per session on a free loopback port, wait for /health and /v1/models, stop it.
+    LLM_LAB_TEST_VLLM_URL=http://127.0.0.1:PORT/v1 reuses a server already started with scripts/vllm_server.sh."""
+    reuse = os.environ.get("LLM_LAB_TEST_VLLM_URL")
+    if reuse:
+        assert httpx.URL(reuse).host in ("127.0.0.1", "localhost"), "tests only talk to loopback servers"
+        yield E.Endpoint("local-vllm", reuse, "smollm2")
+        return
     if not VENV_PYTHON.exists():
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(".venv-vllm is missing: .ci/run builds it with scripts/vllm_server.sh install")
