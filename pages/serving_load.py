@@ -84,12 +84,14 @@ if run:
                                           max_concurrency=MAX_CONCURRENCY, on_record=on_record, on_level=on_level,
                                           capabilities=capabilities)
         st.session_state["load_run_result"] = result
+        st.session_state.pop("load_partial", None)
     except (L.LoadTestInputError, EndpointError) as exc:
+        st.session_state.pop("load_partial", None)
         st.error(str(exc), icon=":material/error:")
     finally:
+        # Stop (a rerun) interrupts the run inside on_record: "load_partial" stays for the next run to show.
         bar.empty()
         table.empty()
-        st.session_state.pop("load_partial", None)
 elif st.session_state.get("load_partial") is not None:
     # Stop (or any control) rerun the page mid-test: the old run was cancelled; keep its finished levels.
     partial = st.session_state.pop("load_partial")

@@ -193,3 +193,116 @@ def test_serving_load_page_runs_and_offers_downloads(vllm_endpoint, monkeypatch)
     frame = at.session_state["load_run_result"].frame()
     assert list(frame["concurrency"]) == [1, 2] and list(frame["errors"]) == [0, 0]
     assert {"load_csv", "load_json"} <= {b.key for b in at.get("download_button")}
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Real Chromium against a real `streamlit run app.py` configured with the real vLLM endpoint (and a secret key, which
+# vLLM without --api-key ignores, to prove it never reaches the page or a download).
+BROWSER_SECRET = "sk-browser-secret-7f3a9c"
+
+
+def _requests_running(endpoint: E.Endpoint) -> float:
+    """vLLM's own gauge of requests in its running batch (Prometheus text at /metrics)."""
+    text = httpx.get(endpoint.server_root + "/metrics", timeout=10).text
+    values = [float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith("vllm:num_requests_running")]
+    assert values, "vLLM's /metrics has no vllm:num_requests_running"
+    return sum(values)
+
+
+@pytest.fixture(scope="module")
+def endpoint_app(vllm_endpoint, chromium_browser, tmp_path_factory):
+    from tests import browser
+
+    config = [{"name": "local vLLM", "base_url": vllm_endpoint.base_url, "model": vllm_endpoint.model,
+               "api_key_env": "LLM_LAB_TEST_KEY"}]
+    saved = {k: os.environ.get(k) for k in (E.ENDPOINTS_ENV, "LLM_LAB_TEST_KEY")}
+    os.environ[E.ENDPOINTS_ENV], os.environ["LLM_LAB_TEST_KEY"] = json.dumps(config), BROWSER_SECRET
+    port = browser.free_port()
+    proc = browser.start_app(port, tmp_path_factory.mktemp("endpoint_app") / "streamlit.log")
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+    url = f"http://127.0.0.1:{port}"
+    try:
+        browser.wait_healthy(url, proc)
+        browser.warm_up(chromium_browser, url)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@pytest.fixture
+def endpoint_page(chromium_browser, endpoint_app):
+    context = chromium_browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+    pg = context.new_page()
+    try:
+        yield pg
+    finally:
+        context.close()
+
+
+@pytest.mark.browser
+def test_browser_generate_streams_from_vllm(endpoint_app, endpoint_page):
+    from tests.browser import exceptions_on_page, open_app_page, wait_until_idle
+
+    page = endpoint_page
+    open_app_page(page, endpoint_app, "/generate", timeout=300)
+    page.get_by_text("Endpoint (OpenAI-compatible server)").click()
+    page.get_by_role("button", name="Generate", exact=True).wait_for(timeout=120_000)
+    wait_until_idle(page)
+    page.get_by_role("button", name="Generate", exact=True).click()
+    page.wait_for_function(
+        "document.querySelectorAll('[data-testid=\"stMain\"] span[title^=\"step \"]').length >= 20", timeout=240_000)
+    wait_until_idle(page, timeout=240)
+    text = page.locator('[data-testid="stMain"]').inner_text()
+    assert "Paris" in text and "20 tokens" in text and "vLLM" in text
+    assert exceptions_on_page(page) == []
+    assert BROWSER_SECRET not in page.content()
+
+
+@pytest.mark.browser
+def test_browser_load_test_runs_stops_and_downloads(vllm_endpoint, endpoint_app, endpoint_page):
+    from tests.browser import exceptions_on_page, open_app_page, wait_until_idle
+
+    page = endpoint_page
+    open_app_page(page, endpoint_app, "/serving-load", timeout=300)
+    for label, value in (("Requests per level", "2"), ("Output length (tokens)", "8")):
+        box = page.get_by_label(label, exact=True)
+        box.fill(value)
+        box.press("Enter")
+        wait_until_idle(page)
+    page.get_by_role("button", name="Run load test", exact=True).click()
+    page.get_by_role("button", name="Download levels (CSV)").wait_for(timeout=300_000)
+    wait_until_idle(page, timeout=120)
+    main = page.locator('[data-testid="stMain"]')
+    assert "failed" not in main.inner_text() and exceptions_on_page(page) == []
+    assert page.locator('[data-testid="stPlotlyChart"]').count() >= 2
+    with page.expect_download() as info:
+        page.get_by_role("button", name="Download everything (JSON)").click()
+    payload = json.loads(Path(info.value.path()).read_text())
+    assert [level["concurrency"] for level in payload["levels"]] == [1, 2, 4, 8]
+    assert all(level["errors"] == 0 for level in payload["levels"])
+    assert BROWSER_SECRET not in json.dumps(payload) and BROWSER_SECRET not in page.content()
+
+    # Stop really stops: a long run is cut short and the page says so
+    box = page.get_by_label("Requests per level", exact=True)
+    box.fill("200")
+    box.press("Enter")
+    wait_until_idle(page)
+    page.get_by_role("button", name="Run load test", exact=True).click()
+    page.get_by_text("Concurrency 1:").wait_for(timeout=120_000)
+    page.get_by_role("button", name="Stop", exact=True).click()
+    page.get_by_text("Stopped:").wait_for(timeout=120_000)
+    wait_until_idle(page, timeout=120)
+    assert exceptions_on_page(page) == []
+    # ... and the server was told: the cancelled streams were aborted, nothing keeps running there
+    deadline = time.monotonic() + 60
+    while _requests_running(vllm_endpoint) > 0:
+        assert time.monotonic() < deadline, "vLLM still runs requests after Stop"
+        time.sleep(0.5)
