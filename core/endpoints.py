@@ -351,7 +351,10 @@ class EndpointStream:
                         for event in self._events(chunk, time.perf_counter() - started):
                             self.steps.append(event)
                             yield event
-        except httpx.HTTPError as exc:
+        except GeneratorExit:  # the consumer closed the iterator early (a page rerun, Stop): a stopped result
+            self._stop.set()
+            raise
+        except (httpx.HTTPError, httpx.StreamError) as exc:
             if not self._stop.is_set():
                 self.error = describe_http_error(self.endpoint, exc)
                 raise EndpointError(self.error) from None

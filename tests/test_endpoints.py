@@ -228,3 +228,11 @@ def test_generate_page_disables_controls_a_plain_server_ignores(endpoint, monkey
     assert not at.exception and not at.error
     assert any("Paris" in m.value for m in at.markdown)
     assert at.text_area(key="gen_ep_prompt").value == "The capital of France is"
+
+
+def test_closing_the_stream_early_gives_a_stopped_result(endpoint):
+    stream = E.stream_generate(endpoint, "Hello", DecodingSettings(max_new_tokens=4))
+    iterator = iter(stream)
+    next(iterator)
+    iterator.close()
+    assert stream.result.stop_reason == "stopped" and stream.result.new_tokens == 1
