@@ -268,7 +268,7 @@ def test_browser_generate_streams_from_vllm(endpoint_app, endpoint_page):
 
 @pytest.mark.browser
 def test_browser_load_test_runs_stops_and_downloads(vllm_endpoint, endpoint_app, endpoint_page):
-    from tests.browser import exceptions_on_page, open_app_page, wait_until_idle
+    from tests.browser import exceptions_on_page, open_app_page, save_screenshot, wait_until_idle
 
     page = endpoint_page
     open_app_page(page, endpoint_app, "/serving-load", timeout=300)
@@ -289,6 +289,8 @@ def test_browser_load_test_runs_stops_and_downloads(vllm_endpoint, endpoint_app,
     assert [level["concurrency"] for level in payload["levels"]] == [1, 2, 4, 8]
     assert all(level["errors"] == 0 for level in payload["levels"])
     assert BROWSER_SECRET not in json.dumps(payload) and BROWSER_SECRET not in page.content()
+    page.mouse.move(5, 5)
+    save_screenshot(page, "serving_load")
 
     # Stop really stops: a long run is cut short and the page says so
     box = page.get_by_label("Requests per level", exact=True)
