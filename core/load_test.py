@@ -228,6 +228,29 @@ async def _run_level(endpoint: Endpoint, body: dict, concurrency: int, requests:
         return records, time.perf_counter() - start
 
 
+def _run_coroutine(make):
+    """asyncio.run(make()) — in a helper thread when this thread already runs an event loop (e.g. a caller inside
+    Jupyter or Playwright's sync API), since asyncio.run refuses to nest."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(make())
+    outcome: dict = {}
+
+    def target() -> None:
+        try:
+            outcome["value"] = asyncio.run(make())
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=target, name="llm-lab-load-test")
+    thread.start()
+    thread.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
+
+
 @dataclass
 class LoadTestRun:
     """Rows (one per level) and every request's record."""
@@ -261,8 +284,8 @@ def run_load_test_detailed(endpoint: Endpoint, concurrency_levels, requests_per_
     for concurrency in levels:
         if stop is not None and stop.is_set():
             break
-        records, duration = asyncio.run(_run_level(endpoint, body, concurrency, int(requests_per_level),
-                                                   read_timeout_s, on_record, stop))
+        records, duration = _run_coroutine(lambda: _run_level(endpoint, body, concurrency, int(requests_per_level),
+                                                              read_timeout_s, on_record, stop))
         run.records.extend(records)
         if records:
             row = summarize_level(concurrency, records, duration)

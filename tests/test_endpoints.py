@@ -236,3 +236,13 @@ def test_closing_the_stream_early_gives_a_stopped_result(endpoint):
     next(iterator)
     iterator.close()
     assert stream.result.stop_reason == "stopped" and stream.result.new_tokens == 1
+
+
+def test_load_test_runs_inside_a_running_event_loop(endpoint):
+    import asyncio
+
+    async def caller():  # e.g. a notebook, or Playwright's sync API in the same thread
+        return run_load_test_detailed(endpoint, [1], 2, 8, 2)
+
+    run = asyncio.run(caller())
+    assert run.rows[0]["requests"] == 2 and run.rows[0]["errors"] == 0
