@@ -10,14 +10,17 @@ from plotly.subplots import make_subplots
 def knee_figure(levels: pd.DataFrame) -> go.Figure:
     """Output tokens/s (left) and p50/p99 end-to-end latency and TTFT (right) against concurrency. Throughput that
     stops rising while latency keeps climbing marks the knee: more concurrency only queues requests."""
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("Throughput vs concurrency", "Latency vs throughput"))
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("Throughput vs concurrency", "Latency vs throughput"),
+                        specs=[[{"secondary_y": True}, {}]])
     if levels.empty:
         return fig
     x = levels["concurrency"]
     fig.add_trace(go.Scatter(x=x, y=levels["output_tokens_per_s"], mode="lines+markers", name="output tokens/s",
                              hovertemplate="concurrency %{x}<br>%{y:.1f} output tokens/s<extra></extra>"), row=1, col=1)
-    fig.add_trace(go.Scatter(x=x, y=levels["requests_per_s"], mode="lines+markers", name="requests/s", yaxis="y3",
-                             hovertemplate="concurrency %{x}<br>%{y:.2f} requests/s<extra></extra>"), row=1, col=1)
+    fig.add_trace(go.Scatter(x=x, y=levels["requests_per_s"], mode="lines+markers", name="requests/s (right axis)",
+                             line=dict(dash="dash"),
+                             hovertemplate="concurrency %{x}<br>%{y:.2f} requests/s<extra></extra>"),
+                  row=1, col=1, secondary_y=True)
     labels = [f"c={c}" for c in x]
     for column, name, dash in (("e2e_p50_s", "e2e p50", None), ("e2e_p99_s", "e2e p99", "dot"),
                                ("ttft_p50_s", "TTFT p50", None), ("ttft_p99_s", "TTFT p99", "dot")):
@@ -27,7 +30,8 @@ def knee_figure(levels: pd.DataFrame) -> go.Figure:
             hovertemplate="%{text}<br>%{x:.1f} output tokens/s<br>" + name + " %{y:.3f} s<extra></extra>",
         ), row=1, col=2)
     fig.update_xaxes(title_text="concurrent requests", type="log", dtick=0.30103, row=1, col=1)
-    fig.update_yaxes(title_text="output tokens/s (all requests)", rangemode="tozero", row=1, col=1)
+    fig.update_yaxes(title_text="output tokens/s (all requests)", rangemode="tozero", row=1, col=1, secondary_y=False)
+    fig.update_yaxes(title_text="requests/s", rangemode="tozero", row=1, col=1, secondary_y=True)
     fig.update_xaxes(title_text="output tokens/s (all requests)", rangemode="tozero", row=1, col=2)
     fig.update_yaxes(title_text="latency (s)", rangemode="tozero", row=1, col=2)
     fig.update_layout(height=420, margin=dict(l=10, r=10, t=50, b=40), legend=dict(orientation="h", y=-0.2))

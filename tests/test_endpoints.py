@@ -246,3 +246,16 @@ def test_load_test_runs_inside_a_running_event_loop(endpoint):
 
     run = asyncio.run(caller())
     assert run.rows[0]["requests"] == 2 and run.rows[0]["errors"] == 0
+
+
+def test_load_test_charts_draw_every_level():
+    import pandas as pd
+
+    from core.load_test_charts import knee_figure, latency_distribution_figure
+
+    records = [RequestRecord(c, True, 0.1 * c, (0.05,), 0.3 * c, 2, 8, 0.0) for c in (1, 2, 4) for _ in range(3)]
+    rows = [summarize_level(c, [r for r in records if r.concurrency == c], 1.0) for c in (1, 2, 4)]
+    fig = knee_figure(pd.DataFrame(rows))
+    assert list(fig.data[0].x) == [1, 2, 4] and fig.data[1].yaxis == "y2"  # requests/s on its own axis
+    dist = latency_distribution_figure(pd.DataFrame([r.to_dict() for r in records]), "ttft_s")
+    assert [t.name for t in dist.data] == ["c=1", "c=2", "c=4"]
