@@ -263,3 +263,15 @@ def test_load_test_charts_draw_every_level():
     assert list(fig.data[0].x) == [1, 2, 4] and fig.data[1].yaxis == "y2"  # requests/s on its own axis
     dist = latency_distribution_figure(pd.DataFrame([r.to_dict() for r in records]), "ttft_s")
     assert [t.name for t in dist.data] == ["c=1", "c=2", "c=4"]
+
+
+def test_quantization_page_scores_a_served_model(endpoint, monkeypatch):
+    from tests.apptest import app_test
+
+    monkeypatch.setenv(E.ENDPOINTS_ENV, json.dumps([{"name": "plain", "base_url": endpoint.base_url, "model": "tiny"}]))
+    at = app_test("pages/quantization.py")
+    at.run()
+    at.button(key="q_ep_run").click().run()
+    assert not at.exception and not at.error
+    served = at.session_state["q_ep_result"]
+    assert served["endpoint"] == "plain" and served["perplexity"] == pytest.approx(4.481689, rel=1e-6)
