@@ -25,6 +25,8 @@ PAGES = {
         st.Page("views/memory_planner.py", title="Memory planner", icon=":material/memory:", url_path="memory"),
         st.Page("views/compute_planner.py", title="Compute planner", icon=":material/speed:", url_path="compute"),
         st.Page("views/serving.py", title="Serving planner", icon=":material/dns:", url_path="serving"),
+        st.Page("views/serving_load.py", title="Serving load test", icon=":material/stacked_line_chart:",
+                url_path="serving-load"),
     ],
 }
 

@@ -41,6 +41,7 @@ from views.components.speculative_panel import render_speculative_panel
 from views.components.technique_builder import technique_prompt_builder
 from views.components.token_tools import render_token_tools
 from views.components.queue_panel import render_limits_caption, ttft_metrics, wait_for_turn
+from views.components.endpoint_panel import RUNTIME_HELP, RUNTIMES, render_endpoint_runtime
 
 DEFAULTS = generation_config_defaults()  # transformers' GenerationConfig defaults
 MODE_HELP = (
@@ -57,6 +58,9 @@ st.caption(
 
 # ---------------------------------------------------------------------------------------------------------------------
 # Model
+if st.radio("Runtime", RUNTIMES, horizontal=True, key="gen_runtime", help=RUNTIME_HELP) != RUNTIMES[0]:
+    render_endpoint_runtime("gen_ep")
+    st.stop()
 with st.expander("Model", expanded=False):
     model_cols = st.columns([3, 1, 1])
     model_name = model_cols[0].text_input(

@@ -19,6 +19,7 @@ from core import quantization_charts as C
 from core.url_state import slug
 from core.user_text import code, escape_markdown
 from views.components.model_access import model_name_problem
+from views.components.endpoint_quality import render_served_perplexity
 
 RESULTS_KEY = "q_results"
 OUTPUT_KINDS = {"greedy": "Greedy (deterministic)", "sampled": "Sampled (same seed for every variant)"}
@@ -166,6 +167,9 @@ if submitted:
                 st.error(f"The comparison failed unexpectedly: {type(exc).__name__}: {escape_markdown(exc)}", icon=":material/block:")
             finally:
                 lock.release()
+
+render_served_perplexity(st.session_state.get("q_reference_text") or Q.load_reference_text(),
+                         int(st.session_state.get("q_reference_tokens") or Q.DEFAULT_REFERENCE_TOKENS), st.session_state.get(RESULTS_KEY))
 
 # ----------------------------------------------------------------------------------------------
 # Results

