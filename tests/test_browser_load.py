@@ -91,13 +91,13 @@ def new_page(chromium_browser):
     return context, context.new_page()
 
 
-def test_a_waiting_session_sees_its_place_in_the_queue_and_a_closed_tab_leaves_it(warm_app, chromium_browser, expected_tokens):
+def test_a_waiting_session_sees_its_place_in_the_queue_and_a_closed_tab_leaves_it(app_url, chromium_browser, expected_tokens):
     (ctx_a, first), (ctx_b, second) = new_page(chromium_browser), new_page(chromium_browser)
     ctx_gone, gone = new_page(chromium_browser)
     try:
-        open_generate(first, warm_app)
-        open_generate(second, warm_app)
-        open_generate(gone, warm_app)
+        open_generate(first, app_url)
+        open_generate(second, app_url)
+        open_generate(gone, app_url)
         set_prompt(first, COUNTING)  # greedy counting does not reach end-of-text: the first keeps the model busy
         set_number(first, "Max new tokens", 400)
         set_number(second, "Max new tokens", TOKENS)
@@ -131,9 +131,9 @@ def test_a_waiting_session_sees_its_place_in_the_queue_and_a_closed_tab_leaves_i
         ctx_gone.close()
 
 
-def test_sessions_on_a_mix_of_pages_at_once_all_finish_correctly_with_bounded_memory(warm_app, chromium_browser,
+def test_sessions_on_a_mix_of_pages_at_once_all_finish_correctly_with_bounded_memory(app_url, chromium_browser,
                                                                                      expected_tokens):
-    server = server_process(warm_app)
+    server = server_process(app_url)
     rss = []
     for round_index in range(2):
         sessions = {name: new_page(chromium_browser)
@@ -142,7 +142,7 @@ def test_sessions_on_a_mix_of_pages_at_once_all_finish_correctly_with_bounded_me
             paths = {"generate-0": "/generate", "generate-1": "/generate", "memory": "/memory", "compute": "/compute",
                      "attention": "/attention"}
             for name, (_, pg) in sessions.items():  # everyone arrives at once
-                pg.goto(f"{warm_app}{paths[name]}", wait_until="domcontentloaded", timeout=300_000)
+                pg.goto(f"{app_url}{paths[name]}", wait_until="domcontentloaded", timeout=300_000)
             for name, (_, pg) in sessions.items():
                 pg.wait_for_selector('[data-testid="stMain"] h1', timeout=300_000)
             for i, prompt in enumerate(GENERATE_PROMPTS):

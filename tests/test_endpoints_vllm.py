@@ -227,7 +227,6 @@ def endpoint_app(vllm_endpoint, chromium_browser, tmp_path_factory):
     url = f"http://127.0.0.1:{port}"
     try:
         browser.wait_healthy(url, proc)
-        browser.warm_up(chromium_browser, url)
         yield url
     finally:
         proc.terminate()

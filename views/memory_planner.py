@@ -498,9 +498,11 @@ with tab_export:
 
 # ---- Fine-tuning with LoRA / QLoRA (core.finetune) ---------------------------------------------------------------
 with tab_finetune:
-    if choice is None or not (choice.catalog_id or choice.config):
-        st.info(NO_PLAN if choice is None else "Fine-tuning plans need an architecture (a catalog model or a "
-                "config.json): the adapters' size depends on every matrix's shape, not only the parameter count.")
+    if choice is None:
+        pass  # the summary above says why
+    elif not (choice.catalog_id or choice.config):
+        st.info("Fine-tuning plans need an architecture (a catalog model or a config.json): the adapters' size "
+                "depends on every matrix's shape, not only the parameter count.")
     else:
         render_finetune_plan_panel(choice.catalog_id or choice.config, gpu, key="ft")
 
