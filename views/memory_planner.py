@@ -324,7 +324,7 @@ with tab_infer:
             st.markdown(f"**KV cache** = ({' + '.join(terms)}) per token × {plan.inputs['context']:,} tokens × "
                         f"{plan.inputs['batch']} "
                         f"sequences × {KV_DTYPES[plan.inputs['kv_dtype']]:g} bytes = "
-                        f"**{format_gb(selected['KV cache'])}**"
+                        f"**{format_gb(selected['kv_cache'])}**"
                         + (" — MLA caches a compressed latent (kv_lora_rank + qk_rope_head_dim) per layer "
                            "(DeepSeek-V2 §2.1.2)." if shape.get("mla") else
                            " — sliding-window layers stop growing at the window."))
