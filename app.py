@@ -15,6 +15,7 @@ PAGES = {
         st.Page("pages/generate.py", title="Generate", icon=":material/edit_note:", url_path="generate"),
         st.Page("pages/attention.py", title="Attention", icon=":material/grid_on:", url_path="attention"),
         st.Page("pages/quantization.py", title="Quantization", icon=":material/compress:", url_path="quantization"),
+        st.Page("pages/finetune.py", title="Fine-tune", icon=":material/model_training:", url_path="finetune"),
     ],
     "Plan hardware": [
         st.Page("pages/memory_planner.py", title="Memory planner", icon=":material/memory:", url_path="memory"),
