@@ -45,6 +45,6 @@ def test_every_navigation_page_exists():
     source = (ROOT / "app.py").read_text()
     pages = [n.args[0].value for n in ast.walk(ast.parse(source))
              if isinstance(n, ast.Call) and getattr(n.func, "attr", "") == "Page"]
-    assert len(pages) == 6
+    assert len(pages) == 7
     for p in pages:
         assert (ROOT / p).is_file(), p
