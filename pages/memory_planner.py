@@ -11,6 +11,7 @@ from streamlit.errors import StreamlitPageNotFoundError
 
 from core import architectures, measure, memory, memory_charts, plan_io
 from core.architectures import ArchitectureError
+from pages.components.finetune_plan_panel import render_finetune_plan_panel
 from pages.components.measure_panel import render_measure_panel
 from core.hardware import GPUS
 from core.memory import GB
@@ -158,9 +159,9 @@ gpu = plan_io.selected_gpu(gpu_name, st.session_state["mem_custom_gpu_gb"])
 capacity_label = f"{gpu.name}: {gpu.memory_gb:g} GB"
 
 summary = st.container(border=True)
-tab_infer, tab_train, tab_multi, tab_fit, tab_params, tab_export, tab_measure = st.tabs(
+tab_infer, tab_train, tab_multi, tab_fit, tab_params, tab_export, tab_finetune, tab_measure = st.tabs(
     ["Inference", "Training", "Multi-GPU (DDP vs ZeRO)", "GPU fit", "Parameters", "Export & links",
-     "Measure on this machine"])
+     "Fine-tune (LoRA / QLoRA)", "Measure on this machine"])
 
 # Controls are drawn in every run (inside their tabs) so their values are never lost; results need a model.
 with tab_infer:
@@ -497,6 +498,14 @@ with tab_export:
                 st.markdown(f"[Compute to train this model →](/compute?params={count})")
         st.dataframe(pd.DataFrame(plan_io.plan_rows(plan)).astype({"value": str}), hide_index=True,
                      width="stretch", key="mem_summary_table", height=320)
+
+# ---- Fine-tuning with LoRA / QLoRA (core.finetune) ---------------------------------------------------------------
+with tab_finetune:
+    if choice is None or not (choice.catalog_id or choice.config):
+        st.info(NO_PLAN if choice is None else "Fine-tuning plans need an architecture (a catalog model or a "
+                "config.json): the adapters' size depends on every matrix's shape, not only the parameter count.")
+    else:
+        render_finetune_plan_panel(choice.catalog_id or choice.config, gpu, key="ft")
 
 # ---- Measured against predicted (core.measure) -------------------------------------------------------------------
 with tab_measure:

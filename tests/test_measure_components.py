@@ -79,7 +79,7 @@ def test_measure_panel_predicts_then_measures_and_tabulates():
     assert len(at.get("download_button")) == 2
 
     # Switching to a training step changes the prediction shown, and measuring adds a second row.
-    at.segmented_control(key="m_mode").set_value("Training step").run()
+    at.segmented_control(key="m_mode").set_value("training").run()
     assert not at.exception
     assert at.metric[0].value != predicted_before
     at.button(key="m_run").click().run()
@@ -87,6 +87,16 @@ def test_measure_panel_predicts_then_measures_and_tabulates():
     table = _results_table(at)
     assert list(table["mode"]) == ["inference", "training step"]
     assert table["24 B/param rule (GB)"].iloc[1] > 0
+
+    # LoRA: a real PEFT step on the same architecture, next to the fine-tuning plan's prediction.
+    at.segmented_control(key="m_mode").set_value("lora").run()
+    assert not at.exception, at.exception
+    at.button(key="m_run").click().run()
+    assert not at.exception, at.exception
+    table = _results_table(at)
+    assert list(table["mode"]) == ["inference", "training step", "fine-tune step"]
+    assert "lora r=8" in table["setting"].iloc[2]
+    assert abs(table["error (%)"].iloc[2]) < 10
 
     # A longer sequence changes the prediction (the panel follows the page's inputs).
     before = at.metric[0].value

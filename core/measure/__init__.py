@@ -41,17 +41,20 @@ from core.measure.inputs import (DTYPE_BYTES, INFERENCE_DTYPES, MAX_BATCH, MAX_S
                                  normalize_recipe)
 from core.measure.ledger import (AUTOCAST_FP32_OPS_CUDA, FAMILIES, LayerSpec, Runtime, cuda_has_flash_attention,
                                  training_param_count)
+from core.measure.modes import (FINETUNE_MODES, MODE_LABELS, TRAINING_MODES, MeasureRequest, plan_runs,
+                                predict_request, run_request)
 from core.measure.predict import RULE_OF_THUMB_BYTES_PER_PARAM, predict_inference, predict_training_step
 from core.measure.report import components_table, ledger_table, result_row, results_csv, results_json, results_table
 from core.measure.results import (COMPONENT_LABELS, FinetuneMeasurement, InferenceMeasurement, TrainingMeasurement,
                                   component_ids, labelled)
 from core.measure.run import (CPU_FLOPS_PER_S, GUARD_MARGIN, estimated_seconds, free_memory, measure_finetune_step,
                               measure_inference, measure_training_step)
-from core.measure.trackers import PhaseMemory, measurement_method, resolve_device_type, tracker_for
+from core.measure.trackers import PhaseMemory, cpu_kernels, measurement_method, resolve_device_type, tracker_for
 
 __all__ = [
     "COMPONENT_LABELS", "FinetuneMeasurement", "InferenceMeasurement", "TrainingMeasurement", "component_ids",
-    "labelled", "measure_finetune_step",
+    "labelled", "measure_finetune_step", "FINETUNE_MODES", "MODE_LABELS", "TRAINING_MODES", "MeasureRequest",
+    "plan_runs", "predict_request", "run_request", "cpu_kernels",
     "AUTOCAST_FP32_OPS_CUDA", "CPU_FLOPS_PER_S", "DTYPE_BYTES", "FAMILIES", "GUARD_MARGIN", "INFERENCE_DTYPES",
     "MAX_BATCH", "MAX_SEQ_LEN", "RECIPES", "RULE_OF_THUMB_BYTES_PER_PARAM", "LayerSpec", "MeasurementRefused",
     "PhaseMemory", "Runtime", "architecture_label", "check_setting", "comparison_figure", "components_figure",

@@ -15,7 +15,7 @@ from core.measure.inputs import (MeasurementRefused, architecture_label, check_s
 from core.measure.ledger import cuda_has_flash_attention
 from core.measure.predict import predict_inference, predict_training_step
 from core.measure.results import FinetuneMeasurement, InferenceMeasurement, TrainingMeasurement, component_ids
-from core.measure.trackers import tracker_for
+from core.measure.trackers import cpu_kernels, tracker_for
 
 GUARD_MARGIN = 1.10  # refuse when the predicted peak plus 10 % does not fit in the free memory
 # One measurement at a time per process: CUDA's peak counter and the profiler are process-wide, so two Streamlit
@@ -133,7 +133,9 @@ def _device_label(device) -> str:
     info = detect_hardware(str(device))
     if info["device"] == "cuda":
         return f"cuda ({info['gpu_name']})"
-    return f"cpu ({info['cpu_name']}, {info['cpu_cores']} cores)"
+    kernels = cpu_kernels()
+    return (f"cpu ({info['cpu_name']}, {info['cpu_cores']} cores, {kernels['aten_cpu_capability']} kernels"
+            f"{', native bf16' if kernels['onednn_bf16'] else ''})")
 
 
 def _guard(predicted_bytes: float, device, what: str) -> float:

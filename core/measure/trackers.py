@@ -156,3 +156,19 @@ def resolve_device_type(device: str = "auto") -> str:
 def measurement_method(device: str = "auto") -> str:
     """How peaks are measured on ``device`` (the ``method`` string the results carry)."""
     return tracker_for(resolve_device(device)).method
+
+
+def cpu_kernels() -> dict:
+    """Which CPU kernels PyTorch picks here (they decide some temporaries): ATen's dispatch level
+    (``torch.backends.cpu.get_cpu_capability()``: DEFAULT / AVX2 / AVX512; ``ATEN_CPU_CAPABILITY`` lowers it),
+    whether oneDNN runs bf16 matmuls natively (AVX512-BF16 / AMX; ``ONEDNN_MAX_CPU_ISA`` lowers it) and the thread
+    count. Measured on an AVX2 CPU (2026-12-01): every CPU ledger term was byte-identical at DEFAULT / AVX2,
+    oneDNN AVX2 / SSE4.1 and 1–8 threads; native-bf16 CPUs could not be exercised there."""
+    import torch
+
+    try:
+        bf16 = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # pragma: no cover - builds without oneDNN
+        bf16 = False
+    return {"aten_cpu_capability": torch.backends.cpu.get_cpu_capability(), "onednn_bf16": bf16,
+            "threads": torch.get_num_threads()}

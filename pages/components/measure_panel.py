@@ -14,7 +14,8 @@ from core import measure
 from core.architectures import ArchitectureError, get_config
 from core.hardware import GB, free_device_memory_bytes
 
-MODES = ("Inference (prefill)", "Training step")
+MODES = tuple(measure.MODE_LABELS)  # "inference", "training", "lora", "qlora"
+TARGET_CHOICES = {"attention": "attention q/k/v/o", "all-linear": "all linear layers"}
 RECIPE_LABELS = {"mixed_precision": "mixed precision (autocast 16-bit, fp32 master weights)",
                  "fp32": "fp32 (weights, gradients, AdamW states)"}
 DEFAULT_MAX_CPU_SECONDS = 300.0
@@ -38,15 +39,6 @@ def _normalize_recipe(recipe) -> str:
         return "mixed_precision"
 
 
-def _run(mode: str, architecture, dtype: str, recipe: str, seq_len: int, batch_size: int, checkpointing: bool,
-         device: str, max_cpu_seconds: float) -> dict:
-    if mode == MODES[0]:
-        return measure.measure_inference(architecture, dtype, seq_len, batch_size, device=device,
-                                         max_seconds=max_cpu_seconds)
-    return measure.measure_training_step(architecture, recipe, seq_len, batch_size, checkpointing, device=device,
-                                         max_seconds=max_cpu_seconds)
-
-
 def _show_results(results: list[dict], key: str) -> None:
     st.markdown("**Results: predicted vs measured**")
     table = pd.DataFrame(measure.results_table(results))
@@ -63,7 +55,8 @@ def _show_results(results: list[dict], key: str) -> None:
         st.plotly_chart(measure.components_figure(latest), key=f"{key}_components_chart")
         phase = latest.get("measured_peak_phase")
         st.caption(("Measured peak during the " + phase + "; " if phase else "") +
-                   f"predicted peak at: {latest['predicted_phase']}. Method: {latest['method']}.")
+                   f"predicted peak at: {latest['predicted_phase']}. "
+                   f"Method: {latest.get('measurement_method', latest['method'])}.")
     c1, c2, c3 = st.columns(3)
     c1.download_button("Download CSV", measure.results_csv(results), file_name="llm_lab_measurements.csv",
                        mime="text/csv", key=f"{key}_csv", on_click="ignore",
@@ -98,36 +91,46 @@ def render_measure_panel(architecture, seq_len, batch_size, dtype="bf16", recipe
 
     c1, c2, c3 = st.columns(3)
     mode = c1.segmented_control("What to measure", MODES, default=MODES[0], required=True, key=f"{key}_mode",
+                                format_func=measure.MODE_LABELS.get,
                                 help="Inference: one prefill of the batch into a KV cache (as generate() starts). "
                                      "Training step: forward, backward and AdamW step, after a warm-up step that "
-                                     "creates the optimizer states.") or MODES[0]
+                                     "creates the optimizer states. LoRA / QLoRA: the same with PEFT adapters on a "
+                                     "frozen bf16 (LoRA) or bitsandbytes NF4 (QLoRA) base.") or MODES[0]
     device = c1.selectbox("Device", _device_options(), key=f"{key}_device",
                           help="auto = the CUDA GPU when there is one, else the CPU.")
     dtypes = list(measure.INFERENCE_DTYPES)
     dtype_sel = c2.selectbox("Inference dtype", dtypes, index=dtypes.index(_normalize_dtype(dtype)),
-                             key=f"{key}_dtype", disabled=mode != MODES[0],
+                             key=f"{key}_dtype", disabled=mode != "inference",
                              help="Weights, activations and KV cache in this precision (bytes per value: 4 / 2 / 2).")
     recipes = list(RECIPE_LABELS)
     recipe_sel = c2.selectbox("Training recipe", recipes, index=recipes.index(_normalize_recipe(recipe)),
-                              format_func=RECIPE_LABELS.get, key=f"{key}_recipe", disabled=mode != MODES[1],
+                              format_func=RECIPE_LABELS.get, key=f"{key}_recipe", disabled=mode != "training",
                               help="fp32: everything in fp32. Mixed precision: torch.autocast runs matmuls in bf16 "
                                    "(fp16 + GradScaler on GPUs without bf16) over fp32 weights, gradients and "
                                    "AdamW states.")
-    checkpointing = c3.toggle("Gradient checkpointing", key=f"{key}_gc", disabled=mode != MODES[1],
+    checkpointing = c3.toggle("Gradient checkpointing", key=f"{key}_gc", disabled=mode not in measure.TRAINING_MODES,
                               help="Keep only each layer's input and recompute the layer in backward "
                                    "(transformers' activation checkpointing, non-reentrant).")
-    both = c3.toggle("Measure with and without checkpointing", key=f"{key}_both", disabled=mode != MODES[1],
+    both = c3.toggle("Measure with and without checkpointing", key=f"{key}_both",
+                     disabled=mode not in measure.TRAINING_MODES,
                      help="Runs the training step twice so the two peaks sit side by side in the table.")
 
+    finetune = mode in measure.FINETUNE_MODES
+    rank = c2.number_input("LoRA rank r", min_value=1, max_value=4096, value=8, step=8, key=f"{key}_rank",
+                           disabled=not finetune,
+                           help="Rank of the adapters B·A (Hu et al. 2021): r·(d_in + d_out) trainable parameters "
+                                "per adapted matrix.")
+    targets = c3.selectbox("LoRA target modules", list(TARGET_CHOICES), format_func=TARGET_CHOICES.get,
+                           key=f"{key}_targets", disabled=not finetune,
+                           help="Which frozen matrices get adapters: the attention projections, or every linear "
+                                "layer of the blocks (attention + MLP).")
+    request = measure.MeasureRequest(mode, cfg, int(seq_len), int(batch_size), dtype=dtype_sel, recipe=recipe_sel,
+                                     gradient_checkpointing=bool(checkpointing), rank=int(rank),
+                                     target_modules=(targets,), device=device)
     try:
         resolved = measure.resolve_device_type(device)
         flash = resolved != "cuda" or measure.cuda_has_flash_attention()
-        if mode == MODES[0]:
-            prediction = measure.predict_inference(cfg, dtype_sel, seq_len, batch_size, device_type=resolved,
-                                                   flash_attention=flash)
-        else:
-            prediction = measure.predict_training_step(cfg, recipe_sel, seq_len, batch_size, checkpointing,
-                                                       device_type=resolved, flash_attention=flash)
+        prediction = measure.predict_request(request, resolved, flash)
         free = free_device_memory_bytes(device)
     except (ValueError, ArchitectureError) as exc:
         st.error(f"Cannot measure this setting: {exc}")
@@ -145,7 +148,7 @@ def render_measure_panel(architecture, seq_len, batch_size, dtype="bf16", recipe
     if not fits:
         st.warning(f"Predicted {prediction['predicted_peak_bytes'] / GB:.2f} GB does not fit in the "
                    f"{free / GB:.2f} GB free here: the measurement would be refused.")
-    if mode == MODES[1]:
+    if mode == "training":
         with st.expander("What one layer keeps for backward (the ledger behind the prediction)"):
             st.caption("Bytes per token of every tensor one layer keeps, from the Hugging Face model code and "
                        "PyTorch's autocast / SDPA / dropout rules on this device type.")
@@ -156,15 +159,12 @@ def render_measure_panel(architecture, seq_len, batch_size, dtype="bf16", recipe
 
     if st.button("Measure", key=f"{key}_run", type="primary", disabled=not fits,
                  help="Build the model with random weights and measure its peak memory on this machine."):
-        runs = [checkpointing] if mode == MODES[0] or not both else [False, True]
         with st.status("Measuring…", expanded=True) as status:
-            for gc_on in runs:
+            for run in measure.plan_runs(request, both):
                 status.write(f"Building {measure.architecture_label(cfg)} with random weights and running "
-                             f"{'a training step' if mode == MODES[1] else 'a prefill'}"
-                             f"{' with checkpointing' if gc_on and mode == MODES[1] else ''}…")
+                             f"{run.what}…")
                 try:
-                    result = _run(mode, cfg, dtype_sel, recipe_sel, seq_len, batch_size, gc_on, device,
-                                  max_cpu_seconds)
+                    result = measure.run_request(run, max_cpu_seconds)
                 except measure.MeasurementRefused as exc:
                     status.update(label="Not measured", state="error")
                     st.warning(str(exc))

@@ -1,0 +1,109 @@
+"""core.finetune: LoRA trainable parameters equal PEFT's own count on real models of several architectures, the
+plan's checks give clear messages, and the plan agrees with real PEFT training steps measured on this CPU."""
+import pytest
+import torch
+
+from core import architectures
+from core.finetune import (FinetuneError, lora_trainable_params, optimizer_state_bytes, peft_target_modules,
+                           plan_finetune)
+from core.measure import measure_finetune_step
+
+TINY = {
+    "llama": {"model_type": "llama", "num_hidden_layers": 2, "hidden_size": 64, "intermediate_size": 176,
+              "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 512, "max_position_embeddings": 512,
+              "tie_word_embeddings": True},
+    "qwen2": {"model_type": "qwen2", "num_hidden_layers": 2, "hidden_size": 64, "intermediate_size": 128,
+              "num_attention_heads": 4, "num_key_value_heads": 1, "vocab_size": 512, "max_position_embeddings": 512},
+    "gpt2": {"model_type": "gpt2", "n_layer": 2, "n_embd": 64, "n_head": 4, "vocab_size": 512, "n_positions": 256},
+    "t5": {"model_type": "t5", "num_layers": 2, "num_decoder_layers": 2, "d_model": 64, "d_ff": 128, "d_kv": 16,
+           "num_heads": 4, "vocab_size": 512, "feed_forward_proj": "gated-gelu", "decoder_start_token_id": 0,
+           "pad_token_id": 0},
+    "bert": {"model_type": "bert", "num_hidden_layers": 2, "hidden_size": 64, "num_attention_heads": 4,
+             "intermediate_size": 256, "vocab_size": 512, "max_position_embeddings": 256},
+}
+SMOLLM2 = "HuggingFaceTB/SmolLM2-135M-Instruct"
+
+
+def _peft_count(cfg, rank, targets) -> int:
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModel, AutoModelForCausalLM, AutoModelForSeq2SeqLM
+
+    c = architectures.get_config(cfg)
+    auto = {"decoder": AutoModelForCausalLM, "encoder-decoder": AutoModelForSeq2SeqLM}.get(c["kind"], AutoModel)
+    with torch.device("meta"):
+        model = auto.from_config(architectures.hf_config(c))
+    peft_model = get_peft_model(model, LoraConfig(r=rank, target_modules=peft_target_modules(c, targets),
+                                                  bias="none"))
+    return peft_model.get_nb_trainable_parameters()[0]
+
+
+@pytest.mark.parametrize("name", list(TINY))
+@pytest.mark.parametrize("targets", [["attention"], ["all-linear"], ["q", "v"]])
+def test_trainable_params_equal_peft_on_tiny_models(name, targets):
+    expected = _peft_count(TINY[name], 4, targets)
+    assert lora_trainable_params(TINY[name], 4, targets) == expected > 0
+
+
+@pytest.mark.parametrize("rank,targets", [(8, ["attention"]), (64, ["all-linear"]), (16, ["q_proj", "v_proj"])])
+def test_trainable_params_equal_peft_on_the_bundled_smollm2(rank, targets):
+    assert lora_trainable_params(SMOLLM2, rank, targets) == _peft_count(SMOLLM2, rank, targets)
+
+
+def test_trainable_params_formula_by_hand():
+    # SmolLM2-135M: 30 layers, h 576, 9 heads × 64, 3 KV heads: q 576→576, k/v 576→192, o 576→576.
+    per_layer = 8 * ((576 + 576) + 2 * (576 + 192) + (576 + 576))
+    assert lora_trainable_params(SMOLLM2, 8, "attention") == 30 * per_layer == 921_600
+
+
+@pytest.mark.parametrize("call,message", [
+    (lambda: lora_trainable_params(TINY["llama"], 0, ["attention"]), "at least 1"),
+    (lambda: lora_trainable_params(TINY["llama"], 33, ["k"]), "larger than the smallest adapted layer"),
+    (lambda: lora_trainable_params(TINY["llama"], 2.5, ["q"]), "whole number"),
+    (lambda: lora_trainable_params(TINY["llama"], 8, ["c_attn_nope"]), "None of the target modules"),
+    (lambda: lora_trainable_params(TINY["gpt2"], 8, ["gate"]), "None of the target modules"),
+    (lambda: lora_trainable_params(TINY["llama"], 8, []), "at least one target module"),
+    (lambda: plan_finetune(TINY["llama"], "qlora", 8, ["q"], 64, 1, base_precision="bf16"), "QLoRA keeps"),
+    (lambda: plan_finetune(TINY["llama"], "lora", 8, ["q"], 64, 1, device_type="cuda", bf16_supported=False),
+     "no bf16 support"),
+    (lambda: plan_finetune(TINY["llama"], "dora", 8, ["q"], 64, 1), "Unknown method"),
+    (lambda: plan_finetune(TINY["llama"], "lora", 8, ["q"], 0, 1), "Sequence length"),
+    (lambda: plan_finetune(TINY["llama"], "lora", 8, ["q"], 64, 1, optimizer="lion"), "Unknown optimizer"),
+])
+def test_bad_input_gives_clear_messages(call, message):
+    with pytest.raises(FinetuneError if "Sequence" not in message else ValueError, match=message):
+        call()
+
+
+def test_plan_components_and_the_saving_over_full_fine_tuning():
+    lora = plan_finetune(SMOLLM2, "lora", 8, ["attention"], 512, 4)
+    qlora = plan_finetune(SMOLLM2, "qlora", 8, ["attention"], 512, 4)
+    full = plan_finetune(SMOLLM2, "full", None, None, 512, 4)
+    assert lora["trainable_params"] == 921_600 and full["trainable_params"] >= architectures.param_count(SMOLLM2)
+    assert 0.5 < lora["trainable_pct"] < 0.8
+    for plan in (lora, qlora, full):
+        assert abs(sum(plan["components"].values()) - plan["total_bytes"]) < 1
+    # QLoRA's base is smaller than LoRA's (the gpu_poor complaint: never more), full FT the largest.
+    assert qlora["components"]["frozen base weights"] < lora["components"]["frozen base weights"]
+    assert qlora["total_bytes"] < lora["total_bytes"] < full["total_bytes"]
+    assert "dequantized weight buffer" in qlora["components"]
+    assert lora["components"]["adapter optimizer states"] == 8 * 921_600
+    # FLOPs: 4·N + 6·N_adapter per token for LoRA (frozen base: no weight gradients), 6·N for full.
+    n = architectures.param_count(SMOLLM2)
+    assert lora["flops_per_token"] == 4 * n + 6 * 921_600 and full["flops_per_token"] == 6 * n
+
+
+def test_optimizer_states_per_optimizer():
+    assert optimizer_state_bytes("adamw", [1000, 10_000]) == 8 * 11_000
+    assert optimizer_state_bytes("sgd", [10_000]) == 40_000
+    # 8-bit AdamW: small tensors stay 32-bit; large ones 2 B/value + an fp32 absmax per 256 values per state.
+    assert optimizer_state_bytes("adamw8bit", [1000]) == 8000
+    assert optimizer_state_bytes("adamw8bit", [65_536]) == 2 * 65_536 + 2 * 4 * 256
+
+
+@pytest.mark.parametrize("method,targets,ckpt", [("lora", ["q", "v"], False), ("lora", ["all-linear"], True),
+                                                 ("qlora", ["all-linear"], False)])
+def test_real_peft_step_agrees_with_the_plan_on_cpu(method, targets, ckpt):
+    r = measure_finetune_step(TINY["llama"], method, 8, targets, 64, 2, ckpt, device="cpu")
+    assert r["method"] == method and r["device"].startswith("cpu") and "profiler" in r["measurement_method"]
+    assert r["trainable_params"] == lora_trainable_params(TINY["llama"], 8, targets)
+    assert abs(r["error_pct"]) < 10, (r["measured_peak_bytes"], r["predicted_peak_bytes"])

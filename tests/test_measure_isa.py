@@ -1,0 +1,39 @@
+"""Issue 10: the CPU training prediction holds on other CPUs' code paths. PyTorch and oneDNN can be made to run a
+lower instruction set than this CPU has (ATEN_CPU_CAPABILITY, ONEDNN_MAX_CPU_ISA) and fewer threads; each setting
+runs in a fresh process, since both are read once at start-up."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = """
+import json, torch
+from core import measure
+from tests.test_measure import TINY
+out = {"kernels": measure.cpu_kernels()}
+CASES = (("gpt2", "mixed_precision", True), ("llama", "fp32", True), ("llama", "mixed_precision", False))
+for name, recipe, ckpt in CASES:
+    r = measure.measure_training_step(TINY[name], recipe, 64, 2, ckpt, device="cpu")
+    out[f"{name} {recipe} {ckpt}"] = r["error_pct"]
+print("RESULT" + json.dumps(out))
+"""
+
+
+@pytest.mark.parametrize("env", [{"ATEN_CPU_CAPABILITY": "default", "OMP_NUM_THREADS": "1"},
+                                 {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2",
+                                  "OMP_NUM_THREADS": "2"}], ids=["default-isa-1-thread", "avx2-2-threads"])
+def test_training_prediction_on_other_cpu_code_paths(env):
+    proc = subprocess.run([sys.executable, "-c", SCRIPT], cwd=ROOT, env={**os.environ, **env}, capture_output=True,
+                          text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = json.loads(proc.stdout.split("RESULT", 1)[1])
+    if env["ATEN_CPU_CAPABILITY"] == "default":
+        assert out["kernels"]["aten_cpu_capability"] == "DEFAULT"
+    assert out["kernels"]["threads"] == int(env["OMP_NUM_THREADS"])
+    for case, error_pct in out.items():
+        if case != "kernels":
+            assert abs(error_pct) < 5.0, (case, error_pct, out["kernels"])
