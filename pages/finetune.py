@@ -122,6 +122,23 @@ def show_progress() -> None:
         st.rerun()  # the whole page, to show the results and stop polling
 
 
+def show_comparison(result, key_prefix: str) -> None:
+    st.subheader("Same prompts, base vs base + adapter")
+    st.caption(f"Greedy decoding, at most {result.settings.compare_max_new_tokens} new tokens, same seed; the "
+               "prompts are not in the training set.")
+    for n, c in enumerate(result.comparisons):
+        st.markdown(f"**{c.prompt}**")
+        left, right = st.columns(2)
+        left.text_area("Base model", c.base, disabled=True, key=f"{key_prefix}_base_{n}",
+                       help="SmolLM2 without the adapter.")
+        right.text_area("Base + LoRA adapter", c.adapted, disabled=True, key=f"{key_prefix}_adapted_{n}",
+                        help="The same model with the trained adapter.")
+    st.download_button("Download adapter (PEFT safetensors, zip)", result.adapter_zip(),
+                       file_name=f"smollm2-lora-r{result.settings.rank}.zip", mime="application/zip",
+                       key="ft_download", help="adapter_model.safetensors + adapter_config.json from PEFT's "
+                                               "save_pretrained; load with PeftModel.from_pretrained.")
+
+
 if run is not None:
     running = not run.progress().finished
     st.fragment(show_progress, run_every=1.0 if running else None)()
@@ -137,19 +154,10 @@ if run is not None:
         r2.metric("Loss, last step (nats/token)", "–" if result.last_loss is None else f"{result.last_loss:.3f}")
         r3.metric("Training time (s)", f"{result.train_s:,.1f}")
         r4.metric("Mean speed (tokens/s)", f"{result.tokens_per_s:,.0f}")
-        st.subheader("Same prompts, base vs base + adapter")
-        st.caption(f"Greedy decoding, at most {result.settings.compare_max_new_tokens} new tokens, same seed; the prompts are not in "
-                   "the training set.")
-        for c in result.comparisons:
-            st.markdown(f"**{c.prompt}**")
-            left, right = st.columns(2)
-            left.text_area("Base model", c.base, disabled=True, key=f"ft_base_{id(run)}_{c.prompt}",
-                           help="SmolLM2 without the adapter.")
-            right.text_area("Base + LoRA adapter", c.adapted, disabled=True, key=f"ft_adapted_{id(run)}_{c.prompt}",
-                            help="The same model with the trained adapter.")
-        st.download_button("Download adapter (PEFT safetensors, zip)", result.adapter_zip(),
-                           file_name=f"smollm2-lora-r{result.settings.rank}.zip", mime="application/zip",
-                           key="ft_download", help="adapter_model.safetensors + adapter_config.json from PEFT's "
-                                                   "save_pretrained; load with PeftModel.from_pretrained.")
+        if not result.steps:
+            st.caption("Stopped before the first step: nothing was trained, so there is nothing to compare.")
+        else:
+            show_comparison(result, key_prefix=f"ft_{id(run)}")
 elif not start:
-    st.caption("Press **Start fine-tune** to train. With the defaults the answers take on the template after a couple of minutes of CPU.")
+    st.caption("Press **Start fine-tune** to train. With the defaults the answers take on the template after a "
+               "couple of minutes of CPU.")

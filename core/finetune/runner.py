@@ -431,6 +431,9 @@ class FinetuneRun:
         train_s = time.perf_counter() - train_started
         stopped = len(self._steps) < s.steps
         del optimizer
+        if not self._steps:  # stopped while loading: nothing trained, nothing to compare or save
+            del model
+            return FinetuneResult(s, (), True, train_s, trainable, ())
         model.eval()
 
         self._set("comparing", "Answering the comparison prompts with the base model and with the adapter…")
