@@ -44,7 +44,8 @@ steps = d1.number_input("Steps", min_value=1, max_value=10_000, value=DEFAULTS.s
                              "takes seconds on a free CPU (see tokens/s while it runs).")
 seq_len = d2.number_input("Sequence length (tokens)", min_value=16, max_value=8192, value=DEFAULTS.seq_len, step=16,
                           key="ft_seq", help="Longest training example in tokens; longer ones are cut. The bundled "
-                                             "examples are 50–70 tokens in the chat template.")
+                                             "examples are 55–67 tokens in the chat template (the prompt alone "
+                                             "about 36).")
 batch = d3.number_input("Batch (sequences)", min_value=1, max_value=512, value=DEFAULTS.batch_size, step=1,
                         key="ft_batch", help="Examples per optimizer step. Memory and time per step grow with "
                                              "batch × sequence length.")

@@ -75,7 +75,7 @@ def test_model_is_released_after_the_run(finished):
 
 
 def test_second_run_is_refused_with_progress_and_stop_stops(finished):
-    run = start_finetune(FinetuneSettings(steps=1000, seq_len=32, batch_size=1, compare_max_new_tokens=2),
+    run = start_finetune(FinetuneSettings(steps=1000, seq_len=48, batch_size=1, compare_max_new_tokens=2),
                          device="cpu")
     try:
         with pytest.raises(FinetuneBusy) as busy:
@@ -112,6 +112,7 @@ def test_encoded_examples_learn_only_the_answers():
     ({"target_modules": ()}, "at least one target module"),
     ({"learning_rate": 0.0}, "Learning rate"),
     ({"steps": 0}, "Steps"),
+    ({"seq_len": 16}, "too short"),
 ])
 def test_bad_input_is_a_clear_message(change, words):
     from dataclasses import replace

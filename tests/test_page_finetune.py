@@ -32,6 +32,7 @@ def test_controls_have_help_and_the_plan_is_shown():
     ("ft_rank", 0, "at least 1"),
     ("ft_rank", 1000, "larger than the smallest adapted layer"),
     ("ft_seq", 8192, "would not fit"),
+    ("ft_seq", 16, "too short"),
 ])
 def test_bad_input_shows_a_message_keeps_inputs_and_disables_start(key, value, words):
     at = app_test(PAGE)
@@ -60,7 +61,7 @@ def test_a_tiny_run_shows_results_and_the_download():
     at = app_test(PAGE, timeout=900)
     at.run()
     at.number_input(key="ft_steps").set_value(2)
-    at.number_input(key="ft_seq").set_value(32)
+    at.number_input(key="ft_seq").set_value(48)
     at.number_input(key="ft_batch").set_value(1)
     at.number_input(key="ft_answer_tokens").set_value(3)
     at.button(key="ft_start").click().run()

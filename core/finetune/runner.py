@@ -114,7 +114,7 @@ class FinetuneSettings:
     target_modules: tuple[str, ...] = ("attention",)
     learning_rate: float = 2e-3
     steps: int = 12
-    seq_len: int = 64
+    seq_len: int = 80  # the longest bundled example is 67 tokens in the chat template
     batch_size: int = 4
     seed: int = 0
     compare_max_new_tokens: int = COMPARE_MAX_NEW_TOKENS  # greedy tokens per comparison answer
@@ -146,6 +146,11 @@ def check_settings(settings: FinetuneSettings, config=None, free_bytes: float | 
             1 <= s.compare_max_new_tokens <= 512):
         raise FinetuneError("Comparison answers must be 1 to 512 tokens long, got "
                             f"{s.compare_max_new_tokens!r}.")
+    shortest = min_seq_len()
+    if isinstance(s.seq_len, int) and not isinstance(s.seq_len, bool) and s.seq_len < shortest:
+        raise FinetuneError(f"Sequence length {s.seq_len} tokens is too short: the shortest bundled example's prompt "
+                            f"takes {shortest - 1} tokens in the chat template, leaving no answer to learn. Use at "
+                            f"least {shortest} tokens (80 keeps every answer whole).")
     plan = plan_finetune(config, "lora", s.rank, list(s.target_modules), s.seq_len, s.batch_size,
                          optimizer="adamw", dropout=float(s.dropout), device_type=device_type)
     plan["required_bytes"] = 2.0 * plan["total_bytes"]
@@ -162,6 +167,16 @@ def check_settings(settings: FinetuneSettings, config=None, free_bytes: float | 
 
 
 _CONFIG_CACHE: dict = {}
+
+
+def min_seq_len() -> int:
+    """Fewest tokens a training sequence needs to hold one answer token of the bundled data set (its shortest prompt
+    in the chat template, plus one)."""
+    if "min_seq_len" not in _CONFIG_CACHE:
+        from core.models import load_tokenizer
+        tokenizer = load_tokenizer(BUNDLED_DECODER)
+        _CONFIG_CACHE["min_seq_len"] = 1 + min(len(_chat_prompt_ids(tokenizer, p)) for p, _ in load_dataset().examples)
+    return _CONFIG_CACHE["min_seq_len"]
 
 
 def bundled_config() -> dict:
@@ -397,6 +412,8 @@ class FinetuneRun:
         trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
         data = load_dataset()
         encoded = encode_examples(tokenizer, data.examples, s.seq_len)
+        if not encoded:
+            raise FinetuneError(f"Sequence length {s.seq_len} leaves no answer tokens to learn.")
         optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=s.learning_rate,
                                       weight_decay=0.0)
         order = list(range(len(encoded)))
