@@ -111,10 +111,17 @@ def show_progress() -> None:
     p = current.progress()
     st.progress(min(p.step / max(p.total_steps, 1), 1.0), text=f"{p.message} {p.describe()}")
     m1, m2, m3, m4 = st.columns(4)
-    m1.metric("Step", f"{p.step} / {p.total_steps}")
-    m2.metric("Loss (nats/token)", "–" if p.loss is None else f"{p.loss:.3f}")
-    m3.metric("Speed (tokens/s)", "–" if not p.tokens_per_s else f"{p.tokens_per_s:,.0f}")
-    m4.metric("Elapsed (s)", f"{p.elapsed_s:,.0f}")
+    result = current.result if p.finished else None
+    if result is None:  # live numbers while it runs
+        m1.metric("Step", f"{p.step} / {p.total_steps}")
+        m2.metric("Loss (nats/token)", "–" if p.loss is None else f"{p.loss:.3f}")
+        m3.metric("Speed (tokens/s)", "–" if not p.tokens_per_s else f"{p.tokens_per_s:,.0f}")
+        m4.metric("Elapsed (s)", f"{p.elapsed_s:,.0f}")
+    else:  # the finished run's summary
+        m1.metric("Loss, first step (nats/token)", "–" if result.first_loss is None else f"{result.first_loss:.3f}")
+        m2.metric("Loss, last step (nats/token)", "–" if result.last_loss is None else f"{result.last_loss:.3f}")
+        m3.metric("Training time (s)", f"{result.train_s:,.1f}")
+        m4.metric("Mean speed (tokens/s)", f"{result.tokens_per_s:,.0f}")
     rows = current.steps()
     if rows:
         st.plotly_chart(loss_curve_figure(rows, p.total_steps), key="ft_loss_live")
@@ -150,11 +157,6 @@ if run is not None:
         if result.stopped:
             st.warning(f"Stopped after {len(result.steps)} of {result.settings.steps} steps.",
                        icon=":material/stop_circle:")
-        r1, r2, r3, r4 = st.columns(4)
-        r1.metric("Loss, first step (nats/token)", "–" if result.first_loss is None else f"{result.first_loss:.3f}")
-        r2.metric("Loss, last step (nats/token)", "–" if result.last_loss is None else f"{result.last_loss:.3f}")
-        r3.metric("Training time (s)", f"{result.train_s:,.1f}")
-        r4.metric("Mean speed (tokens/s)", f"{result.tokens_per_s:,.0f}")
         if not result.steps:
             st.caption("Stopped before the first step: nothing was trained, so there is nothing to compare.")
         else:

@@ -18,6 +18,9 @@ def test_finetune_page_bad_input_and_a_tiny_run(app_url, page):
     open_app_page(page, app_url, "/finetune")
     main = page.locator('[data-testid="stMain"]')
     assert "Fine-tune" in main.locator("h1").first.inner_text()
+    page.get_by_text("Predicted peak").first.wait_for(timeout=120_000)  # the plan is checked below the inputs
+    page.get_by_role("button", name="Start fine-tune").wait_for(timeout=120_000)
+    wait_until_idle(page, timeout=120)
     text = main.inner_text()
     for expected in ("Rank r", "Alpha", "Dropout", "Learning rate", "Target modules", "Steps",
                      "Sequence length (tokens)", "Batch (sequences)", "Start fine-tune", "Predicted peak"):
