@@ -149,7 +149,8 @@ def show_comparison(result, key_prefix: str) -> None:
 
 if run is not None:
     running = not run.progress().finished
-    st.fragment(show_progress, run_every=1.0 if running else None)()
+    with st.container():  # the fragment's own slot: without it the element right after it was not drawn
+        st.fragment(show_progress, run_every=1.0 if running else None)()
     if run.progress().phase == "error":
         st.error(run.progress().message, icon=":material/error:")
     result = run.result if run.progress().finished else None

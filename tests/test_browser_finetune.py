@@ -41,7 +41,8 @@ def test_finetune_page_bad_input_and_a_tiny_run(app_url, page):
     wait_until_idle(page, timeout=120)
     assert exceptions_on_page(page) == []
     text = main.inner_text()
-    for expected in ("Loss, last step (nats/token)", "Mean speed (tokens/s)", "Base model",
+    for expected in ("Loss, last step (nats/token)", "Mean speed (tokens/s)", "Same prompts, base vs base + adapter",
+                     "Base model",
                      "Download adapter (PEFT safetensors, zip)"):
         assert expected in text, expected
     page.wait_for_selector('[data-testid="stPlotlyChart"] .main-svg', timeout=60_000)
