@@ -107,3 +107,21 @@ def test_real_peft_step_agrees_with_the_plan_on_cpu(method, targets, ckpt):
     assert r["method"] == method and r["device"].startswith("cpu") and "profiler" in r["measurement_method"]
     assert r["trainable_params"] == lora_trainable_params(TINY["llama"], 8, targets)
     assert abs(r["error_pct"]) < 10, (r["measured_peak_bytes"], r["predicted_peak_bytes"])
+
+
+def test_compute_and_chart_of_a_plan():
+    from core import compute, finetune_charts
+    from core.finetune import finetune_compute
+
+    lora = plan_finetune(SMOLLM2, "lora", 8, ["attention"], 512, 4)
+    full = plan_finetune(SMOLLM2, "full", None, None, 512, 4)
+    mine = finetune_compute(lora, 1e7, 2, 989e12, 0.4, 2.0)
+    assert mine["flops"] == lora["flops_per_token"] * 2e7
+    assert mine["gpu_hours"] == compute.gpu_hours(mine["flops"], 989e12, 0.4) and mine["cost"] == 2 * mine["gpu_hours"]
+    assert mine["gpu_hours"] < finetune_compute(full, 1e7, 2, 989e12, 0.4, 2.0)["gpu_hours"]
+    with pytest.raises(FinetuneError, match="positive"):
+        finetune_compute(lora, 0, 1, 989e12, 0.4, 2.0)
+    fig = finetune_charts.plans_figure({"LoRA": lora, "full": full}, capacity_gb=80)
+    names = {trace.name for trace in fig.data}
+    assert {"frozen base weights", "adapter optimizer states", "weights", "optimizer states"} <= names
+    assert all(list(trace.x) == ["LoRA", "full"] for trace in fig.data)

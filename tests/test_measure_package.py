@@ -107,3 +107,16 @@ def test_measurement_dataclass_is_frozen_and_labels_live_in_one_map():
     assert d["error_pct"] == 10.0 and d["textbook_error_pct"] == -10.0
     assert d["measured_components"] == {"weights": 40.0, "KV cache": 60.0}
     assert measure.component_ids({"KV cache": 1.0}) == (("kv_cache", 1.0),)
+
+
+def test_tables_and_figures_take_fine_tuning_results_without_a_textbook_number():
+    inf = measure.measure_inference(TINY_LLAMA, "fp32", 16, 1, device="cpu")
+    ft = measure.measure_finetune_step(TINY_LLAMA, "lora", 4, ["q", "v"], 16, 1, device="cpu")
+    assert ft["method"] == "lora" and ft["textbook_peak_bytes"] is None
+    rows = measure.results_table([inf, ft])
+    assert rows[1]["mode"] == "fine-tune step" and rows[1]["textbook formula (GB)"] is None
+    assert "profiler" in rows[1]["method"]  # the table's method column is the instrument
+    fig = measure.comparison_figure([inf, ft])
+    textbook = next(trace for trace in fig.data if trace.name == "textbook formula")
+    assert textbook.y[0] is not None and textbook.y[1] is None
+    assert "lora" in measure.results_csv([inf, ft])

@@ -161,7 +161,8 @@ def test_query_params_restore_the_inputs():
 
 def test_invalid_query_values_fall_back_with_a_warning():
     at = run_page({"ctx": "abc", "model": "no-such-model", "gpu": "H100 SXM", "stage": "7"})
-    assert len(at.warning) == 3
+    # Three fall-back warnings; a machine with little free RAM also sees the measure tab's "does not fit here".
+    assert len([w for w in at.warning if "free here" not in w.value]) == 3
     assert at.number_input(key="mem_context").value == 4096
     assert at.selectbox(key="mem_model").value == plan_io.DEFAULT_MODEL
     assert at.radio(key="mem_stage").value == 3

@@ -107,14 +107,14 @@ def _projections(target_modules) -> tuple[str, ...]:
         raise FinetuneError("Choose at least one target module (e.g. attention q/k/v/o, or all linear layers).")
     out = []
     for item in items:
-        key = str(item).strip().lower().replace("_", "-") if str(item).strip().lower() in (
-            "all_linear", "all-linear") else str(item).strip()
-        if key in TARGET_GROUPS:
-            out += TARGET_GROUPS[key]
-        elif key.lower().removesuffix("_proj") in PROJECTIONS:
-            out.append(key.lower().removesuffix("_proj"))
+        raw = str(item).strip()
+        group = raw.lower().replace("_", "-")
+        if group in TARGET_GROUPS:
+            out += TARGET_GROUPS[group]
+        elif raw.lower().removesuffix("_proj") in PROJECTIONS:
+            out.append(raw.lower().removesuffix("_proj"))
         else:
-            out.append(key)
+            out.append(raw)  # a PEFT module name of the model ("c_attn", "wi_0", …)
     return tuple(dict.fromkeys(out))
 
 
@@ -255,7 +255,11 @@ def check_base_precision(method: str, base_precision: str, device_type: str = "c
 
 def _lora_layer_bytes_per_token(c: Mapping, matrices: list[AdaptedMatrix], rank: int, p: int, dropout: float,
                                 device_type: str) -> tuple[float, float]:
-    """(bytes one layer keeps per token for backward, backward temporaries per token) in a LoRA step."""
+    """(bytes one layer keeps per token for backward, backward temporaries per token) in a LoRA step.
+
+    Read off the Llama family (the bundled SmolLM2; Mistral and Qwen2 share the layout) and checked against the
+    PyTorch profiler on CPU; GPT-2, T5 and BERT layers are approximated with the same rules (their LayerNorm /
+    GELU / attention-dropout tensors differ by a few bytes per value)."""
     h, a, kv, d, f = (c["hidden_size"], c["num_attention_heads"], c["num_key_value_heads"], c["head_dim"],
                       c["intermediate_size"])
     norms = 2 * (4 * h + 4)  # HF RMSNorm upcasts its input to fp32 and keeps it (and rsqrt), weight frozen

@@ -19,7 +19,8 @@ def comparison_figure(results: Iterable[Mapping]):
                 marker_color="#f59e0b",
                 text=[("" if r.get("error_pct") is None else f"{r['error_pct']:+.1f}%") for r in results],
                 textposition="outside", hovertemplate="%{x}<br>predicted %{y:.3f} GB<extra></extra>")
-    fig.add_scatter(name="textbook formula", x=labels, y=[r["textbook_peak_bytes"] / GB for r in results],
+    textbook = [r.get("textbook_peak_bytes") for r in results]  # None for fine-tuning steps
+    fig.add_scatter(name="textbook formula", x=labels, y=[None if v is None else v / GB for v in textbook],
                     mode="markers", marker=dict(symbol="diamond", size=11, color="#6b7280"),
                     hovertemplate="%{x}<br>textbook %{y:.3f} GB<extra></extra>")
     rule = [r.get("rule_of_thumb_bytes") for r in results]
