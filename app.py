@@ -20,6 +20,7 @@ PAGES = {
         st.Page("views/attention.py", title="Attention", icon=":material/grid_on:", url_path="attention"),
         st.Page("views/layers.py", title="Layers", icon=":material/layers:", url_path="layers"),
         st.Page("views/quantization.py", title="Quantization", icon=":material/compress:", url_path="quantization"),
+        st.Page("views/finetune.py", title="Fine-tune", icon=":material/model_training:", url_path="finetune"),
     ],
     "Plan hardware": [
         st.Page("views/memory_planner.py", title="Memory planner", icon=":material/memory:", url_path="memory"),

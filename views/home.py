@@ -19,6 +19,8 @@ with cols[0]:
     st.caption("The logit lens: what each layer's residual stream predicts, and where the answer appears.")
     st.page_link("views/quantization.py", label="Quantization", icon=":material/compress:")
     st.caption("One model at fp32 / fp16 / bf16 / int8 / 4-bit: measured memory, speed and quality.")
+    st.page_link("views/finetune.py", label="Fine-tune", icon=":material/model_training:")
+    st.caption("Train a LoRA adapter on the bundled model live, then compare its answers with the base model's.")
 with cols[1]:
     st.subheader("Plan hardware")
     st.page_link("views/memory_planner.py", label="Memory planner", icon=":material/memory:")
@@ -27,3 +29,6 @@ with cols[1]:
     st.caption("Training FLOPs, petaFLOP/s-days, GPU time and cost, Chinchilla-optimal sizing.")
     st.page_link("views/serving.py", label="Serving planner", icon=":material/dns:")
     st.caption("GPUs, latency and cost to serve a model to N users (KV budget, roofline), checked against a run here.")
+    st.page_link("views/serving_load.py", label="Serving load test", icon=":material/stacked_line_chart:")
+    st.caption("Fire concurrent requests at a vLLM / OpenAI-compatible endpoint: TTFT, TPOT, latency percentiles, "
+               "throughput.")

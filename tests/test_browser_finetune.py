@@ -1,0 +1,49 @@
+"""The Fine-tune page in a real headless browser: controls render, bad input shows its message, and a tiny real run
+(2 steps of batch 1) streams its progress, then shows both answers and the adapter download."""
+import pytest
+
+from tests.browser import exceptions_on_page, open_app_page, save_screenshot, wait_until_idle
+
+pytestmark = pytest.mark.browser
+
+
+def _set_number(page, label: str, value) -> None:
+    box = page.get_by_label(label, exact=True)
+    box.fill(str(value))
+    box.press("Enter")
+    wait_until_idle(page, timeout=120)
+
+
+def test_finetune_page_bad_input_and_a_tiny_run(app_url, page):
+    open_app_page(page, app_url, "/finetune")
+    main = page.locator('[data-testid="stMain"]')
+    assert "Fine-tune" in main.locator("h1").first.inner_text()
+    page.get_by_text("Predicted peak").first.wait_for(timeout=120_000)  # the plan is checked below the inputs
+    page.get_by_role("button", name="Start fine-tune").wait_for(timeout=120_000)
+    wait_until_idle(page, timeout=120)
+    text = main.inner_text()
+    for expected in ("Rank r", "Alpha", "Dropout", "Learning rate", "Target modules", "Steps",
+                     "Sequence length (tokens)", "Batch (sequences)", "Start fine-tune", "Predicted peak"):
+        assert expected in text, expected
+    assert exceptions_on_page(page) == []
+
+    _set_number(page, "Rank r", 0)
+    page.get_by_text("must be at least 1").first.wait_for(timeout=60_000)
+    assert page.get_by_role("button", name="Start fine-tune").is_disabled()
+    _set_number(page, "Rank r", 4)
+
+    _set_number(page, "Steps", 2)
+    _set_number(page, "Sequence length (tokens)", 48)
+    _set_number(page, "Batch (sequences)", 1)
+    _set_number(page, "Answer length (tokens)", 3)
+    page.get_by_role("button", name="Start fine-tune").click()
+    page.get_by_text("Base + LoRA adapter").first.wait_for(timeout=900_000)
+    wait_until_idle(page, timeout=120)
+    assert exceptions_on_page(page) == []
+    text = main.inner_text()
+    for expected in ("Loss, last step (nats/token)", "Mean speed (tokens/s)", "Same prompts, base vs base + adapter",
+                     "Base model",
+                     "Download adapter (PEFT safetensors, zip)"):
+        assert expected in text, expected
+    page.wait_for_selector('[data-testid="stPlotlyChart"] .main-svg', timeout=60_000)
+    save_screenshot(page, "finetune")

@@ -1,0 +1,76 @@
+"""Fine-tune page under Streamlit's AppTest: every control has help, bad input shows a clear message with the
+inputs kept and Start disabled, and a tiny real run (2 steps) shows its results and the adapter download."""
+import time
+
+import pytest
+
+from tests.apptest import app_test
+
+PAGE = "views/finetune.py"
+KEYS = ("ft_rank", "ft_alpha", "ft_dropout", "ft_lr", "ft_steps", "ft_seq", "ft_batch", "ft_seed", "ft_answer_tokens")
+
+
+def _texts(elements) -> str:
+    return " ".join(str(e.value) for e in elements)
+
+
+def test_controls_have_help_and_the_plan_is_shown():
+    at = app_test(PAGE)
+    at.run()
+    assert not at.exception
+    assert at.title[0].value == "Fine-tune"
+    for key in KEYS:
+        assert at.number_input(key=key).help, key
+    assert at.multiselect(key="ft_targets").help
+    assert at.button(key="ft_start").help and at.button(key="ft_stop").help
+    assert not at.button(key="ft_start").disabled
+    assert "trainable parameters" in _texts(at.caption) and "Predicted peak" in _texts(at.caption)
+    assert len(at.error) == 0
+
+
+@pytest.mark.parametrize("key, value, words", [
+    ("ft_rank", 0, "at least 1"),
+    ("ft_rank", 1000, "larger than the smallest adapted layer"),
+    ("ft_seq", 8192, "would not fit"),
+    ("ft_seq", 16, "too short"),
+])
+def test_bad_input_shows_a_message_keeps_inputs_and_disables_start(key, value, words):
+    at = app_test(PAGE)
+    at.run()
+    at.number_input(key="ft_lr").set_value(0.001)
+    if key == "ft_seq":
+        at.number_input(key="ft_batch").set_value(512)
+    at.number_input(key=key).set_value(value).run()
+    assert not at.exception
+    assert words in _texts(at.error)
+    assert at.number_input(key=key).value == value
+    assert at.number_input(key="ft_lr").value == 0.001
+    assert at.button(key="ft_start").disabled
+
+
+def test_no_target_module_is_a_clear_message():
+    at = app_test(PAGE)
+    at.run()
+    at.multiselect(key="ft_targets").set_value([]).run()
+    assert not at.exception
+    assert "target module" in _texts(at.error)
+    assert at.button(key="ft_start").disabled
+
+
+def test_a_tiny_run_shows_results_and_the_download():
+    at = app_test(PAGE, timeout=900)
+    at.run()
+    at.number_input(key="ft_steps").set_value(2)
+    at.number_input(key="ft_seq").set_value(48)
+    at.number_input(key="ft_batch").set_value(1)
+    at.number_input(key="ft_answer_tokens").set_value(3)
+    at.button(key="ft_start").click().run()
+    assert not at.exception
+    run = at.session_state["ft_run"]
+    assert run.wait(timeout=1800) is not None, run.error
+    at.run()
+    assert not at.exception
+    assert "Loss, last step (nats/token)" in [m.label for m in at.metric]
+    assert len(at.get("download_button")) == 1
+    assert any(t.label == "Base + LoRA adapter" for t in at.text_area)
+    assert run.model_released

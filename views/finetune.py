@@ -1,0 +1,167 @@
+"""Fine-tune: LoRA on the bundled SmolLM2, live (loss curve, tokens/s, Stop), then base vs base + adapter."""
+from __future__ import annotations
+
+import streamlit as st
+
+from core.finetune import FinetuneError
+from core.finetune.charts import loss_curve_figure
+from core.finetune.runner import (COMPARE_MAX_NEW_TOKENS, FinetuneBusy, FinetuneSettings, active_run, check_settings,
+                                  load_dataset, start_finetune)
+from core.models import ModelLoadError
+
+PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+DEFAULTS = FinetuneSettings()
+
+st.title("Fine-tune")
+st.caption("LoRA on the bundled SmolLM2-135M-Instruct with PEFT: the base weights stay frozen and two small matrices "
+           "per targeted layer learn the bundled answer template. Watch the loss fall, then compare answers.")
+
+data = load_dataset()
+with st.expander(f"Data set: {data.name} ({len(data.examples)} examples)"):
+    st.markdown(f"{data.source}  \nLicence: {data.licence}")
+    st.dataframe([{"prompt": p, "answer": a} for p, a in data.examples], hide_index=True, width="stretch")
+
+c1, c2, c3, c4 = st.columns(4)
+rank = c1.number_input("Rank r", min_value=0, max_value=4096, value=DEFAULTS.rank, step=1, key="ft_rank",
+                       help="LoRA rank: A is r × d_in and B is d_out × r for each targeted matrix. Must be at least "
+                            "1 and at most the smallest adapted layer width (576 for SmolLM2's attention).")
+alpha = c2.number_input("Alpha", min_value=0.0, max_value=4096.0, value=float(DEFAULTS.alpha), step=1.0,
+                        key="ft_alpha", help="LoRA scaling: the update B·A is multiplied by alpha / r (a number, "
+                                             "no unit). alpha = 2·r is a common choice.")
+dropout = c3.number_input("Dropout", min_value=0.0, max_value=0.9, value=float(DEFAULTS.dropout), step=0.05,
+                          key="ft_dropout", help="Probability (0–0.9) of zeroing each input to the adapters while "
+                                                 "training; 0 trains fastest on this small data set.")
+lr = c4.number_input("Learning rate", min_value=0.0, max_value=1.0, value=float(DEFAULTS.learning_rate),
+                     step=1e-4, format="%.4f", key="ft_lr",
+                     help="AdamW step size (per step, constant). LoRA tolerates larger rates than full fine-tuning: "
+                          "1e-4 to 3e-3 is typical; 0.002 shows the template within the default steps.")
+targets = st.multiselect("Target modules", PROJECTIONS, default=["q_proj", "k_proj", "v_proj", "o_proj"],
+                         key="ft_targets", help="Which linear layers of every transformer block get a LoRA "
+                                                "adapter: attention (q/k/v/o) and/or the MLP (gate/up/down).")
+d1, d2, d3, d4, d5 = st.columns(5)
+steps = d1.number_input("Steps", min_value=1, max_value=10_000, value=DEFAULTS.steps, step=5, key="ft_steps",
+                        help="Optimizer steps (each one a batch). The default 12 shows the answer template; each step "
+                             "takes seconds on a free CPU (see tokens/s while it runs).")
+seq_len = d2.number_input("Sequence length (tokens)", min_value=16, max_value=8192, value=DEFAULTS.seq_len, step=16,
+                          key="ft_seq", help="Longest training example in tokens; longer ones are cut. The bundled "
+                                             "examples are 55–67 tokens in the chat template (the prompt alone "
+                                             "about 36).")
+batch = d3.number_input("Batch (sequences)", min_value=1, max_value=512, value=DEFAULTS.batch_size, step=1,
+                        key="ft_batch", help="Examples per optimizer step. Memory and time per step grow with "
+                                             "batch × sequence length.")
+seed = d4.number_input("Seed", min_value=0, max_value=2**31 - 1, value=DEFAULTS.seed, step=1, key="ft_seed",
+                       help="Seeds the adapter's initialisation and the example order; the comparison answers are "
+                            "greedy, so they do not depend on it.")
+
+answer_tokens = d5.number_input("Answer length (tokens)", min_value=1, max_value=512, value=COMPARE_MAX_NEW_TOKENS,
+                                step=8, key="ft_answer_tokens",
+                                help="Most new tokens of each comparison answer (greedy decoding) after training.")
+
+settings = FinetuneSettings(rank=int(rank), alpha=float(alpha), dropout=float(dropout),
+                            target_modules=tuple(targets), learning_rate=float(lr), steps=int(steps),
+                            seq_len=int(seq_len), batch_size=int(batch), seed=int(seed),
+                            compare_max_new_tokens=int(answer_tokens))
+problem = None
+try:
+    plan = check_settings(settings)
+except (FinetuneError, ModelLoadError) as exc:
+    problem = str(exc)
+    st.error(problem, icon=":material/edit:")
+else:
+    st.caption(f"{plan['trainable_params']:,} trainable parameters ({plan['trainable_pct']:.2f} % of the model). "
+               f"Predicted peak {plan['total_bytes'] / 1e9:,.2f} GB for a 16-bit base (plan_finetune; this run keeps "
+               f"the base in fp32, ≤ {plan['required_bytes'] / 1e9:,.2f} GB) of {plan['free_bytes'] / 1e9:,.1f} GB "
+               "free.")
+
+run = st.session_state.get("ft_run")
+other = active_run()
+if other is not None and other is not run:
+    st.info(f"Another visitor's fine-tune is running ({other.progress().describe()}). One runs at a time on this "
+            "machine; start yours when it has finished.", icon=":material/hourglass_top:")
+
+b1, b2, _ = st.columns([1, 1, 4])
+start = b1.button("Start fine-tune", type="primary", key="ft_start", disabled=problem is not None,
+                  help="Load a fresh copy of SmolLM2, add LoRA adapters and train them on the bundled data set.")
+stop = b2.button("Stop", key="ft_stop", help="Stop after the current step; the adapter trained so far is still "
+                                            "compared and downloadable.")
+
+if stop:
+    if run is not None and not run.progress().finished:
+        run.stop()
+    else:
+        st.caption("Nothing of yours is running.")
+if start and problem is None:
+    if run is not None and not run.progress().finished:
+        st.warning("Your fine-tune is still running: press Stop first.", icon=":material/hourglass_top:")
+    else:
+        try:
+            run = start_finetune(settings)
+        except FinetuneBusy as exc:
+            st.warning(str(exc), icon=":material/hourglass_top:")
+        except (FinetuneError, ModelLoadError) as exc:
+            st.error(str(exc), icon=":material/edit:")
+        else:
+            st.session_state["ft_run"] = run
+
+
+def show_progress() -> None:
+    current = st.session_state.get("ft_run")
+    if current is None:
+        return
+    p = current.progress()
+    st.progress(min(p.step / max(p.total_steps, 1), 1.0), text=f"{p.message} {p.describe()}")
+    m1, m2, m3, m4 = st.columns(4)
+    result = current.result if p.finished else None
+    if result is None:  # live numbers while it runs
+        m1.metric("Step", f"{p.step} / {p.total_steps}")
+        m2.metric("Loss (nats/token)", "–" if p.loss is None else f"{p.loss:.3f}")
+        m3.metric("Speed (tokens/s)", "–" if not p.tokens_per_s else f"{p.tokens_per_s:,.0f}")
+        m4.metric("Elapsed (s)", f"{p.elapsed_s:,.0f}")
+    else:  # the finished run's summary
+        m1.metric("Loss, first step (nats/token)", "–" if result.first_loss is None else f"{result.first_loss:.3f}")
+        m2.metric("Loss, last step (nats/token)", "–" if result.last_loss is None else f"{result.last_loss:.3f}")
+        m3.metric("Training time (s)", f"{result.train_s:,.1f}")
+        m4.metric("Mean speed (tokens/s)", f"{result.tokens_per_s:,.0f}")
+    rows = current.steps()
+    if rows:
+        st.plotly_chart(loss_curve_figure(rows, p.total_steps), key="ft_loss_live")
+    if p.finished and st.session_state.get("ft_shown") is not current:
+        st.session_state["ft_shown"] = current
+        st.rerun()  # the whole page, to show the results and stop polling
+
+
+def show_comparison(result, key_prefix: str) -> None:
+    st.subheader("Same prompts, base vs base + adapter")
+    st.caption(f"Greedy decoding, at most {result.settings.compare_max_new_tokens} new tokens, same seed; the "
+               "prompts are not in the training set.")
+    for n, c in enumerate(result.comparisons):
+        st.markdown(f"**{c.prompt}**")
+        left, right = st.columns(2)
+        left.text_area("Base model", c.base, disabled=True, key=f"{key_prefix}_base_{n}",
+                       help="SmolLM2 without the adapter.")
+        right.text_area("Base + LoRA adapter", c.adapted, disabled=True, key=f"{key_prefix}_adapted_{n}",
+                        help="The same model with the trained adapter.")
+    st.download_button("Download adapter (PEFT safetensors, zip)", result.adapter_zip(),
+                       file_name=f"smollm2-lora-r{result.settings.rank}.zip", mime="application/zip",
+                       key="ft_download", help="adapter_model.safetensors + adapter_config.json from PEFT's "
+                                               "save_pretrained; load with PeftModel.from_pretrained.")
+
+
+if run is not None:
+    running = not run.progress().finished
+    with st.container():  # the fragment's own slot: without it the element right after it was not drawn
+        st.fragment(show_progress, run_every=1.0 if running else None)()
+    if run.progress().phase == "error":
+        st.error(run.progress().message, icon=":material/error:")
+    result = run.result if run.progress().finished else None
+    if result is not None:
+        if result.stopped:
+            st.warning(f"Stopped after {len(result.steps)} of {result.settings.steps} steps.",
+                       icon=":material/stop_circle:")
+        if not result.steps:
+            st.caption("Stopped before the first step: nothing was trained, so there is nothing to compare.")
+        else:
+            show_comparison(result, key_prefix=f"ft_{id(run)}")
+elif not start:
+    st.caption("Press **Start fine-tune** to train. With the defaults the answers take on the template after a "
+               "couple of minutes of CPU.")
