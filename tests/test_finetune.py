@@ -110,7 +110,8 @@ def test_real_peft_step_agrees_with_the_plan_on_cpu(method, targets, ckpt):
 
 
 def test_compute_and_chart_of_a_plan():
-    from core import compute, finetune_charts
+    from core import compute
+    from core.finetune import charts as finetune_charts
     from core.finetune import finetune_compute
 
     lora = plan_finetune(SMOLLM2, "lora", 8, ["attention"], 512, 4)

@@ -1,6 +1,6 @@
 """"Fine-tune (LoRA / QLoRA)" tab of the memory planner: trainable parameters, memory per component side by side
 with full fine-tuning, and FLOPs → GPU-hours and cost. All numbers from core.finetune; the figure from
-core.finetune_charts.
+core.finetune.charts.
 
 One call: ``render_finetune_plan_panel(model, gpu, key="ft")`` with a catalog id / config dict and the planner's GPU.
 """
@@ -9,7 +9,8 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from core import finetune, finetune_charts
+from core import finetune
+from core.finetune import charts as finetune_charts
 from core.architectures import ArchitectureError
 from core.units import GB
 from core.units import format_count
