@@ -241,11 +241,6 @@ def free_device_memory_bytes(device: str = "auto") -> int:
     return int(cpu_memory_info()["available_bytes"])
 
 
-def _resolve_device(device: str = "auto"):
-    # Kept only for callers not yet moved to core.device.resolve_device(device, MEMORY_DEVICE_TYPES).
-    return resolve_device(device, MEMORY_DEVICE_TYPES)
-
-
 def detect_hardware(device: str = "auto") -> dict:
     """What this process runs on: the GPU (torch.cuda, NVML when installed) or else the CPU and RAM.
 

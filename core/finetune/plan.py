@@ -299,7 +299,7 @@ def finetune_plan(model, method, rank, target_modules, seq_len, batch_size, grad
                   optimizer="adamw", *, base_precision: str | None = None, dropout: float = 0.0,
                   device_type: str = "cuda", bf16_supported: bool | None = None) -> FinetunePlan:
     """``plan_finetune`` as a typed ``FinetunePlan``."""
-    from core.measure.helpers import check_int
+    from core.checks import check_int
 
     method = str(method).strip().lower()
     if method not in METHODS:

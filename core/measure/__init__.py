@@ -29,7 +29,7 @@ tensor by tensor, what each layer keeps for backward — but for the Hugging Fac
 family, its dtypes under ``torch.autocast`` and the kernels PyTorch picks on the device (``core.measure.ledger``;
 ``ledger_table`` lists one layer).
 
-Modules: ``helpers`` (int check, device, GB: measure's copies until core.checks/device/units land), ``inputs``,
+Modules (shared leaves come from ``core.checks``, ``core.device`` and ``core.units``): ``inputs``,
 ``trackers`` (the instrument), ``ledger`` + ``predict`` (the prediction), ``results`` (typed results), ``run`` (the
 measurements), ``report`` (tables, CSV, JSON) and ``charts`` (Plotly). Plain Python, no Streamlit.
 """

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from core import architectures, memory
-from core.measure.helpers import check_int
+from core import architectures, units
+from core.checks import check_int
 
 RECIPES = ("fp32", "mixed_precision")
 INFERENCE_DTYPES = ("fp32", "fp16", "bf16")
-DTYPE_BYTES = {name: int(memory.BYTES_PER_PARAM[name]) for name in INFERENCE_DTYPES}
+DTYPE_BYTES = {name: int(units.BYTES_PER_VALUE[name]) for name in INFERENCE_DTYPES}
 
 
 MAX_SEQ_LEN = 131_072

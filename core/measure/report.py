@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from core.measure.helpers import GB
+from core.units import GB
 
 def result_row(result: Mapping) -> dict:
     """One table row (units in the column names) for a measurement result."""

@@ -9,7 +9,8 @@ from collections.abc import Iterable, Mapping
 
 from core import architectures
 from core.hardware import detect_hardware, free_device_memory_bytes
-from core.measure.helpers import GB, resolve_device
+from core.device import MEMORY_DEVICE_TYPES, resolve_device
+from core.units import GB
 from core.measure.inputs import (MeasurementRefused, architecture_label, check_setting, normalize_dtype,
                                  normalize_recipe)
 from core.measure.ledger import cuda_has_flash_attention
@@ -201,7 +202,7 @@ def _measure_inference(architecture, dtype, seq_len, batch_size, device, max_sec
 
     cfg, seq_len, batch_size = check_setting(architecture, seq_len, batch_size)
     dtype = normalize_dtype(dtype)
-    dev = resolve_device(device)
+    dev = resolve_device(device, MEMORY_DEVICE_TYPES)
     if dev.type == "cuda" and dtype == "bf16" and not torch.cuda.is_bf16_supported():
         raise ValueError("This GPU has no bf16 support (compute capability < 8.0): choose fp16 or fp32.")
     flash = dev.type != "cuda" or cuda_has_flash_attention(dev)
@@ -292,7 +293,7 @@ def _measure_training_step(architecture, recipe, seq_len, batch_size, gradient_c
 
     cfg, seq_len, batch_size = check_setting(architecture, seq_len, batch_size)
     recipe = normalize_recipe(recipe)
-    dev = resolve_device(device)
+    dev = resolve_device(device, MEMORY_DEVICE_TYPES)
     flash = dev.type != "cuda" or cuda_has_flash_attention(dev)
     prediction = predict_training_step(cfg, recipe, seq_len, batch_size, gradient_checkpointing, dev.type, flash)
     predicted = prediction["predicted_peak_bytes"]
@@ -439,7 +440,7 @@ def _measure_finetune_step(model_name, method, rank, target_modules, seq_len, ba
     method = str(method).strip().lower()
     if method not in ("lora", "qlora"):
         raise FinetuneError(f"measure_finetune_step measures 'lora' or 'qlora', got {method!r}.")
-    dev = resolve_device(device)
+    dev = resolve_device(device, MEMORY_DEVICE_TYPES)
     bf16_ok = dev.type != "cuda" or torch.cuda.is_bf16_supported()
     plan = finetune_plan(cfg, method, rank, target_modules, seq_len, batch_size, gradient_checkpointing, "adamw",
                          base_precision=base_precision, dropout=dropout, device_type=dev.type,

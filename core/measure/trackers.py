@@ -10,7 +10,8 @@ import contextlib
 import gc
 from dataclasses import dataclass
 
-from core.measure.helpers import resolve_device
+from core import process_memory
+from core.device import MEMORY_DEVICE_TYPES, resolve_device
 
 @dataclass
 class PhaseMemory:
@@ -111,29 +112,17 @@ class CpuRssTracker:
     def __init__(self, device):
         self.device = device
 
-    @staticmethod
-    def _status(field: str) -> int:
-        with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1]) * 1024
-        return 0
-
     @contextlib.contextmanager
     def phase(self):
         result = PhaseMemory()
         gc.collect()
-        try:
-            with open("/proc/self/clear_refs", "w") as fh:
-                fh.write("5")  # resets VmHWM to the current RSS (Linux ≥ 4.0)
-        except OSError:
-            pass
-        start = self._status("VmRSS")
+        process_memory.reset_peak_rss()  # VmHWM back to the current RSS (Linux ≥ 4.0; a no-op elsewhere)
+        start = process_memory.proc_status_bytes("VmRSS") or 0
         try:
             yield result
         finally:
-            result.peak = max(0, self._status("VmHWM") - start)
-            result.end = self._status("VmRSS") - start
+            result.peak = max(0, (process_memory.peak_rss_bytes() or 0) - start)
+            result.end = (process_memory.proc_status_bytes("VmRSS") or 0) - start
 
 
 _PROFILER_OK: bool | None = None
@@ -150,12 +139,12 @@ def tracker_for(device):
 
 def resolve_device_type(device: str = "auto") -> str:
     """"cuda" or "cpu" for a device string ("auto" = CUDA when available); ValueError for an unusable device."""
-    return resolve_device(device).type
+    return resolve_device(device, MEMORY_DEVICE_TYPES).type
 
 
 def measurement_method(device: str = "auto") -> str:
     """How peaks are measured on ``device`` (the ``method`` string the results carry)."""
-    return tracker_for(resolve_device(device)).method
+    return tracker_for(resolve_device(device, MEMORY_DEVICE_TYPES)).method
 
 
 def cpu_kernels() -> dict:
