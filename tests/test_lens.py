@@ -85,8 +85,8 @@ def test_charts_and_standalone_html(result):
     assert list(rank.data[0].y) == result.final_rank[:, -1].tolist()
     page = standalone_html([heat, rank], "Logit lens")
     assert page.startswith("<!DOCTYPE html>") and page.count("<script") >= 2
-    assert "plotly.js v" in page or "Plotly" in page[:5_000_000]  # the library itself is embedded
-    assert "cdn.plot.ly" not in page.split("Plotly")[0]
+    assert len(page) > 3_000_000  # plotly.js itself (~4.6 MB) is embedded
+    assert 'src="https://cdn.plot.ly' not in page  # nothing loaded from the network
 
 
 def test_concurrent_calls_on_a_shared_model_do_not_mix(lm, result):

@@ -10,6 +10,15 @@ PAGE = "views/finetune.py"
 KEYS = ("ft_rank", "ft_alpha", "ft_dropout", "ft_lr", "ft_steps", "ft_seq", "ft_batch", "ft_seed", "ft_answer_tokens")
 
 
+@pytest.fixture(autouse=True)
+def sixteen_gb_free(monkeypatch):
+    """The page refuses runs that would not fit in free memory; pin it (AppTest runs in this process) so the
+    outcome depends on the page, not on what else this machine is running."""
+    import core.hardware
+
+    monkeypatch.setattr(core.hardware, "free_device_memory_bytes", lambda *args, **kwargs: 16e9)
+
+
 def _texts(elements) -> str:
     return " ".join(str(e.value) for e in elements)
 
