@@ -66,6 +66,16 @@ def test_markdown_in_a_link_value_is_shown_as_text(server_address):
         assert "<img" not in rendered_html(messages(at)), page
 
 
+def test_a_backtick_in_a_serving_link_value_cannot_break_out_of_the_code_span():
+    # A backtick in the value used to close the hand-made code span early, leaving the rest as live Markdown.
+    at = app_test("views/serving.py")
+    at.query_params["users"] = "`" + IMAGE_NAME.replace("x.png", "a.png")
+    at.run()
+    assert not at.exception and any("users=" in w.value for w in at.warning)
+    html = rendered_html(messages(at))
+    assert "<img" not in html and "a.png" in html  # the value is shown, as text in <code>
+
+
 # ---- 3. crashes turned into clear messages, inputs kept ---------------------------------------------------------
 def test_a_5000_character_model_name_is_a_clear_message(server_address):
     server_address("127.0.0.1")
