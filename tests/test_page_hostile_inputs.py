@@ -48,6 +48,19 @@ def test_markdown_in_a_model_name_is_shown_as_text_on_generate(server_address):
     assert at.text_input(key="gen_model").value == IMAGE_NAME
 
 
+def test_markdown_in_a_model_name_is_shown_as_text_on_layers(server_address):
+    server_address("127.0.0.1")
+    at = app_test("views/layers.py")
+    at.session_state["lens_model"] = "custom"  # from the first run, so the bundled model is never loaded
+    at.session_state["lens_custom_model"] = IMAGE_NAME
+    at.run()
+    assert not at.exception
+    assert at.error and any(IMAGE_NAME in e.value for e in at.error)
+    html = rendered_html(messages(at))
+    assert "<img" not in html and "x.png" in html
+    assert at.text_input(key="lens_custom_model").value == IMAGE_NAME
+
+
 def test_markdown_in_a_config_value_is_shown_as_text_on_the_memory_planner():
     at = app_test("views/memory_planner.py")
     at.run()
