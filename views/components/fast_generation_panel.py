@@ -11,6 +11,7 @@ import streamlit as st
 
 from core import fast_generation as fg
 from core import hardware
+from core.units import GB
 from core.user_text import escape_markdown
 
 
@@ -48,7 +49,7 @@ def render_fast_generation_panel(loaded, prompt: str, max_new_tokens: int, *, ke
     st.metric("Bandwidth bound at batch 1", f"{bound:,.0f} tokens/s",
               help="tokens/s ≤ bandwidth / (weight bytes + KV-cache bytes read per token): "
                    f"{gpu.bandwidth_gbs:g} GB/s "
-                   f"÷ ({weight_bytes / 1e9:.3f} GB of weights + the growing KV cache), averaged over "
+                   f"÷ ({weight_bytes / GB:.3f} GB of weights + the growing KV cache), averaged over "
                    f"{max_new_tokens} new tokens after a {prompt_tokens}-token prompt.")
 
     ok, reason = fg.fast_generation_support(loaded.device)

@@ -12,6 +12,7 @@ import streamlit as st
 from streamlit.errors import StreamlitPageNotFoundError
 
 from core import device_bench, models, serving_charts
+from core.units import GB
 from core.user_text import escape_markdown
 from views.components.model_cache import load_model_or_error
 
@@ -81,7 +82,7 @@ def render_serving_measure_panel(key: str = "srv_measure") -> None:
     else:
         p = results["profile"]
         m = st.columns(4)
-        m[0].metric("Memory bandwidth", f"{p.bandwidth_bytes_per_s / 1e9:,.1f} GB/s",
+        m[0].metric("Memory bandwidth", f"{p.bandwidth_bytes_per_s / GB:,.1f} GB/s",
                     help="Achieved by matrix-vector products over random matrices of SmolLM2's own shapes (median of 5).")
         m[1].metric("Matmul", f"{p.matmul_flops_per_s / 1e9:,.1f} GFLOP/s",
                     help=f"Achieved by a large {p.dtype} matmul (median of several).")
