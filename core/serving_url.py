@@ -16,6 +16,7 @@ from core.hardware import GPU, GPUS, custom_gpu
 from core.units import GB
 from core.plan_io import CUSTOM_GPU, Field, PlanInputError
 from core.url_state import choice_parser, number_parser
+from core.user_text import code, escape_markdown
 
 SHARED_URL_KEYS = ("src", "model", "params", "cfg", "gpu", "gpu_gb")
 LOAD_KINDS = {"users": "Concurrent users", "rate": "Requests per second"}
@@ -72,8 +73,8 @@ def parse_query_params(query: Mapping[str, str]) -> tuple[dict[str, Any], list[s
             values[f.state_key] = f.parse(text)
         except (ValueError, TypeError) as exc:
             values[f.state_key] = f.default
-            shown = text if len(str(text)) <= 60 else str(text)[:57] + "…"
-            problems.append(f"`{url_key}={shown}`: {exc} — using the default ({f.write(f.default)}).")
+            problems.append(f"{code(f'{url_key}={text}', 60)}: {escape_markdown(exc)} — using the default "
+                            f"({f.write(f.default)}).")
     return values, problems
 
 

@@ -275,3 +275,20 @@ def test_quantization_page_scores_a_served_model(endpoint, monkeypatch):
     assert not at.exception and not at.error
     served = at.session_state["q_ep_result"]
     assert served["endpoint"] == "plain" and served["perplexity"] == pytest.approx(4.481689, rel=1e-6)
+
+
+def test_a_bad_concurrency_cap_in_the_environment_is_a_warning_and_the_table_has_units(endpoint, monkeypatch):
+    from tests.apptest import app_test
+
+    monkeypatch.setenv("LLM_LAB_LOAD_TEST_MAX_CONCURRENCY", "lots")
+    monkeypatch.setenv(E.ENDPOINTS_ENV, json.dumps([{"name": "plain", "base_url": endpoint.base_url, "model": "tiny"}]))
+    at = app_test("views/serving_load.py")
+    at.run()
+    assert not at.exception
+    assert any("LLM_LAB_LOAD_TEST_MAX_CONCURRENCY" in w.value and "using the default" in w.value for w in at.warning)
+    at.multiselect(key="load_levels").set_value([1])
+    at.number_input(key="load_requests").set_value(2)
+    at.button(key="load_run").click().run()
+    assert not at.exception and not at.error
+    columns = json.loads(at.dataframe[0].proto.columns)
+    assert columns["ttft_p50_s"]["label"] == "TTFT p50 (s)" and "seconds" in columns["ttft_p50_s"]["help"]

@@ -80,6 +80,7 @@ def test_a_tiny_run_shows_results_and_the_download():
     at.run()
     assert not at.exception
     assert "Loss, last step (nats/token)" in [m.label for m in at.metric]
+    assert all(m.proto.help for m in at.metric), [m.label for m in at.metric if not m.proto.help]
     assert len(at.get("download_button")) == 1
     assert any(t.label == "Base + LoRA adapter" for t in at.text_area)
     assert run.model_released

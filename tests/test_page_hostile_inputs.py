@@ -48,6 +48,19 @@ def test_markdown_in_a_model_name_is_shown_as_text_on_generate(server_address):
     assert at.text_input(key="gen_model").value == IMAGE_NAME
 
 
+def test_markdown_in_a_model_name_is_shown_as_text_on_layers(server_address):
+    server_address("127.0.0.1")
+    at = app_test("views/layers.py")
+    at.session_state["lens_model"] = "custom"  # from the first run, so the bundled model is never loaded
+    at.session_state["lens_custom_model"] = IMAGE_NAME
+    at.run()
+    assert not at.exception
+    assert at.error and any(IMAGE_NAME in e.value for e in at.error)
+    html = rendered_html(messages(at))
+    assert "<img" not in html and "x.png" in html
+    assert at.text_input(key="lens_custom_model").value == IMAGE_NAME
+
+
 def test_markdown_in_a_config_value_is_shown_as_text_on_the_memory_planner():
     at = app_test("views/memory_planner.py")
     at.run()
@@ -64,6 +77,16 @@ def test_markdown_in_a_link_value_is_shown_as_text(server_address):
         at.run()
         assert not at.exception and at.warning, page
         assert "<img" not in rendered_html(messages(at)), page
+
+
+def test_a_backtick_in_a_serving_link_value_cannot_break_out_of_the_code_span():
+    # A backtick in the value used to close the hand-made code span early, leaving the rest as live Markdown.
+    at = app_test("views/serving.py")
+    at.query_params["users"] = "`" + IMAGE_NAME.replace("x.png", "a.png")
+    at.run()
+    assert not at.exception and any("users=" in w.value for w in at.warning)
+    html = rendered_html(messages(at))
+    assert "<img" not in html and "a.png" in html  # the value is shown, as text in <code>
 
 
 # ---- 3. crashes turned into clear messages, inputs kept ---------------------------------------------------------

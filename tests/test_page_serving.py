@@ -114,3 +114,8 @@ def test_memory_planner_inputs_survive_a_visit():
     assert not at.exception
     assert at.session_state["mem_model"] == "google/gemma-2-9b"  # shared model choice
     assert at.session_state["mem_context"] == 8192  # a memory-only input kept while on /serving
+
+
+def test_measurement_panel_links_to_the_serving_load_test_page(default_page):
+    # It used to pass an env-var string to core.load_test.run_load_test (which takes an Endpoint); the page does it.
+    assert any("(/serving-load)" in m.value for m in default_page.markdown)

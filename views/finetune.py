@@ -8,6 +8,7 @@ from core.finetune.charts import loss_curve_figure
 from core.finetune.runner import (COMPARE_MAX_NEW_TOKENS, FinetuneBusy, FinetuneSettings, active_run, check_settings,
                                   load_dataset, start_finetune)
 from core.models import ModelLoadError
+from core.units import GB
 
 PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 DEFAULTS = FinetuneSettings()
@@ -69,8 +70,8 @@ except (FinetuneError, ModelLoadError) as exc:
     st.error(problem, icon=":material/edit:")
 else:
     st.caption(f"{plan['trainable_params']:,} trainable parameters ({plan['trainable_pct']:.2f} % of the model). "
-               f"Predicted peak {plan['total_bytes'] / 1e9:,.2f} GB for a 16-bit base (plan_finetune; this run keeps "
-               f"the base in fp32, ≤ {plan['required_bytes'] / 1e9:,.2f} GB) of {plan['free_bytes'] / 1e9:,.1f} GB "
+               f"Predicted peak {plan['total_bytes'] / GB:,.2f} GB for a 16-bit base (plan_finetune; this run keeps "
+               f"the base in fp32, ≤ {plan['required_bytes'] / GB:,.2f} GB) of {plan['free_bytes'] / GB:,.1f} GB "
                "free.")
 
 run = st.session_state.get("ft_run")
@@ -113,15 +114,24 @@ def show_progress() -> None:
     m1, m2, m3, m4 = st.columns(4)
     result = current.result if p.finished else None
     if result is None:  # live numbers while it runs
-        m1.metric("Step", f"{p.step} / {p.total_steps}")
-        m2.metric("Loss (nats/token)", "–" if p.loss is None else f"{p.loss:.3f}")
-        m3.metric("Speed (tokens/s)", "–" if not p.tokens_per_s else f"{p.tokens_per_s:,.0f}")
-        m4.metric("Elapsed (s)", f"{p.elapsed_s:,.0f}")
+        m1.metric("Step", f"{p.step} / {p.total_steps}", help="Optimizer steps done / planned (one batch each).")
+        m2.metric("Loss (nats/token)", "–" if p.loss is None else f"{p.loss:.3f}",
+                  help="Cross-entropy of the latest step's batch over its answer tokens, in nats per token "
+                       "(lower is better).")
+        m3.metric("Speed (tokens/s)", "–" if not p.tokens_per_s else f"{p.tokens_per_s:,.0f}",
+                  help="Tokens per second in the latest optimizer step (forward + backward + update).")
+        m4.metric("Elapsed (s)", f"{p.elapsed_s:,.0f}", help="Wall-clock seconds since training started.")
     else:  # the finished run's summary
-        m1.metric("Loss, first step (nats/token)", "–" if result.first_loss is None else f"{result.first_loss:.3f}")
-        m2.metric("Loss, last step (nats/token)", "–" if result.last_loss is None else f"{result.last_loss:.3f}")
-        m3.metric("Training time (s)", f"{result.train_s:,.1f}")
-        m4.metric("Mean speed (tokens/s)", f"{result.tokens_per_s:,.0f}")
+        m1.metric("Loss, first step (nats/token)", "–" if result.first_loss is None else f"{result.first_loss:.3f}",
+                  help="Cross-entropy of the first step's batch over its answer tokens, in nats per token, "
+                       "before any update.")
+        m2.metric("Loss, last step (nats/token)", "–" if result.last_loss is None else f"{result.last_loss:.3f}",
+                  help="Cross-entropy of the last step's batch over its answer tokens, in nats per token "
+                       "(lower is better).")
+        m3.metric("Training time (s)", f"{result.train_s:,.1f}",
+                  help="Wall-clock seconds spent in the training steps (model loading not counted).")
+        m4.metric("Mean speed (tokens/s)", f"{result.tokens_per_s:,.0f}",
+                  help="Tokens processed per second, averaged over all training steps.")
     rows = current.steps()
     if rows:
         st.plotly_chart(loss_curve_figure(rows, p.total_steps), key="ft_loss_live")

@@ -13,6 +13,7 @@ from core import lens_charts as LC
 from core.html_export import standalone_html
 from core.models import BUNDLED_DECODER, ModelLoadError
 from core.url_state import slug
+from core.user_text import code, escape_markdown
 from views.components.model_cache import cached_load_model
 
 MODELS = {
@@ -72,7 +73,7 @@ except (ModelLoadError, L.LensInputError) as error:
 except MemoryError:
     st.error("Out of memory while reading the layers: try a shorter text or a smaller model.")
 except Exception as error:  # noqa: BLE001 (a page never shows a traceback)
-    st.error(f"Could not run the logit lens with {name}: {error}")
+    st.error(f"Could not run the logit lens with {code(name)}: {escape_markdown(error)}")
 if result is None:
     st.stop()
 

@@ -16,8 +16,8 @@ from core.architectures import ArchitectureError
 from views.components.finetune_plan_panel import render_finetune_plan_panel
 from views.components.measure_panel import render_measure_panel
 from core.hardware import GPUS
-from core.plan_io import (FIELDS, KV_DTYPES, SOURCES, ZERO_STAGE_NAMES, ZERO_STAGES, PlanInputError, format_count,
-                          format_gb)
+from core.plan_io import FIELDS, KV_DTYPES, SOURCES, ZERO_STAGE_NAMES, ZERO_STAGES, PlanInputError, format_gb
+from core.units import format_count
 from views.components.columns import gb_columns
 from views.components.query_params import sync_query_params
 
@@ -242,7 +242,7 @@ if choice is not None:
             optimizer_bytes=st.session_state["mem_optimizer_bytes"], n_gpus=st.session_state["mem_n_gpus"],
             stage=st.session_state["mem_stage"], headroom_pct=st.session_state["mem_headroom_pct"])
     except (PlanInputError, ArchitectureError, ValueError) as err:
-        st.error(f"Cannot compute this plan: {err}")
+        st.error(f"Cannot compute this plan: {escape_markdown(err)}")
 
 NO_PLAN = "Choose a valid model above to see the plan; your other inputs are kept."  # shown once, in the summary
 

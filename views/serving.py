@@ -11,8 +11,9 @@ import streamlit as st
 from core import architectures, plan_io, serving, serving_capacity, serving_charts, serving_url
 from core.architectures import ArchitectureError
 from core.hardware import GPUS
-from core.memory import GB
-from core.plan_io import CUSTOM_GPU, SOURCES, PlanInputError, format_count
+from core.plan_io import CUSTOM_GPU, SOURCES, PlanInputError
+from core.units import GB, format_count
+from core.user_text import escape_markdown
 from views.components.query_params import sync_query_params
 from views.components.serving_measure_panel import render_serving_measure_panel
 
@@ -86,7 +87,7 @@ with model_col.container(border=True):
     try:
         choice = serving_url.check_model_choice(ss)
     except (PlanInputError, ArchitectureError) as err:
-        st.error(f"{err}")
+        st.error(escape_markdown(err))
     if choice is not None:
         note = architectures.CATALOG_NOTES.get(choice.catalog_id or "")
         if note:
@@ -182,7 +183,7 @@ if choice is not None:
         model_arg = serving_url.model_input(choice)
         plan = serving.serving_plan(model_arg, gpu, concurrency=serving_url.target_users(ss), **kwargs)
     except (ValueError, ArchitectureError) as err:
-        st.error(f"Cannot compute this plan: {err}")
+        st.error(f"Cannot compute this plan: {escape_markdown(err)}")
 
 ttft_s, tpot_s = ss["srv_ttft_ms"] / 1e3, ss["srv_tpot_ms"] / 1e3
 users = serving_url.target_users(ss)
@@ -196,7 +197,7 @@ if plan is not None:
                                                   ttft_target_s=ttft_s, tpot_target_s=tpot_s,
                                                   price_per_gpu_hour=float(ss["srv_price"]), **kwargs)
     except ValueError as err:
-        st.error(f"Cannot size this load: {err}")
+        st.error(f"Cannot size this load: {escape_markdown(err)}")
 
 with st.container(border=True):
     st.subheader("At a glance")

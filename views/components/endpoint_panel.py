@@ -1,7 +1,7 @@
 """Endpoint runtime UI: choose an operator-configured OpenAI-compatible server (vLLM, SGLang, TGI, llama.cpp, Ollama),
 probe what it honours, and generate on it (streamed, per-token view from the server's logprobs) or compare settings.
 
-Used by pages/generate.py (runtime choice), pages/serving_load.py and the Quantization page's served-model row.
+Used by views/generate.py (runtime choice), views/serving_load.py and the Quantization page's served-model row.
 API keys stay inside core.endpoints.Endpoint: nothing here writes one to the page, the URL or a download.
 """
 from __future__ import annotations
@@ -22,6 +22,7 @@ from core.generation_charts import (
     step_table_rows,
 )
 from core.sampling import DECODING_MODES, DecodingSettings, generation_config_defaults
+from core.user_text import code, escape_markdown
 
 RUNTIMES = ("Local model (transformers)", "Endpoint (OpenAI-compatible server)")
 RUNTIME_HELP = ("Local: the model runs inside this app's process. Endpoint: a server the operator configured "
@@ -45,7 +46,7 @@ def select_endpoint(key: str) -> E.Endpoint | None:
     try:
         configured = E.configured_endpoints(_secrets_entries())
     except E.EndpointError as exc:
-        st.error(f"The endpoint configuration is invalid: {exc}", icon=":material/settings:")
+        st.error(f"The endpoint configuration is invalid: {escape_markdown(exc)}", icon=":material/settings:")
         configured = []
     allow_custom = E.custom_urls_allowed()
     names = [e.name for e in configured] + ([CUSTOM] if allow_custom else [])
@@ -61,7 +62,7 @@ def select_endpoint(key: str) -> E.Endpoint | None:
                           help="Servers configured by whoever runs LLM Lab. The API key (if any) stays on the server side.")
     if choice != CUSTOM:
         endpoint = next(e for e in configured if e.name == choice)
-        st.caption(f"`{endpoint.model}` at `{endpoint.api_base}`")
+        st.caption(f"{code(endpoint.model)} at {code(endpoint.api_base)}")
         return endpoint
     cols = st.columns([3, 2])
     url = cols[0].text_input("Server URL", key=f"{key}_custom_url", placeholder="http://127.0.0.1:8000/v1",
@@ -74,7 +75,7 @@ def select_endpoint(key: str) -> E.Endpoint | None:
     try:
         return E.custom_endpoint(url, model)
     except E.EndpointError as exc:
-        st.error(str(exc), icon=":material/link_off:")
+        st.error(escape_markdown(exc), icon=":material/link_off:")
         return None
 
 
@@ -89,7 +90,7 @@ def probe_or_error(endpoint: E.Endpoint) -> E.Capabilities | None:
         capabilities = E.probe(endpoint)
     except E.EndpointError as exc:
         cache.pop(cache_key, None)
-        st.error(str(exc), icon=":material/cloud_off:")
+        st.error(escape_markdown(exc), icon=":material/cloud_off:")
         return None
     cache[cache_key] = (time.monotonic(), capabilities)
     return capabilities
@@ -198,7 +199,7 @@ def _generate_tab(endpoint: E.Endpoint, capabilities: E.Capabilities, prompt: st
             for _ in stream:
                 live.markdown(colored_tokens_html(stream.steps), unsafe_allow_html=True)
         except E.EndpointError as exc:
-            st.error(str(exc), icon=":material/cloud_off:")
+            st.error(escape_markdown(exc), icon=":material/cloud_off:")
         finally:
             st.session_state[f"{key}_result"] = stream.snapshot()
             st.session_state[f"{key}_running"] = None
@@ -238,7 +239,7 @@ def _compare_tab(endpoint: E.Endpoint, capabilities: E.Capabilities, prompt: str
                 results[label] = E.generate(endpoint, prompt, settings, 5, capabilities)
             st.session_state[f"{key}_results"] = results
         except E.EndpointError as exc:
-            st.error(str(exc), icon=":material/cloud_off:")
+            st.error(escape_markdown(exc), icon=":material/cloud_off:")
         finally:
             bar.empty()
     results = st.session_state.get(f"{key}_results")

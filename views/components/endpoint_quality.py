@@ -6,6 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from core import endpoints as E
+from core.user_text import escape_markdown
 from views.components.endpoint_panel import probe_or_error, select_endpoint
 
 
@@ -27,7 +28,7 @@ def render_served_perplexity(reference_text: str, reference_tokens: int, local_r
                             "endpoint": endpoint.name, "model": endpoint.model, "scored_tokens": len(logprobs) + 1,
                             "perplexity": E.perplexity(logprobs)}
                     except E.EndpointError as exc:
-                        st.error(str(exc), icon=":material/cloud_off:")
+                        st.error(escape_markdown(exc), icon=":material/cloud_off:")
         served = st.session_state.get("q_ep_result")
         if served is None:
             return

@@ -11,6 +11,8 @@ import streamlit as st
 
 from core import fast_generation as fg
 from core import hardware
+from core.units import GB
+from core.user_text import escape_markdown
 
 
 def render_fast_generation_panel(loaded, prompt: str, max_new_tokens: int, *, key: str = "fastgen") -> dict | None:
@@ -42,12 +44,12 @@ def render_fast_generation_panel(loaded, prompt: str, max_new_tokens: int, *, ke
         bound = fg.model_generation_bound_tokens_per_s(loaded.model, weight_bytes, gpu.bandwidth_bytes_per_s,
                                                        prompt_tokens, max_new_tokens)
     except ValueError as exc:
-        st.error(str(exc))
+        st.error(escape_markdown(exc))
         return None
     st.metric("Bandwidth bound at batch 1", f"{bound:,.0f} tokens/s",
               help="tokens/s ≤ bandwidth / (weight bytes + KV-cache bytes read per token): "
                    f"{gpu.bandwidth_gbs:g} GB/s "
-                   f"÷ ({weight_bytes / 1e9:.3f} GB of weights + the growing KV cache), averaged over "
+                   f"÷ ({weight_bytes / GB:.3f} GB of weights + the growing KV cache), averaged over "
                    f"{max_new_tokens} new tokens after a {prompt_tokens}-token prompt.")
 
     ok, reason = fg.fast_generation_support(loaded.device)
@@ -65,10 +67,10 @@ def render_fast_generation_panel(loaded, prompt: str, max_new_tokens: int, *, ke
                 status.update(label="Done", state="complete")
             except (RuntimeError, ValueError) as exc:
                 status.update(label="Not run", state="error")
-                st.error(str(exc))
+                st.error(escape_markdown(exc))
             except Exception as exc:  # noqa: BLE001 - a compile failure must not take the page down
                 status.update(label="Failed", state="error")
-                st.error(f"Fast generation failed: {type(exc).__name__}: {exc}")
+                st.error(f"Fast generation failed: {type(exc).__name__}: {escape_markdown(exc)}")
     result = st.session_state.get(state_key)
     if result:
         c1, c2, c3 = st.columns(3)

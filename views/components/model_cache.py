@@ -11,9 +11,10 @@ import time
 import streamlit as st
 import torch
 
-from core import compute, models
+from core import models
 from core.model_policy import ModelPolicy
 from core.models import LoadedModel, ModelLoadError
+from core.units import format_duration_s
 from core.user_text import code
 from views.components.model_access import server_model_policy
 
@@ -63,7 +64,7 @@ def _convert_bundled_decoder_with_progress() -> None:
         bar = st.progress(0.0)
 
         def report(fraction: float, message: str) -> None:
-            elapsed = compute.format_duration_s(time.perf_counter() - started)
+            elapsed = format_duration_s(time.perf_counter() - started)
             bar.progress(min(max(fraction, 0.0), 1.0), text=f"{message} ({elapsed} so far)")
 
         try:
@@ -71,7 +72,7 @@ def _convert_bundled_decoder_with_progress() -> None:
         except ModelLoadError:
             box.update(label="Preparing the bundled SmolLM2 model failed", state="error")
             raise
-        box.update(label=f"Bundled SmolLM2 model prepared in {compute.format_duration_s(time.perf_counter() - started)}",
+        box.update(label=f"Bundled SmolLM2 model prepared in {format_duration_s(time.perf_counter() - started)}",
                    state="complete", expanded=False)
 
 
@@ -87,7 +88,7 @@ def cached_load_model(
 ) -> LoadedModel:
     """``load_model`` cached with ``st.cache_resource``; shows progress while loading. Raises ModelLoadError.
 
-    The server's model policy (pages/components/model_access.py) decides which names may be loaded."""
+    The server's model policy (views/components/model_access.py) decides which names may be loaded."""
     policy = server_model_policy()
     resolved = models.canonical_name(name)  # load_model checks the name (length, policy) and says what is wrong
     device_key = str(models.select_device(device))  # "auto" resolves here so the key names the real device

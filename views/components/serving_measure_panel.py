@@ -1,25 +1,23 @@
 """'Check against a measurement' panel of the Serving planner: measures this machine (core.device_bench), runs the
 bundled SmolLM2 with batched generate at concurrency 1, 2, 4, 8, and shows the planner's prediction for this machine
-next to it with the error. A vLLM endpoint load test (core.load_test, when installed) is offered when configured."""
+next to it with the error. It ends with a link to the Serving load test page (views/serving_load.py), which measures
+a real served endpoint (vLLM or any OpenAI-compatible server) at rising concurrency."""
 from __future__ import annotations
 
-import os
 import threading
 
 import pandas as pd
 import streamlit as st
 
+from streamlit.errors import StreamlitPageNotFoundError
+
 from core import device_bench, models, serving_charts
+from core.units import GB
+from core.user_text import escape_markdown
 from views.components.model_cache import load_model_or_error
 
 LEVELS = (1, 2, 4, 8)
 _RUN_LOCK = threading.Lock()  # one measurement at a time on this machine (they would disturb each other)
-
-try:  # written by another part of LLM Lab; optional here
-    from core.load_test import run_load_test  # type: ignore
-except Exception:  # ImportError, or a broken optional dependency
-    run_load_test = None
-
 
 @st.cache_resource(max_entries=1, show_spinner=False)
 def _shared_results() -> dict:
@@ -76,7 +74,7 @@ def render_serving_measure_panel(key: str = "srv_measure") -> None:
                     results.clear()
                     results.update(out)
             except Exception as exc:  # OOM, a broken model: a message, not a traceback
-                st.error(f"The measurement failed: {exc}")
+                st.error(f"The measurement failed: {escape_markdown(exc)}")
             finally:
                 _RUN_LOCK.release()
     if not results:
@@ -84,7 +82,7 @@ def render_serving_measure_panel(key: str = "srv_measure") -> None:
     else:
         p = results["profile"]
         m = st.columns(4)
-        m[0].metric("Memory bandwidth", f"{p.bandwidth_bytes_per_s / 1e9:,.1f} GB/s",
+        m[0].metric("Memory bandwidth", f"{p.bandwidth_bytes_per_s / GB:,.1f} GB/s",
                     help="Achieved by matrix-vector products over random matrices of SmolLM2's own shapes (median of 5).")
         m[1].metric("Matmul", f"{p.matmul_flops_per_s / 1e9:,.1f} GFLOP/s",
                     help=f"Achieved by a large {p.dtype} matmul (median of several).")
@@ -113,15 +111,10 @@ def render_serving_measure_panel(key: str = "srv_measure") -> None:
                    f"tokens, {results['output_tokens']} output tokens. Knee direction "
                    f"{'matches' if ok else 'does not match'} the measurement. A busy machine (other users, other "
                    "programs) slows the measurement but not the microbenchmark taken a moment before it.")
-    endpoint = os.environ.get("LLM_LAB_VLLM_ENDPOINT", "")
-    if run_load_test is not None and endpoint:
-        with st.expander(f"Load-test the vLLM endpoint {endpoint}"):
-            if st.button("Run the load test", key=f"{key}_load_test",
-                         help="core.load_test.run_load_test at concurrency 1, 2, 4, 8 (4 requests per level)."):
-                try:
-                    frame = run_load_test(endpoint, list(LEVELS), 4, 64, 16)
-                    st.dataframe(frame, hide_index=True, width="stretch", key=f"{key}_load_test_table")
-                except Exception as exc:
-                    st.error(f"The load test failed: {exc}")
-    elif run_load_test is not None:
-        st.caption("Set LLM_LAB_VLLM_ENDPOINT to a vLLM server's URL to load-test it here as well.")
+    try:
+        st.page_link("views/serving_load.py", label="Load-test a served endpoint (vLLM or OpenAI-compatible) →",
+                     icon=":material/stacked_line_chart:",
+                     help="Opens the Serving load test page: TTFT, TPOT and throughput of a real server at rising "
+                          "concurrency.")
+    except StreamlitPageNotFoundError:  # a lone script (AppTest) has no page registry
+        st.markdown("[Load-test a served endpoint (vLLM or OpenAI-compatible) →](/serving-load)")

@@ -7,6 +7,7 @@ import streamlit as st
 
 from core.generation import GenerationError, GenerationInputError
 from core.speculative import DEFAULT_DRAFT_LAYERS, PROMPTS, compare_methods, self_draft
+from core.user_text import escape_markdown
 
 
 @st.cache_resource(show_spinner=False, max_entries=2)
@@ -47,9 +48,9 @@ def render_speculative_panel(loaded, prompt: str, use_chat: bool) -> None:
                     st.session_state["spec_result"] = compare_methods(
                         loaded, text, which, int(tokens), draft=draft, use_chat_template=use_chat if which == "current" else True)
             except (GenerationInputError, GenerationError) as error:
-                st.error(str(error))
+                st.error(escape_markdown(error))
             except Exception as error:  # noqa: BLE001 (a page never shows a traceback)
-                st.error(f"Speculative decoding failed: {error}")
+                st.error(f"Speculative decoding failed: {escape_markdown(error)}")
         result = st.session_state.get("spec_result")
         if result is None:
             return

@@ -23,6 +23,7 @@ from core.generation_charts import (
     step_distribution_figure,
 )
 from core.html_export import standalone_html
+from core.user_text import escape_markdown
 from views.components.sampler_controls import render_pipeline
 
 
@@ -57,7 +58,7 @@ def _pipeline_at_step(loaded, result: GenerationResult, step: int, key_prefix: s
                 with st.spinner("One forward pass over the prompt and the tokens before this step…"):
                     st.session_state[cache_key] = step_logits(loaded, result, step)
             except (BranchError, GenerationInputError) as error:
-                st.error(str(error))
+                st.error(escape_markdown(error))
                 return
         logits, context = st.session_state[cache_key]
         render_pipeline(logits, result.settings, context, _decode(loaded), key=f"{key_prefix}_pipeline_chart",
@@ -118,7 +119,7 @@ def _fork(loaded, prompt, use_chat, result, tree, parent_id, at, token_id) -> No
             branch = continue_from(loaded, prompt, prefix, result.settings, use_chat_template=use_chat)
         tree.add(parent_id, at, branch)
     except (BranchError, GenerationInputError, GenerationError) as error:
-        st.error(str(error))
+        st.error(escape_markdown(error))
 
 
 def _compare(tree: BranchTree, key_prefix: str) -> None:
