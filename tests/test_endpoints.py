@@ -181,6 +181,9 @@ def test_configuration_reads_key_from_env_and_hides_it(monkeypatch):
         E.endpoints_from_config([{"name": "a", "base_url": "http://x", "model": "m", "api_key": SECRET}])
     with pytest.raises(E.EndpointError, match="not an http"):
         E.endpoints_from_config([{"name": "a", "base_url": "file:///etc/passwd", "model": "m"}])
+    for malformed in ("http://[::1", "http://host:abc/v1"):  # urlsplit's ValueError / httpx.InvalidURL later
+        with pytest.raises(E.EndpointError, match="not an http"):
+            E.endpoints_from_config([{"name": "a", "base_url": malformed, "model": "m"}])
     monkeypatch.delenv(E.ALLOW_CUSTOM_ENV, raising=False)
     assert not E.custom_urls_allowed()
 
