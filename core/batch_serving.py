@@ -16,6 +16,7 @@ shared batch has one random generator, so per-session seeds (same seed, same sam
 """
 from __future__ import annotations
 
+import contextlib
 import itertools
 import queue
 import threading
@@ -85,13 +86,20 @@ class ContinuousBatchServer:
     def _route(self) -> None:
         """Hand each finished output to the session waiting for it (the manager has one shared output queue)."""
         while not self._closed.is_set():
-            output = self.manager.get_result(timeout=0.2)
-            if output is None or not output.is_finished():
-                continue
-            with self._lock:
-                inbox = self._inboxes.get(output.request_id)
-            if inbox is not None:
-                inbox.put(output)
+            try:
+                output = self.manager.get_result(timeout=0.2)
+                if output is None or not output.is_finished():
+                    continue
+                with self._lock:
+                    inbox = self._inboxes.get(output.request_id)
+                if inbox is not None:
+                    inbox.put(output)
+            except Exception as exc:  # noqa: BLE001 - the router must survive: fail who waits, keep routing
+                with self._lock:
+                    waiting = list(self._inboxes.values())
+                for box in waiting:
+                    box.put(exc)
+                self._closed.wait(0.2)  # no busy loop if the manager keeps failing
 
     def generate(self, input_ids: list[int], max_new_tokens: int, timeout_s: float | None = None,
                  ignore_eos: bool = False) -> BatchedResult:
@@ -117,6 +125,11 @@ class ContinuousBatchServer:
         finally:
             with self._lock:
                 self._inboxes.pop(request_id, None)
+        if isinstance(output, Exception):  # the router could not read the manager's results
+            with contextlib.suppress(Exception):
+                self.manager.cancel_request(request_id)
+            return BatchedResult([], 0.0, time.perf_counter() - submitted,
+                                 f"continuous batching failed: {type(output).__name__}: {output}")
         started = output.lifespan[0] if output.lifespan[0] > 0 else submitted
         return BatchedResult(list(output.generated_tokens), max(0.0, started - output.created_time),
                              time.perf_counter() - submitted, output.error)

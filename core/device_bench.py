@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from core import serving
+from core.device import MEMORY_DEVICE_TYPES, resolve_device
 from core.hardware import GPU
 
 _CACHE: dict[str, "DeviceProfile"] = {}
@@ -92,8 +93,7 @@ def measure_device(device: str = "auto", repeats: int = 5, matrix_bytes: int = 2
 
     from core.hardware import detect_hardware
 
-    dev = torch.device("cuda" if device in (None, "auto") and torch.cuda.is_available() else
-                       ("cpu" if device in (None, "auto") else device))
+    dev = resolve_device(device, MEMORY_DEVICE_TYPES)  # DeviceError (a clear message) for unknown/absent devices
     key = f"{dev}|{model if isinstance(model, str) else id(model) if model is not None else ''}"
     with _LOCK:
         if key in _CACHE and not refresh:
@@ -164,7 +164,7 @@ def measure_decode_matmul_flops(model, batch: int, device: str = "cpu", repeats:
     products run far below a large matmul's rate on CPUs (and below the tensor-core peak on GPUs)."""
     import torch
 
-    dev = torch.device(device)
+    dev = resolve_device(device, MEMORY_DEVICE_TYPES)
     dtype = torch.float32 if dev.type == "cpu" else torch.bfloat16
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
     with torch.no_grad():
@@ -257,7 +257,7 @@ class GenerationRun:
     @property
     def tokens_per_s(self) -> float:
         """Aggregate decode tokens/s: concurrency ÷ TPOT."""
-        return self.concurrency / self.tpot_s
+        return self.concurrency / self.tpot_s if self.tpot_s > 0 else float("nan")  # nan TPOT is not > 0 either
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "tokens_per_s": self.tokens_per_s}
@@ -292,7 +292,8 @@ def measure_generation(loaded, concurrency: int, prompt_tokens: int = 64, output
                        pad_token_id=pad)
     times = stamp.times
     tpot = (times[-1] - times[0]) / (len(times) - 1) if len(times) > 1 else float("nan")
-    return GenerationRun(concurrency, prompt_tokens, output_tokens, times[0] - start, tpot)
+    ttft = times[0] - start if times else float("nan")  # no step stamped (e.g. zero new tokens): nothing to time
+    return GenerationRun(concurrency, prompt_tokens, output_tokens, ttft, tpot)
 
 
 def predict_generation(model, profile: DeviceProfile, concurrency: int, prompt_tokens: int, output_tokens: int,
@@ -316,7 +317,7 @@ def predict_generation(model, profile: DeviceProfile, concurrency: int, prompt_t
 
 def error_pct(predicted: float, measured: float) -> float:
     """(predicted − measured) ÷ measured × 100."""
-    return (predicted - measured) / measured * 100.0
+    return (predicted - measured) / measured * 100.0 if measured else float("nan")
 
 
 def compare_rows(measured: list[GenerationRun], predicted: list[GenerationRun]) -> list[dict[str, Any]]:
@@ -337,6 +338,8 @@ def knee_direction_ok(rows: list[dict[str, Any]], tolerance: float = 0.1) -> boo
     """The predicted knee direction holds: where the prediction says aggregate tokens/s rises with concurrency by
     more than ``tolerance``, the measurement rises too (and where it says flat, the measurement does not jump)."""
     for a, b in zip(rows, rows[1:]):
+        if not (a["predicted_tokens_per_s"] > 0 and a["measured_tokens_per_s"] > 0):
+            continue  # no rate to rise from (zero or nan): this pair says nothing about the knee
         pred_rise = b["predicted_tokens_per_s"] / a["predicted_tokens_per_s"] - 1
         meas_rise = b["measured_tokens_per_s"] / a["measured_tokens_per_s"] - 1
         if pred_rise > tolerance and meas_rise <= 0:

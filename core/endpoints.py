@@ -69,12 +69,19 @@ class Endpoint:
 
 
 def _check_url(url: str) -> str:
-    parts = urlsplit(url.strip())
+    u = str(url).strip()
+    bad = EndpointError(f"'{url}' is not an http(s) URL such as http://127.0.0.1:8000/v1.")
+    try:  # urlsplit raises ValueError on e.g. "http://[::1"; .port on a non-numeric or out-of-range port;
+        parts = urlsplit(u)  # httpx.URL catches what httpx itself would refuse later, when the request is sent
+        parts.port
+        httpx.URL(u)
+    except (ValueError, httpx.InvalidURL):
+        raise bad from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise EndpointError(f"'{url}' is not an http(s) URL such as http://127.0.0.1:8000/v1.")
+        raise bad
     if parts.username or parts.password:
         raise EndpointError("Put credentials in an API-key environment variable, not in the URL.")
-    return url.strip()
+    return u
 
 
 def endpoints_from_config(entries: Iterable[dict], environ: dict | None = None) -> list[Endpoint]:

@@ -37,9 +37,11 @@ from core.endpoints import (
     probe,
     timeout,
 )
+from core.checks import check_int, check_positive_int
 
 DEFAULT_MAX_CONCURRENCY = 64
 MAX_REQUESTS_PER_LEVEL = 1000
+MAX_TOKENS = 1_048_576  # prompt / output length cap (2^20 tokens, above any served context window)
 PERCENTILES = (50, 90, 99)
 COLUMNS = [
     "concurrency", "requests", "errors", "duration_s", "prompt_tokens_mean", "output_tokens_total",
@@ -92,18 +94,30 @@ def synthetic_prompt(prompt_tokens: int) -> str:
 
 def check_parameters(concurrency_levels, requests_per_level: int, prompt_tokens: int, output_tokens: int,
                      max_concurrency: int = DEFAULT_MAX_CONCURRENCY) -> list[int]:
-    levels = sorted({int(c) for c in concurrency_levels})
+    """Sorted distinct concurrency levels; LoadTestInputError for anything non-numeric, fractional, out of range."""
+    try:
+        given = list(concurrency_levels)
+    except TypeError:
+        raise LoadTestInputError(f"Concurrency levels must be a list of whole numbers, got {concurrency_levels!r}.") from None
+    levels = sorted({check_positive_int(c, "Concurrency level", error=LoadTestInputError) for c in given})
     if not levels:
         raise LoadTestInputError("Choose at least one concurrency level.")
-    if levels[0] < 1:
-        raise LoadTestInputError("Concurrency levels must be at least 1.")
     if levels[-1] > max_concurrency:
         raise LoadTestInputError(f"Concurrency {levels[-1]} is above this deployment's cap of {max_concurrency}.")
-    if not 1 <= int(requests_per_level) <= MAX_REQUESTS_PER_LEVEL:
-        raise LoadTestInputError(f"Requests per level must be between 1 and {MAX_REQUESTS_PER_LEVEL}.")
-    if int(prompt_tokens) < 1 or int(output_tokens) < 1:
-        raise LoadTestInputError("Prompt and output lengths must be at least 1 token.")
+    check_int(requests_per_level, "Requests per level", 1, MAX_REQUESTS_PER_LEVEL, error=LoadTestInputError)
+    check_int(prompt_tokens, "Prompt length (tokens)", 1, MAX_TOKENS, error=LoadTestInputError)
+    check_int(output_tokens, "Output length (tokens)", 1, MAX_TOKENS, error=LoadTestInputError)
     return levels
+
+
+def _usage_tokens(value, name: str, default):
+    """A token count from a server's ``usage`` block; a malformed one is the server's error, reported per request."""
+    if value is None:
+        return default
+    try:
+        return check_int(value, f"usage.{name}", 0, 2**62, error=EndpointError)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise EndpointError(f"The server sent a malformed usage.{name}: {value!r}.") from exc
 
 
 def _percentile(values: list[float], p: float) -> float:
@@ -156,8 +170,9 @@ async def _one_request(client: httpx.AsyncClient, endpoint: Endpoint, body: dict
                     last = now
                 usage = chunk.get("usage")
                 if isinstance(usage, dict):
-                    output_tokens = int(usage.get("completion_tokens") or output_tokens)
-                    prompt_tokens = usage.get("prompt_tokens", prompt_tokens)
+                    output_tokens = _usage_tokens(usage.get("completion_tokens"), "completion_tokens",
+                                                  output_tokens) or output_tokens
+                    prompt_tokens = _usage_tokens(usage.get("prompt_tokens"), "prompt_tokens", prompt_tokens)
         e2el = time.perf_counter() - sent
         return RequestRecord(concurrency, True, ttft, tuple(itl), e2el, output_tokens or chunks, prompt_tokens,
                              sent - level_start)

@@ -65,7 +65,7 @@ def _meta_param_count(cfg: Mapping, config=None) -> int:
 
     ``config``: the PretrainedConfig itself when the caller has one (used as is); else one is built from ``cfg``."""
     import torch
-    from transformers import AutoConfig, AutoModel, PretrainedConfig
+    from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, PretrainedConfig
 
     for field, keys in architectures.ALIASES_BY_FIELD.items():  # plausibility first: a meta build still loops per layer
         for key in keys:
@@ -83,8 +83,18 @@ def _meta_param_count(cfg: Mapping, config=None) -> int:
         config = AutoConfig.for_model(model_type, **{k: v for k, v in values.items() if not k.startswith("_")})
     if not isinstance(config, PretrainedConfig):
         raise ModelTooLargeError("transformers could not build this config.")
+    # A causal LM is counted with its head: AutoModel builds only the base model, which leaves out an untied
+    # lm_head (vocab × hidden parameters). Tied heads share the embedding tensor and are deduplicated below.
+    causal = any(str(name).endswith("ForCausalLM") for name in (getattr(config, "architectures", None) or ()))
     with torch.device("meta"):
-        model = AutoModel.from_config(config)
+        model = None
+        if causal:
+            try:
+                model = AutoModelForCausalLM.from_config(config)
+            except ValueError:  # no causal-LM class registered for this config type: count the base model
+                model = None
+        if model is None:
+            model = AutoModel.from_config(config)
     seen, total = set(), 0
     for param in model.parameters():
         if id(param) not in seen:

@@ -296,7 +296,7 @@ def prefill_s(m: ServingModel, engine: Engine, prompt_tokens: float, sequences: 
     chunks = max(1, math.ceil(total / chunk))
     step = step_time(m, engine, 0, 0, chunk, 0)
     attn = sequences * attention_flops(m, prompt_tokens) / engine.flops_per_s  # exact causal attention
-    compute = chunks * 2.0 * m.matmul_params * chunk / engine.flops_per_s + attn
+    compute = 2.0 * m.matmul_params * total / engine.flops_per_s + attn  # real tokens: the last chunk may be short
     return max(chunks * step.memory_s, compute) + chunks * (step.allreduce_s + step.overhead_s)
 
 

@@ -146,14 +146,15 @@ def run_speculative(loaded, prompt: str, method: str = "prompt_lookup", max_new_
     elif method == "assisted":
         if draft is None:
             raise GenerationInputError("Assisted generation needs a draft model with the same tokenizer.")
-        draft.generation_config.num_assistant_tokens = int(draft_tokens)
-        draft.generation_config.num_assistant_tokens_schedule = "constant"
-        draft.generation_config.assistant_confidence_threshold = 0.0
         kwargs["assistant_model"] = draft
     input_ids = prepared.input_ids.to(loaded.device)
     counter = _PassCounter(loaded.model)
     try:  # one model run at a time (core.scheduler): the timings compare methods, not other sessions' load
         with GENERATION_QUEUE.admit(f"speculative:{method}"), torch.no_grad():
+            if method == "assisted":  # the cached draft is shared by sessions: set its schedule only in our turn
+                draft.generation_config.num_assistant_tokens = int(draft_tokens)
+                draft.generation_config.num_assistant_tokens_schedule = "constant"
+                draft.generation_config.assistant_confidence_threshold = 0.0
             started = time.perf_counter()
             out = loaded.model.generate(input_ids=input_ids, attention_mask=torch.ones_like(input_ids), **kwargs)
             elapsed = time.perf_counter() - started

@@ -30,6 +30,7 @@ def _events(*chunks, done=True):
 STREAMS = {
     "good": _events(_chunk(" Paris"), _chunk(".", finish="length"), {"choices": [], "usage": {"prompt_tokens": 5}}),
     "truncated": _events(_chunk(" Paris"), done=False),
+    "bad_usage": _events(_chunk(" Paris"), {"choices": [], "usage": {"completion_tokens": "lots"}}),
     "malformed": "data: {\"choices\": [\n\ndata: [DONE]\n\n",
     "error_event": _events(_chunk(" Pa")) .replace("data: [DONE]", "data: {\"error\": {\"message\": \"engine died\"}}"),
 }
@@ -167,6 +168,13 @@ def test_load_test_counts_errors(endpoint):
     assert all("ended before" in r.error for r in run.records)
 
 
+def test_load_test_records_a_malformed_usage_as_a_failed_request(endpoint):
+    Handler.mode = "bad_usage"
+    run = run_load_test_detailed(endpoint, [2], 2, 8, 4)
+    assert run.rows[0]["requests"] == 2 and run.rows[0]["errors"] == 2
+    assert all("completion_tokens" in r.error for r in run.records)
+
+
 def test_configuration_reads_key_from_env_and_hides_it(monkeypatch):
     monkeypatch.setenv("MY_KEY", SECRET)
     monkeypatch.setenv(E.ENDPOINTS_ENV, json.dumps(
@@ -181,6 +189,9 @@ def test_configuration_reads_key_from_env_and_hides_it(monkeypatch):
         E.endpoints_from_config([{"name": "a", "base_url": "http://x", "model": "m", "api_key": SECRET}])
     with pytest.raises(E.EndpointError, match="not an http"):
         E.endpoints_from_config([{"name": "a", "base_url": "file:///etc/passwd", "model": "m"}])
+    for malformed in ("http://[::1", "http://host:abc/v1"):  # urlsplit's ValueError / httpx.InvalidURL later
+        with pytest.raises(E.EndpointError, match="not an http"):
+            E.endpoints_from_config([{"name": "a", "base_url": malformed, "model": "m"}])
     monkeypatch.delenv(E.ALLOW_CUSTOM_ENV, raising=False)
     assert not E.custom_urls_allowed()
 
@@ -190,6 +201,11 @@ def test_load_test_parameters_and_summary():
         check_parameters([1, 128], 4, 8, 8, max_concurrency=64)
     with pytest.raises(LoadTestInputError):
         check_parameters([], 4, 8, 8)
+    for bad in (["two"], [float("inf")], None):  # was ValueError / OverflowError / TypeError
+        with pytest.raises(LoadTestInputError):
+            check_parameters(bad, 4, 8, 8)
+    with pytest.raises(LoadTestInputError, match="Prompt length"):
+        check_parameters([1], 4, 10**30, 8)
     records = [RequestRecord(2, True, 0.1, (0.05, 0.05), 0.2, 3, 8, 0.0),
                RequestRecord(2, True, 0.3, (0.1, 0.1), 0.5, 3, 8, 0.0),
                RequestRecord(2, False, None, (), 0.01, 0, None, 0.0, "boom")]

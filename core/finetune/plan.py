@@ -307,8 +307,8 @@ def finetune_plan(model, method, rank, target_modules, seq_len, batch_size, grad
     if device_type not in ("cuda", "cpu"):
         raise FinetuneError(f"device_type must be 'cuda' or 'cpu', got {device_type!r}.")
     c = architectures.get_config(model)
-    s = check_int(seq_len, "Sequence length (tokens)", 1, 131_072)
-    b = check_int(batch_size, "Micro-batch (sequences)", 1, 4096)
+    s = check_int(seq_len, "Sequence length (tokens)", 1, 131_072, error=FinetuneError)
+    b = check_int(batch_size, "Micro-batch (sequences)", 1, 4096, error=FinetuneError)
     if not (isinstance(dropout, (int, float)) and 0 <= dropout < 1):
         raise FinetuneError(f"LoRA dropout must be in [0, 1), got {dropout!r}.")
     if optimizer not in OPTIMIZERS:
@@ -361,7 +361,7 @@ def finetune_plan(model, method, rank, target_modules, seq_len, batch_size, grad
     if dequant:
         comps["dequantized_weight"] = dequant
     if device_type == "cuda":
-        comps["runtime_overhead"] = memory.DEFAULT_CUDA_OVERHEAD_GB * memory.GB
+        comps["runtime_overhead"] = memory.DEFAULT_CUDA_OVERHEAD_BYTES
     flops = 4.0 * n_params + 6.0 * trainable + (2.0 * n_params if ckpt else 0.0)
     return FinetunePlan(method, base_precision, optimizer, rank, tuple(m.module for m in matrices), s, b, ckpt,
                         device_type, n_params, trainable, tuple((k, float(v)) for k, v in comps.items() if v), phase,
@@ -386,7 +386,7 @@ def _full_plan(c: Mapping, n_params: int, s: int, b: int, ckpt: bool, optimizer:
         comps["gradients"] = grads
     comps["activations"] = max(0.0, rest - grads)
     if device_type == "cuda":
-        comps["runtime_overhead"] = memory.DEFAULT_CUDA_OVERHEAD_GB * memory.GB
+        comps["runtime_overhead"] = memory.DEFAULT_CUDA_OVERHEAD_BYTES
     flops = 6.0 * n_params + (2.0 * n_params if ckpt else 0.0)
     return FinetunePlan("full", "fp32 master + 16-bit compute", optimizer, None, ("all weights",), s, b, ckpt,
                         device_type, n_params, n_train, tuple((k, float(v)) for k, v in comps.items() if v),

@@ -33,6 +33,7 @@ import torch
 
 from core.finetune.plan import FinetuneError, peft_target_modules, plan_finetune
 from core.models import BUNDLED_DECODER
+from core.scheduler import GENERATION_QUEUE, QueueLeft
 
 DATA_PATH = Path(__file__).resolve().parents[1] / "data" / "finetune_pirate.json"
 ADAPTER_FILES = ("adapter_model.safetensors", "adapter_config.json")
@@ -406,8 +407,16 @@ class FinetuneRun:
         config = LoraConfig(r=s.rank, lora_alpha=s.alpha, lora_dropout=s.dropout, bias="none",
                             target_modules=peft_target_modules(bundled_config(), list(s.target_modules)),
                             task_type="CAUSAL_LM")
-        torch.manual_seed(s.seed)
-        model = get_peft_model(model, config)
+        # Seeding torch's global RNG (for the adapters' random init) is process-wide: take a turn so a sampling
+        # generation in another session neither moves nor is moved by it. QueueLeft (stop pressed while waiting)
+        # ends the run like a stop before the first step.
+        try:
+            with GENERATION_QUEUE.admit("finetune", cancel=self._stop):
+                torch.manual_seed(s.seed)
+                model = get_peft_model(model, config)
+        except QueueLeft:
+            del model
+            return FinetuneResult(s, (), True, 0.0, 0, ())
         self._model_ref = weakref.ref(model)
         trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
         data = load_dataset()
@@ -456,12 +465,19 @@ class FinetuneRun:
         self._set("comparing", "Answering the comparison prompts with the base model and with the adapter…")
         comparisons = []
         probe = None
+        # One short turn per prompt in the shared model-work queue, so generations of other sessions interleave;
+        # QueueLeft (stop pressed while waiting for a turn) skips the remaining prompts, the adapter is still saved.
         for i, prompt in enumerate(data.comparison_prompts):
-            with model.disable_adapter():
-                base = _greedy_answer(model, tokenizer, prompt, s.seed, self.device, s.compare_max_new_tokens)
-            adapted = _greedy_answer(model, tokenizer, prompt, s.seed, self.device, s.compare_max_new_tokens)
-            if i == 0:
-                probe = next_token_logits(model, tokenizer, prompt, self.device)
+            try:
+                with GENERATION_QUEUE.admit("finetune", cancel=self._stop):
+                    with model.disable_adapter():
+                        base = _greedy_answer(model, tokenizer, prompt, self.device, s.compare_max_new_tokens)
+                    adapted = _greedy_answer(model, tokenizer, prompt, self.device, s.compare_max_new_tokens)
+                    if i == 0:
+                        probe = next_token_logits(model, tokenizer, prompt, self.device)
+            except QueueLeft:
+                stopped = True
+                break
             comparisons.append(Comparison(prompt, base, adapted))
 
         self._set("comparing", "Saving the adapter…")
@@ -478,9 +494,9 @@ def _prompt_tensor(tokenizer, prompt: str, device) -> torch.Tensor:
 
 
 @torch.no_grad()
-def _greedy_answer(model, tokenizer, prompt: str, seed: int, device, max_new_tokens: int) -> str:
+def _greedy_answer(model, tokenizer, prompt: str, device, max_new_tokens: int) -> str:
+    # Greedy decoding draws no random numbers, so no seed (seeding would move the process-wide RNG).
     ids = _prompt_tensor(tokenizer, prompt, device)
-    torch.manual_seed(seed)
     out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), do_sample=False,
                          max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id)
     return tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True).strip()

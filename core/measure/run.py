@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import threading
 import time
 from collections.abc import Iterable, Mapping
 
@@ -11,6 +10,7 @@ from core import architectures
 from core.hardware import detect_hardware, free_device_memory_bytes
 from core.device import MEMORY_DEVICE_TYPES, resolve_device
 from core.units import GB
+from core.scheduler import GENERATION_QUEUE
 from core.measure.inputs import (MeasurementRefused, architecture_label, check_setting, normalize_dtype,
                                  normalize_recipe)
 from core.measure.ledger import cuda_has_flash_attention
@@ -19,9 +19,9 @@ from core.measure.results import FinetuneMeasurement, InferenceMeasurement, Trai
 from core.measure.trackers import cpu_kernels, tracker_for
 
 GUARD_MARGIN = 1.10  # refuse when the predicted peak plus 10 % does not fit in the free memory
-# One measurement at a time per process: CUDA's peak counter and the profiler are process-wide, so two Streamlit
-# sessions measuring at once would read each other's allocations.
-_MEASURE_LOCK = threading.Lock()
+# Measurements take a turn in the process-wide model-work queue: CUDA's peak counter, the profiler and VmHWM are
+# process-wide, so a generation, quantization or another measurement running at the same time in another Streamlit
+# session would be read as this measurement's allocations.
 
 
 def _torch_dtype(name: str):
@@ -193,7 +193,7 @@ def measure_inference(architecture, dtype, seq_len, batch_size, device="auto", *
     Raises ``MeasurementRefused`` (with the predicted peak) when it would not fit in the free memory, and
     ValueError / ArchitectureError for bad input.
     """
-    with _MEASURE_LOCK:
+    with GENERATION_QUEUE.admit("measure"):
         return _measure_inference(architecture, dtype, seq_len, batch_size, device, max_seconds)
 
 
@@ -282,7 +282,7 @@ def measure_training_step(architecture, recipe, seq_len, batch_size, gradient_ch
     (``measured_components``: weights, optimizer states, gradients, activations kept for backward incl. autocast's
     weight copies, and the temporaries at the peak), ``measured_phases`` and the setting.
     """
-    with _MEASURE_LOCK:
+    with GENERATION_QUEUE.admit("measure"):
         return _measure_training_step(architecture, recipe, seq_len, batch_size, gradient_checkpointing, device,
                                       max_seconds)
 
@@ -422,7 +422,7 @@ def measure_finetune_step(model, method, rank, target_modules, seq_len, batch_si
     creates the optimizer states, the second step is measured phase by phase. Returns ``measured_peak_bytes``,
     ``predicted_peak_bytes``, ``error_pct``, ``device``, ``method``, components and phases.
     """
-    with _MEASURE_LOCK:
+    with GENERATION_QUEUE.admit("measure"):
         return _measure_finetune_step(model, method, rank, target_modules, seq_len, batch_size,
                                       gradient_checkpointing, device, base_precision, dropout, max_seconds)
 
