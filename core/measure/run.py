@@ -30,6 +30,15 @@ def _torch_dtype(name: str):
     return {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[name]
 
 
+def _step_peak(resident: float, fwd, bwd, opt) -> tuple[dict[str, float], str, float]:
+    """Peak bytes of each phase of a training step, the highest phase and its peak: each phase's peak sits on top of
+    what the step holds from before it — ``resident`` (weights, states), then the forward's and backward's leftovers."""
+    phases = {"forward": resident + fwd.peak, "backward": resident + fwd.end + bwd.peak,
+              "optimizer step": resident + fwd.end + bwd.end + opt.peak}
+    peak_phase = max(phases, key=phases.get)
+    return phases, peak_phase, phases[peak_phase]
+
+
 def _tensor_bytes(tensors: Iterable) -> int:
     """Bytes of distinct storages among ``tensors`` (tied weights and views counted once)."""
     seen, total = set(), 0
@@ -352,10 +361,7 @@ def _measure_training_step(architecture, recipe, seq_len, batch_size, gradient_c
     finally:
         del model, optimizer, batch, loss
         free_memory()
-    phases = {"forward": resident + fwd.peak, "backward": resident + fwd.end + bwd.peak,
-              "optimizer step": resident + fwd.end + bwd.end + opt.peak}
-    peak_phase = max(phases, key=phases.get)
-    measured = phases[peak_phase]
+    phases, peak_phase, measured = _step_peak(resident, fwd, bwd, opt)
     comps = {"weights": float(weights), "optimizer_states": float(states)}
     if peak_phase == "optimizer step":
         comps["gradients"] = float(grads)
@@ -496,10 +502,7 @@ def _measure_finetune_step(model_name, method, rank, target_modules, seq_len, ba
     finally:
         del model, optimizer, batch, loss
         free_memory()
-    phases = {"forward": resident + fwd.peak, "backward": resident + fwd.end + bwd.peak,
-              "optimizer step": resident + fwd.end + bwd.end + opt.peak}
-    peak_phase = max(phases, key=phases.get)
-    measured = phases[peak_phase]
+    phases, peak_phase, measured = _step_peak(resident, fwd, bwd, opt)
     comps = {"weights": float(load.end), "adapter_optimizer_states": float(states)}
     if peak_phase == "optimizer step":
         comps["adapter_gradients"] = float(grads)
