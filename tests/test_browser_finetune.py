@@ -2,7 +2,7 @@
 (2 steps of batch 1) streams its progress, then shows both answers and the adapter download."""
 import pytest
 
-from tests.browser import exceptions_on_page, open_app_page, save_screenshot, wait_until_idle
+from tests.browser import exceptions_on_page, open_app_page, save_screenshot, wait_for_main_text, wait_until_idle
 
 pytestmark = pytest.mark.browser
 
@@ -21,10 +21,8 @@ def test_finetune_page_bad_input_and_a_tiny_run(app_url, page):
     page.get_by_text("Predicted peak").first.wait_for(timeout=120_000)  # the plan is checked below the inputs
     page.get_by_role("button", name="Start fine-tune").wait_for(timeout=120_000)
     wait_until_idle(page, timeout=120)
-    text = main.inner_text()
-    for expected in ("Rank r", "Alpha", "Dropout", "Learning rate", "Target modules", "Steps",
-                     "Sequence length (tokens)", "Batch (sequences)", "Start fine-tune", "Predicted peak"):
-        assert expected in text, expected
+    wait_for_main_text(page, "Rank r", "Alpha", "Dropout", "Learning rate", "Target modules", "Steps",
+                       "Sequence length (tokens)", "Batch (sequences)", "Start fine-tune", "Predicted peak", timeout=120)
     assert exceptions_on_page(page) == []
 
     _set_number(page, "Rank r", 0)
@@ -40,10 +38,8 @@ def test_finetune_page_bad_input_and_a_tiny_run(app_url, page):
     page.get_by_text("Base + LoRA adapter").first.wait_for(timeout=900_000)
     wait_until_idle(page, timeout=120)
     assert exceptions_on_page(page) == []
-    text = main.inner_text()
-    for expected in ("Loss, last step (nats/token)", "Mean speed (tokens/s)", "Same prompts, base vs base + adapter",
-                     "Base model",
-                     "Download adapter (PEFT safetensors, zip)"):
-        assert expected in text, expected
+    wait_for_main_text(page, "Loss, last step (nats/token)", "Mean speed (tokens/s)",
+                       "Same prompts, base vs base + adapter", "Base model", "Download adapter (PEFT safetensors, zip)",
+                       timeout=120)
     page.wait_for_selector('[data-testid="stPlotlyChart"] .main-svg', timeout=60_000)
     save_screenshot(page, "finetune")

@@ -43,15 +43,13 @@ def test_first_session_of_a_fresh_server_reopens_a_shared_plan(fresh_app_url, ch
     page = context.new_page()
     try:
         page.goto(fresh_app_url + SHARED_PLAN, wait_until="domcontentloaded", timeout=120_000)
-        main = page.locator('[data-testid="stMain"]')
         # the shared plan, not the home page Streamlit falls back to
         page.wait_for_function(
             "() => { const m = document.querySelector('[data-testid=\"stMain\"]');"
             " return m && m.innerText.includes('Memory planner') && m.innerText.includes('140.0 GB'); }",
             timeout=180_000)
         browser.wait_until_idle(page, timeout=180)
-        text = main.inner_text()
-        assert "70B" in text and "H100 SXM" in text
+        browser.wait_for_main_text(page, "70B", "H100 SXM", timeout=120)
         assert page.get_by_text("Page not found").count() == 0, "Streamlit showed 'Page not found'"
         nav = page.locator('[data-testid="stSidebarNav"]')
         nav.wait_for(timeout=60_000)
