@@ -1,6 +1,7 @@
 """Helpers for the real-browser tests: a running `streamlit run app.py` and headless Debian Chromium via Playwright."""
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -31,8 +32,8 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_app(port: int, log_path: Path) -> subprocess.Popen:
-    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", PYTHONUNBUFFERED="1")
+def start_app(port: int, log_path: Path, extra_env: dict | None = None) -> subprocess.Popen:
+    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", PYTHONUNBUFFERED="1", **(extra_env or {}))
     log = open(log_path, "w")
     return subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
@@ -53,6 +54,24 @@ def wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 60) -> None:
         except OSError:
             time.sleep(0.5)
     raise TimeoutError(f"streamlit did not become healthy at {url}")
+
+
+@contextlib.contextmanager
+def running_app(log_path: Path, extra_env: dict | None = None):
+    """A real `streamlit run app.py` on a free localhost port (extra environment variables for it alone); yields its
+    base URL once healthy and stops it afterwards."""
+    port = free_port()
+    proc = start_app(port, log_path, extra_env)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(url, proc)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
 
 
 def wait_until_idle(page, timeout: float = 120, settle: float = 1.0) -> None:

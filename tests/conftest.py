@@ -16,19 +16,8 @@ def app_url(tmp_path_factory):
     """Base URL of a real `streamlit run app.py` on a free localhost port."""
     from tests import browser
 
-    port = browser.free_port()
-    log = tmp_path_factory.mktemp("streamlit") / "streamlit.log"
-    proc = browser.start_app(port, log)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        browser.wait_healthy(url, proc)
+    with browser.running_app(tmp_path_factory.mktemp("streamlit") / "streamlit.log") as url:
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except Exception:
-            proc.kill()
 
 
 @pytest.fixture(scope="session")

@@ -18,18 +18,8 @@ SHARED_PLAN = "/memory?src=params&params=70000000000&gpu=H100%20SXM&ctx=8192"
 @pytest.fixture
 def fresh_app_url(tmp_path):
     """A server of its own, so the test's session is the first one that process ever sees."""
-    port = browser.free_port()
-    proc = browser.start_app(port, tmp_path / "streamlit.log")
-    url = f"http://127.0.0.1:{port}"
-    try:
-        browser.wait_healthy(url, proc)
+    with browser.running_app(tmp_path / "streamlit.log") as url:
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except Exception:
-            proc.kill()
 
 
 def test_no_pages_folder_next_to_the_entry_point():

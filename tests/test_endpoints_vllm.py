@@ -7,7 +7,6 @@ import json
 import math
 import os
 import signal
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -20,6 +19,7 @@ from core import endpoints as E
 from core.load_test import run_load_test_detailed
 from core.sampling import DecodingSettings
 from tests.apptest import app_test
+from tests.browser import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 VENV_PYTHON = ROOT / ".venv-vllm" / "bin" / "python"
@@ -28,12 +28,6 @@ PROMPT = "The capital of France is"
 # Both sides compute in fp32 but with different kernels (vLLM's CPU attention/GEMMs vs PyTorch eager), so per-token
 # log-probabilities differ by float rounding only.
 LOGPROB_TOLERANCE = 1e-3
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="session")
@@ -49,7 +43,7 @@ def vllm_endpoint(tmp_path_factory):
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(".venv-vllm is missing: .ci/run builds it with scripts/vllm_server.sh install")
         pytest.skip("no vLLM env (run scripts/vllm_server.sh install)")
-    port = _free_port()
+    port = free_port()
     log_path = tmp_path_factory.mktemp("vllm") / "server.log"
     env = dict(os.environ, LLM_LAB_PYTHON=os.environ.get("LLM_LAB_PYTHON", str(Path(os.sys.executable))))
     with open(log_path, "w") as log:
@@ -157,7 +151,7 @@ def test_wrong_model_and_dead_port_are_clear(vllm_endpoint):
         E.probe(wrong)
     with pytest.raises(E.EndpointError, match="does not serve a model named 'no-such-model'"):
         E.generate(wrong, PROMPT, DecodingSettings(max_new_tokens=2))
-    dead = E.Endpoint("dead", f"http://127.0.0.1:{_free_port()}/v1", "smollm2")
+    dead = E.Endpoint("dead", f"http://127.0.0.1:{free_port()}/v1", "smollm2")
     with pytest.raises(E.EndpointError, match="Cannot connect to 'dead'"):
         E.generate(dead, PROMPT)
 
@@ -189,7 +183,7 @@ def test_generate_page_streams_from_the_endpoint(vllm_endpoint, monkeypatch):
 def test_generate_page_dead_endpoint_keeps_inputs(monkeypatch):
     from views.components.endpoint_panel import RUNTIMES
 
-    _configure(monkeypatch, [E.Endpoint("gone", f"http://127.0.0.1:{_free_port()}/v1", "smollm2")])
+    _configure(monkeypatch, [E.Endpoint("gone", f"http://127.0.0.1:{free_port()}/v1", "smollm2")])
     at = app_test("views/generate.py")
     at.run()
     at.radio(key="gen_runtime").set_value(RUNTIMES[1]).run()
@@ -233,25 +227,9 @@ def endpoint_app(vllm_endpoint, chromium_browser, tmp_path_factory):
 
     config = [{"name": "local vLLM", "base_url": vllm_endpoint.base_url, "model": vllm_endpoint.model,
                "api_key_env": "LLM_LAB_TEST_KEY"}]
-    saved = {k: os.environ.get(k) for k in (E.ENDPOINTS_ENV, "LLM_LAB_TEST_KEY")}
-    os.environ[E.ENDPOINTS_ENV], os.environ["LLM_LAB_TEST_KEY"] = json.dumps(config), BROWSER_SECRET
-    port = browser.free_port()
-    proc = browser.start_app(port, tmp_path_factory.mktemp("endpoint_app") / "streamlit.log")
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
-    url = f"http://127.0.0.1:{port}"
-    try:
-        browser.wait_healthy(url, proc)
+    extra_env = {E.ENDPOINTS_ENV: json.dumps(config), "LLM_LAB_TEST_KEY": BROWSER_SECRET}  # the app's alone
+    with browser.running_app(tmp_path_factory.mktemp("endpoint_app") / "streamlit.log", extra_env) as url:
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 @pytest.fixture

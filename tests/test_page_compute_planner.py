@@ -3,7 +3,7 @@ restores its inputs from the URL and links to the memory planner."""
 import pytest
 
 from core import compute
-from tests.apptest import app_test
+from tests.apptest import app_test, run_page_with_query
 
 PAGE = "views/compute_planner.py"
 
@@ -21,12 +21,7 @@ def table_with(at, column: str):
 
 
 def run_page(query: dict | None = None):
-    at = app_test(PAGE)
-    for key, value in (query or {}).items():
-        at.query_params[key] = value
-    at.run()
-    assert not at.exception, at.exception
-    return at
+    return run_page_with_query(PAGE, query)
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from core import architectures, memory, plan_io
-from tests.apptest import app_test
+from tests.apptest import app_test, run_page_with_query
 
 PAGE = "views/memory_planner.py"
 
@@ -21,12 +21,7 @@ def plan_warnings(at) -> list[str]:
 
 
 def run_page(query: dict | None = None):
-    at = app_test(PAGE)
-    for key, value in (query or {}).items():
-        at.query_params[key] = value
-    at.run()
-    assert not at.exception, at.exception
-    return at
+    return run_page_with_query(PAGE, query)
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from core import serving_capacity
-from tests.apptest import app_test
+from tests.apptest import app_test, run_page_with_query
 
 PAGE = "views/serving.py"
 
@@ -16,12 +16,7 @@ def metrics(at) -> dict[str, str]:
 
 
 def run_page(query: dict | None = None):
-    at = app_test(PAGE)
-    for key, value in (query or {}).items():
-        at.query_params[key] = value
-    at.run()
-    assert not at.exception, at.exception
-    return at
+    return run_page_with_query(PAGE, query)
 
 
 @pytest.fixture(scope="module")
