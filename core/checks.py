@@ -39,6 +39,13 @@ def check_nonnegative(value, name: str, *, error: type[Exception] = ValueError) 
     return float(value)
 
 
+def check_number(value, name: str, low: float, high: float, *, error: type[Exception] = ValueError) -> float:
+    """``value`` as a finite float in ``[low, high]``."""
+    if not _is_number(value) or not low <= value <= high:
+        raise error(f"{name} must be a number from {low:g} to {high:g}, got {value!r}.")
+    return float(value)
+
+
 def check_choice(value, name: str, choices, *, error: type[Exception] = ValueError) -> str:
     """``value`` stripped and lower-cased, which must be one of ``choices``."""
     key = str(value).strip().lower() if value is not None else ""
