@@ -475,3 +475,13 @@ def run_load_test(endpoint: Endpoint, concurrency_levels, requests_per_level: in
     """One row per concurrency level with bench serve's metrics (see the module docstring and COLUMNS)."""
     return run_load_test_detailed(endpoint, concurrency_levels, requests_per_level, prompt_tokens, output_tokens,
                                   **options).frame()
+
+
+def prefix_cache_totals(levels: pd.DataFrame) -> dict | None:
+    """The prefix cache's work over a whole run (``queried``, ``hits`` tokens, ``hit_rate``) from the levels table;
+    None when the server did not report it."""
+    if levels.empty or "prefix_cache_queried_tokens" not in levels or levels["prefix_cache_queried_tokens"].isna().all():
+        return None
+    queried = float(levels["prefix_cache_queried_tokens"].fillna(0).sum())
+    hits = float(levels["prefix_cache_hit_tokens"].fillna(0).sum())
+    return {"queried": queried, "hits": hits, "hit_rate": hits / queried if queried else float("nan")}

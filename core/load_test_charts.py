@@ -1,5 +1,7 @@
-"""Figures of a serving load test: the throughput–latency curve per concurrency (where it bends is the "knee") and
-the per-request latency distributions. Take the frames core.load_test builds; return plotly figures."""
+"""Figures of a serving load test: the throughput–latency curve per concurrency (where it bends is the "knee"), the
+latency percentiles against the offered request rate with the SLOs and the saturation point, the planner beside the
+measurement, and the per-request latency distributions. Take the frames core.load_test builds; return plotly
+figures."""
 from __future__ import annotations
 
 import pandas as pd
@@ -43,12 +45,63 @@ def latency_distribution_figure(records: pd.DataFrame, metric: str = "e2el_s") -
     per concurrency level; failed requests are left out (they are counted in the table)."""
     titles = {"ttft_s": "Time to first token (s)", "tpot_s": "Time per output token (s)", "e2el_s": "End-to-end latency (s)"}
     fig = go.Figure()
+    by_rate = "request_rate" in records and records["request_rate"].notna().any()
     if not records.empty and metric in records:
         ok = records[records["ok"]]
-        for concurrency, group in ok.groupby("concurrency"):
-            fig.add_trace(go.Box(y=group[metric], name=f"c={concurrency}", boxpoints="all", jitter=0.4, pointpos=0,
-                                 hovertemplate="%{y:.3f} s<extra>concurrency " + str(concurrency) + "</extra>"))
+        key = "request_rate" if by_rate else "concurrency"
+        for level, group in ok.groupby(key, dropna=False):
+            name = f"{level:g} req/s" if by_rate else f"c={level}"
+            fig.add_trace(go.Box(y=group[metric], name=name, boxpoints="all", jitter=0.4, pointpos=0,
+                                 hovertemplate="%{y:.3f} s<extra>" + name + "</extra>"))
+    what = "request rate" if by_rate else "concurrency"
     fig.update_layout(height=360, margin=dict(l=10, r=10, t=50, b=40), showlegend=False,
-                      title=titles.get(metric, metric) + " per request, by concurrency",
-                      yaxis_title=titles.get(metric, metric), xaxis_title="concurrency level")
+                      title=titles.get(metric, metric) + f" per request, by {what}",
+                      yaxis_title=titles.get(metric, metric), xaxis_title=f"{what} level")
+    return fig
+
+
+def rate_latency_figure(levels: pd.DataFrame, slo=None, saturation_rate: float | None = None) -> go.Figure:
+    """p50 and p90 TTFT (left) and TPOT (right) in ms against the offered request rate, with the SLO limits as
+    horizontal lines (``slo``: core.serve.slo.SLO) and the saturation rate as a vertical line; output and goodput
+    request rates in the hover."""
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("Time to first token vs request rate",
+                                                        "Time per output token vs request rate"))
+    rows = levels[levels["request_rate"].notna()].sort_values("request_rate") if not levels.empty else levels
+    if rows.empty:
+        return fig
+    x = rows["request_rate"].astype(float)
+    for col, metric, limit in ((1, "ttft", getattr(slo, "ttft_s", None)), (2, "tpot", getattr(slo, "tpot_s", None))):
+        for p, dash in ((50, None), (90, "dot")):
+            name = f"{metric.upper()} p{p}"
+            fig.add_trace(go.Scatter(
+                x=x, y=rows[f"{metric}_p{p}_s"] * 1e3, mode="lines+markers", name=name, line=dict(dash=dash),
+                customdata=rows[["requests_per_s", "goodput_requests_per_s"]].to_numpy(),
+                hovertemplate="%{x:.3g} req/s offered<br>" + name + " %{y:.1f} ms<br>served %{customdata[0]:.2f} "
+                              "req/s, goodput %{customdata[1]:.2f} req/s<extra></extra>"), row=1, col=col)
+        if limit:
+            fig.add_hline(y=limit * 1e3, line=dict(color="firebrick", dash="dash"), row=1, col=col,
+                          annotation_text=f"SLO {limit * 1e3:g} ms", annotation_position="top left")
+        if saturation_rate:
+            fig.add_vline(x=saturation_rate, line=dict(color="seagreen", dash="dash"), row=1, col=col,
+                          annotation_text=f"saturation {saturation_rate:.3g} req/s", annotation_position="top right")
+        fig.update_xaxes(title_text="offered request rate (requests/s)", type="log", row=1, col=col)
+        fig.update_yaxes(title_text=f"{metric.upper()} (ms)", rangemode="tozero", row=1, col=col)
+    fig.update_layout(height=420, margin=dict(l=10, r=10, t=50, b=40), legend=dict(orientation="h", y=-0.25))
+    return fig
+
+
+def planner_vs_measured_figure(predictions: list[dict]) -> go.Figure:
+    """Measured and predicted p50 TTFT, p50 TPOT (ms) and output tokens/s per level, side by side
+    (``predictions``: core.serve.planner_check.LevelPrediction.to_dict() rows)."""
+    fig = make_subplots(rows=1, cols=3, subplot_titles=("TTFT p50 (ms)", "TPOT p50 (ms)", "output tokens/s"))
+    if not predictions:
+        return fig
+    labels = [p["level"] for p in predictions]
+    for col, (key, scale) in enumerate((("ttft_s", 1e3), ("tpot_s", 1e3), ("output_tokens_per_s", 1.0)), start=1):
+        for kind, color in (("measured", "#1f77b4"), ("predicted", "#ff7f0e")):
+            fig.add_trace(go.Bar(x=labels, y=[p[f"{kind}_{key}"] * scale for p in predictions], name=kind,
+                                 marker_color=color, showlegend=col == 1, legendgroup=kind,
+                                 hovertemplate="%{x}<br>" + kind + " %{y:.3g}<extra></extra>"), row=1, col=col)
+    fig.update_layout(barmode="group", height=360, margin=dict(l=10, r=10, t=50, b=40),
+                      legend=dict(orientation="h", y=-0.2))
     return fig

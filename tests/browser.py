@@ -91,6 +91,15 @@ def wait_until_idle(page, timeout: float = 120, settle: float = 1.0) -> None:
     raise TimeoutError("the Streamlit script kept running")
 
 
+def fill_inputs(page, values: dict[str, str]) -> None:
+    """Type each value into the input labelled with its key and press Enter, waiting for the rerun after each."""
+    for label, value in values.items():
+        box = page.get_by_label(label, exact=True)
+        box.fill(value)
+        box.press("Enter")
+        wait_until_idle(page)
+
+
 def wait_for_lazy_elements(page, timeout: float = 60) -> None:
     """Plotly charts and metrics draw after the script finished: wait until every chart has its SVG."""
     deadline = time.time() + timeout

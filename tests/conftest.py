@@ -10,6 +10,9 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 # Idle OpenMP threads sleep instead of spinning; the app server and the tests share 2 cores. Set before torch loads.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+# One real vLLM server (and one app configured with it) for every test file that asks for it.
+pytest_plugins = ["tests.vllm_server"]
+
 
 @pytest.fixture(scope="session")
 def app_url(tmp_path_factory):

@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import signal
-import subprocess
 import time
 from pathlib import Path
 
@@ -20,59 +17,12 @@ from core.load_test import run_load_test_detailed
 from core.sampling import DecodingSettings
 from tests.apptest import app_test
 from tests.browser import free_port
+from tests.vllm_server import BROWSER_SECRET
 
-ROOT = Path(__file__).resolve().parents[1]
-VENV_PYTHON = ROOT / ".venv-vllm" / "bin" / "python"
-STARTUP_DEADLINE_S = float(os.environ.get("LLM_LAB_VLLM_STARTUP_S", 800))  # eager start: ~3 min on 2 busy cores
 PROMPT = "The capital of France is"
 # Both sides compute in fp32 but with different kernels (vLLM's CPU attention/GEMMs vs PyTorch eager), so per-token
 # log-probabilities differ by float rounding only.
 LOGPROB_TOLERANCE = 1e-3
-
-
-@pytest.fixture(scope="session")
-def vllm_endpoint(tmp_path_factory):
-    """Start the real server once per session on a free loopback port, wait for /health and /v1/models, stop it.
-    LLM_LAB_TEST_VLLM_URL=http://127.0.0.1:PORT/v1 reuses a server already started with scripts/vllm_server.sh."""
-    reuse = os.environ.get("LLM_LAB_TEST_VLLM_URL")
-    if reuse:
-        assert httpx.URL(reuse).host in ("127.0.0.1", "localhost"), "tests only talk to loopback servers"
-        yield E.Endpoint("local-vllm", reuse, "smollm2")
-        return
-    if not VENV_PYTHON.exists():
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(".venv-vllm is missing: .ci/run builds it with scripts/vllm_server.sh install")
-        pytest.skip("no vLLM env (run scripts/vllm_server.sh install)")
-    port = free_port()
-    log_path = tmp_path_factory.mktemp("vllm") / "server.log"
-    env = dict(os.environ, LLM_LAB_PYTHON=os.environ.get("LLM_LAB_PYTHON", str(Path(os.sys.executable))))
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen([str(ROOT / "scripts" / "vllm_server.sh"), "serve", str(port)], cwd=ROOT, env=env,
-                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    endpoint = E.Endpoint("local-vllm", f"http://127.0.0.1:{port}/v1", "smollm2")
-    deadline = time.monotonic() + STARTUP_DEADLINE_S
-    try:
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"vLLM exited with {proc.returncode}:\n{log_path.read_text()[-4000:]}")
-            try:
-                if (httpx.get(f"http://127.0.0.1:{port}/health", timeout=5).status_code == 200
-                        and httpx.get(endpoint.api_base + "/models", timeout=5).status_code == 200):
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"vLLM not ready after {STARTUP_DEADLINE_S:.0f} s:\n{log_path.read_text()[-4000:]}")
-            time.sleep(2)
-        yield endpoint
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
 
 
 @pytest.fixture(scope="module")
@@ -210,8 +160,6 @@ def test_serving_load_page_runs_and_offers_downloads(vllm_endpoint, monkeypatch)
 # ---------------------------------------------------------------------------------------------------------------------
 # Real Chromium against a real `streamlit run app.py` configured with the real vLLM endpoint (and a secret key, which
 # vLLM without --api-key ignores, to prove it never reaches the page or a download).
-BROWSER_SECRET = "sk-browser-secret-7f3a9c"
-
 
 def _requests_running(endpoint: E.Endpoint) -> float:
     """vLLM's own gauge of requests in its running batch (Prometheus text at /metrics)."""
@@ -219,27 +167,6 @@ def _requests_running(endpoint: E.Endpoint) -> float:
     values = [float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith("vllm:num_requests_running")]
     assert values, "vLLM's /metrics has no vllm:num_requests_running"
     return sum(values)
-
-
-@pytest.fixture(scope="module")
-def endpoint_app(vllm_endpoint, chromium_browser, tmp_path_factory):
-    from tests import browser
-
-    config = [{"name": "local vLLM", "base_url": vllm_endpoint.base_url, "model": vllm_endpoint.model,
-               "api_key_env": "LLM_LAB_TEST_KEY"}]
-    extra_env = {E.ENDPOINTS_ENV: json.dumps(config), "LLM_LAB_TEST_KEY": BROWSER_SECRET}  # the app's alone
-    with browser.running_app(tmp_path_factory.mktemp("endpoint_app") / "streamlit.log", extra_env) as url:
-        yield url
-
-
-@pytest.fixture
-def endpoint_page(chromium_browser, endpoint_app):
-    context = chromium_browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
-    pg = context.new_page()
-    try:
-        yield pg
-    finally:
-        context.close()
 
 
 @pytest.mark.browser
@@ -262,15 +189,11 @@ def test_browser_generate_streams_from_vllm(endpoint_app, endpoint_page):
 
 @pytest.mark.browser
 def test_browser_load_test_runs_stops_and_downloads(vllm_endpoint, endpoint_app, endpoint_page):
-    from tests.browser import exceptions_on_page, open_app_page, save_screenshot, wait_until_idle
+    from tests.browser import exceptions_on_page, fill_inputs, open_app_page, save_screenshot, wait_until_idle
 
     page = endpoint_page
     open_app_page(page, endpoint_app, "/serving-load", timeout=300)
-    for label, value in (("Requests per level", "2"), ("Output length (tokens)", "8")):
-        box = page.get_by_label(label, exact=True)
-        box.fill(value)
-        box.press("Enter")
-        wait_until_idle(page)
+    fill_inputs(page, {"Requests per level": "2", "Output length (tokens)": "8"})
     page.get_by_role("button", name="Run load test", exact=True).click()
     page.get_by_role("button", name="Download levels (CSV)").wait_for(timeout=300_000)
     wait_until_idle(page, timeout=120)

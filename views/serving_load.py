@@ -9,9 +9,13 @@ import streamlit as st
 
 from core import load_test as L
 from core.endpoints import EndpointError
-from core.load_test_charts import knee_figure, latency_distribution_figure
+from core.load_test_charts import knee_figure, latency_distribution_figure, rate_latency_figure
+from core.serve.arrivals import ArrivalInputError, parse_rates
+from core.serve.saturation import find_saturation
+from core.serve.slo import SLO, SLOInputError
 from core.user_text import code, escape_markdown
 from views.components.endpoint_panel import probe_or_error, select_endpoint
+from views.components.load_planner_panel import render_planner_panel
 
 MAX_CONCURRENCY_ENV = "LLM_LAB_LOAD_TEST_MAX_CONCURRENCY"
 
@@ -52,6 +56,23 @@ def _column_config(columns) -> dict:
                                       help="All requests' output tokens / duration, in tokens per second."),
         "requests_per_s": number("requests/s", format="%.2f",
                                  help="Successful requests / duration, in requests per second."),
+        "request_rate": number("offered rate (req/s)", format="%.3g",
+                               help="Open loop: the arrival rate requests were sent at, in requests per second."),
+        "burstiness": number("burstiness", format="%.2g",
+                             help="Shape of the gamma distribution of gaps between arrivals (1 = Poisson)."),
+        "prompt_tokens_total": number("prompt tokens (total)", help="Prompt tokens the server counted, all requests."),
+        "output_tokens_mean": number("output tokens (mean)", format="%.1f",
+                                     help="Mean output tokens per successful request (from the server's usage)."),
+        "goodput_requests_per_s": number("goodput (req/s)", format="%.2f",
+                                         help="Successful requests meeting every SLO / duration, in requests per "
+                                              "second (empty: no SLO set)."),
+        "prefix_cache_queried_tokens": number("prefix cache: queried tokens",
+                                              help="Prompt tokens vLLM looked up in its prefix cache at this level."),
+        "prefix_cache_hit_tokens": number("prefix cache: hit tokens",
+                                          help="Prompt tokens vLLM served from its prefix cache at this level."),
+        "prefix_cache_hit_rate": number("prefix cache hit rate", format="percent",
+                                        help="Hit tokens / queried tokens (vLLM's /metrics, read before and after "
+                                             "the level)."),
     }
     for column in columns:
         name, _, rest = column.partition("_")
@@ -67,13 +88,15 @@ def _column_config(columns) -> dict:
 
 MAX_CONCURRENCY, MAX_CONCURRENCY_PROBLEM = _max_concurrency()
 LEVELS = [c for c in (1, 2, 4, 8, 16, 32, 64, 128, 256) if c <= MAX_CONCURRENCY]
+MODES = {"levels": "Concurrency levels", "rates": "Request rates", "saturation": "Saturation search"}
 
 st.title("Serving load test")
 st.caption(
-    "Fire requests at a served model at rising concurrency and measure what vLLM's own `vllm bench serve` reports: "
-    "time to first token (TTFT), time per output token (TPOT), end-to-end latency (p50/p90/p99), output tokens/s "
-    "and requests/s. Where throughput stops rising while latency keeps climbing is the knee: past it, more "
-    "concurrent users only wait longer."
+    "Fire requests at a served model and measure what vLLM's own `vllm bench serve` reports: time to first token "
+    "(TTFT), time per output token (TPOT), end-to-end latency (p50/p90/p99), output tokens/s, requests/s and "
+    "goodput. Every request has its own prompt of an exact token length, so the server's prefix cache cannot "
+    "answer one request from another's. Load by concurrency (where throughput stops rising while latency climbs is "
+    "the knee), by request rate (Poisson or bursty arrivals), or search for the highest rate within your SLOs."
 )
 if MAX_CONCURRENCY_PROBLEM:
     st.warning(MAX_CONCURRENCY_PROBLEM, icon=":material/settings:")
@@ -86,59 +109,146 @@ if capabilities is None:
     st.button("Try again", key="load_retry", help="Ask the server again.")
     st.stop()
 if not capabilities.is_vllm:
-    st.info("This server did not identify as vLLM, so `ignore_eos` is not sent: requests may end early at the "
-            "end-of-text token, and output lengths then vary.", icon=":material/info:")
+    st.info("This server did not identify as vLLM, so `ignore_eos` is not sent (requests may end early at the "
+            "end-of-text token and output lengths vary), prompts are cut to length by word count rather than by "
+            "the model's tokenizer, and the prefix cache is not read.", icon=":material/info:")
 
+mode = st.radio("Load pattern", list(MODES), format_func=MODES.get, horizontal=True, key="load_mode",
+                help="Concurrency levels: a fixed number of requests in flight (closed loop). Request rates: requests "
+                     "arrive at a rate whether or not earlier ones finished (open loop, as real users do). "
+                     "Saturation search: raise the rate until the p90 latencies break the SLOs.")
 cols = st.columns(4)
-levels = cols[0].multiselect("Concurrency levels", LEVELS, default=[c for c in (1, 2, 4, 8) if c in LEVELS],
-                             key="load_levels",
-                             help=f"Requests kept in flight at once, one level after another (this deployment's "
-                                  f"cap: {MAX_CONCURRENCY}, set by LLM_LAB_LOAD_TEST_MAX_CONCURRENCY).")
-requests = cols[1].number_input("Requests per level", 1, L.MAX_REQUESTS_PER_LEVEL, 16, 1, key="load_requests",
+if mode == "levels":
+    levels = cols[0].multiselect("Concurrency levels", LEVELS, default=[c for c in (1, 2, 4, 8) if c in LEVELS],
+                                 key="load_levels",
+                                 help=f"Requests kept in flight at once, one level after another (this deployment's "
+                                      f"cap: {MAX_CONCURRENCY}, set by LLM_LAB_LOAD_TEST_MAX_CONCURRENCY).")
+    per_level_label = "Requests per level"
+elif mode == "rates":
+    rates_text = cols[0].text_input("Request rates (requests/s)", "0.5, 1, 2, 4", key="load_rates",
+                                    help="Comma-separated arrival rates, one level each, lowest first; inf sends "
+                                         "all requests at once.")
+    per_level_label = "Requests per rate"
+else:
+    sat = cols[0].columns(2)
+    start_rate = sat[0].number_input("Start rate (req/s)", 0.01, 10_000.0, 1.0, 0.5, key="load_sat_start",
+                                     help="First rate probed, in requests/s; the search doubles it until a probe "
+                                          "misses the SLOs.")
+    max_rate = sat[1].number_input("Highest rate (req/s)", 0.01, 10_000.0, 32.0, 1.0, key="load_sat_max",
+                                   help="The search never probes above this rate (requests/s).")
+    per_level_label = "Requests per probe"
+requests = cols[1].number_input(per_level_label, 1, L.MAX_REQUESTS_PER_LEVEL, 16, 1, key="load_requests",
                                 help="How many requests each level sends in total (more = steadier percentiles).")
 prompt_tokens = cols[2].number_input("Prompt length (tokens)", 1, 8192, 64, 8, key="load_prompt_tokens",
-                                     help="About this many tokens of filler text per request; the table shows the "
-                                          "length the server actually counted.")
+                                     help="Tokens per prompt, counted with the served model's tokenizer (vLLM); "
+                                          "the table shows the length the server counted.")
 output_tokens = cols[3].number_input("Output length (tokens)", 1, 4096, 32, 8, key="load_output_tokens",
                                      help="max_tokens per request (with ignore_eos on vLLM, exactly this many).")
 
+with st.expander("Workload, arrivals and SLOs", expanded=mode != "levels"):
+    w = st.columns(4)
+    range_ratio = w[0].number_input("Length range ratio", 0.0, 0.99, 0.0, 0.05, key="load_range_ratio",
+                                    help="0: fixed lengths. r: each request's prompt and output length drawn "
+                                         "uniformly from [L(1−r), L(1+r)] (vllm bench serve --random-range-ratio).")
+    prefix_tokens = w[1].number_input("Shared prefix (tokens)", 0, 8192, 0, 16, key="load_prefix",
+                                      help="A system prompt of this many tokens in front of every prompt, to measure "
+                                           "prefix caching on purpose (--random-prefix-len); 0: no shared prefix.")
+    fresh = w[2].checkbox("New prompts every run", True, key="load_fresh",
+                          help="Draw new prompts for each run. Off: the seed below repeats the same prompts, which a "
+                               "server may still hold in its prefix cache from the last run.")
+    seed = w[3].number_input("Seed", 0, 2**31 - 1, 0, 1, key="load_seed", disabled=fresh,
+                             help="Seed of the prompts, lengths and arrival times when prompts are not new each run.")
+    a = st.columns(4)
+    burstiness = a[0].number_input("Burstiness", 0.05, 100.0, 1.0, 0.25, key="load_burstiness",
+                                   disabled=mode == "levels",
+                                   help="Open loop: 1 = Poisson arrivals; below 1 burstier, above 1 more even "
+                                        "(gamma-distributed gaps, vllm bench serve --burstiness).")
+    max_inflight = a[1].number_input("Max in flight (0 = no cap)", 0, L.MAX_REQUESTS_PER_LEVEL, 0, 1,
+                                     key="load_max_inflight", disabled=mode == "levels",
+                                     help="Open loop: at most this many requests in flight; later arrivals wait "
+                                          "(--max-concurrency). 0: no cap.")
+    slo_ttft_ms = a[2].number_input("TTFT SLO, p90 (ms)", 0, 600_000, 2000, 100, key="load_slo_ttft_ms",
+                                    help="Time-to-first-token limit, in milliseconds, for goodput and the "
+                                         "saturation search; 0: not checked.")
+    slo_tpot_ms = a[3].number_input("TPOT SLO, p90 (ms)", 0, 60_000, 200, 10, key="load_slo_tpot_ms",
+                                    help="Time-per-output-token limit, in milliseconds, for goodput and the "
+                                         "saturation search; 0: not checked.")
+    refine = 2
+    if mode == "saturation":
+        refine = st.number_input("Refinement probes", 0, 10, 2, 1, key="load_sat_refine",
+                                 help="Probes between the last rate within the SLOs and the first one beyond them "
+                                      "(geometric midpoints), after the doubling.")
+
+problem = None
+slo = SLO()
+try:
+    slo = SLO(ttft_s=slo_ttft_ms / 1e3 or None, tpot_s=slo_tpot_ms / 1e3 or None)
+except SLOInputError as exc:
+    problem = str(exc)
+rates: list[float] = []
+if mode == "levels" and not levels:
+    problem = "Choose at least one concurrency level."
+elif mode == "rates":
+    try:
+        rates = parse_rates(rates_text)
+    except ArrivalInputError as exc:
+        problem = str(exc)
+elif mode == "saturation" and slo.empty:
+    problem = "Set a TTFT or TPOT SLO: the saturation search looks for the highest rate within them."
+
 buttons = st.columns([1, 1, 4])
-run = buttons[0].button("Run load test", type="primary", key="load_run", disabled=not levels,
+run = buttons[0].button("Run load test", type="primary", key="load_run", disabled=problem is not None,
                         help="Send the requests now; progress is shown per request.")
 buttons[1].button("Stop", key="load_stop",
                   help="Stop the test: in-flight requests are cancelled (the server aborts them) and the finished "
                        "levels are kept.")
-if not levels:
-    st.warning("Choose at least one concurrency level.", icon=":material/edit:")
+if problem:
+    st.warning(escape_markdown(problem), icon=":material/edit:")
 
 if run:
     st.session_state.pop("load_run_result", None)
-    total = len(levels) * int(requests)
+    st.session_state.pop("load_saturation", None)
+    total = {"levels": len(levels) if mode == "levels" else 0, "rates": len(rates)}.get(mode, 0) * int(requests)
     done = {"n": 0, "errors": 0}
-    bar = st.progress(0.0, text="Starting…")
+    bar = st.progress(0.0, text="Preparing prompts…")
     table = st.empty()
     rows: list[dict] = []
-    partial = L.LoadTestRun()
+    partial = L.LoadTestRun(slo=slo)
     st.session_state["load_partial"] = partial
 
     def on_record(record: L.RequestRecord) -> None:
         done["n"] += 1
         done["errors"] += 0 if record.ok else 1
         partial.records.append(record)
-        bar.progress(min(done["n"] / total, 1.0),
-                     text=f"Concurrency {record.concurrency}: {done['n']}/{total} requests, {done['errors']} errors")
+        where = (f"Concurrency {record.concurrency}" if record.request_rate is None
+                 else f"Rate {record.request_rate:g} req/s")
+        of = f"/{total}" if total else ""
+        bar.progress(min(done["n"] / total, 1.0) if total else (done["n"] % 20) / 20,
+                     text=f"{where}: {done['n']}{of} requests, {done['errors']} errors")
 
     def on_level(row: dict) -> None:
         rows.append(row)
         partial.rows.append(row)
-        shown = ["concurrency", "requests", "errors", "ttft_p50_s", "tpot_p50_s", "e2e_p50_s", "output_tokens_per_s",
-                 "requests_per_s"]
+        shown = ["concurrency" if mode == "levels" else "request_rate", "requests", "errors", "ttft_p50_s",
+                 "tpot_p50_s", "e2e_p50_s", "output_tokens_per_s", "requests_per_s"]
         table.dataframe(pd.DataFrame(rows)[shown], hide_index=True, column_config=_column_config(shown))
 
+    common = dict(on_record=on_record, on_level=on_level, capabilities=capabilities, range_ratio=float(range_ratio),
+                  prefix_tokens=int(prefix_tokens), seed=None if fresh else int(seed), slo=slo)
+    open_loop = dict(burstiness=float(burstiness), max_concurrency=int(max_inflight) or None)
     try:
-        result = L.run_load_test_detailed(endpoint, levels, int(requests), int(prompt_tokens), int(output_tokens),
-                                          max_concurrency=MAX_CONCURRENCY, on_record=on_record, on_level=on_level,
-                                          capabilities=capabilities)
+        if mode == "levels":
+            result = L.run_load_test_detailed(endpoint, levels, int(requests), int(prompt_tokens),
+                                              int(output_tokens), max_concurrency=MAX_CONCURRENCY, **common)
+        elif mode == "rates":
+            result = L.run_rate_sweep(endpoint, rates, int(requests), int(prompt_tokens), int(output_tokens),
+                                      **open_loop, **common)
+        else:
+            common.pop("slo")
+            answer, result = find_saturation(endpoint, slo, int(requests), int(prompt_tokens), int(output_tokens),
+                                             start_rate=float(start_rate), max_rate=float(max_rate),
+                                             refine_steps=int(refine), **open_loop, **common)
+            st.session_state["load_saturation"] = answer
         st.session_state["load_run_result"] = result
         st.session_state.pop("load_partial", None)
     except (L.LoadTestInputError, EndpointError) as exc:
@@ -171,19 +281,57 @@ if frame.empty:
     st.info("No level finished.")
     st.stop()
 
+answer = st.session_state.get("load_saturation")
+summary = st.columns(4)
+cache = L.prefix_cache_totals(frame)
+if cache is not None:
+    summary[0].metric("Prefix-cache hits", f"{cache['hit_rate']:.1%}" if cache["queried"] else "–",
+                      help=f"{cache['hits']:,.0f} of {cache['queried']:,.0f} prompt tokens came from vLLM's prefix "
+                           "cache during this run (its /metrics before and after each level). Distinct prompts keep "
+                           "this near 0 unless a shared prefix is set.")
+else:
+    summary[0].metric("Prefix-cache hits", "not reported",
+                      help="The server has no vLLM /metrics: the cache's share cannot be read.")
+summary[1].metric("Prompt lengths", {"endpoint": "exact", "local": "exact"}.get(result.tokenizer, "approximate"),
+                  help="Exact: cut to length with the served model's own tokenizer (vLLM's /tokenize). Approximate: "
+                       "one word ≈ one token; the table shows what the server counted.")
+summary[2].metric("Seed", f"{result.workload.seed}" if result.workload else "–",
+                  help="Seed of this run's prompts and arrivals: untick 'New prompts every run' and enter it to "
+                       "send the same requests again.")
+best = frame["goodput_requests_per_s"].max() if frame["goodput_requests_per_s"].notna().any() else None
+summary[3].metric("Best goodput", f"{best:.2f} req/s" if best is not None else "no SLO",
+                  help="Highest requests/s meeting every SLO over the levels (DistServe's goodput).")
+if answer is not None:
+    if answer.saturation_rate is not None:
+        st.success(f"Saturation: **{answer.saturation_rate:.3g} requests/s** keep p90 TTFT and TPOT within the SLOs"
+                   + (f"; {answer.first_failing_rate:.3g} requests/s does not." if answer.first_failing_rate else "."),
+                   icon=":material/speed:")
+    for note in answer.notes:
+        st.info(escape_markdown(note), icon=":material/info:")
+
 st.dataframe(frame, hide_index=True, column_config=_column_config(frame.columns))
-st.plotly_chart(knee_figure(frame), width="stretch", key="load_knee")
+if frame["request_rate"].notna().any():
+    st.plotly_chart(rate_latency_figure(frame, slo if not slo.empty else None,
+                                        answer.saturation_rate if answer is not None else None),
+                    width="stretch", key="load_rates_chart")
+else:
+    st.plotly_chart(knee_figure(frame), width="stretch", key="load_knee")
 metric = st.radio("Latency distribution", ["e2el_s", "ttft_s", "tpot_s"], horizontal=True, key="load_metric",
                   format_func={"e2el_s": "End-to-end", "ttft_s": "Time to first token", "tpot_s": "Time per output token"}.get,
-                  help="Per-request values, one box per concurrency level.")
+                  help="Per-request values, one box per level.")
 st.plotly_chart(latency_distribution_figure(records, metric), width="stretch", key="load_dist")
 st.caption("Definitions as in vLLM's `vllm bench serve`: TPOT = (e2e − TTFT)/(output tokens − 1) per request; "
-           "throughputs are totals over the level's wall time.")
+           "throughputs are totals over the level's wall time; goodput counts requests meeting every SLO.")
+comparison = render_planner_panel(endpoint, result)
 dl = st.columns(2)
 dl[0].download_button("Download levels (CSV)", frame.to_csv(index=False), "load_test_levels.csv", "text/csv",
-                      key="load_csv", help="One row per concurrency level.")
-dl[1].download_button("Download everything (JSON)",
-                      json.dumps({"endpoint": {"name": endpoint.name, "model": endpoint.model}} | result.to_dict(),
-                                 indent=2, default=str),
+                      key="load_csv", help="One row per level.")
+payload = {"endpoint": {"name": endpoint.name, "model": endpoint.model}} | result.to_dict()
+if answer is not None:
+    payload["saturation"] = answer.to_dict()
+if comparison is not None:
+    payload["planner"] = comparison.to_dict()
+dl[1].download_button("Download everything (JSON)", json.dumps(payload, indent=2, default=str),
                       "load_test.json", "application/json", key="load_json",
-                      help="Levels and every request's timings (no API key).")
+                      help="Levels, every request's timings, the workload, the saturation search and the planner "
+                           "comparison (no API key).")

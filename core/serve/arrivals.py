@@ -58,3 +58,21 @@ def arrival_times_s(n: int, request_rate: float, burstiness: float = 1.0, seed: 
     if times[-1] > 0:
         times *= (n / rate) / times[-1]
     return times
+
+
+def parse_rates(text: str) -> list[float]:
+    """Request rates from text such as "0.5, 1, 2, 4" (requests/s; "inf" sends all at once), sorted and distinct."""
+    parts = [p for p in str(text).replace(";", ",").replace(" ", ",").split(",") if p.strip()]
+    if not parts:
+        raise ArrivalInputError("Enter at least one request rate, e.g. 0.5, 1, 2, 4 (requests/s).")
+    rates = set()
+    for part in parts:
+        try:
+            value = float(part)
+        except ValueError:
+            raise ArrivalInputError(f"'{part[:20]}' is not a request rate: enter numbers of requests/s, "
+                                    "e.g. 0.5, 1, 2, 4.") from None
+        rates.add(check_rate(value))
+    if len(rates) > 32:
+        raise ArrivalInputError(f"At most 32 request rates per sweep, got {len(rates)}.")
+    return sorted(rates)

@@ -53,8 +53,10 @@ def served_model(endpoint: Endpoint, read_timeout_s: float = 10.0):
         if isinstance(data, dict):
             return data | {"_name_or_path": endpoint.model}
     for name in (endpoint.model, root):
-        if name and name in architectures.catalog_ids():
-            return name
+        try:
+            return architectures.resolve_id(name) if name else None
+        except architectures.ArchitectureError:
+            continue
     return None
 
 
@@ -181,3 +183,45 @@ def kv_capacity_check(model, engine_counters, kv_dtype: str = "bf16") -> KVCapac
     unblocked = int(pool // per_token)
     blocked = unblocked // c.block_size_tokens * c.block_size_tokens
     return KVCapacityCheck(int(pool), int(c.block_size_tokens), per_token, unblocked, blocked, int(engine_tokens))
+
+
+THIS_MACHINE = "This machine (measured)"
+
+
+@dataclass(frozen=True)
+class PlannerComparison:
+    """Every level's prediction, the KV-capacity check and what the planner assumed."""
+
+    device: str
+    weight_format: str
+    kv_dtype: str
+    step_overhead_s: float
+    predictions: tuple[LevelPrediction, ...]
+    kv: KVCapacityCheck | None
+
+    def to_dict(self) -> dict:
+        return {"device": self.device, "weight_format": self.weight_format, "kv_dtype": self.kv_dtype,
+                "step_overhead_s": self.step_overhead_s, "levels": [p.to_dict() for p in self.predictions],
+                "kv_capacity": self.kv.to_dict() if self.kv else None}
+
+
+def compare_with_planner(rows: list[dict], model, gpu: str = THIS_MACHINE, *, weight_format: str = "fp32",
+                         kv_dtype: str = "fp32", engine_counters=None) -> PlannerComparison:
+    """The planner for the deployment that was measured: on ``THIS_MACHINE`` (a server on this machine: its
+    microbenchmarked profile at efficiency 1, plus the framework overhead per step of the model's tiny twin,
+    core.device_bench) or on a catalog GPU at the planner's default efficiencies."""
+    from core import device_bench
+
+    if gpu == THIS_MACHINE:
+        profile = device_bench.measure_device("cpu", model=model)
+        overhead = device_bench.measure_step_overhead(model, 1)
+        options = dict(weight_format=weight_format, kv_dtype=kv_dtype, bandwidth_efficiency=1.0, mfu=1.0,
+                       step_overhead_s=overhead)
+        target, label = profile.as_gpu(), profile.as_gpu().name
+    else:
+        overhead = 0.0
+        options = dict(weight_format=weight_format, kv_dtype=kv_dtype)
+        target, label = gpu, str(gpu)
+    predictions = tuple(predict_levels(rows, model, target, **options))
+    return PlannerComparison(label, weight_format, kv_dtype, overhead, predictions,
+                             kv_capacity_check(model, engine_counters, kv_dtype))
