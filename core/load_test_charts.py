@@ -4,6 +4,9 @@ measurement, and the per-request latency distributions. Take the frames core.loa
 figures."""
 from __future__ import annotations
 
+import math
+
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
@@ -70,7 +73,10 @@ def rate_latency_figure(levels: pd.DataFrame, slo=None, saturation_rate: float |
     if rows.empty:
         return fig
     x = rows["request_rate"].astype(float)
+    finite = x[np.isfinite(x)]
+    x_range = ([math.log10(finite.min() / 1.5), math.log10(finite.max() * 1.5)] if not finite.empty else None)
     for col, metric, limit in ((1, "ttft", getattr(slo, "ttft_s", None)), (2, "tpot", getattr(slo, "tpot_s", None))):
+        top_ms = float(np.nanmax(rows[[f"{metric}_p50_s", f"{metric}_p90_s"]].to_numpy(dtype=float))) * 1e3
         for p, dash in ((50, None), (90, "dot")):
             name = f"{metric.upper()} p{p}"
             fig.add_trace(go.Scatter(
@@ -78,13 +84,17 @@ def rate_latency_figure(levels: pd.DataFrame, slo=None, saturation_rate: float |
                 customdata=rows[["requests_per_s", "goodput_requests_per_s"]].to_numpy(),
                 hovertemplate="%{x:.3g} req/s offered<br>" + name + " %{y:.1f} ms<br>served %{customdata[0]:.2f} "
                               "req/s, goodput %{customdata[1]:.2f} req/s<extra></extra>"), row=1, col=col)
-        if limit:
+        if limit and (not math.isfinite(top_ms) or limit * 1e3 <= 3 * top_ms):
             fig.add_hline(y=limit * 1e3, line=dict(color="firebrick", dash="dash"), row=1, col=col,
                           annotation_text=f"SLO {limit * 1e3:g} ms", annotation_position="top left")
+        elif limit:  # far above the data: a note instead of a line that would flatten the curves
+            fig.add_annotation(text=f"SLO {limit * 1e3:,.0f} ms (above the chart)", xref=f"x{col if col > 1 else ''} domain",
+                               yref=f"y{col if col > 1 else ''} domain", x=0.02, y=0.98, showarrow=False,
+                               font=dict(color="firebrick"))
         if saturation_rate:
             fig.add_vline(x=saturation_rate, line=dict(color="seagreen", dash="dash"), row=1, col=col,
                           annotation_text=f"saturation {saturation_rate:.3g} req/s", annotation_position="top right")
-        fig.update_xaxes(title_text="offered request rate (requests/s)", type="log", row=1, col=col)
+        fig.update_xaxes(title_text="offered request rate (requests/s)", type="log", range=x_range, row=1, col=col)
         fig.update_yaxes(title_text=f"{metric.upper()} (ms)", rangemode="tozero", row=1, col=col)
     fig.update_layout(height=420, margin=dict(l=10, r=10, t=50, b=40), legend=dict(orientation="h", y=-0.25))
     return fig

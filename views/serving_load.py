@@ -45,7 +45,7 @@ def _column_config(columns) -> dict:
     """Readable labels with units and help for the levels table (core.load_test.COLUMNS)."""
     number = st.column_config.NumberColumn
     config = {
-        "concurrency": number("concurrency", help="Requests in flight at once."),
+        "concurrency": number("concurrency", help="Requests in flight at once (open loop: the cap on them)."),
         "requests": number("requests", help="Requests sent at this level."),
         "errors": number("errors", help="Requests that failed (HTTP error, timeout, broken stream)."),
         "duration_s": number("duration (s)", format="%.2f",
@@ -309,7 +309,14 @@ if answer is not None:
     for note in answer.notes:
         st.info(escape_markdown(note), icon=":material/info:")
 
-st.dataframe(frame, hide_index=True, column_config=_column_config(frame.columns))
+shown = frame
+if frame["request_rate"].notna().any():  # open loop: the rate first; concurrency is the in-flight cap (if any)
+    shown = frame[["request_rate", *[c for c in frame.columns if c != "request_rate"]]]
+    if frame["concurrency"].isna().all():
+        shown = shown.drop(columns="concurrency")
+else:
+    shown = frame.drop(columns=["request_rate", "burstiness"])
+st.dataframe(shown, hide_index=True, column_config=_column_config(shown.columns))
 if frame["request_rate"].notna().any():
     st.plotly_chart(rate_latency_figure(frame, slo if not slo.empty else None,
                                         answer.saturation_rate if answer is not None else None),
