@@ -147,3 +147,15 @@ def test_planner_kv_capacity_for_vllms_pool_matches_its_count():
     assert check.kv_bytes_per_token == 46_080
     assert check.planner_tokens_unblocked == 23_301 and check.planner_tokens == check.engine_tokens == 23_296
     assert planner_check.kv_capacity_check("HuggingFaceTB/SmolLM2-135M-Instruct", vllm_metrics.EngineCounters(0, 0, 0)) is None
+
+
+def test_planner_predicts_closed_open_and_all_at_once_levels():
+    base = {"requests": 4, "errors": 0, "prompt_tokens_mean": 128.0, "output_tokens_mean": 16.0,
+            "ttft_p50_s": 0.2, "tpot_p50_s": 0.05, "output_tokens_per_s": 50.0}
+    rows = [base | {"concurrency": 2, "request_rate": None}, base | {"concurrency": None, "request_rate": 1.0},
+            base | {"concurrency": None, "request_rate": math.inf}]
+    got = planner_check.predict_levels(rows, "HuggingFaceTB/SmolLM2-135M-Instruct", "H100 SXM")
+    assert [p.level for p in got] == ["concurrency 2", "1 req/s", "all at once"]
+    assert [p.planned_concurrency for p in got] == [2, 1, 4]
+    assert got[1].predicted_output_tokens_per_s <= 16.0  # an open loop serves at most its offered load
+    assert all(p.predicted_ttft_s > 0 and math.isfinite(p.ttft_error_pct) for p in got)

@@ -132,12 +132,16 @@ def predict_levels(rows: list[dict], model, gpu, **options) -> list[LevelPredict
             if cap is not None and not (isinstance(cap, float) and math.isnan(cap)):
                 users = min(users, int(cap))
             label = f"{float(rate):g} req/s"
+        elif rate is not None and not (isinstance(rate, float) and math.isnan(rate)):  # inf: all sent at once
+            cap = row.get("concurrency")
+            users = int(row["requests"]) if cap is None or (isinstance(cap, float) and math.isnan(cap)) else int(cap)
+            label = "all at once"
         else:
             users = int(row["concurrency"])
             label = f"concurrency {users}"
         plan = _plan(model, gpu, prompt, output, users, options)
         predicted_tps = plan.throughput_tokens_per_s
-        if rate is not None and math.isfinite(float(rate)):  # open loop: throughput is the offered load if served
+        if label.endswith("req/s"):  # open loop: throughput is the offered load if the replica keeps up
             predicted_tps = min(predicted_tps, float(rate) * output)
         out.append(LevelPrediction(label, users, prompt, output, row["ttft_p50_s"], plan.ttft_s, row["tpot_p50_s"],
                                    plan.tpot_s, row["output_tokens_per_s"], predicted_tps))
