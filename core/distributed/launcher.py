@@ -80,19 +80,25 @@ def torchrun_command(spec: StepSpec, nproc_per_node: int, spec_path: str = "spec
             f"--spec {shlex.quote(spec_path)} --out results/")
 
 
-def _kill_group(proc: subprocess.Popen) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
+def _kill_group(proc: subprocess.Popen, grace_s: float = 5.0) -> None:
+    """End every process of the ranks' group: SIGTERM, wait until none is left, SIGKILL what still is."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
         try:
-            os.killpg(proc.pid, signal.SIGKILL)
+            os.killpg(proc.pid, sig)
         except ProcessLookupError:
-            pass
-        proc.wait()
+            break
+        deadline = time.monotonic() + grace_s
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(proc.pid, 0)  # any process of the group left (a zombie counts until it is reaped)?
+            except ProcessLookupError:
+                break
+            proc.poll()  # reap the launcher shell itself
+            time.sleep(0.05)
+        else:
+            continue
+        break
+    proc.wait()
 
 
 def run_distributed_step(spec: StepSpec, world_size: int, *, timeout_s: float = 900.0,
@@ -137,6 +143,9 @@ def run_distributed_step(spec: StepSpec, world_size: int, *, timeout_s: float = 
                 time.sleep(POLL_S)
         finally:
             _kill_group(proc)
+        failed = _failed_rank(tmp_path, world)  # a rank that failed just before the others exited
+        if failed is not None:
+            raise DistributedRunError(f"Rank {failed[0]} failed:\n{failed[1]}")
         results = []
         for r in range(world):
             path = out / f"rank{r}.json"

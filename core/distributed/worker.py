@@ -153,9 +153,10 @@ def run_rank(spec: dict, out_dir: Path) -> dict:
             losses.append(float(mean) / world)
             print(f"PROGRESS {rank} {index + 1} {steps}", flush=True)
 
-        # Memory: from before the model exists through every step but the last (the first creates the optimizer
-        # state); communication: the last step alone (two profilers cannot nest).
-        with tracker.phase() as memory:
+        # Memory: the bytes resident after the first steps (measured from before the model exists, so absolute; the
+        # first step creates the optimizer state) plus the peak of the next, steady-state step; communication: the
+        # last step alone (two profilers cannot nest).
+        with tracker.phase() as resident:
             torch.manual_seed(int(spec["seed"]))
             with torch.device(device):
                 model = AutoModelForCausalLM.from_config(architectures.hf_config(cfg), dtype=torch.float32,
@@ -165,14 +166,17 @@ def run_rank(spec: dict, out_dir: Path) -> dict:
             bucket_sizes: list[dict] = []
             if hasattr(model, "register_comm_hook"):
                 count_ddp_allreduce(model, bucket_sizes)
-            for index in range(steps - 1):
+            for index in range(steps - 2):
                 step(index)
+        with tracker.phase() as memory:
+            step(steps - 2)
         bucket_sizes.clear()
         with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
             step(steps - 1)
         collectives = collectives_from_events(prof.events()) + bucket_sizes
         result = {"rank": rank, "world_size": world, "strategy": spec["strategy"], "device": device.type,
-                  "peak_bytes": int(memory.peak), "parts_bytes": parts, "losses": losses,
+                  "peak_bytes": int(resident.end + memory.peak), "resident_bytes": int(resident.end),
+                  "step_peak_over_resident_bytes": int(memory.peak), "parts_bytes": parts, "losses": losses,
                   "collectives": collectives, "memory_method": tracker.method}
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / f"rank{rank}.json").write_text(json.dumps(result))
