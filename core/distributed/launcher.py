@@ -40,7 +40,7 @@ class StepSpec:
     strategy: str
     seq_len: int = 32
     batch_size: int = 1
-    steps: int = 3
+    steps: int = 4
     seed: int = 0
     threads_per_rank: int = 1
 
@@ -48,7 +48,9 @@ class StepSpec:
         check_strategy(self.strategy)
         check_int(self.seq_len, "Sequence length", 2, 8192)
         check_int(self.batch_size, "Micro-batch", 1, 1024)
-        check_int(self.steps, "Steps", 3, 100)  # step 1 creates the optimizer state; the last one counts bytes sent
+        # steps 1-2 warm up (the first creates the optimizer state, DDP rebuilds its buckets after it), the next is
+        # measured, the last counts the bytes sent
+        check_int(self.steps, "Steps", 4, 100)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -174,3 +176,32 @@ def _failed_rank(tmp: Path, world: int) -> tuple[int, str] | None:
         if "Traceback (most recent call last)" in text:
             return r, text[-3000:]
     return None
+
+
+def run_strategies(architecture, strategies, world_size: int, *, seq_len: int = 32, batch_size: int = 1,
+                   steps: int = 4, stop: threading.Event | None = None,
+                   on_progress: Callable[[str, int, int, int], None] | None = None,
+                   on_run: Callable[[DistributedRun], None] | None = None,
+                   timeout_s: float = 900.0) -> list[DistributedRun]:
+    """Each strategy in turn on ``world_size`` ranks, after checking it fits (core.distributed.predict.check_fits:
+    DistributedRefused with the prediction), in the process-wide model-work queue (the ranks use every core, and
+    the profiler's totals must not see another session's work). ``on_progress(strategy, rank, step, steps)``;
+    ``on_run`` gets each finished run."""
+    from core.distributed.predict import check_fits
+    from core.scheduler import GENERATION_QUEUE
+
+    strategies = [check_strategy(s) for s in strategies]
+    if not strategies:
+        raise DistributedRunError("Choose at least one strategy.")
+    world = check_int(world_size, "World size (ranks)", 1, MAX_WORLD_SIZE)
+    specs = [StepSpec(architecture, s, seq_len=seq_len, batch_size=batch_size, steps=steps) for s in strategies]
+    check_fits(architecture, strategies, world, seq_len, batch_size, steps)
+    runs = []
+    with GENERATION_QUEUE.admit("distributed", cancel=stop):
+        for spec in specs:
+            progress = (lambda r, s, n, _name=spec.strategy: on_progress(_name, r, s, n)) if on_progress else None
+            run = run_distributed_step(spec, world, timeout_s=timeout_s, stop=stop, on_progress=progress)
+            runs.append(run)
+            if on_run is not None:
+                on_run(run)
+    return runs

@@ -19,6 +19,8 @@ It prints ``PROGRESS <rank> <step> <steps>`` lines and writes ``rank<r>.json``.
 from __future__ import annotations
 
 import argparse
+import gc
+import gc
 import json
 import os
 import sys
@@ -93,6 +95,42 @@ def count_ddp_allreduce(model, sink: list) -> None:
     model.register_comm_hook(None, hook)
 
 
+def collective_release_hints(events):
+    """When a collective's buffer that a gloo worker thread frees (no free in the profiler's log) is let go:
+
+    - a buffer allocated inside a ``c10d::`` op (gloo's own copy, e.g. the clone its reduce-scatter all-reduces):
+      when the FSDP step that issued it ends (FSDP2 waits for its reduce-scatter there);
+    - the output of ``FSDP::all_gather (unit)``: when the next ``FSDP::all_gather_copy_out (unit)`` ends (FSDP2
+      copies it into the unsharded parameters, then drops it).
+    Anything else: unknown (None).
+    """
+    copy_outs: dict[str, list[int]] = {}
+    for e in events:
+        if e.name.startswith("FSDP::all_gather_copy_out"):
+            copy_outs.setdefault(e.name.split("copy_out", 1)[1], []).append(e.end_time_ns)
+    for ends in copy_outs.values():
+        ends.sort()
+
+    def hint(allocation):
+        parent = allocation.parent
+        inside_c10d = False
+        while parent is not None:
+            if parent.name.startswith("c10d::"):
+                inside_c10d = True
+            elif parent.name.startswith("FSDP::"):
+                if inside_c10d:
+                    return parent.end_time_ns
+                if parent.name.startswith("FSDP::all_gather ") or parent.name == "FSDP::all_gather":
+                    unit = parent.name[len("FSDP::all_gather"):]
+                    later = [t for t in copy_outs.get(unit, []) if t > allocation.start_time_ns]
+                    return later[0] if later else None
+                return None
+            parent = parent.parent
+        return None
+
+    return hint
+
+
 def _local_bytes(tensors) -> int:
     seen, total = set(), 0
     for t in tensors:
@@ -153,31 +191,42 @@ def run_rank(spec: dict, out_dir: Path) -> dict:
             losses.append(float(mean) / world)
             print(f"PROGRESS {rank} {index + 1} {steps}", flush=True)
 
-        # Memory: the bytes resident after the first steps (measured from before the model exists, so absolute; the
-        # first step creates the optimizer state) plus the peak of the next, steady-state step; communication: the
-        # last step alone (two profilers cannot nest).
-        with tracker.phase() as resident:
-            torch.manual_seed(int(spec["seed"]))
-            with torch.device(device):
-                model = AutoModelForCausalLM.from_config(architectures.hf_config(cfg), dtype=torch.float32,
-                                                         attn_implementation="sdpa")
-            model.train()
-            model, optimizer = wrap(model, spec["strategy"], lr=float(spec.get("lr", 1e-3)))
-            bucket_sizes: list[dict] = []
-            if hasattr(model, "register_comm_hook"):
-                count_ddp_allreduce(model, bucket_sizes)
-            for index in range(steps - 2):
-                step(index)
-        with tracker.phase() as memory:
+        # Memory: the bytes resident between steps plus the peak of one steady-state step over them (the first
+        # step creates the optimizer state); communication: the last step alone (two profilers cannot nest).
+        # The resident bytes are counted tensor by tensor (local parameter shards, buffers, optimizer state, DDP's
+        # gradient buckets) rather than read off the profiler: the CPU allocator's running total only goes down for
+        # frees on a profiled thread, and gloo's worker threads drop the last reference to some collective buffers,
+        # which would leave a phantom FSDP unit or two in the total on some ranks.
+        torch.manual_seed(int(spec["seed"]))
+        with torch.device(device):
+            model = AutoModelForCausalLM.from_config(architectures.hf_config(cfg), dtype=torch.float32,
+                                                     attn_implementation="sdpa")
+        model.train()
+        model, optimizer = wrap(model, spec["strategy"], lr=float(spec.get("lr", 1e-3)))
+        bucket_sizes: list[dict] = []
+        if hasattr(model, "register_comm_hook"):
+            count_ddp_allreduce(model, bucket_sizes)
+        for index in range(steps - 2):
+            step(index)
+        bucket_sizes.clear()
+        gc.collect()
+        dist.barrier()  # quiescent: every rank between steps
+        with tracker.phase(release_hints=collective_release_hints) as memory:
             step(steps - 2)
+        buckets = sum(b["bytes"] for b in bucket_sizes)  # DDP's flat gradient buffers, alive from construction on
+        resident = (_local_bytes(model.parameters()) + _local_bytes(model.buffers()) + parts["optimizer"] + buckets)
+        parts["gradient_buckets"] = buckets
         bucket_sizes.clear()
         with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
             step(steps - 1)
         collectives = collectives_from_events(prof.events()) + bucket_sizes
         result = {"rank": rank, "world_size": world, "strategy": spec["strategy"], "device": device.type,
-                  "peak_bytes": int(resident.end + memory.peak), "resident_bytes": int(resident.end),
-                  "step_peak_over_resident_bytes": int(memory.peak), "parts_bytes": parts, "losses": losses,
-                  "collectives": collectives, "memory_method": tracker.method}
+                  "peak_bytes": int(resident + memory.peak), "resident_bytes": int(resident),
+                  "step_peak_over_resident_bytes": int(memory.peak), "step_net_bytes": int(memory.end),
+                  "unrecorded_frees_bytes": int(memory.unrecorded_frees),
+                  "peak_at": memory.peak_at,
+                  "parts_bytes": parts, "losses": losses, "collectives": collectives,
+                  "memory_method": tracker.method}
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / f"rank{rank}.json").write_text(json.dumps(result))
         return result

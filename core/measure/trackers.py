@@ -15,9 +15,14 @@ from core.device import MEMORY_DEVICE_TYPES, resolve_device
 
 @dataclass
 class PhaseMemory:
-    """Bytes allocated during one phase, relative to its start: ``peak`` (highest point) and ``end`` (net change)."""
+    """Bytes allocated during one phase, relative to its start: ``peak`` (highest point) and ``end`` (net change);
+    ``start``: the allocator's absolute total when the phase began (process-wide on CPU: every thread's tensors)."""
     peak: int = 0
     end: int = 0
+    start: int = 0
+    peak_at: str = ""  # CPU: the operators around the allocation that made the peak (innermost last)
+    # CPU: blocks freed on a thread the profiler does not record (seen when their address came back), bytes
+    unrecorded_frees: int = 0
 
 
 class CudaTracker:
@@ -34,11 +39,11 @@ class CudaTracker:
         return int(torch.cuda.memory_allocated(self.device))
 
     @contextlib.contextmanager
-    def phase(self):
+    def phase(self, release_hints=None):  # the caching allocator sees every thread
         import torch
 
         result = PhaseMemory()
-        start = self.allocated()
+        start = result.start = self.allocated()
         torch.cuda.reset_peak_memory_stats(self.device)
         try:
             yield result
@@ -61,6 +66,62 @@ def _walk(events):
         stack.extend(event.children)
 
 
+@dataclass
+class _Totals:
+    base: int
+    values: list
+    unrecorded_frees: int
+
+
+def _running_totals(allocations, release_hint=None) -> _Totals:
+    """Bytes allocated after each allocation event (sorted by time), relative to the phase's start, from the
+    allocator's own process-wide running total (``total_allocated``).
+
+    That total only goes down for frees on a thread the profiler records (its memory reporting is per thread): a
+    block freed by another thread — gloo's workers drop the last reference to some collective buffers — would stay
+    in it. Such a block (no recorded free) is taken out of the total from the time ``release_hint(event)`` gives
+    (nanoseconds; what the caller knows of when that buffer is let go), or else from the moment the allocator hands
+    out its address again, when it had certainly been freed. In a process without such threads nothing changes.
+    """
+    fields = [e.typed[1] for e in allocations]
+    first = fields[0]
+    base = first.total_allocated - first.alloc_size  # the total before the first event (an allocation or a free)
+    releases: list[tuple[int, int]] = []  # (time from which a block without a recorded free is gone, its bytes)
+    live: dict[int, int] = {}  # address → index of its allocation event
+    for i, f in enumerate(fields):
+        if f.alloc_size > 0:
+            if f.ptr in live:  # the address came back: the earlier block was freed unrecorded
+                j = live[f.ptr]
+                hint = release_hint(allocations[j]) if release_hint else None
+                at = allocations[i].start_time_ns
+                releases.append((min(hint, at) if hint is not None else at, fields[j].alloc_size))
+            live[f.ptr] = i
+        else:
+            live.pop(f.ptr, None)
+    if release_hint:  # blocks still without a free at the end: released where the caller says, if it knows
+        for j in live.values():
+            hint = release_hint(allocations[j])
+            if hint is not None:
+                releases.append((hint, fields[j].alloc_size))
+    releases.sort()
+    values, k, missed = [], 0, 0
+    for e, f in zip(allocations, fields):
+        while k < len(releases) and releases[k][0] <= e.start_time_ns:
+            missed += releases[k][1]
+            k += 1
+        values.append(f.total_allocated - base - missed)
+    return _Totals(base, values, sum(size for _, size in releases))
+
+
+def _op_chain(event, depth: int = 4) -> str:
+    names = []
+    parent = getattr(event, "parent", None)
+    while parent is not None and len(names) < depth:
+        names.append(parent.name)
+        parent = getattr(parent, "parent", None)
+    return " < ".join(names)
+
+
 class CpuProfilerTracker:
     method = ("torch.profiler allocation events (profile_memory=True): peak of the bytes allocated by PyTorch's CPU "
               "allocator, the CPU twin of torch.cuda.max_memory_allocated")
@@ -69,7 +130,9 @@ class CpuProfilerTracker:
         self.device = device
 
     @contextlib.contextmanager
-    def phase(self):
+    def phase(self, release_hints=None):
+        """``release_hints``: optional ``f(all events) -> g(allocation event) -> ns | None``, for blocks that
+        another thread frees (see ``_running_totals``)."""
         from torch._C._profiler import _EventType
         from torch.profiler import ProfilerActivity, profile
 
@@ -80,16 +143,18 @@ class CpuProfilerTracker:
             yield result
         finally:
             prof.__exit__(None, None, None)
-            allocations = [e for e in _walk(prof.profiler.kineto_results.experimental_event_tree())
+            events = list(_walk(prof.profiler.kineto_results.experimental_event_tree()))
+            allocations = [e for e in events
                            if e.typed[0] == _EventType.Allocation and str(e.typed[1].device).startswith("cpu")]
             if allocations:
                 allocations.sort(key=lambda e: e.start_time_ns)
-                first = allocations[0].typed[1]
-                # The reporter's running total is process-wide: take it relative to the phase's first event.
-                base = first.total_allocated - first.alloc_size
-                totals = [e.typed[1].total_allocated - base for e in allocations]
-                result.peak = max(0, max(totals))
-                result.end = totals[-1]
+                totals = _running_totals(allocations, release_hints(events) if release_hints else None)
+                result.start = totals.base
+                result.peak = max(0, max(totals.values))
+                result.end = totals.values[-1]
+                at = totals.values.index(max(totals.values))
+                result.peak_at = _op_chain(allocations[at])
+                result.unrecorded_frees = totals.unrecorded_frees
 
     @staticmethod
     def available() -> bool:
@@ -113,7 +178,7 @@ class CpuRssTracker:
         self.device = device
 
     @contextlib.contextmanager
-    def phase(self):
+    def phase(self, release_hints=None):
         result = PhaseMemory()
         gc.collect()
         process_memory.reset_peak_rss()  # VmHWM back to the current RSS (Linux ≥ 4.0; a no-op elsewhere)

@@ -1,0 +1,67 @@
+"""A distributed step's results as tables: per rank, measured beside predicted (peak bytes and bytes sent per step),
+with the errors; CSV and JSON for download."""
+from __future__ import annotations
+
+import io
+import json
+
+import pandas as pd
+
+from core.distributed.launcher import DistributedRun
+from core.distributed.predict import predict_rank_peak
+from core.distributed.strategies import STRATEGIES, communication_volume_bytes
+
+
+def _error_pct(predicted: float, measured: float) -> float | None:
+    return None if not measured else 100.0 * (predicted - measured) / measured
+
+
+def communicated_bytes(rank: dict) -> float:
+    """Bytes one rank moved in the last step, in the ZeRO paper's accounting (an all-reduce counts twice)."""
+    return float(sum(c["bytes"] * c["volume_factor"] for c in rank["collectives"]))
+
+
+def rank_rows(run: DistributedRun) -> list[dict]:
+    """One row per rank: measured and predicted peak (MB), error, the ZeRO paper's formula, bytes sent per step."""
+    spec = run.spec
+    prediction = predict_rank_peak(spec.architecture, spec.strategy, run.world_size, spec.seq_len, spec.batch_size)
+    volume = communication_volume_bytes(spec.strategy, prediction["param_bytes"])
+    rows = []
+    for rank in run.ranks:
+        measured = float(rank["peak_bytes"])
+        sent = communicated_bytes(rank)
+        parts = rank["parts_bytes"]
+        rows.append({
+            "rank": rank["rank"], "strategy": spec.strategy, "world size": run.world_size,
+            "measured peak (MB)": measured / 1e6, "predicted peak (MB)": prediction["predicted_peak_bytes"] / 1e6,
+            "error (%)": _error_pct(prediction["predicted_peak_bytes"], measured),
+            "ZeRO paper formula (MB)": prediction["zero_paper_bytes"] / 1e6,
+            "parameters held (MB)": parts.get("parameters", 0) / 1e6,
+            "optimizer state held (MB)": parts.get("optimizer", 0) / 1e6,
+            "sent per step (MB)": sent / 1e6, "ZeRO volume (MB)": volume / 1e6,
+            "volume error (%)": _error_pct(volume, sent),
+            "peak at": rank.get("peak_at", ""),
+        })
+    return rows
+
+
+def predicted_components(run: DistributedRun) -> dict[str, float]:
+    spec = run.spec
+    return predict_rank_peak(spec.architecture, spec.strategy, run.world_size, spec.seq_len,
+                             spec.batch_size)["components"]
+
+
+def runs_table(runs: list[DistributedRun]) -> pd.DataFrame:
+    rows = [row for run in runs for row in rank_rows(run)]
+    return pd.DataFrame(rows)
+
+
+def runs_csv(runs: list[DistributedRun]) -> str:
+    buffer = io.StringIO()
+    runs_table(runs).to_csv(buffer, index=False)
+    return buffer.getvalue()
+
+
+def runs_json(runs: list[DistributedRun]) -> str:
+    return json.dumps([{**run.to_dict(), "rows": rank_rows(run), "strategy_name": STRATEGIES[run.spec.strategy]}
+                       for run in runs], indent=2, default=str)
