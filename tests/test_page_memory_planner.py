@@ -269,3 +269,43 @@ def test_finetune_tab_needs_an_architecture():
     at.text_input(key="mem_params").set_value("7B").run()
     assert not at.exception
     assert any("Fine-tuning plans need an architecture" in i.value for i in at.info)
+
+
+def _frame_with(at, column: str):
+    frames = [d.value for d in at.dataframe if column in d.value.columns]
+    assert frames, column
+    return frames[0]
+
+
+def test_multi_gpu_tab_runs_a_real_distributed_step_here():
+    """"Run it here": two strategies on 2 real rank processes; per-rank measured vs predicted, downloads, torchrun."""
+    from tests.test_distributed import _workers
+
+    at = run_page()
+    assert at.button(key="dist_run").proto.help and at.multiselect(key="dist_strategies").proto.help
+    predicted = _frame_with(at, "predicted peak per rank (MB)")
+    assert list(predicted["strategy"]) == ["DDP", "ZeRO-1", "ZeRO-2-like (FSDP2)", "ZeRO-3 (FSDP2)"]
+    at.multiselect(key="dist_strategies").set_value(["ddp", "zero3"]).run()
+    at.button(key="dist_run").click().run(timeout=300)
+    assert not at.exception and not at.error
+    table = _frame_with(at, "volume error (%)")
+    assert list(table["strategy"]) == ["ddp", "ddp", "zero3", "zero3"] and list(table["rank"]) == [0, 1, 0, 1]
+    assert (table["error (%)"].abs() < 10).all() and (table["volume error (%)"].abs() < 5).all()
+    assert table.loc[2, "parameters held (MB)"] == pytest.approx(table.loc[0, "parameters held (MB)"] / 2, rel=0.01)
+    labels = [d.proto.label for d in at.get("download_button")]
+    assert "Download CSV" in labels and "Download JSON" in labels
+    assert any("torchrun --nproc-per-node 2 -m core.distributed.worker" in c.value for c in at.code)
+    assert not _workers()
+
+
+def test_multi_gpu_run_is_refused_with_the_prediction_when_it_would_not_fit():
+    at = run_page()
+    planned_gpus = at.number_input(key="mem_n_gpus").value
+    at.selectbox(key="dist_model").set_value("planner").run()  # Llama-3-8B on 8 CPU ranks: 128 GB per rank for DDP
+    at.number_input(key="dist_world").set_value(8).run()
+    refusals = [w.value for w in at.warning if "Not run" in w.value]
+    assert refusals and "GB of RAM" in refusals[0] and "per rank" in refusals[0]
+    assert at.button(key="dist_run").disabled
+    at.multiselect(key="dist_strategies").set_value([]).run()
+    assert any("at least one strategy" in w.value for w in at.warning)
+    assert at.number_input(key="mem_n_gpus").value == planned_gpus and not at.exception  # the plan's inputs kept

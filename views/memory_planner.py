@@ -14,6 +14,7 @@ from core.safe_json import MAX_CONFIG_CHARS
 from core.user_text import escape_markdown
 from core.architectures import ArchitectureError
 from views.components.finetune_plan_panel import render_finetune_plan_panel
+from views.components.distributed_panel import render_distributed_panel
 from views.components.measure_panel import render_measure_panel
 from core.hardware import GPUS
 from core.plan_io import FIELDS, KV_DTYPES, SOURCES, ZERO_STAGE_NAMES, ZERO_STAGES, PlanInputError, format_gb
@@ -424,6 +425,8 @@ with tab_multi:
                    "gathered at a time (DeepSpeed's estimator adds it). Data parallelism only: when one micro-batch's "
                    "activations alone exceed a GPU (e.g. BLOOM or GPT-3 at 2,048 tokens), use full recompute or add "
                    "tensor parallelism, which divides activations by t (Korthikanti et al., Table 2).")
+        st.divider()
+        render_distributed_panel(choice.catalog_id or choice.config, key="dist")
 
 # ---- GPU fit -------------------------------------------------------------------------------------------
 with tab_fit:

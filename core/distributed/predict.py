@@ -19,6 +19,8 @@ since data parallelism does not split a micro-batch.
 """
 from __future__ import annotations
 
+import functools
+import json
 from core import architectures, memory
 from core.distributed.strategies import ZERO_STAGE, check_strategy
 from core.measure.predict import predict_training_step
@@ -29,10 +31,16 @@ BYTES = {"weights": 4, "gradients": 4, "optimizer": 8}  # fp32 AdamW: weights, g
 def fsdp_units(architecture) -> dict:
     """Parameter counts of the FSDP units core.distributed.strategies.wrap makes: one per transformer layer and the
     root (embeddings, final norm, LM head). Counted on the model built on the meta device (no memory, no weights)."""
+    cfg = architectures.get_config(architecture)
+    return dict(_units(json.dumps(cfg, sort_keys=True, default=str)))
+
+
+@functools.lru_cache(maxsize=64)
+def _units(cfg_json: str) -> dict:
     import torch
     from transformers import AutoModelForCausalLM
 
-    cfg = architectures.get_config(architecture)
+    cfg = json.loads(cfg_json)
     with torch.device("meta"):
         model = AutoModelForCausalLM.from_config(architectures.hf_config(cfg))
     base = getattr(model, "model", model)

@@ -1,0 +1,207 @@
+""""Run it here" on the Multi-GPU tab: a real data-parallel training step (DDP, ZeRO-1, FSDP2 ZeRO-2-like and ZeRO-3)
+on N rank processes of this machine, each rank's measured peak beside the prediction and the ZeRO formula, the bytes
+each rank sent beside the ZeRO paper's volumes, and the torchrun command for the same step on GPUs.
+
+One call: ``render_distributed_panel(planner_architecture, key="dist")``; results stay in
+``st.session_state[f"{key}_runs"]``.
+"""
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import streamlit as st
+
+from core.architectures import ArchitectureError, get_config
+from core.distributed import charts, report
+from core.distributed.launcher import MAX_WORLD_SIZE, DistributedRunError, run_strategies, torchrun_command
+from core.distributed.predict import DistributedRefused, check_fits
+from core.distributed.presets import PRESETS
+from core.distributed.strategies import STRATEGIES, StrategyError, communication_volume_bytes
+from core.scheduler import QueueLeft
+from core.user_text import escape_markdown
+
+PLANNER = "planner"
+STRATEGY_SHORT = {"ddp": "DDP", "zero1": "ZeRO-1", "zero2": "ZeRO-2-like (FSDP2)", "zero3": "ZeRO-3 (FSDP2)"}
+
+
+class _SessionGone:
+    """A stop flag for the launcher: set once this browser session has disconnected (a closed tab), so the ranks
+    are ended within one poll instead of running on for nobody."""
+
+    def __init__(self):
+        from streamlit import runtime
+        from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+        ctx = get_script_run_ctx()
+        self._session_id = ctx.session_id if ctx else None
+        self._runtime = runtime.get_instance() if ctx and runtime.exists() else None  # none under AppTest
+
+    def is_set(self) -> bool:
+        if self._runtime is None or self._session_id is None:
+            return False
+        return not self._runtime.is_active_session(self._session_id)
+
+
+def _mb(column: str, fmt: str = "%.2f MB", help: str | None = None):
+    return st.column_config.NumberColumn(column, format=fmt, help=help)
+
+
+COLUMNS = {
+    "measured peak (MB)": _mb("measured peak (MB)", help="Peak bytes of live tensors on this rank during one "
+                              "steady-state step (the profiler's allocation log on CPU)."),
+    "predicted peak (MB)": _mb("predicted peak (MB)", help="LLM Lab's prediction for PyTorch's implementation: "
+                               "model states as sharded, plus what FSDP gathers or keeps in flight at the peak."),
+    "error (%)": st.column_config.NumberColumn(format="%+.1f %%", help="(predicted − measured) / measured"),
+    "ZeRO paper formula (MB)": _mb("ZeRO paper formula (MB)", help="The planner's Multi-GPU formula (ZeRO Figure 1, "
+                                   "fp32 AdamW: 4 + 4 + 8 bytes per parameter) plus the activations."),
+    "parameters held (MB)": _mb("parameters held (MB)", help="This rank's local parameter bytes between steps."),
+    "optimizer state held (MB)": _mb("optimizer state held (MB)", help="This rank's AdamW moments."),
+    "sent per step (MB)": _mb("sent per step (MB)", help="Every collective of one step, ZeRO §7 accounting (an "
+                              "all-reduce counts twice: reduce-scatter + all-gather)."),
+    "ZeRO volume (MB)": _mb("ZeRO volume (MB)", help="DDP 2Ψ, ZeRO-1 (PyTorch) 3Ψ, ZeRO-2 2Ψ, ZeRO-3 3Ψ."),
+    "volume error (%)": st.column_config.NumberColumn(format="%+.1f %%", help="(formula − measured) / measured"),
+}
+
+
+def _architecture_choices(planner_architecture) -> dict[str, object]:
+    choices = {key: preset["architecture"] for key, preset in PRESETS.items()}
+    if planner_architecture is not None and not isinstance(planner_architecture, (int, float)):
+        choices[PLANNER] = planner_architecture
+    return choices
+
+
+def _label(key: str, planner_architecture) -> str:
+    if key == PLANNER:
+        name = planner_architecture if isinstance(planner_architecture, str) else "custom config"
+        return f"The planner's model ({name}, random weights)"
+    return PRESETS[key]["label"]
+
+
+def _show_results(runs: list, key: str) -> None:
+    table = report.runs_table(runs)
+    st.dataframe(table, hide_index=True, key=f"{key}_table", column_config=COLUMNS)
+    st.plotly_chart(charts.measured_vs_predicted_figure(table), key=f"{key}_chart")
+    worst = table["error (%)"].abs().max()
+    worst_volume = table["volume error (%)"].abs().max()
+    st.caption(f"Worst per-rank peak error: {worst:.1f} %; worst communication error: {worst_volume:.1f} %. "
+               f"Method: {runs[-1].ranks[0]['memory_method']}. Resident bytes (weights, gradient buckets, optimizer "
+               "state) are counted tensor by tensor; gloo's own worker threads' temporaries are not seen by the "
+               "profiler.")
+    c1, c2, c3 = st.columns(3)
+    c1.download_button("Download CSV", report.runs_csv(runs), file_name="llm_lab_distributed.csv", mime="text/csv",
+                       key=f"{key}_csv", on_click="ignore", help="The per-rank table (MB and %) as CSV.")
+    c2.download_button("Download JSON", report.runs_json(runs), file_name="llm_lab_distributed.json",
+                       mime="application/json", key=f"{key}_json", on_click="ignore",
+                       help="Every rank's full result: losses, parts, every collective with its bytes.")
+    if c3.button("Clear results", key=f"{key}_clear", help="Forget this session's distributed runs."):
+        st.session_state[f"{key}_runs"] = []
+        st.rerun()
+
+
+def render_distributed_panel(planner_architecture=None, *, key: str = "dist") -> list:
+    """Render "Run it here"; ``planner_architecture``: the memory planner's model (catalog id or config), offered
+    beside the small presets. Returns this session's runs (core.distributed.launcher.DistributedRun)."""
+    runs: list = st.session_state.setdefault(f"{key}_runs", [])
+    st.subheader("Run it here: a real distributed training step")
+    st.caption("Starts N rank processes on this machine with **torch.distributed** (gloo on CPU; the same code runs "
+               "on GPUs with NCCL under torchrun), trains a model with random weights for a few steps with each "
+               "strategy, and shows each rank's measured peak memory and bytes communicated next to the "
+               "predictions. Same seed and data on every strategy, so their losses match.")
+    choices = _architecture_choices(planner_architecture)
+    c1, c2, c3 = st.columns([2, 1, 1])
+    choice = c1.selectbox("Model", list(choices), format_func=lambda k: _label(k, planner_architecture),
+                          key=f"{key}_model",
+                          help="Small Llama shapes train in seconds per rank on a CPU; the planner's model is built "
+                               "with random weights (memory and communication do not depend on weight values).")
+    world = c2.number_input("Ranks (world size)", min_value=1, max_value=MAX_WORLD_SIZE, value=2, step=1,
+                            key=f"{key}_world",
+                            help="Processes started here, one per simulated GPU; each uses one CPU thread.")
+    steps = c3.number_input("Steps", min_value=4, max_value=100, value=4, step=1, key=f"{key}_steps",
+                            help="Two warm-up steps (the first creates the optimizer state), one measured for "
+                                 "memory, the last counted for communication; more steps only lengthen the loss "
+                                 "curve.")
+    c4, c5, c6 = st.columns([2, 1, 1])
+    strategies = c4.multiselect("Strategies", list(STRATEGIES), default=list(STRATEGIES), key=f"{key}_strategies",
+                                format_func=STRATEGY_SHORT.get,
+                                help="DDP replicates everything; ZeRO-1 (ZeroRedundancyOptimizer) shards the "
+                                     "optimizer state; FSDP2 fully_shard shards parameters, gradients and optimizer "
+                                     "state, keeping gathered parameters from forward to backward "
+                                     "(reshard_after_forward=False, ZeRO-2-like) or gathering them again (ZeRO-3).")
+    seq_len = c5.number_input("Sequence length (tokens)", min_value=2, max_value=8192, value=32, step=16,
+                              key=f"{key}_seq", help="Tokens per sequence of each rank's micro-batch.")
+    batch = c6.number_input("Micro-batch (sequences per rank)", min_value=1, max_value=1024, value=1, step=1,
+                            key=f"{key}_batch", help="Sequences per rank per step (data parallel: each rank its own).")
+    architecture = choices[choice]
+    problem = None
+    predictions = {}
+    try:
+        get_config(architecture)
+        if not strategies:
+            problem = "Choose at least one strategy."
+        else:
+            predictions = check_fits(architecture, strategies, int(world), int(seq_len), int(batch), int(steps))
+    except DistributedRefused as exc:
+        problem = str(exc)
+    except (ArchitectureError, StrategyError, ValueError, KeyError) as exc:
+        problem = f"Cannot run this setting: {exc}"
+
+    if predictions:
+        n = next(iter(predictions.values()))["n_params"]
+        rows = [{"strategy": STRATEGY_SHORT[s], "predicted peak per rank (MB)": p["predicted_peak_bytes"] / 1e6,
+                 "ZeRO paper formula (MB)": p["zero_paper_bytes"] / 1e6, "peak at": p["phase"],
+                 "sent per rank per step (MB)": communication_volume_bytes(s, p["param_bytes"]) / 1e6}
+                for s, p in predictions.items()]
+        st.markdown(f"**Predicted before running** — {n / 1e6:,.2f} M parameters, {int(world)} ranks, "
+                    f"{int(seq_len)} tokens × {int(batch)} per rank, fp32 AdamW")
+        st.dataframe(pd.DataFrame(rows), hide_index=True, key=f"{key}_predicted", column_config={
+            "predicted peak per rank (MB)": _mb("predicted peak per rank (MB)"),
+            "ZeRO paper formula (MB)": _mb("ZeRO paper formula (MB)"),
+            "sent per rank per step (MB)": _mb("sent per rank per step (MB)")})
+    if problem:
+        st.warning(escape_markdown(problem), icon=":material/block:")
+
+    b1, b2, _ = st.columns([1, 1, 4])
+    go = b1.button("Run here", type="primary", key=f"{key}_run", disabled=problem is not None,
+                   help="Start the ranks now; progress is shown per rank.")
+    b2.button("Stop", key=f"{key}_stop", help="End every rank process now (the finished strategies are kept).")
+    if go:
+        with st.status(f"Running {len(strategies)} strategies on {int(world)} ranks…", expanded=True) as status:
+            bars = {}
+
+            def on_progress(strategy, rank, step, total):
+                if (strategy, rank) not in bars:
+                    bars[(strategy, rank)] = status.progress(0.0)
+                bars[(strategy, rank)].progress(step / total,
+                                                text=f"{STRATEGY_SHORT[strategy]} · rank {rank}: step {step}/{total}")
+
+            def on_run(run):
+                runs.append(run)
+                worst = max(abs(r["error (%)"]) for r in report.rank_rows(run))
+                status.write(f"{STRATEGY_SHORT[run.spec.strategy]}: done in {run.duration_s:.1f} s, worst per-rank "
+                             f"peak error {worst:.1f} %.")
+
+            try:
+                run_strategies(architecture, strategies, int(world), seq_len=int(seq_len), batch_size=int(batch),
+                               steps=int(steps), stop=_SessionGone(), on_progress=on_progress, on_run=on_run)
+                status.update(label="Finished", state="complete")
+            except DistributedRefused as exc:
+                status.update(label="Not run", state="error")
+                st.warning(escape_markdown(exc))
+            except (DistributedRunError, QueueLeft) as exc:
+                status.update(label="Stopped or failed", state="error")
+                st.error(escape_markdown(exc))
+    if runs:
+        _show_results(runs, key)
+        spec = runs[-1].spec
+        with st.expander("The same step on real GPUs (torchrun)"):
+            st.caption("Save the spec as spec.json in a checkout of LLM Lab on each node and run the command there "
+                       "(NCCL on CUDA; rank and rendezvous come from torchrun). Each rank writes results/rank<r>.json.")
+            st.code(json.dumps(spec.to_dict(), indent=2), language="json")
+            st.code(torchrun_command(spec, runs[-1].world_size), language="bash")
+    else:
+        st.info("No run yet: press **Run here** to train with each strategy on this machine.")
+    return runs
+
+
+
