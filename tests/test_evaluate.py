@@ -1,0 +1,104 @@
+"""core.evaluate: ROUGE equals Google's rouge-score on fixed strings (and hand-computed values), labels are read off
+completions, and the bundled SmolLM2 runs the bundled tasks with zero/one/few-shot prompts; the verdict says what
+the numbers say."""
+import pytest
+from rouge_score import rouge_scorer
+
+from core.evaluate import metrics, report, runner
+from core.evaluate.tasks import TASKS, eval_task
+from core.prompts import build_icl_prompt
+
+PAIRS = [("the cat sat", "the cat sat on the mat"),
+         ("Jonas buys milk and bread for Priya.", "Jonas will pick up milk and bread on his way home for Priya."),
+         ("running dogs ran", "the dog runs"), ("", "a reference"), ("Exactly the same.", "Exactly the same.")]
+
+
+def test_rouge_matches_hand_computed_values():
+    scores = metrics.rouge("the cat sat", "the cat sat on the mat")
+    assert scores["rouge1"] == pytest.approx(2 * 1.0 * 0.5 / 1.5)  # P 3/3, R 3/6
+    assert scores["rouge2"] == pytest.approx(2 * 1.0 * 0.4 / 1.4)  # P 2/2, R 2/5 bigrams
+    assert scores["rougeL"] == pytest.approx(2 / 3)  # LCS 3 of 3 and 6
+
+
+@pytest.mark.parametrize("prediction,reference", PAIRS)
+def test_rouge_equals_rouge_score(prediction, reference):
+    scorer = rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL"], use_stemmer=True)
+    expected = scorer.score(reference, prediction)
+    got = metrics.rouge(prediction, reference)
+    for name in ("rouge1", "rouge2", "rougeL"):
+        assert got[name] == expected[name].fmeasure
+
+
+def test_labels_answers_and_exact_match():
+    assert metrics.predicted_label(" Positive.\nClassify this review:", ("positive", "negative")) == "positive"
+    assert metrics.predicted_label("I think it is NEGATIVE", ("positive", "negative")) == "negative"
+    assert metrics.predicted_label("neutral", ("positive", "negative")) == metrics.NO_LABEL
+    assert metrics.first_line("\n  Ana books the bus.\nDialogue:\nX: y") == "Ana books the bus."
+    assert metrics.exact_match("Ana books  the bus", "ana books the bus.")
+
+
+def test_the_bundled_tasks_never_show_a_test_item_in_a_prompt():
+    for key, task in TASKS.items():
+        shots = {ex.input for ex in task.prompts.examples}
+        assert len(task.items) >= 6 and not shots & {i.input for i in task.items}, key
+        prompt = build_icl_prompt(task.prompts, "few-shot", query=task.items[0].input)
+        assert prompt.endswith(task.prompts.output_prefix) and task.items[0].input in prompt
+    assert eval_task("review-sentiment").kind == "classification"
+    with pytest.raises(ValueError, match="Unknown task"):
+        eval_task("nope")
+
+
+def test_bad_setups_are_refused():
+    with pytest.raises(runner.EvaluationInputError, match="at least one"):
+        runner.run_evaluation("review-sentiment", [])
+    with pytest.raises(runner.EvaluationInputError, match="Unknown technique"):
+        runner.run_evaluation("review-sentiment", [runner.Setup("m", "ten-shot", lambda p, n: "")])
+
+
+def test_stop_keeps_the_finished_rows():
+    import threading
+
+    stop = threading.Event()
+    calls = []
+
+    def generate(prompt, n):
+        calls.append(prompt)
+        if len(calls) == 2:
+            stop.set()
+        return "positive"
+
+    run = runner.run_evaluation("review-sentiment", [runner.Setup("m", "zero-shot", generate)], stop=stop)
+    assert run.stopped and len(run.rows) == 2
+
+
+@pytest.fixture(scope="module")
+def smollm2():
+    from core.models import load_model
+
+    return runner.local_generator(load_model(None, dtype="fp32", device="cpu"))
+
+
+def test_few_shot_against_zero_shot_on_the_bundled_classification_set(smollm2):
+    setups = [runner.Setup("SmolLM2", t, smollm2) for t in ("zero-shot", "few-shot")]
+    run = runner.run_evaluation("review-sentiment", setups)
+    rows = {r["technique"]: r for r in runner.summary(run)}
+    assert rows["zero-shot"]["items"] == rows["few-shot"]["items"] == 16
+    zero, few = rows["zero-shot"]["accuracy (%)"], rows["few-shot"]["accuracy (%)"]
+    said = runner.verdict(run)
+    assert ("few-shot beats zero-shot" in said) == (few > zero) and ("does not beat" in said) == (few <= zero)
+    assert f"{few:.3g} vs {zero:.3g}" in said
+    # every answer is a label the task knows, or "(none)", and correctness is the label against the reference
+    for r in run.rows:
+        assert r["answer"] in ("positive", "negative", metrics.NO_LABEL)
+        assert r["correct"] == (r["answer"] == r["reference"])
+    assert report.run_csv(run).splitlines()[0].startswith("setup,model,technique,item,input,reference,completion")
+
+
+def test_summaries_are_scored_with_rouge(smollm2):
+    run = runner.run_evaluation("dialogue-summarization", [runner.Setup("SmolLM2", "one-shot", smollm2)], limit=2)
+    (row,) = runner.summary(run)
+    assert row["items"] == 2 and 0 < row["rougeL F1"] <= 1
+    for r in run.rows:
+        assert r["rouge1"] == metrics.rouge(r["answer"], r["reference"])["rouge1"]
+    wide = report.examples_frame(run)
+    assert list(wide.columns) == ["item", "input", "reference", "SmolLM2 · one-shot"]

@@ -1,0 +1,38 @@
+"""The Evaluate page under AppTest: runs the bundled SmolLM2 over zero- and few-shot prompts, shows the verdict, the
+summary, every answer side by side and downloads; bad choices are explained, inputs kept."""
+from tests.apptest import app_test
+
+PAGE = "views/evaluate.py"
+
+
+def test_evaluate_runs_and_says_which_setup_is_best():
+    at = app_test(PAGE, timeout=300)
+    at.run()
+    assert not at.exception and at.title[0].value == "Evaluate"
+    for widget in (at.selectbox(key="ev_task"), at.multiselect(key="ev_techniques"), at.multiselect(key="ev_variants"),
+                   at.button(key="ev_run"), at.button(key="ev_stop")):
+        assert widget.proto.help
+    at.multiselect(key="ev_techniques").set_value(["zero-shot", "few-shot"]).run()
+    at.number_input(key="ev_limit_review-sentiment").set_value(4).run()
+    at.button(key="ev_run").click().run()
+    assert not at.exception and not at.error
+    verdict = at.success[0].value
+    assert verdict.startswith("Best on this task: SmolLM2-135M fp32 · ") and "few-shot" in verdict
+    summary = at.dataframe[-2].value
+    assert list(summary["technique"]) and set(summary["technique"]) == {"zero-shot", "few-shot"}
+    assert (summary["items"] == 4).all()
+    side_by_side = at.dataframe[-1].value
+    assert len(side_by_side) == 4 and "SmolLM2-135M fp32 · few-shot" in side_by_side.columns
+    labels = [d.proto.label for d in at.get("download_button")]
+    assert labels == ["Download CSV", "Download JSON"]
+    assert len(at.get("plotly_chart")) == 1
+
+
+def test_empty_choices_are_explained_and_kept():
+    at = app_test(PAGE)
+    at.run()
+    at.multiselect(key="ev_techniques").set_value([]).run()
+    assert any("at least one prompt technique" in w.value for w in at.warning)
+    assert at.button(key="ev_run").disabled
+    at.multiselect(key="ev_variants").set_value([]).run()
+    assert at.selectbox(key="ev_task").value == "review-sentiment" and not at.exception

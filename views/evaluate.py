@@ -1,0 +1,119 @@
+"""Evaluate: a bundled task run over prompt techniques and model variants, scored (accuracy / ROUGE), best first."""
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from core.evaluate import charts, report, runner
+from core.evaluate.tasks import TASKS
+from core.models import ModelLoadError
+from core.user_text import escape_markdown
+from views.components.model_cache import cached_load_model
+
+VARIANTS = {
+    "fp32": ("SmolLM2-135M fp32", dict(dtype="fp32")),
+    "bf16": ("SmolLM2-135M bf16", dict(dtype="bf16")),
+    "int8": ("SmolLM2-135M int8 (bitsandbytes)", dict(dtype="fp32", quantization="int8")),
+    "nf4": ("SmolLM2-135M NF4 (bitsandbytes)", dict(dtype="fp32", quantization="nf4")),
+}
+
+st.title("Evaluate")
+st.caption("Which setup is best on a task? Runs a small bundled task set (CC0, written for LLM Lab; test items never "
+           "appear in a prompt) through each prompt technique and model variant with greedy decoding, and scores "
+           "every answer: accuracy for classification, ROUGE-1/2/L F1 (Google's rouge-score, stemmed) for "
+           "summaries.")
+
+c1, c2, c3 = st.columns([2, 2, 1])
+task_key = c1.selectbox("Task", list(TASKS), format_func=lambda k: TASKS[k].title, key="ev_task",
+                        help="Review sentiment: one word, scored by accuracy. Dialogue summarization: one sentence, "
+                             "scored by ROUGE against a reference summary.")
+task = TASKS[task_key]
+techniques = c2.multiselect("Prompt techniques", list(runner.TECHNIQUES), default=list(runner.TECHNIQUES),
+                            key="ev_techniques",
+                            help="Zero-shot: the instruction and the question. One-shot / few-shot: 1 or 3 solved "
+                                 "examples first (Brown et al. 2020).")
+limit = c3.number_input("Items", min_value=1, max_value=len(task.items), value=min(8, len(task.items)), step=1,
+                        key=f"ev_limit_{task_key}",
+                        help=f"How many of the task's {len(task.items)} items to run (the first N).")
+variants = st.multiselect("Model variants", list(VARIANTS), default=["fp32"], format_func=lambda k: VARIANTS[k][0],
+                          key="ev_variants",
+                          help="The bundled SmolLM2-135M-Instruct at each precision; int8 / NF4 are bitsandbytes "
+                               "quantizations of the same weights (see the Quantization page).")
+with st.expander(f"The task's items ({len(task.items)}) and a prompt"):
+    st.dataframe(pd.DataFrame([{"input": i.input, "reference": i.reference} for i in task.items]), hide_index=True)
+    if techniques:
+        from core.prompts import build_icl_prompt
+
+        st.code(build_icl_prompt(task.prompts, techniques[-1], query=task.items[0].input), language=None)
+
+problem = None
+if not techniques:
+    problem = "Choose at least one prompt technique."
+elif not variants:
+    problem = "Choose at least one model variant."
+if problem:
+    st.warning(problem, icon=":material/edit:")
+b1, b2, _ = st.columns([1, 1, 4])
+go = b1.button("Run evaluation", type="primary", key="ev_run", disabled=problem is not None,
+               help=f"{len(techniques) * len(variants) * int(limit)} greedy completions of up to "
+                    f"{task.max_new_tokens} tokens each.")
+b2.button("Stop", key="ev_stop", help="Stop after the current completion; the finished rows are kept.")
+
+if go:
+    st.session_state.pop("ev_result", None)
+    partial = runner.EvalRun(task_key)
+    st.session_state["ev_partial"] = partial
+    bar = st.progress(0.0, text="Loading the model…")
+    try:
+        setups = []
+        for key in variants:
+            name, options = VARIANTS[key]
+            loaded = cached_load_model(None, device="cpu" if options.get("quantization") else "auto", **options)
+            generate = runner.local_generator(loaded)
+            setups += [runner.Setup(name, technique, generate) for technique in techniques]
+
+        def on_row(row, done, total):
+            partial.rows.append(row)
+            bar.progress(done / total, text=f"{row['setup']}: item {row['item'] + 1} — {done}/{total} completions")
+
+        result = runner.run_evaluation(task_key, setups, int(limit), on_row=on_row)
+        st.session_state["ev_result"] = result
+    except (ModelLoadError, runner.EvaluationInputError, ValueError) as exc:
+        st.error(escape_markdown(exc), icon=":material/error:")
+    finally:
+        st.session_state.pop("ev_partial", None) if "ev_result" in st.session_state else None
+        bar.empty()
+elif st.session_state.get("ev_partial") is not None:
+    partial = st.session_state.pop("ev_partial")  # Stop (a rerun) interrupted the run: keep its rows
+    partial.stopped = True
+    st.session_state["ev_result"] = partial
+
+result: runner.EvalRun | None = st.session_state.get("ev_result")
+if result is None or not result.rows:
+    st.info("No evaluation yet: choose the setups and press **Run evaluation**.")
+    st.stop()
+if result.stopped:
+    st.warning(f"Stopped: {len(result.rows)} completions finished.", icon=":material/stop_circle:")
+st.subheader("Which setup is best")
+st.success(runner.verdict(result))
+frame = report.summary_frame(result)
+score = runner.score_key(result.task)
+st.dataframe(frame, hide_index=True, key="ev_summary", column_config={
+    "accuracy (%)": st.column_config.NumberColumn(format="%.1f %%", help="Share of items whose answer names the "
+                                                                         "reference label."),
+    "rouge1 F1": st.column_config.NumberColumn(format="%.3f", help="Unigram overlap F1 with the reference (0–1)."),
+    "rouge2 F1": st.column_config.NumberColumn(format="%.3f", help="Bigram overlap F1 (0–1)."),
+    "rougeL F1": st.column_config.NumberColumn(format="%.3f", help="Longest common subsequence F1 (0–1)."),
+    "exact match (%)": st.column_config.NumberColumn(format="%.0f %%"),
+    "seconds per item": st.column_config.NumberColumn(format="%.2f s", help="Wall time per completion here."),
+})
+st.plotly_chart(charts.summary_figure(frame, score), key="ev_chart")
+st.markdown("**Every answer, side by side**")
+st.dataframe(report.examples_frame(result), hide_index=True, key="ev_examples")
+d1, d2 = st.columns(2)
+d1.download_button("Download CSV", report.run_csv(result), file_name=f"llm_lab_eval_{result.task}.csv",
+                   mime="text/csv", key="ev_csv", on_click="ignore",
+                   help="One row per completion: setup, input, reference, completion, answer and scores.")
+d2.download_button("Download JSON", report.run_json(result), file_name=f"llm_lab_eval_{result.task}.json",
+                   mime="application/json", key="ev_json", on_click="ignore",
+                   help="The verdict, the summary and every completion.")
