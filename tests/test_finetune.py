@@ -5,7 +5,7 @@ import torch
 
 from core import architectures
 from core.finetune import (FinetuneError, lora_trainable_params, optimizer_state_bytes, peft_target_modules,
-                           plan_finetune)
+                           plan_finetune, prompt_tuning_trainable_params)
 from core.measure import measure_finetune_step
 
 TINY = {
@@ -47,6 +47,29 @@ def test_trainable_params_equal_peft_on_tiny_models(name, targets):
 @pytest.mark.parametrize("rank,targets", [(8, ["attention"]), (64, ["all-linear"]), (16, ["q_proj", "v_proj"])])
 def test_trainable_params_equal_peft_on_the_bundled_smollm2(rank, targets):
     assert lora_trainable_params(SMOLLM2, rank, targets) == _peft_count(SMOLLM2, rank, targets)
+
+
+def _peft_prompt_tuning_count(cfg, tokens) -> int:
+    from peft import PromptTuningConfig, TaskType, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM
+
+    c = architectures.get_config(cfg)
+    seq2seq = c["kind"] == "encoder-decoder"
+    with torch.device("meta"):
+        model = (AutoModelForSeq2SeqLM if seq2seq else AutoModelForCausalLM).from_config(architectures.hf_config(c))
+    task = TaskType.SEQ_2_SEQ_LM if seq2seq else TaskType.CAUSAL_LM
+    return get_peft_model(model, PromptTuningConfig(task_type=task, num_virtual_tokens=tokens)).get_nb_trainable_parameters()[0]
+
+
+@pytest.mark.parametrize("cfg", [TINY["llama"], TINY["qwen2"], TINY["gpt2"], TINY["t5"], SMOLLM2])
+@pytest.mark.parametrize("tokens", [1, 20])
+def test_prompt_tuning_trainable_params_equal_peft(cfg, tokens):
+    expected = _peft_prompt_tuning_count(cfg, tokens)
+    assert prompt_tuning_trainable_params(cfg, tokens) == expected > 0
+    if cfg == SMOLLM2:
+        assert expected == tokens * 576  # virtual tokens × hidden size
+    with pytest.raises(ValueError, match="Virtual tokens"):
+        prompt_tuning_trainable_params(cfg, 0)
 
 
 def test_trainable_params_formula_by_hand():

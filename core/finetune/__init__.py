@@ -7,9 +7,10 @@ optimizer="adamw") -> dict``. The measurement (real PEFT steps) is ``core.measur
 from core.finetune.plan import (BASE_PRECISIONS, MAX_RANK, METHODS, OPTIMIZER_LABELS, OPTIMIZERS, PROJECTIONS,
                                 TARGET_GROUPS, AdaptedMatrix, FinetuneError, FinetunePlan, adaptable_matrices,
                                 check_base_precision, finetune_compute, finetune_plan, lora_trainable_params,
-                                optimizer_state_bytes, peft_target_modules, plan_finetune, resolve_targets)
+                                optimizer_state_bytes, peft_target_modules, plan_finetune,
+                                prompt_tuning_trainable_params, resolve_targets)
 
 __all__ = ["BASE_PRECISIONS", "MAX_RANK", "METHODS", "OPTIMIZER_LABELS", "OPTIMIZERS", "PROJECTIONS", "TARGET_GROUPS",
            "AdaptedMatrix", "FinetuneError", "FinetunePlan", "adaptable_matrices", "check_base_precision",
            "finetune_compute", "finetune_plan", "lora_trainable_params", "optimizer_state_bytes",
-           "peft_target_modules", "plan_finetune", "resolve_targets"]
+           "peft_target_modules", "plan_finetune", "prompt_tuning_trainable_params", "resolve_targets"]

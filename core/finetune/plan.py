@@ -29,7 +29,7 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from core import architectures, memory
+from core import architectures, checks, memory
 
 METHODS = ("full", "lora", "qlora")
 BASE_PRECISIONS = ("bf16", "fp16", "int8", "nf4", "nf4-dq")
@@ -159,6 +159,18 @@ def lora_trainable_params(model, rank, target_modules) -> int:
     matrices = resolve_targets(model, target_modules)
     rank = _check_rank(rank, matrices)
     return int(sum(rank * (m.d_in + m.d_out) * m.count for m in matrices))
+
+
+def prompt_tuning_trainable_params(model, num_virtual_tokens) -> int:
+    """Trainable parameters of prompt tuning (Lester et al. 2021, "The Power of Scale for Parameter-Efficient Prompt
+    Tuning", §2): a learned embedding of ``num_virtual_tokens`` soft tokens prepended to the input, hidden size
+    each, once per transformer stack that reads the input (encoder-decoder models: encoder and decoder), and nothing
+    else trained. Equal to PEFT's ``get_nb_trainable_parameters()`` for ``PromptTuningConfig(num_virtual_tokens=…)``
+    (its prompt encoder is an Embedding of num_virtual_tokens × num_transformer_submodules rows, token_dim wide)."""
+    cfg = architectures.get_config(model)
+    tokens = checks.check_int(num_virtual_tokens, "Virtual tokens", 1, 100_000)
+    stacks = 2 if cfg["kind"] == "encoder-decoder" else 1
+    return int(tokens * cfg["hidden_size"] * stacks)
 
 
 # ---------------------------------------------------------------------------------------------------------------
