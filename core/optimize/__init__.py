@@ -1,0 +1,1 @@
+"""Model optimization beside quantization: pruning (``pruning``) measured on the model's own text."""

@@ -1,0 +1,190 @@
+"""Pruning a causal LM's transformer blocks, and what it does, measured.
+
+- ``magnitude``: unstructured, the smallest |W| of each linear layer set to zero (``torch.nn.utils.prune.
+  l1_unstructured``, then made permanent with ``prune.remove``; Han et al. 2015).
+- ``wanda``: unstructured, score |W_ij| · ‖X_j‖₂ (the weight times the norm of its input feature over calibration
+  tokens), the lowest scores of each output row removed (Sun et al. 2023, "A Simple and Effective Pruning Approach for
+  Large Language Models", Eq. 1 and §3: per-output comparison groups).
+- ``2:4-magnitude`` / ``2:4-wanda``: semi-structured, in every group of 4 consecutive inputs of a row the 2 lowest
+  scores removed (50 %; the pattern NVIDIA Ampere+ sparse tensor cores run, Mishra et al. 2021).
+- ``remove_layers``: structured, whole transformer layers taken out of the model (ShortGPT, Men et al. 2024;
+  Minitron's depth pruning, Muralidharan et al. 2024): parameters, memory and time really shrink.
+
+Zeros in a dense tensor save no memory and no time in PyTorch's dense kernels (on this CPU or a GPU); only the
+removed layers do. Embeddings and the LM head are not pruned (as in Wanda).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+METHODS = ("magnitude", "wanda", "2:4-magnitude", "2:4-wanda")
+
+
+class PruningError(ValueError):
+    """Bad pruning input; the message is user-facing."""
+
+
+def _blocks(model):
+    base = getattr(model, "model", model)
+    layers = getattr(base, "layers", None)
+    if layers is None:
+        raise PruningError("This model has no list of transformer layers (model.model.layers) to prune.")
+    return base, layers
+
+
+def prunable_linears(model) -> dict:
+    """name → nn.Linear of every linear layer inside the transformer blocks."""
+    import torch
+
+    _, layers = _blocks(model)
+    return {f"layers.{i}.{name}": module for i, layer in enumerate(layers)
+            for name, module in layer.named_modules() if isinstance(module, torch.nn.Linear)}
+
+
+def input_norms(model, input_ids) -> dict:
+    """‖X_j‖₂ of every input feature j of every prunable linear, over the tokens of ``input_ids`` (Wanda's
+    calibration statistic), from forward pre-hooks."""
+    import torch
+
+    linears = prunable_linears(model)
+    sums = {name: torch.zeros(m.in_features, dtype=torch.float64) for name, m in linears.items()}
+    hooks = []
+    for name, module in linears.items():
+        def hook(mod, args, _name=name):
+            x = args[0].detach().reshape(-1, args[0].shape[-1]).double().cpu()
+            sums[_name] += (x * x).sum(dim=0)
+        hooks.append(module.register_forward_pre_hook(hook))
+    try:
+        with torch.inference_mode():
+            model(input_ids=input_ids.to(next(model.parameters()).device))
+    finally:
+        for h in hooks:
+            h.remove()
+    return {name: s.sqrt() for name, s in sums.items()}
+
+
+def _mask(scores, sparsity: float, semi_structured: bool):
+    import torch
+
+    if semi_structured:  # keep the 2 largest of every 4 consecutive inputs
+        rows, cols = scores.shape
+        if cols % 4:
+            raise PruningError(f"2:4 sparsity needs input widths divisible by 4 (got {cols}).")
+        groups = scores.reshape(rows, cols // 4, 4)
+        keep = torch.zeros_like(groups, dtype=torch.bool)
+        keep.scatter_(-1, groups.topk(2, dim=-1).indices, True)
+        return keep.reshape(rows, cols)
+    k = int(round(sparsity * scores.shape[1]))  # per output row
+    keep = torch.ones_like(scores, dtype=torch.bool)
+    if k:
+        keep.scatter_(1, scores.topk(k, dim=1, largest=False).indices, False)
+    return keep
+
+
+def prune_model(model, method: str, sparsity: float = 0.5, calibration_ids=None) -> dict:
+    """Prune ``model`` in place; returns {"method", "sparsity" (measured zeros / weights of the pruned layers)}.
+    ``sparsity`` (0–0.95) is ignored by the 2:4 methods (always 50 %); Wanda needs ``calibration_ids``."""
+    import torch
+    from torch.nn.utils import prune
+
+    method = str(method).strip().lower()
+    if method not in METHODS:
+        raise PruningError(f"Unknown pruning method {method!r}; choose one of {', '.join(METHODS)}.")
+    try:
+        sparsity = float(sparsity)
+    except (TypeError, ValueError):
+        raise PruningError("Sparsity must be a number between 0 and 0.95.") from None
+    if not 0.0 <= sparsity <= 0.95:
+        raise PruningError(f"Sparsity must be between 0 and 0.95 (got {sparsity:g}).")
+    linears = prunable_linears(model)
+    wanda = method.endswith("wanda")
+    if wanda and calibration_ids is None:
+        raise PruningError("Wanda needs calibration text (its input norms).")
+    norms = input_norms(model, calibration_ids) if wanda else {}
+    semi = method.startswith("2:4")
+    with torch.no_grad():
+        for name, module in linears.items():
+            if method == "magnitude":
+                prune.l1_unstructured(module, "weight", amount=sparsity)
+            else:
+                scores = module.weight.detach().abs().double().cpu()
+                if wanda:
+                    scores = scores * norms[name][None, :]
+                prune.custom_from_mask(module, "weight", _mask(scores, sparsity, semi).to(module.weight.device))
+            prune.remove(module, "weight")  # the zeros become the weight itself
+    return {"method": method, "sparsity": measured_sparsity(model)}
+
+
+def measured_sparsity(model) -> float:
+    """Zeros / weights over the prunable linear layers."""
+    linears = prunable_linears(model).values()
+    zeros = sum(int((m.weight == 0).sum()) for m in linears)
+    total = sum(m.weight.numel() for m in linears)
+    return zeros / total if total else 0.0
+
+
+def follows_2_4(weight) -> bool:
+    """Every group of 4 consecutive inputs of every row has at most 2 non-zero weights."""
+    w = weight.detach()
+    if w.shape[1] % 4:
+        return False
+    return bool(((w.reshape(w.shape[0], -1, 4) != 0).sum(dim=-1) <= 2).all())
+
+
+def remove_layers(model, indices) -> dict:
+    """Take the transformer layers at ``indices`` out of ``model`` in place (their memory is freed); the rest are
+    renumbered so the KV cache and config stay consistent. Returns the kept and removed indices."""
+    import torch
+
+    base, layers = _blocks(model)
+    n = len(layers)
+    drop = sorted({int(i) for i in indices})
+    if any(i < 0 or i >= n for i in drop):
+        raise PruningError(f"Layer indices must be between 0 and {n - 1}.")
+    if len(drop) >= n:
+        raise PruningError("At least one layer must stay.")
+    kept = [i for i in range(n) if i not in drop]
+    base.layers = torch.nn.ModuleList([layers[i] for i in kept])
+    for new_index, layer in enumerate(base.layers):
+        attention = getattr(layer, "self_attn", None)
+        if attention is not None and hasattr(attention, "layer_idx"):
+            attention.layer_idx = new_index
+    model.config.num_hidden_layers = len(kept)
+    if getattr(model.config, "layer_types", None):
+        model.config.layer_types = [model.config.layer_types[i] for i in kept]
+    return {"kept": kept, "removed": drop}
+
+
+def block_influence(model, input_ids) -> list[float]:
+    """ShortGPT's Block Influence of each layer (Men et al. 2024, Eq. 1): 1 − the mean cosine similarity between a
+    layer's input and output hidden states over the calibration tokens; low = the layer changes little."""
+    import torch
+
+    with torch.inference_mode():
+        hidden = model(input_ids=input_ids.to(next(model.parameters()).device), output_hidden_states=True).hidden_states
+    _, layers = _blocks(model)
+    out = []
+    for i in range(len(layers)):
+        x, y = hidden[i][0].double(), hidden[i + 1][0].double()
+        out.append(float(1.0 - torch.nn.functional.cosine_similarity(x, y, dim=-1).mean()))
+    return out
+
+
+def least_influential_layers(model, input_ids, count: int) -> list[int]:
+    """The ``count`` layers of lowest Block Influence (ShortGPT's choice of what to remove)."""
+    _, layers = _blocks(model)
+    count = int(count)
+    if not 0 <= count < len(layers):
+        raise PruningError(f"Remove between 0 and {len(layers) - 1} layers.")
+    influence = block_influence(model, input_ids)
+    return sorted(sorted(range(len(layers)), key=influence.__getitem__)[:count])
+
+
+def quality(dense_logits, logits, token_ids) -> dict:
+    """Perplexity of the text, mean KL to the dense model (nats) and top-1 agreement, as the Quantization page."""
+    from core.quantization import kl_divergence, perplexity_from_logits, top1_agreement
+
+    ids = np.asarray(token_ids).reshape(-1)
+    return {"perplexity": perplexity_from_logits(logits, ids),
+            "kl_mean_nats": float(np.mean(kl_divergence(dense_logits, logits))),
+            "top1_agreement": top1_agreement(dense_logits, logits)}
