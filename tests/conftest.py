@@ -9,6 +9,9 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 # Idle OpenMP threads sleep instead of spinning; the app server and the tests share 2 cores. Set before torch loads.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# Marks every process this test session starts (the app server, its rank processes…), so a leftover check counts
+# this session's processes only, not another run's on the same machine.
+os.environ["LLM_LAB_TEST_SESSION"] = f"{os.getpid()}"
 
 # One real vLLM server (and one app configured with it) for every test file that asks for it.
 pytest_plugins = ["tests.vllm_server"]

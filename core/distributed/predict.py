@@ -49,13 +49,27 @@ def _units(cfg_json: str) -> dict:
     embedding = model.get_input_embeddings().weight
     head = model.get_output_embeddings()
     tied = head is not None and head.weight is embedding
-    largest = max(p.numel() for p in model.parameters())
+    sizes = [p.numel() for p in model.parameters()]
     return {"total": total, "layers": layers, "root": total - sum(layers), "input_embedding": embedding.numel(),
-            "tied_embeddings": tied, "largest_parameter": largest}
+            "tied_embeddings": tied, "largest_parameter": max(sizes), "parameter_sizes": sizes}
 
 
-def predict_rank_peak(architecture, strategy: str, world_size: int, seq_len: int, batch_size: int = 1) -> dict:
-    """Per-rank peak bytes of one steady-state step of ``strategy`` on ``world_size`` ranks (fp32 AdamW).
+def zero1_partition(parameter_sizes, world_size: int) -> list[dict]:
+    """Which parameters' optimizer state each rank keeps under ZeroRedundancyOptimizer: largest first, each to the
+    rank with the fewest so far (PyTorch's ``_partition_parameters``). Per rank: ``params`` (its total) and
+    ``largest`` (its largest parameter, which sets the optimizer step's temporaries)."""
+    ranks = [{"params": 0, "largest": 0} for _ in range(int(world_size))]
+    for size in sorted(parameter_sizes, reverse=True):
+        target = min(range(len(ranks)), key=lambda r: ranks[r]["params"])
+        ranks[target]["params"] += size
+        ranks[target]["largest"] = max(ranks[target]["largest"], size)
+    return ranks
+
+
+def predict_rank_peak(architecture, strategy: str, world_size: int, seq_len: int, batch_size: int = 1,
+                      rank: int | None = None) -> dict:
+    """Peak bytes of ``rank`` (None: the busiest rank) in one steady-state step of ``strategy`` on ``world_size``
+    ranks (fp32 AdamW). Ranks differ only under ZeRO-1, whose optimizer shards are whole parameters.
 
     Returns ``predicted_peak_bytes`` with its ``components``, the peak's ``phase``, ``zero_paper_bytes`` (the
     planner's Figure 1 formula + activations) and the unit sizes used.
@@ -81,11 +95,21 @@ def predict_rank_peak(architecture, strategy: str, world_size: int, seq_len: int
     optimizer_temp = 2 * 4.0 * units["largest_parameter"]  # AdamW's per-parameter loop (foreach=False): two temporaries
 
     if strategy in ("ddp", "zero1"):
-        shards = n_ranks if strategy == "zero1" else 1
-        states = {"weights": w, "gradient_buckets": g, "optimizer_states": s / shards}
+        if strategy == "zero1":
+            shards = zero1_partition(units["parameter_sizes"], n_ranks)
+            mine = shards[rank] if rank is not None else max(shards, key=lambda r: r["params"])
+            owned_state, optimizer_temp = 8.0 * mine["params"], 2 * 4.0 * mine["largest"]
+        else:
+            owned_state = s
+        states = {"weights": w, "gradient_buckets": g, "optimizer_states": owned_state}
+        # The input embedding's backward, last of all: its dense gradient (vocab × hidden) is built and added into
+        # its bucket; with tied embeddings the LM head's gradient already there and the sum are alive with it
+        # (measured on SmolLM2's shape: exactly 3 × vocab × hidden × 4 bytes above the model states).
+        embedding_grads = (3 if units["tied_embeddings"] else 1) * 4.0 * units["input_embedding"]
         candidates = {
             "backward (activations + logit gradients)": {**states, "activations": activations},
-            "optimizer step": {**states, "optimizer_temporaries": optimizer_temp / shards},
+            "input embedding's backward": {**states, "embedding_gradient_temporaries": embedding_grads},
+            "optimizer step": {**states, "optimizer_temporaries": optimizer_temp},
         }
     else:
         sharded = {"weights_shard": w / n_ranks, "optimizer_states": s / n_ranks}

@@ -24,10 +24,11 @@ def communicated_bytes(rank: dict) -> float:
 def rank_rows(run: DistributedRun) -> list[dict]:
     """One row per rank: measured and predicted peak (MB), error, the ZeRO paper's formula, bytes sent per step."""
     spec = run.spec
-    prediction = predict_rank_peak(spec.architecture, spec.strategy, run.world_size, spec.seq_len, spec.batch_size)
-    volume = communication_volume_bytes(spec.strategy, prediction["param_bytes"])
     rows = []
     for rank in run.ranks:
+        prediction = predict_rank_peak(spec.architecture, spec.strategy, run.world_size, spec.seq_len,
+                                       spec.batch_size, rank=rank["rank"])
+        volume = communication_volume_bytes(spec.strategy, prediction["param_bytes"])
         measured = float(rank["peak_bytes"])
         sent = communicated_bytes(rank)
         parts = rank["parts_bytes"]
