@@ -120,3 +120,23 @@ def test_tables_and_figures_take_fine_tuning_results_without_a_textbook_number()
     textbook = next(trace for trace in fig.data if trace.name == "textbook formula")
     assert textbook.y[0] is not None and textbook.y[1] is None
     assert "lora" in measure.results_csv([inf, ft])
+
+
+def test_cpu_totals_take_out_a_block_freed_by_an_unprofiled_thread():
+    """The allocator's running total only goes down for frees on a profiled thread: a block whose address comes back
+    without a recorded free was freed elsewhere, and leaves the total (from the hint's time when one is given)."""
+    from types import SimpleNamespace as NS
+
+    from core.measure.trackers import _running_totals
+
+    def event(t, ptr, size, total):
+        return NS(start_time_ns=t, typed=(None, NS(ptr=ptr, alloc_size=size, total_allocated=total)))
+
+    # 100 bytes at address 1 freed on another thread (the total stays at 100), then address 1 handed out again
+    events = [event(0, 1, 100, 100), event(10, 2, 50, 150), event(20, 1, 30, 180)]
+    assert _running_totals(events).values == [100, 150, 80]
+    first_block = events[0]
+    assert _running_totals(events, release_hint=lambda e: 5 if e is first_block else None).values == [100, 50, 80]
+    # recorded frees change nothing
+    plain = [event(0, 1, 100, 100), event(5, 1, -100, 0), event(10, 1, 30, 30)]
+    assert _running_totals(plain).values == [100, 0, 30] and _running_totals(plain).unrecorded_frees == 0

@@ -7,9 +7,10 @@
 Each rank builds the same random-weight model (same seed), wraps it for the strategy, and runs ``steps`` training
 steps (AdamW, fp32) on its own micro-batch of random tokens (seeded by rank: data parallel). It measures
 
-- the peak bytes of live tensors from before the model is built to the end of the steps (CPU: the profiler's
-  allocation log, core.measure.trackers; CUDA: max_memory_allocated), and the local bytes of parameters, gradients
-  and optimizer state at the end of the last backward;
+- the peak bytes of live tensors in one steady-state step (after two warm-up steps): the bytes resident between
+  steps, counted tensor by tensor, plus the step's peak over them (CPU: the profiler's allocation log,
+  core.measure.trackers; CUDA: max_memory_allocated), and the local bytes of parameters, gradients and optimizer
+  state at the end of the measured backward;
 - every collective of the last step from the profiler's c10d records (c10d::allreduce_, _allgather_base_,
   _reduce_scatter_base_, broadcast_ …, with their tensor sizes), so DDP's C++ reducer is counted too;
 - the loss of every step, averaged over ranks.
@@ -19,7 +20,6 @@ It prints ``PROGRESS <rank> <step> <steps>`` lines and writes ``rank<r>.json``.
 from __future__ import annotations
 
 import argparse
-import gc
 import gc
 import json
 import os

@@ -16,11 +16,11 @@ from core.device import MEMORY_DEVICE_TYPES, resolve_device
 @dataclass
 class PhaseMemory:
     """Bytes allocated during one phase, relative to its start: ``peak`` (highest point) and ``end`` (net change);
-    ``start``: the allocator's absolute total when the phase began (process-wide on CPU: every thread's tensors)."""
+    ``start``: the allocator's running total when the phase began (on CPU, of the allocations it was told of)."""
     peak: int = 0
     end: int = 0
     start: int = 0
-    peak_at: str = ""  # CPU: the operators around the allocation that made the peak (innermost last)
+    peak_at: str = ""  # CPU: the operators around the allocation that made the peak, innermost first
     # CPU: blocks freed on a thread the profiler does not record (seen when their address came back), bytes
     unrecorded_frees: int = 0
 
@@ -94,7 +94,9 @@ def _running_totals(allocations, release_hint=None) -> _Totals:
                 j = live[f.ptr]
                 hint = release_hint(allocations[j]) if release_hint else None
                 at = allocations[i].start_time_ns
-                releases.append((min(hint, at) if hint is not None else at, fields[j].alloc_size))
+                if hint is not None:
+                    at = max(allocations[j].start_time_ns, min(hint, at))
+                releases.append((at, fields[j].alloc_size))
             live[f.ptr] = i
         else:
             live.pop(f.ptr, None)
@@ -102,7 +104,7 @@ def _running_totals(allocations, release_hint=None) -> _Totals:
         for j in live.values():
             hint = release_hint(allocations[j])
             if hint is not None:
-                releases.append((hint, fields[j].alloc_size))
+                releases.append((max(hint, allocations[j].start_time_ns), fields[j].alloc_size))
     releases.sort()
     values, k, missed = [], 0, 0
     for e, f in zip(allocations, fields):
