@@ -1,12 +1,16 @@
 """This process's memory: resident set size now and at its peak, and one meter for the peak while a block runs.
 
 CPU peaks come from the kernel's own high-water mark (``VmHWM`` in /proc/self/status, reset by writing 5 to
-/proc/self/clear_refs; proc(5), Linux ≥ 4.0), with RSS sampling where that is not allowed. CUDA peaks come from
+/proc/self/clear_refs; proc(5), Linux ≥ 4.0), with RSS sampling where that is not allowed or where the kernel does
+not keep the mark when memory is unmapped (seen on a CI machine: a 200 MB block touched and freed left VmHWM at the
+RSS before it; a probe checks this once per process). CUDA peaks come from
 ``torch.cuda.max_memory_allocated`` after ``torch.cuda.reset_peak_memory_stats``
 (https://pytorch.org/docs/stable/generated/torch.cuda.max_memory_allocated.html).
 """
 from __future__ import annotations
 
+import functools
+import mmap
 import threading
 from pathlib import Path
 
@@ -50,12 +54,37 @@ def reset_peak_rss() -> bool:
         return False
 
 
+_PROBE_BYTES = 64 * 2**20
+
+
+@functools.lru_cache(maxsize=1)
+def peak_rss_keeps_freed_memory() -> bool:
+    """Whether this kernel's VmHWM remembers memory that was touched and then unmapped.
+
+    Linux raises the high-water mark lazily (from the RSS counters at some events, and when /proc is read); a kernel
+    that skips the update on unmap forgets a temporary peak that is gone by the time the mark is read. The probe
+    maps 64 MiB, touches every page, unmaps it (the path glibc takes to free a large block) and reads the mark; it
+    compares with the RSS after the unmap, so another thread's growth in the meantime can't pass for a kept peak.
+    """
+    if not reset_peak_rss():
+        return False
+    block = mmap.mmap(-1, _PROBE_BYTES)
+    try:
+        for offset in range(0, _PROBE_BYTES, mmap.PAGESIZE):
+            block[offset] = 1
+    finally:
+        block.close()
+    peak, now = peak_rss_bytes(), proc_status_bytes("VmRSS")
+    return peak is not None and now is not None and peak - now >= 0.9 * _PROBE_BYTES
+
+
 class PeakMemoryMeter:
     """Peak memory while a block runs: ``with PeakMemoryMeter(device) as meter: ...`` then ``meter.peak_bytes``.
 
     CUDA: ``torch.cuda.max_memory_allocated`` after ``reset_peak_memory_stats`` (bytes of live tensors).
     CPU: the process's peak resident memory — VmHWM reset through /proc/self/clear_refs before the block (exact, kernel
-    maintained); where that is not allowed, RSS sampled every ``interval_s`` seconds by a background thread (may miss
+    maintained); where that is not allowed or the kernel forgets unmapped peaks (``peak_rss_keeps_freed_memory``),
+    RSS sampled every ``interval_s`` seconds by a background thread (may miss
     peaks shorter than the interval). ``method`` says which one was used.
     """
 
@@ -78,7 +107,7 @@ class PeakMemoryMeter:
             torch.cuda.synchronize(self.device)
             torch.cuda.reset_peak_memory_stats(self.device)
             self.method = "torch.cuda.max_memory_allocated"
-        elif reset_peak_rss():
+        elif peak_rss_keeps_freed_memory() and reset_peak_rss():
             self.method = "peak RSS (VmHWM, reset via /proc/self/clear_refs)"
         else:
             self.method = f"RSS sampled every {self.interval_s * 1000:g} ms"

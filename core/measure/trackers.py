@@ -173,8 +173,8 @@ class CpuProfilerTracker:
 
 
 class CpuRssTracker:
-    method = ("process RSS growth (peak VmHWM after /proc/self/clear_refs): includes allocator slack, less exact "
-              "than tensor bytes")
+    method = ("process RSS growth (peak VmHWM after /proc/self/clear_refs, or RSS sampled where the kernel forgets "
+              "unmapped peaks): includes allocator slack, less exact than tensor bytes")
 
     def __init__(self, device):
         self.device = device
@@ -183,13 +183,14 @@ class CpuRssTracker:
     def phase(self, release_hints=None):
         result = PhaseMemory()
         gc.collect()
-        process_memory.reset_peak_rss()  # VmHWM back to the current RSS (Linux ≥ 4.0; a no-op elsewhere)
-        start = process_memory.proc_status_bytes("VmRSS") or 0
+        start = process_memory.process_rss_bytes()
+        meter = process_memory.PeakMemoryMeter(self.device)
         try:
-            yield result
+            with meter:
+                yield result
         finally:
-            result.peak = max(0, (process_memory.peak_rss_bytes() or 0) - start)
-            result.end = (process_memory.proc_status_bytes("VmRSS") or 0) - start
+            result.peak = max(0, meter.peak_bytes - start)
+            result.end = process_memory.process_rss_bytes() - start
 
 
 _PROFILER_OK: bool | None = None
