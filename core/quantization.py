@@ -7,8 +7,8 @@ What is measured for every variant (``compare_variants``), one variant loaded at
   footprint transformers reports, and on CUDA ``torch.cuda.memory_allocated`` growth;
 - the memory planner's prediction for the same storage format (``core.memory.weight_memory``) and the error in %;
 - peak memory during a greedy generation: CUDA peak statistics on a GPU; on CPU the process's resident-memory peak
-  (VmHWM, reset through ``/proc/self/clear_refs`` just before generating; where Linux does not allow that, RSS
-  sampled every 2 ms in a thread) minus the resident memory before the variant was loaded (it can read low when the
+  (VmHWM, reset through ``/proc/self/clear_refs`` just before generating; where Linux does not allow that or does
+  not keep the mark for unmapped memory, RSS sampled every 2 ms in a thread) minus the resident memory before the variant was loaded (it can read low when the
   allocator reuses memory freed by the previous variant); quantized CPU variants are first detached from the
   memory-mapped fp32 checkpoint (``detach_from_checkpoint``) so its pages do not count;
 - tokens/s of the greedy generation (prompt prefill included);
