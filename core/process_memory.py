@@ -1,9 +1,11 @@
 """This process's memory: resident set size now and at its peak, and one meter for the peak while a block runs.
 
 CPU peaks come from the kernel's own high-water mark (``VmHWM`` in /proc/self/status, reset by writing 5 to
-/proc/self/clear_refs; proc(5), Linux ≥ 4.0), with RSS sampling where that is not allowed or where the kernel does
-not keep the mark when memory is unmapped (seen on a CI machine: a 200 MB block touched and freed left VmHWM at the
-RSS before it; a probe checks this once per process). CUDA peaks come from
+/proc/self/clear_refs; proc(5), Linux ≥ 4.0), with RSS sampling where that is not allowed or where the mark does not
+survive an unmap (sandboxed kernels emulate /proc; a probe checks this once per process).
+
+Both read the resident set: a block that malloc serves from memory this process freed earlier but still holds does
+not raise it. For tensor bytes, use core.measure's allocator trackers. CUDA peaks come from
 ``torch.cuda.max_memory_allocated`` after ``torch.cuda.reset_peak_memory_stats``
 (https://pytorch.org/docs/stable/generated/torch.cuda.max_memory_allocated.html).
 """

@@ -118,25 +118,34 @@ def test_reference_text_ships_a_few_hundred_tokens_without_its_header():
     assert "public domain" in q.REFERENCE_TEXT_PATH.read_text()  # the source is stated in the file's header
 
 
+def _touch_and_unmap(size: int) -> None:
+    """A block of fresh pages, every page written, then unmapped. (Not a numpy array: late in a long test run malloc
+    can serve one from memory this process freed earlier and still holds, and the RSS then does not move at all.)"""
+    import mmap
+
+    block = mmap.mmap(-1, size)
+    for offset in range(0, size, mmap.PAGESIZE):
+        block[offset] = 1
+    block.close()
+
+
 def test_peak_memory_meter_sees_a_temporary_allocation():
     before = q.process_rss_bytes()
     with q.PeakMemoryMeter(torch.device("cpu")) as meter:
-        block = np.ones(200_000_000 // 8)  # 200 MB, touched
-        del block
+        _touch_and_unmap(200_000_000)
     assert meter.method
     assert meter.peak_bytes - before >= 180e6
 
 
 def test_peak_memory_meter_samples_where_the_kernel_forgets_unmapped_peaks(monkeypatch):
-    """Some kernels don't raise VmHWM when a block is unmapped (a CI machine: the 200 MB block above left no trace);
-    there the meter samples RSS and still sees the block."""
+    """Where VmHWM can't be trusted (no clear_refs, or a kernel that forgets unmapped peaks), the meter samples RSS
+    and still sees the block."""
     from core import process_memory
 
     monkeypatch.setattr(process_memory, "peak_rss_keeps_freed_memory", lambda: False)
     before = q.process_rss_bytes()
     with q.PeakMemoryMeter(torch.device("cpu")) as meter:
-        block = np.ones(200_000_000 // 8)  # 200 MB, touched (tens of ms: many sampling intervals)
-        del block
+        _touch_and_unmap(200_000_000)  # tens of ms: many sampling intervals
     assert "sampled" in meter.method
     assert meter.peak_bytes - before >= 180e6
 

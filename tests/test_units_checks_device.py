@@ -131,7 +131,11 @@ def test_peak_rss_meter_has_one_home_and_reads_the_kernel_peak():
     assert status_rss == pytest.approx(rss, rel=0.2)
     assert process_memory.proc_status_bytes("NoSuchField") is None
     if process_memory.reset_peak_rss():
-        block = np.ones(200_000_000 // 8)  # 200 MB touched
+        import mmap
+
+        block = mmap.mmap(-1, 200_000_000)  # fresh pages (malloc could reuse resident freed memory), all touched
+        for offset in range(0, len(block), mmap.PAGESIZE):
+            block[offset] = 1
         peak = process_memory.peak_rss_bytes()
-        del block
+        block.close()
         assert peak - status_rss >= 150e6

@@ -24,6 +24,11 @@ class PruningError(ValueError):
     """Bad pruning input; the message is user-facing."""
 
 
+def layer_count(model) -> int:
+    """How many transformer layers ``model`` has (model.model.layers)."""
+    return len(_blocks(model)[1])
+
+
 def _blocks(model):
     base = getattr(model, "model", model)
     layers = getattr(base, "layers", None)
