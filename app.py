@@ -21,6 +21,7 @@ PAGES = {
         st.Page("views/layers.py", title="Layers", icon=":material/layers:", url_path="layers"),
         st.Page("views/quantization.py", title="Quantization", icon=":material/compress:", url_path="quantization"),
         st.Page("views/finetune.py", title="Fine-tune", icon=":material/model_training:", url_path="finetune"),
+        st.Page("views/optimize.py", title="Optimize", icon=":material/content_cut:", url_path="optimize"),
         st.Page("views/evaluate.py", title="Evaluate", icon=":material/fact_check:", url_path="evaluate"),
     ],
     "Plan hardware": [

@@ -443,7 +443,7 @@ def _prompt_ids(tokenizer, prompt: str, use_chat_template: bool):
 
 
 @contextlib.contextmanager
-def _quiet_libraries():
+def quiet_libraries():
     """Silence per-call library chatter while variants run: bitsandbytes logs "MatMul8bitLt: inputs will be cast…"
     on every int8 matmul and a hint about an optional CPU kernels package; transformers warns about generation flags."""
     names = ("bitsandbytes", "transformers")
@@ -596,7 +596,7 @@ def compare_variants(
         memory_before = _device_memory_in_use(target_device)
         try:
             step(index, 0, f"{spec.label}: loading…")
-            with _quiet_libraries():
+            with quiet_libraries():
                 loaded = models.load_model(resolved_name, dtype=dtype, device=target_device,
                                            quantization=spec.quantization, double_quant=bool(double_quant),
                                            compute_dtype=compute_dtype if spec.quantization else None)
@@ -622,7 +622,7 @@ def compare_variants(
                 row["notes"] = "; ".join(filter(None, [row["notes"], f"no planner prediction: {exc}"]))
 
             step(index, 1, f"{spec.label}: scoring {reference_ids.shape[1]} reference tokens…")
-            with _quiet_libraries():
+            with quiet_libraries():
                 logits = _reference_logits(loaded, reference_ids)
             row["perplexity"] = perplexity_from_logits(logits, reference_ids[0].numpy())
             if baseline_logits is None:
@@ -643,7 +643,7 @@ def compare_variants(
 
             step(index, 2, f"{spec.label}: greedy generation of up to {max_new_tokens} tokens…")
             free_released_memory()  # loading and scoring leave garbage behind: measure generation, not them
-            with _quiet_libraries():
+            with quiet_libraries():
                 with PeakMemoryMeter(target_device) as meter:
                     greedy, seconds = _generate(loaded, prompt_inputs, max_new_tokens, False, seed, temperature,
                                                 top_k)
@@ -655,7 +655,7 @@ def compare_variants(
             row["tokens_per_s"] = len(greedy) / seconds if seconds > 0 and greedy else float("nan")
 
             step(index, 3, f"{spec.label}: sampled generation (seed {seed})…")
-            with _quiet_libraries():
+            with quiet_libraries():
                 sampled, _ = _generate(loaded, prompt_inputs, max_new_tokens, True, seed, temperature, top_k)
 
             tok = loaded.tokenizer

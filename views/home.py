@@ -21,6 +21,8 @@ with cols[0]:
     st.caption("One model at fp32 / fp16 / bf16 / int8 / 4-bit: measured memory, speed and quality.")
     st.page_link("views/finetune.py", label="Fine-tune", icon=":material/model_training:")
     st.caption("Train a LoRA adapter on the bundled model live, then compare its answers with the base model's.")
+    st.page_link("views/optimize.py", label="Optimize", icon=":material/content_cut:")
+    st.caption("Prune weights or layers, distil a pruned student, and line fp32, int8, NF4, pruned and distilled up.")
     st.page_link("views/evaluate.py", label="Evaluate", icon=":material/fact_check:")
     st.caption("Score prompt techniques and model variants on a bundled task (accuracy, ROUGE): which setup is best.")
 with cols[1]:

@@ -1,0 +1,23 @@
+"""The Optimize page in real headless Chromium: a pruning run ends in its table and charts, and a short
+distillation ends in its scores."""
+import pytest
+
+from tests.browser import exceptions_on_page, fill_inputs, open_app_page, wait_for_main_text, wait_until_idle
+
+pytestmark = pytest.mark.browser
+
+
+def test_optimize_in_chromium(app_url, page):
+    open_app_page(page, app_url, "/optimize")
+    wait_for_main_text(page, "Optimize", "Zeros in dense tensors save no memory")
+    page.get_by_role("button", name="Prune and measure").click()
+    wait_for_main_text(page, "Answers side by side", timeout=400)
+    wait_until_idle(page)
+    page.wait_for_selector('[data-testid="stPlotlyChart"] .main-svg', timeout=60_000)
+    assert page.locator('[data-testid="stPlotlyChart"]').count() == 2  # perplexity and KL against sparsity
+    page.get_by_role("tab", name="Distil").click()
+    fill_inputs(page, {"Steps": "2"})
+    page.get_by_role("button", name="Distil", exact=True).click()
+    wait_for_main_text(page, "recovered) on the held-out reference text", "Distilled student", timeout=400)
+    wait_until_idle(page)
+    assert exceptions_on_page(page) == []

@@ -1,0 +1,78 @@
+"""The Optimize page under AppTest on the bundled SmolLM2: pruning measured (zeros cost the same bytes, removed layers
+fewer), soft labels, a short prune-then-distil run that lowers the student's KL, and the line-up of fp32, int8, NF4,
+pruned and distilled with a task score; bad choices are explained and inputs kept."""
+from tests.apptest import app_test
+
+PAGE = "views/optimize.py"
+
+
+def _frame(at, column):
+    """The last table on the page with ``column`` (AppTest lists dataframes in page order, not by key)."""
+    return [d.value for d in at.dataframe if column in d.value.columns][-1]
+
+
+def test_prune_distil_and_line_up():
+    at = app_test(PAGE, timeout=600)
+    at.run()
+    assert not at.exception and at.title[0].value == "Optimize"
+    for widget in (at.multiselect(key="op_methods"), at.multiselect(key="op_sparsities"),
+                   at.number_input(key="op_remove"), at.button(key="op_prune_run"), at.button(key="op_prune_stop"),
+                   at.slider(key="op_temperature"), at.number_input(key="op_d_steps"),
+                   at.select_slider(key="op_d_lr"), at.button(key="op_distil_run"),
+                   at.multiselect(key="op_lineup_kinds"), at.number_input(key="op_task_items")):
+        assert widget.proto.help
+    at.multiselect(key="op_methods").set_value(["magnitude", "2:4-wanda", "remove-layers"]).run()
+    at.multiselect(key="op_sparsities").set_value([30, 60]).run()
+    at.button(key="op_prune_run").click().run()
+    assert not at.exception and not at.error
+    table = _frame(at, "Zeros (%)").set_index("Variant")
+    assert list(table.index) == ["dense (fp32)", "magnitude 30 %", "magnitude 60 %", "2:4-wanda 50 %",
+                                 "4 layers removed"]
+    assert table.loc["dense (fp32)", "Perplexity"] < table.loc["magnitude 30 %", "Perplexity"] \
+        < table.loc["magnitude 60 %", "Perplexity"]
+    assert table.loc["magnitude 60 %", "Weights (MB)"] == table.loc["dense (fp32)", "Weights (MB)"]
+    assert table.loc["4 layers removed", "Weights (MB)"] < table.loc["dense (fp32)", "Weights (MB)"]
+    assert len(_frame(at, "answer")) == 5
+
+    at.button(key="op_soft_run").click().run()
+    soft = _frame(at, "p at T=1 (%)")
+    assert soft["p at T=1 (%)"].sum() > 99.9 and soft.iloc[0]["p at T=2 (%)"] < soft.iloc[0]["p at T=1 (%)"]
+    at.number_input(key="op_d_steps").set_value(4).run()
+    at.select_slider(key="op_d_seq").set_value(64).run()
+    at.button(key="op_distil_run").click().run()
+    assert not at.exception and not at.error
+    scores = _frame(at, "KL to teacher (nats)").set_index("model")
+    assert scores.loc["distilled student", "KL to teacher (nats)"] < scores.loc["pruned student",
+                                                                                "KL to teacher (nats)"]
+    assert "recovered" in at.success[0].value
+
+    at.multiselect(key="op_lineup_kinds").set_value(["fp32", "int8", "nf4", "pruned", "distilled"]).run()
+    at.number_input(key="op_task_items").set_value(3).run()
+    at.button(key="op_lineup_run").click().run()
+    assert not at.exception and not at.error
+    lineup = _frame(at, "Review sentiment, few-shot (% correct)").set_index("Variant")
+    assert list(lineup.index) == ["fp32 (dense)", "int8 (bitsandbytes)", "nf4 (bitsandbytes)",
+                                  "pruned: 4 layers removed", "distilled student"]
+    weights = lineup["Weights (MB)"]
+    assert weights["nf4 (bitsandbytes)"] < weights["int8 (bitsandbytes)"] < weights["fp32 (dense)"]
+    assert lineup.loc["distilled student", "Layers"] == 24 and lineup["Parameters (M)"].iloc[:3].nunique() == 1
+    assert lineup["Review sentiment, few-shot (% correct)"].notna().all()
+    labels = [d.proto.label for d in at.get("download_button")]
+    assert labels.count("Download CSV") == 2 and labels.count("Download JSON") == 3
+
+
+def test_empty_choices_and_a_missing_model_are_explained_and_kept():
+    at = app_test(PAGE)
+    at.run()
+    at.multiselect(key="op_methods").set_value([]).run()
+    assert any("at least one pruning method" in w.value for w in at.warning)
+    assert at.button(key="op_prune_run").disabled
+    at.multiselect(key="op_methods").set_value(["wanda"]).run()
+    at.multiselect(key="op_sparsities").set_value([]).run()
+    assert any("at least one sparsity" in w.value for w in at.warning)
+    at.multiselect(key="op_methods").set_value(["remove-layers"]).run()
+    at.text_input(key="op_model").set_value("no-such-org/no-such-model").run()
+    at.button(key="op_prune_run").click().run()
+    assert not at.exception and at.error and "no-such-org/no-such-model" in at.error[0].value
+    assert at.text_input(key="op_model").value == "no-such-org/no-such-model"
+    assert at.multiselect(key="op_methods").value == ["remove-layers"]
