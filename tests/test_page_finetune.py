@@ -84,3 +84,29 @@ def test_a_tiny_run_shows_results_and_the_download():
     assert len(at.get("download_button")) == 1
     assert any(t.label == "Base + LoRA adapter" for t in at.text_area)
     assert run.model_released
+
+
+def test_prompt_tuning_is_a_method_with_its_exact_count_and_a_real_run():
+    at = app_test(PAGE, timeout=900)
+    at.run()
+    assert at.radio(key="ft_method").help
+    at.radio(key="ft_method").set_value("prompt-tuning").run()
+    assert not at.exception and not at.error
+    assert at.number_input(key="ft_virtual_tokens").help
+    assert at.number_input(key="ft_lr_prompt_tuning").value == 0.03
+    keys = {n.key for n in at.number_input}
+    assert "ft_rank" not in keys and "ft_alpha" not in keys  # LoRA's own controls are not shown
+    assert "11,520 trainable parameters = 20 virtual tokens × 576" in _texts(at.caption)
+    at.number_input(key="ft_virtual_tokens").set_value(4).run()
+    assert "2,304 trainable parameters" in _texts(at.caption)
+    at.number_input(key="ft_steps").set_value(2)
+    at.number_input(key="ft_batch").set_value(1)
+    at.number_input(key="ft_answer_tokens").set_value(3)
+    at.button(key="ft_start").click().run()
+    run = at.session_state["ft_run"]
+    assert run.wait(timeout=1800) is not None, run.error
+    at.run()
+    assert not at.exception
+    assert run.result.trainable_params == 2304
+    assert any(t.label == "Base + soft prompt" for t in at.text_area)
+    assert at.radio(key="ft_method").value == "prompt-tuning"

@@ -1,12 +1,13 @@
-"""Fine-tune: LoRA on the bundled SmolLM2, live (loss curve, tokens/s, Stop), then base vs base + adapter."""
+"""Fine-tune: LoRA or prompt tuning on the bundled SmolLM2, live (loss curve, tokens/s, Stop), then base vs base +
+adapter."""
 from __future__ import annotations
 
 import streamlit as st
 
 from core.finetune import FinetuneError
 from core.finetune.charts import loss_curve_figure
-from core.finetune.runner import (COMPARE_MAX_NEW_TOKENS, FinetuneBusy, FinetuneSettings, active_run, check_settings,
-                                  load_dataset, start_finetune)
+from core.finetune.runner import (COMPARE_MAX_NEW_TOKENS, DEFAULT_LEARNING_RATES, FinetuneBusy, FinetuneSettings,
+                                  active_run, check_settings, load_dataset, start_finetune)
 from core.models import ModelLoadError
 from core.units import GB
 
@@ -14,31 +15,47 @@ PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "
 DEFAULTS = FinetuneSettings()
 
 st.title("Fine-tune")
-st.caption("LoRA on the bundled SmolLM2-135M-Instruct with PEFT: the base weights stay frozen and two small matrices "
-           "per targeted layer learn the bundled answer template. Watch the loss fall, then compare answers.")
+st.caption("LoRA or prompt tuning on the bundled SmolLM2-135M-Instruct with PEFT: the base weights stay frozen; LoRA "
+           "trains two small matrices per targeted layer, prompt tuning only a few soft-prompt embeddings put before "
+           "every input. Both learn the bundled answer template. Watch the loss fall, then compare answers.")
 
 data = load_dataset()
 with st.expander(f"Data set: {data.name} ({len(data.examples)} examples)"):
     st.markdown(f"{data.source}  \nLicence: {data.licence}")
     st.dataframe([{"prompt": p, "answer": a} for p, a in data.examples], hide_index=True, width="stretch")
 
+METHOD_LABELS = {"lora": "LoRA (Hu et al. 2021)", "prompt-tuning": "Prompt tuning (Lester et al. 2021)"}
+method = st.radio("Method", list(METHOD_LABELS), format_func=METHOD_LABELS.get, horizontal=True, key="ft_method",
+                  help="LoRA: low-rank updates of the chosen linear layers. Prompt tuning: the model is untouched; "
+                       "only virtual tokens × hidden size (576) soft-prompt parameters train.")
+lora = method == "lora"
 c1, c2, c3, c4 = st.columns(4)
-rank = c1.number_input("Rank r", min_value=0, max_value=4096, value=DEFAULTS.rank, step=1, key="ft_rank",
-                       help="LoRA rank: A is r × d_in and B is d_out × r for each targeted matrix. Must be at least "
-                            "1 and at most the smallest adapted layer width (576 for SmolLM2's attention).")
-alpha = c2.number_input("Alpha", min_value=0.0, max_value=4096.0, value=float(DEFAULTS.alpha), step=1.0,
-                        key="ft_alpha", help="LoRA scaling: the update B·A is multiplied by alpha / r (a number, "
-                                             "no unit). alpha = 2·r is a common choice.")
-dropout = c3.number_input("Dropout", min_value=0.0, max_value=0.9, value=float(DEFAULTS.dropout), step=0.05,
-                          key="ft_dropout", help="Probability (0–0.9) of zeroing each input to the adapters while "
-                                                 "training; 0 trains fastest on this small data set.")
-lr = c4.number_input("Learning rate", min_value=0.0, max_value=1.0, value=float(DEFAULTS.learning_rate),
-                     step=1e-4, format="%.4f", key="ft_lr",
+virtual_tokens, rank, alpha, dropout = DEFAULTS.num_virtual_tokens, DEFAULTS.rank, DEFAULTS.alpha, DEFAULTS.dropout
+if not lora:
+    virtual_tokens = c1.number_input("Virtual tokens", min_value=1, max_value=256, value=DEFAULTS.num_virtual_tokens,
+                                     step=1, key="ft_virtual_tokens",
+                                     help="Soft tokens prepended to every input; each is a trainable embedding of "
+                                          "the model's hidden size (576 numbers for SmolLM2).")
+else:
+    rank = c1.number_input("Rank r", min_value=0, max_value=4096, value=DEFAULTS.rank, step=1, key="ft_rank",
+                           help="LoRA rank: A is r × d_in and B is d_out × r for each targeted matrix. Must be at "
+                                "least 1 and at most the smallest adapted layer width (576 for SmolLM2's attention).")
+    alpha = c2.number_input("Alpha", min_value=0.0, max_value=4096.0, value=float(DEFAULTS.alpha), step=1.0,
+                            key="ft_alpha", help="LoRA scaling: the update B·A is multiplied by alpha / r (a number, "
+                                                 "no unit). alpha = 2·r is a common choice.")
+    dropout = c3.number_input("Dropout", min_value=0.0, max_value=0.9, value=float(DEFAULTS.dropout), step=0.05,
+                              key="ft_dropout", help="Probability (0–0.9) of zeroing each input to the adapters "
+                                                     "while training; 0 trains fastest on this small data set.")
+lr = c4.number_input("Learning rate", min_value=0.0, max_value=1.0, value=DEFAULT_LEARNING_RATES[method],
+                     step=1e-4, format="%.4f", key="ft_lr" if lora else "ft_lr_prompt_tuning",
                      help="AdamW step size (per step, constant). LoRA tolerates larger rates than full fine-tuning: "
-                          "1e-4 to 3e-3 is typical; 0.002 shows the template within the default steps.")
-targets = st.multiselect("Target modules", PROJECTIONS, default=["q_proj", "k_proj", "v_proj", "o_proj"],
-                         key="ft_targets", help="Which linear layers of every transformer block get a LoRA "
-                                                "adapter: attention (q/k/v/o) and/or the MLP (gate/up/down).")
+                          "1e-4 to 3e-3 is typical, 0.002 shows the template within the default steps. Soft "
+                          "prompts need larger ones (0.03 here; Lester et al. used 0.3 with Adafactor).")
+targets = list(DEFAULTS.target_modules)  # not used by prompt tuning
+if lora:
+    targets = st.multiselect("Target modules", PROJECTIONS, default=["q_proj", "k_proj", "v_proj", "o_proj"],
+                             key="ft_targets", help="Which linear layers of every transformer block get a LoRA "
+                                                    "adapter: attention (q/k/v/o) and/or the MLP (gate/up/down).")
 d1, d2, d3, d4, d5 = st.columns(5)
 steps = d1.number_input("Steps", min_value=1, max_value=10_000, value=DEFAULTS.steps, step=5, key="ft_steps",
                         help="Optimizer steps (each one a batch). The default 12 shows the answer template; each step "
@@ -61,7 +78,8 @@ answer_tokens = d5.number_input("Answer length (tokens)", min_value=1, max_value
 settings = FinetuneSettings(rank=int(rank), alpha=float(alpha), dropout=float(dropout),
                             target_modules=tuple(targets), learning_rate=float(lr), steps=int(steps),
                             seq_len=int(seq_len), batch_size=int(batch), seed=int(seed),
-                            compare_max_new_tokens=int(answer_tokens))
+                            compare_max_new_tokens=int(answer_tokens), method=method,
+                            num_virtual_tokens=int(virtual_tokens))
 problem = None
 try:
     plan = check_settings(settings)
@@ -69,10 +87,16 @@ except (FinetuneError, ModelLoadError) as exc:
     problem = str(exc)
     st.error(problem, icon=":material/edit:")
 else:
-    st.caption(f"{plan['trainable_params']:,} trainable parameters ({plan['trainable_pct']:.2f} % of the model). "
-               f"Predicted peak {plan['total_bytes'] / GB:,.2f} GB for a 16-bit base (plan_finetune; this run keeps "
-               f"the base in fp32, ≤ {plan['required_bytes'] / GB:,.2f} GB) of {plan['free_bytes'] / GB:,.1f} GB "
-               "free.")
+    if lora:
+        st.caption(f"{plan['trainable_params']:,} trainable parameters ({plan['trainable_pct']:.2f} % of the "
+                   f"model). Predicted peak {plan['total_bytes'] / GB:,.2f} GB for a 16-bit base (plan_finetune; "
+                   f"this run keeps the base in fp32, ≤ {plan['required_bytes'] / GB:,.2f} GB) of "
+                   f"{plan['free_bytes'] / GB:,.1f} GB free.")
+    else:
+        st.caption(f"{plan['trainable_params']:,} trainable parameters = {int(virtual_tokens)} virtual tokens × "
+                   f"576 (hidden size), {plan['trainable_pct']:.4f} % of the model; the same count as PEFT's. "
+                   f"Memory: at most {plan['required_bytes'] / GB:,.2f} GB (an upper bound from full fine-tuning's "
+                   f"activations, not a measured prediction) of {plan['free_bytes'] / GB:,.1f} GB free.")
 
 run = st.session_state.get("ft_run")
 other = active_run()
@@ -149,10 +173,13 @@ def show_comparison(result, key_prefix: str) -> None:
         left, right = st.columns(2)
         left.text_area("Base model", c.base, disabled=True, key=f"{key_prefix}_base_{n}",
                        help="SmolLM2 without the adapter.")
-        right.text_area("Base + LoRA adapter", c.adapted, disabled=True, key=f"{key_prefix}_adapted_{n}",
-                        help="The same model with the trained adapter.")
+        adapter = "LoRA adapter" if result.settings.method == "lora" else "soft prompt"
+        right.text_area(f"Base + {adapter}", c.adapted, disabled=True, key=f"{key_prefix}_adapted_{n}",
+                        help=f"The same model with the trained {adapter}.")
+    name = (f"smollm2-lora-r{result.settings.rank}" if result.settings.method == "lora"
+            else f"smollm2-prompt-tuning-{result.settings.num_virtual_tokens}")
     st.download_button("Download adapter (PEFT safetensors, zip)", result.adapter_zip(),
-                       file_name=f"smollm2-lora-r{result.settings.rank}.zip", mime="application/zip",
+                       file_name=f"{name}.zip", mime="application/zip",
                        key="ft_download", help="adapter_model.safetensors + adapter_config.json from PEFT's "
                                                "save_pretrained; load with PeftModel.from_pretrained.")
 

@@ -8,9 +8,11 @@ from core.finetune.plan import (BASE_PRECISIONS, MAX_RANK, METHODS, OPTIMIZER_LA
                                 TARGET_GROUPS, AdaptedMatrix, FinetuneError, FinetunePlan, adaptable_matrices,
                                 check_base_precision, finetune_compute, finetune_plan, lora_trainable_params,
                                 optimizer_state_bytes, peft_target_modules, plan_finetune,
-                                prompt_tuning_trainable_params, resolve_targets)
+                                prompt_tuning_bound, prompt_tuning_trainable_params,
+                                resolve_targets)
 
 __all__ = ["BASE_PRECISIONS", "MAX_RANK", "METHODS", "OPTIMIZER_LABELS", "OPTIMIZERS", "PROJECTIONS", "TARGET_GROUPS",
            "AdaptedMatrix", "FinetuneError", "FinetunePlan", "adaptable_matrices", "check_base_precision",
            "finetune_compute", "finetune_plan", "lora_trainable_params", "optimizer_state_bytes",
-           "peft_target_modules", "plan_finetune", "prompt_tuning_trainable_params", "resolve_targets"]
+           "peft_target_modules", "plan_finetune", "prompt_tuning_bound", "prompt_tuning_trainable_params",
+           "resolve_targets"]

@@ -173,6 +173,26 @@ def prompt_tuning_trainable_params(model, num_virtual_tokens) -> int:
     return int(tokens * cfg["hidden_size"] * stacks)
 
 
+def prompt_tuning_bound(model, num_virtual_tokens, seq_len, batch_size, device_type: str = "cuda") -> dict:
+    """Trainable parameters of prompt tuning (``prompt_tuning_trainable_params``) and an upper bound of one step's
+    peak memory, not a measured prediction: full fine-tuning's weights, activations and gradients at
+    ``seq_len + num_virtual_tokens`` tokens (core.measure.predict_training_step). Prompt tuning keeps no more than
+    that: its gradient flows back through every layer to the input, but autograd saves a frozen linear layer's input
+    for no weight gradient, and only the soft prompt (fp32, with AdamW's 8 bytes per parameter) is trained."""
+    from core.checks import check_int
+
+    c = architectures.get_config(model)
+    trainable = prompt_tuning_trainable_params(c, num_virtual_tokens)
+    s = check_int(seq_len, "Sequence length (tokens)", 1, 131_072, error=FinetuneError)
+    b = check_int(batch_size, "Micro-batch (sequences)", 1, 4096, error=FinetuneError)
+    comps = dict(_full_plan(c, architectures.param_count(c), s + int(num_virtual_tokens), b, False, "adamw",
+                            device_type).components)
+    bound = comps.get("weights", 0.0) + comps.get("activations", 0.0) + comps.get("gradients", 0.0) + 16.0 * trainable
+    n_params = architectures.param_count(c)
+    return {"method": "prompt-tuning", "trainable_params": trainable, "trainable_pct": 100.0 * trainable / n_params,
+            "total_bytes": float(bound), "bound": True, "num_virtual_tokens": int(num_virtual_tokens)}
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Memory plan
 # ---------------------------------------------------------------------------------------------------------------

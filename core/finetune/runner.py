@@ -1,9 +1,13 @@
-"""Run a LoRA fine-tune live on the bundled SmolLM2: a worker thread that trains step by step, then answers the same
-prompts with the base model and with base + adapter, and hands back the adapter as PEFT's safetensors.
+"""Run a LoRA or prompt-tuning fine-tune live on the bundled SmolLM2: a worker thread that trains step by step, then
+answers the same prompts with the base model and with base + adapter, and hands back the adapter as PEFT's
+safetensors.
 
 - LoRA itself is PEFT's (``peft.LoraConfig`` / ``get_peft_model``; Hu et al. 2021, "LoRA: Low-Rank Adaptation of
   Large Language Models", §4.1): the base stays frozen, only A (r × d_in) and B (d_out × r) of each targeted matrix
   train, and the update is scaled by alpha / r.
+- Prompt tuning is PEFT's too (``peft.PromptTuningConfig``; Lester et al. 2021, "The Power of Scale for
+  Parameter-Efficient Prompt Tuning", §2): the whole model stays frozen and only ``num_virtual_tokens`` soft-prompt
+  embeddings, prepended to every input, train (initialised from randomly sampled vocabulary embeddings, ibid. §3.2).
 - The loss is the causal-LM cross-entropy of transformers' ``LlamaForCausalLM`` on the answer tokens only (prompt
   tokens get the label -100, which ``torch.nn.CrossEntropyLoss`` ignores), optimised with ``torch.optim.AdamW``
   (Loshchilov & Hutter 2019) at a constant learning rate.
@@ -31,7 +35,7 @@ from pathlib import Path
 
 import torch
 
-from core.finetune.plan import FinetuneError, peft_target_modules, plan_finetune
+from core.finetune.plan import FinetuneError, peft_target_modules, plan_finetune, prompt_tuning_bound
 from core.models import BUNDLED_DECODER
 from core.scheduler import GENERATION_QUEUE, QueueLeft
 
@@ -39,6 +43,10 @@ DATA_PATH = Path(__file__).resolve().parents[1] / "data" / "finetune_pirate.json
 ADAPTER_FILES = ("adapter_model.safetensors", "adapter_config.json")
 TARGET_CHOICES = ("attention", "mlp", "all-linear")
 COMPARE_MAX_NEW_TOKENS = 40
+LIVE_METHODS = ("lora", "prompt-tuning")
+# Soft prompts need larger steps than LoRA (Lester et al. train them at 0.3 with Adafactor); 0.03 with AdamW learns
+# the bundled template in the default 12 steps here.
+DEFAULT_LEARNING_RATES = {"lora": 2e-3, "prompt-tuning": 3e-2}
 
 
 class FinetuneBusy(RuntimeError):
@@ -119,6 +127,8 @@ class FinetuneSettings:
     batch_size: int = 4
     seed: int = 0
     compare_max_new_tokens: int = COMPARE_MAX_NEW_TOKENS  # greedy tokens per comparison answer
+    method: str = "lora"  # or "prompt-tuning" (then rank, alpha, dropout and target_modules are not used)
+    num_virtual_tokens: int = 20  # prompt tuning's soft tokens
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -139,8 +149,14 @@ def check_settings(settings: FinetuneSettings, config=None, free_bytes: float | 
         config = bundled_config()
     if not (isinstance(s.learning_rate, (int, float)) and math.isfinite(s.learning_rate) and 0 < s.learning_rate <= 1):
         raise FinetuneError(f"Learning rate must be in (0, 1], got {s.learning_rate!r}.")
-    if not (isinstance(s.alpha, (int, float)) and math.isfinite(s.alpha) and s.alpha > 0):
+    if s.method not in LIVE_METHODS:
+        raise FinetuneError(f"Unknown method {s.method!r}: use one of {', '.join(LIVE_METHODS)}.")
+    lora = s.method == "lora"
+    if lora and not (isinstance(s.alpha, (int, float)) and math.isfinite(s.alpha) and s.alpha > 0):
         raise FinetuneError(f"LoRA alpha must be a positive number, got {s.alpha!r}.")
+    if not lora and (isinstance(s.num_virtual_tokens, bool) or not isinstance(s.num_virtual_tokens, int)
+                     or not 1 <= s.num_virtual_tokens <= 256):
+        raise FinetuneError(f"Virtual tokens must be a whole number from 1 to 256, got {s.num_virtual_tokens!r}.")
     if isinstance(s.steps, bool) or not isinstance(s.steps, int) or not 1 <= s.steps <= 10_000:
         raise FinetuneError(f"Steps must be a whole number from 1 to 10,000, got {s.steps!r}.")
     if isinstance(s.compare_max_new_tokens, bool) or not isinstance(s.compare_max_new_tokens, int) or not (
@@ -152,9 +168,13 @@ def check_settings(settings: FinetuneSettings, config=None, free_bytes: float | 
         raise FinetuneError(f"Sequence length {s.seq_len} tokens is too short: the shortest bundled example's prompt "
                             f"takes {shortest - 1} tokens in the chat template, leaving no answer to learn. Use at "
                             f"least {shortest} tokens (80 keeps every answer whole).")
-    plan = plan_finetune(config, "lora", s.rank, list(s.target_modules), s.seq_len, s.batch_size,
-                         optimizer="adamw", dropout=float(s.dropout), device_type=device_type)
-    plan["required_bytes"] = 2.0 * plan["total_bytes"]
+    if lora:
+        plan = plan_finetune(config, "lora", s.rank, list(s.target_modules), s.seq_len, s.batch_size,
+                             optimizer="adamw", dropout=float(s.dropout), device_type=device_type)
+        plan["required_bytes"] = 2.0 * plan["total_bytes"]
+    else:  # an upper bound already in fp32 weights; 16-bit activations doubled for this fp32 run
+        plan = prompt_tuning_bound(config, s.num_virtual_tokens, s.seq_len, s.batch_size, device_type)
+        plan["required_bytes"] = 2.0 * plan["total_bytes"]
     if free_bytes is None:
         from core.hardware import free_device_memory_bytes
         free_bytes = free_device_memory_bytes(device_type)
@@ -396,7 +416,7 @@ class FinetuneRun:
             self._done.set()
 
     def _train_and_compare(self) -> FinetuneResult:
-        from peft import LoraConfig, get_peft_model
+        from peft import LoraConfig, PromptTuningConfig, get_peft_model
 
         from core.models import load_model
 
@@ -404,9 +424,13 @@ class FinetuneRun:
         loaded = (self._load or load_model)(BUNDLED_DECODER, dtype="fp32", device=str(self.device))
         tokenizer, model = loaded.tokenizer, loaded.model
         del loaded
-        config = LoraConfig(r=s.rank, lora_alpha=s.alpha, lora_dropout=s.dropout, bias="none",
-                            target_modules=peft_target_modules(bundled_config(), list(s.target_modules)),
-                            task_type="CAUSAL_LM")
+        if s.method == "prompt-tuning":
+            config = PromptTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=s.num_virtual_tokens,
+                                        prompt_tuning_init="SAMPLE_VOCAB")
+        else:
+            config = LoraConfig(r=s.rank, lora_alpha=s.alpha, lora_dropout=s.dropout, bias="none",
+                                target_modules=peft_target_modules(bundled_config(), list(s.target_modules)),
+                                task_type="CAUSAL_LM")
         # Seeding torch's global RNG (for the adapters' random init) is process-wide: take a turn so a sampling
         # generation in another session neither moves nor is moved by it. QueueLeft (stop pressed while waiting)
         # ends the run like a stop before the first step.
