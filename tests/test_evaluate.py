@@ -102,3 +102,24 @@ def test_summaries_are_scored_with_rouge(smollm2):
         assert r["rouge1"] == metrics.rouge(r["answer"], r["reference"])["rouge1"]
     wide = report.examples_frame(run)
     assert list(wide.columns) == ["item", "input", "reference", "SmolLM2 · one-shot"]
+
+
+def test_zero_shot_chain_of_thought_reasons_then_answers_in_two_stages(smollm2):
+    """Kojima et al.'s two stages on the real model: the trigger draws a reasoning, the answer cue then draws the
+    label, and the reasoning is kept with the row."""
+    calls = []
+
+    def recording(prompt, max_new_tokens):
+        calls.append((prompt, max_new_tokens))
+        return smollm2(prompt, max_new_tokens)
+
+    run = runner.run_evaluation("review-sentiment", [runner.Setup("SmolLM2", runner.COT, recording)], limit=2)
+    assert len(calls) == 4 and [n for _, n in calls] == [runner.COT_REASONING_TOKENS, 3] * 2
+    first, second = calls[0][0], calls[1][0]
+    assert first.endswith("Sentiment: Let's think step by step.") and second.startswith(first)
+    assert second.endswith("Therefore, the answer (positive or negative) is")
+    for r, (answer_prompt, _) in zip(run.rows, calls[1::2]):
+        assert r["reasoning"] and f" {r['reasoning']}\nTherefore" in answer_prompt
+        assert r["answer"] in ("positive", "negative", metrics.NO_LABEL)
+    (row,) = runner.summary(run)
+    assert row["technique"] == runner.COT and row["items"] == 2

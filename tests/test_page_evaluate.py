@@ -36,3 +36,17 @@ def test_empty_choices_are_explained_and_kept():
     assert at.button(key="ev_run").disabled
     at.multiselect(key="ev_variants").set_value([]).run()
     assert at.selectbox(key="ev_task").value == "review-sentiment" and not at.exception
+
+
+def test_chain_of_thought_runs_from_the_page_and_shows_its_reasoning():
+    at = app_test(PAGE, timeout=300)
+    at.run()
+    assert "zero-shot-cot" in at.multiselect(key="ev_techniques").options
+    assert "zero-shot-cot" not in at.multiselect(key="ev_techniques").value  # slower: not run by default
+    at.multiselect(key="ev_techniques").set_value(["zero-shot", "zero-shot-cot"]).run()
+    at.number_input(key="ev_limit_review-sentiment").set_value(2).run()
+    at.button(key="ev_run").click().run()
+    assert not at.exception and not at.error
+    assert any(e.label.startswith("Chain-of-thought reasoning (2 answers)") for e in at.expander)
+    reasoning = [d.value for d in at.dataframe if "reasoning" in d.value.columns][-1]
+    assert len(reasoning) == 2 and reasoning["reasoning"].str.len().min() > 0

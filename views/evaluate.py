@@ -28,10 +28,12 @@ task_key = c1.selectbox("Task", list(TASKS), format_func=lambda k: TASKS[k].titl
                         help="Review sentiment: one word, scored by accuracy. Dialogue summarization: one sentence, "
                              "scored by ROUGE against a reference summary.")
 task = TASKS[task_key]
-techniques = c2.multiselect("Prompt techniques", list(runner.TECHNIQUES), default=list(runner.TECHNIQUES),
-                            key="ev_techniques",
+techniques = c2.multiselect("Prompt techniques", list(runner.TECHNIQUES),
+                            default=[t for t in runner.TECHNIQUES if t != runner.COT], key="ev_techniques",
                             help="Zero-shot: the instruction and the question. One-shot / few-shot: 1 or 3 solved "
-                                 "examples first (Brown et al. 2020).")
+                                 "examples first (Brown et al. 2020). Zero-shot CoT: \"Let's think step by step.\" "
+                                 f"draws up to {runner.COT_REASONING_TOKENS} tokens of reasoning, then an answer cue "
+                                 "draws the answer (Kojima et al. 2022; slower).")
 limit = c3.number_input("Items", min_value=1, max_value=len(task.items), value=min(8, len(task.items)), step=1,
                         key=f"ev_limit_{task_key}",
                         help=f"How many of the task's {len(task.items)} items to run (the first N).")
@@ -42,9 +44,11 @@ variants = st.multiselect("Model variants", list(VARIANTS), default=["fp32"], fo
 with st.expander(f"The task's items ({len(task.items)}) and a prompt"):
     st.dataframe(pd.DataFrame([{"input": i.input, "reference": i.reference} for i in task.items]), hide_index=True)
     if techniques:
-        from core.prompts import build_icl_prompt
+        from core.prompts import ZERO_SHOT_COT_TRIGGER, build_icl_prompt
 
-        st.code(build_icl_prompt(task.prompts, techniques[-1], query=task.items[0].input), language=None)
+        shown = techniques[-1] if techniques[-1] != runner.COT else "zero-shot"
+        st.code(build_icl_prompt(task.prompts, shown, query=task.items[0].input)
+                + (f" {ZERO_SHOT_COT_TRIGGER}" if techniques[-1] == runner.COT else ""), language=None)
 
 problem = None
 if not techniques:
@@ -110,6 +114,12 @@ st.dataframe(frame, hide_index=True, key="ev_summary", column_config={
 st.plotly_chart(charts.summary_figure(frame, score), key="ev_chart")
 st.markdown("**Every answer, side by side**")
 st.dataframe(report.examples_frame(result), hide_index=True, key="ev_examples")
+reasoned = [r for r in result.rows if r.get("reasoning")]
+if reasoned:
+    with st.expander(f"Chain-of-thought reasoning ({len(reasoned)} answers)"):
+        st.dataframe(pd.DataFrame([{"setup": r["setup"], "item": r["item"], "reasoning": r["reasoning"],
+                                    "answer": r["answer"]} for r in reasoned]), hide_index=True,
+                     key="ev_reasoning")
 d1, d2 = st.columns(2)
 d1.download_button("Download CSV", report.run_csv(result), file_name=f"llm_lab_eval_{result.task}.csv",
                    mime="text/csv", key="ev_csv", on_click="ignore",

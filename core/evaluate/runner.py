@@ -8,9 +8,12 @@ from typing import Callable
 
 from core.evaluate.metrics import ROUGE_TYPES, exact_match, first_line, predicted_label, rouge
 from core.evaluate.tasks import EvalTask, eval_task
-from core.prompts import SHOT_COUNTS, build_icl_prompt
+from core.prompts import SHOT_COUNTS, ZERO_SHOT_COT_TRIGGER, build_icl_prompt
 
-TECHNIQUES = tuple(SHOT_COUNTS)  # zero-shot, one-shot, few-shot (3 solved examples; Brown et al. 2020, §2)
+COT = "zero-shot-cot"
+# zero-shot, one-shot, few-shot (3 solved examples; Brown et al. 2020, §2), and zero-shot chain-of-thought
+TECHNIQUES = tuple(SHOT_COUNTS) + (COT,)
+COT_REASONING_TOKENS = 48
 Generate = Callable[[str, int], str]  # (prompt, max_new_tokens) → completion
 
 
@@ -46,6 +49,21 @@ def local_generator(loaded) -> Generate:
     return lambda prompt, max_new_tokens: generate_text(loaded, prompt, max_new_tokens=max_new_tokens)
 
 
+def cot_answer(task: EvalTask, query: str, generate: Generate) -> tuple[str, str, str]:
+    """Zero-shot chain-of-thought in Kojima et al.'s two stages (2022, "Large Language Models are Zero-Shot
+    Reasoners", §3, Fig. 2): the zero-shot prompt with "Let's think step by step." draws a reasoning (its first
+    paragraph kept), then the prompt, the reasoning and an answer cue ("Therefore, the answer (positive or negative)
+    is") draw the answer. Returns (reasoning, answer completion, the second prompt)."""
+    first = f"{build_icl_prompt(task.prompts, 'zero-shot', query=query)} {ZERO_SHOT_COT_TRIGGER}"
+    reasoning = generate(first, COT_REASONING_TOKENS).strip().split("\n\n")[0].strip()
+    if task.kind == "classification":
+        cue = f"Therefore, the answer ({' or '.join(task.labels)}) is"
+    else:
+        cue = "Therefore, the summary in one sentence is:"
+    second = f"{first} {reasoning}\n{cue}"
+    return reasoning, generate(second, task.max_new_tokens), second
+
+
 def score_row(task: EvalTask, completion: str, reference: str) -> dict:
     if task.kind == "classification":
         label = predicted_label(completion, task.labels)
@@ -75,11 +93,16 @@ def run_evaluation(task_key: str, setups: list[Setup], limit: int | None = None,
                 run.stopped = True
                 run.seconds = time.perf_counter() - started
                 return run
-            prompt = build_icl_prompt(task.prompts, setup.technique, query=item.input)
             t0 = time.perf_counter()
-            completion = setup.generate(prompt, task.max_new_tokens)
+            reasoning = ""
+            if setup.technique == COT:
+                reasoning, completion, _ = cot_answer(task, item.input, setup.generate)
+            else:
+                prompt = build_icl_prompt(task.prompts, setup.technique, query=item.input)
+                completion = setup.generate(prompt, task.max_new_tokens)
             row = {"setup": setup.label, "model": setup.model, "technique": setup.technique, "item": index,
                    "input": item.input, "reference": item.reference, "completion": completion,
+                   "reasoning": reasoning,
                    "seconds": time.perf_counter() - t0, **score_row(task, completion, item.reference)}
             run.rows.append(row)
             if on_row is not None:
