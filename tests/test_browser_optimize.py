@@ -1,5 +1,5 @@
 """The Optimize page in real headless Chromium: a pruning run ends in its table and charts, and a short
-distillation ends in its scores."""
+distillation ends in its scores; Stop in the middle of a longer one keeps its loss curve."""
 import pytest
 
 from tests.browser import exceptions_on_page, fill_inputs, open_app_page, wait_for_main_text, wait_until_idle
@@ -20,4 +20,11 @@ def test_optimize_in_chromium(app_url, page):
     page.get_by_role("button", name="Distil", exact=True).click()
     wait_for_main_text(page, "recovered) on the held-out reference text", "Distilled student", timeout=400)
     wait_until_idle(page)
+    fill_inputs(page, {"Steps": "200"})
+    page.get_by_role("button", name="Distil", exact=True).click()
+    wait_for_main_text(page, "Step 2/200", timeout=400)
+    page.get_by_role("button", name="Stop", exact=True).filter(visible=True).click()  # the Distil tab's
+    wait_for_main_text(page, "Stopped after", "steps; the student was not scored", timeout=120)
+    wait_until_idle(page)
+    page.wait_for_selector('[data-testid="stPlotlyChart"] .main-svg', timeout=60_000)  # the loss so far
     assert exceptions_on_page(page) == []

@@ -107,14 +107,16 @@ with prune_tab:
                 rows = variants.pruning_study(base, methods, [v / 100 for v in levels], int(remove), prompt=prompt,
                                               on_row=on_row)
                 st.session_state["op_prune_rows"] = rows
-            except (variants.VariantError, pruning.PruningError, QueueLeft) as exc:
-                st.error(escape_markdown(exc), icon=":material/error:")
-            except (RuntimeError, MemoryError) as exc:
-                st.error(f"Pruning failed: {escape_markdown(str(exc).splitlines()[0] if str(exc) else exc)}",
-                         icon=":material/error:")
-            finally:
                 st.session_state.pop("op_prune_partial", None)
                 bar.empty()
+            except (variants.VariantError, pruning.PruningError, QueueLeft) as exc:
+                st.session_state.pop("op_prune_partial", None)
+                st.error(escape_markdown(exc), icon=":material/error:")
+            except (RuntimeError, MemoryError) as exc:
+                st.session_state.pop("op_prune_partial", None)
+                st.error(f"Pruning failed: {escape_markdown(str(exc).splitlines()[0] if str(exc) else exc)}",
+                         icon=":material/error:")
+            # Stop reruns the page in the middle of the study: the partial rows stay in the session for that rerun
     elif st.session_state.get("op_prune_partial") is not None:  # Stop (a rerun) interrupted the study
         st.session_state["op_prune_rows"] = st.session_state.pop("op_prune_partial")
         st.session_state["op_prune_stopped"] = True
@@ -210,16 +212,18 @@ with distil_tab:
                     base, int(d_remove), int(d_steps), temperature, float(d_lr), int(d_seq), on_step=on_step,
                     progress=lambda fraction, message: bar.progress(min(1.0, fraction), text=message))
                 st.session_state["op_distil"] = result
-            except (distillation.DistillationError, distillation.DistillationBusy, pruning.PruningError,
-                    QueueLeft) as exc:
-                st.error(escape_markdown(exc), icon=":material/error:")
-            except (RuntimeError, MemoryError) as exc:
-                st.error(f"Distillation failed: {escape_markdown(str(exc).splitlines()[0] if str(exc) else exc)}",
-                         icon=":material/error:")
-            finally:
                 st.session_state.pop("op_distil_partial", None)
                 bar.empty()
                 chart.empty()
+            except (distillation.DistillationError, distillation.DistillationBusy, pruning.PruningError,
+                    QueueLeft) as exc:
+                st.session_state.pop("op_distil_partial", None)
+                st.error(escape_markdown(exc), icon=":material/error:")
+            except (RuntimeError, MemoryError) as exc:
+                st.session_state.pop("op_distil_partial", None)
+                st.error(f"Distillation failed: {escape_markdown(str(exc).splitlines()[0] if str(exc) else exc)}",
+                         icon=":material/error:")
+            # Stop reruns the page in the middle of training: the losses so far stay in the session for that rerun
     elif st.session_state.get("op_distil_partial") is not None:
         stopped = st.session_state.pop("op_distil_partial")
         st.warning(f"Stopped after {len(stopped['losses'])} steps; the student was not scored.",

@@ -59,19 +59,20 @@ def reference_logits(loaded, ids) -> np.ndarray:
         return loaded.model(input_ids=ids.to(loaded.device)).logits[0].float().cpu().numpy()
 
 
-def pruned_copy(base, method: str, *, sparsity: float = 0.5, layers: int = 0, calibration_ids=None):
+def pruned_copy(base, method: str, *, sparsity: float = 0.5, layers: int = 0, calibration=None):
     """A pruned copy of ``base`` as a LoadedModel: ``method`` one of core.optimize.pruning.METHODS (unstructured or
-    2:4), or "remove-layers" (``layers`` of lowest Block Influence taken out)."""
+    2:4), or "remove-layers" (``layers`` of lowest Block Influence taken out); ``calibration``: token ids for Wanda's
+    norms and the Block Influence."""
     from core.optimize import pruning
 
     model = copy.deepcopy(base.model)
     if method == "remove-layers":
-        drop = pruning.least_influential_layers(base.model, calibration_ids, layers)
+        drop = pruning.least_influential_layers(base.model, calibration, layers)
         pruning.remove_layers(model, drop)
         name = f"{layers} layers removed"
         note = f"layers {', '.join(map(str, drop))} removed (lowest Block Influence)"
     else:
-        info = pruning.prune_model(model, method, sparsity, calibration_ids)
+        info = pruning.prune_model(model, method, sparsity, calibration)
         name = f"{method} {100 * info['sparsity']:.0f} %"
         note = f"{method}: {100 * info['sparsity']:.1f} % of the layers' weights are zero"
     model.eval()
@@ -179,7 +180,7 @@ def lineup(base, kinds=LINEUP_KINDS, *, pruned: dict | None = None, distilled_mo
                 label = f"{kind} (bitsandbytes)"
             elif kind == "pruned":
                 spec = {"method": "remove-layers", "layers": 4, **(pruned or {})}
-                loaded = pruned_copy(base, spec.pop("method"), calibration_ids=calibration_ids(base.tokenizer), **spec)
+                loaded = pruned_copy(base, spec.pop("method"), calibration=calibration_ids(base.tokenizer), **spec)
                 owned = True
                 label = f"pruned: {loaded.name}"
             else:
@@ -249,7 +250,7 @@ def pruning_study(base, methods=("magnitude", "wanda"), sparsities=DEFAULT_SPARS
             loaded, label = base, "dense (fp32)"
         else:
             loaded = pruned_copy(base, method, sparsity=sparsity or 0.5, layers=int(layers),
-                                 calibration_ids=calibration)
+                                 calibration=calibration)
             label = loaded.name
         row = measure_variant(label, loaded, dense_logits=dense, ids=ids, kind="pruned" if method != "dense" else
                               "dense", prompt=prompt, max_new_tokens=max_new_tokens)
