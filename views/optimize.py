@@ -30,6 +30,14 @@ def _base():
         return None
 
 
+def _failed(exc: Exception, partial_key: str, what: str) -> None:
+    """A run ended in an error: drop its partial results (a stopped run keeps them) and say why, in the page."""
+    st.session_state.pop(partial_key, None)
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    plain = isinstance(exc, (ValueError, QueueLeft, distillation.DistillationBusy))  # user-facing messages
+    st.error(escape_markdown(text if plain else f"{what} failed: {text}"), icon=":material/error:")
+
+
 def _mb(value) -> str:
     return f"{value / 1e6:,.1f} MB"
 
@@ -109,13 +117,8 @@ with prune_tab:
                 st.session_state["op_prune_rows"] = rows
                 st.session_state.pop("op_prune_partial", None)
                 bar.empty()
-            except (variants.VariantError, pruning.PruningError, QueueLeft) as exc:
-                st.session_state.pop("op_prune_partial", None)
-                st.error(escape_markdown(exc), icon=":material/error:")
-            except (RuntimeError, MemoryError) as exc:
-                st.session_state.pop("op_prune_partial", None)
-                st.error(f"Pruning failed: {escape_markdown(str(exc).splitlines()[0] if str(exc) else exc)}",
-                         icon=":material/error:")
+            except (ValueError, RuntimeError, MemoryError) as exc:  # VariantError, PruningError, QueueLeft, OOM
+                _failed(exc, "op_prune_partial", "Pruning")
             # Stop reruns the page in the middle of the study: the partial rows stay in the session for that rerun
     elif st.session_state.get("op_prune_partial") is not None:  # Stop (a rerun) interrupted the study
         st.session_state["op_prune_rows"] = st.session_state.pop("op_prune_partial")
@@ -215,14 +218,8 @@ with distil_tab:
                 st.session_state.pop("op_distil_partial", None)
                 bar.empty()
                 chart.empty()
-            except (distillation.DistillationError, distillation.DistillationBusy, pruning.PruningError,
-                    QueueLeft) as exc:
-                st.session_state.pop("op_distil_partial", None)
-                st.error(escape_markdown(exc), icon=":material/error:")
-            except (RuntimeError, MemoryError) as exc:
-                st.session_state.pop("op_distil_partial", None)
-                st.error(f"Distillation failed: {escape_markdown(str(exc).splitlines()[0] if str(exc) else exc)}",
-                         icon=":material/error:")
+            except (ValueError, RuntimeError, MemoryError) as exc:  # bad input, busy, QueueLeft, OOM
+                _failed(exc, "op_distil_partial", "Distillation")
             # Stop reruns the page in the middle of training: the losses so far stay in the session for that rerun
     elif st.session_state.get("op_distil_partial") is not None:
         stopped = st.session_state.pop("op_distil_partial")
@@ -286,8 +283,8 @@ with lineup_tab:
                     distilled_model=student.student if student is not None else None,
                     task_limit=int(task_items) or None,
                     progress=lambda fraction, message: bar.progress(min(1.0, fraction), text=message))
-            except (variants.VariantError, pruning.PruningError, QueueLeft) as exc:
-                st.error(escape_markdown(exc), icon=":material/error:")
+            except (ValueError, RuntimeError, MemoryError) as exc:
+                _failed(exc, "op_lineup", "The line-up")
             finally:
                 bar.empty()
     rows = st.session_state.get("op_lineup")
