@@ -56,6 +56,12 @@ def test_stop_button_keeps_the_tokens_so_far(app_url, page):
     max_new.fill("300")  # ... then a long run, stopped part-way
     max_new.press("Enter")
     wait_until_idle(page)
+    # a prompt whose greedy continuation never ends by itself (it counts on for all 300 tokens): the default one
+    # reaches end-of-text after ~30 tokens, which on a loaded machine came before the Stop click did
+    prompt = page.locator('textarea[aria-label="Prompt"]:visible').first
+    prompt.fill("1, 2, 3, 4, 5, 6, 7, 8,")
+    prompt.press("Control+Enter")
+    wait_until_idle(page)
     page.get_by_role("button", name="Generate", exact=True).click()
     # while the new run streams, the previous result is gone (not left greyed out under the new tokens)
     page.wait_for_function(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import statistics
 from pathlib import Path
 
 import pytest
@@ -41,15 +42,13 @@ def _theirs(endpoint, concurrency: int, seed: int) -> dict:
             "prompt_tokens": result.total_input_tokens, "output_tokens": result.total_output_tokens}
 
 
-def _close(a: float, b: float) -> bool:
-    return abs(a - b) <= AGREEMENT * b
-
-
 @pytest.mark.parametrize("concurrency", [1, 4])
 def test_distinct_prompts_miss_the_prefix_cache_and_agree_with_vllm_bench_serve(vllm_endpoint, concurrency):
-    """Interleaved (ours, theirs, and once more if the first pair disagrees: the machine is shared and noisy)."""
-    rounds = []
-    for attempt in range(2):
+    """Interleaved: ours, then theirs right after, compared pair by pair (the machine is shared and noisy, and a
+    pair run back to back sees the same load); up to three pairs, judged on the median of the pairs' ratios."""
+    keys = ("ttft_p50_ms", "output_tokens_per_s")
+    rounds, ratios = [], []
+    for attempt in range(3):
         ours = _ours(vllm_endpoint, concurrency)
         theirs = _theirs(vllm_endpoint, concurrency, seed=1000 * concurrency + attempt)
         rounds.append((ours, theirs))
@@ -60,12 +59,12 @@ def test_distinct_prompts_miss_the_prefix_cache_and_agree_with_vllm_bench_serve(
         # the default run's prompts are distinct: vLLM's prefix cache served under 5 % of its prompt tokens
         assert ours["queried"] >= REQUESTS * PROMPT_TOKENS
         assert ours["hits"] < 0.05 * ours["prompt_tokens"], ours
-        ours_mean = {k: sum(o[k] for o, _ in rounds) / len(rounds) for k in ("ttft_p50_ms", "output_tokens_per_s")}
-        theirs_mean = {k: sum(t[k] for _, t in rounds) / len(rounds) for k in ("ttft_p50_ms", "output_tokens_per_s")}
-        if all(_close(ours_mean[k], theirs_mean[k]) for k in ours_mean):
+        ratios.append({k: ours[k] / theirs[k] for k in keys})
+        median = {k: statistics.median(r[k] for r in ratios) for k in keys}
+        if all(abs(median[k] - 1) <= AGREEMENT for k in keys):
             break
-    assert _close(ours_mean["ttft_p50_ms"], theirs_mean["ttft_p50_ms"]), rounds
-    assert _close(ours_mean["output_tokens_per_s"], theirs_mean["output_tokens_per_s"]), rounds
+    assert abs(median["ttft_p50_ms"] - 1) <= AGREEMENT, (ratios, rounds)
+    assert abs(median["output_tokens_per_s"] - 1) <= AGREEMENT, (ratios, rounds)
 
 
 def test_a_shared_prefix_is_served_from_the_prefix_cache(vllm_endpoint):
