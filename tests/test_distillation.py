@@ -70,6 +70,9 @@ def test_distilling_a_pruned_student_lowers_its_kl_to_the_teacher(teacher):
     with torch.inference_mode():
         assert torch.equal(teacher.model(input_ids=probe).logits, teacher_before)  # the teacher is not trained
     assert "student" not in result.to_dict() and result.to_dict()["kl_recovered_pct"] == result.kl_recovered_pct
+    rows = {r["model"]: r for r in result.score_rows()}
+    assert rows["distilled student"]["KL to teacher (nats)"] == result.distilled["kl_mean_nats"]
+    assert rows["pruned student"]["top-1 agreement (%)"] == 100 * result.pruned["top1_agreement"]
 
 
 def test_stop_and_a_second_run_and_bad_input(teacher):

@@ -242,16 +242,10 @@ with distil_tab:
         m[2].metric("Distilled student", f"{result.distilled['perplexity']:.2f}",
                     delta=f"{result.distilled['perplexity'] - result.pruned['perplexity']:+.2f}", delta_color="inverse",
                     help="Perplexity after training, versus the pruned student.")
-        st.dataframe(pd.DataFrame([
-            {"model": "teacher", "perplexity": result.teacher["perplexity"], "KL to teacher (nats)": 0.0,
-             "top-1 agreement (%)": 100.0},
-            {"model": "pruned student", "perplexity": result.pruned["perplexity"],
-             "KL to teacher (nats)": result.pruned["kl_mean_nats"],
-             "top-1 agreement (%)": 100 * result.pruned["top1_agreement"]},
-            {"model": "distilled student", "perplexity": result.distilled["perplexity"],
-             "KL to teacher (nats)": result.distilled["kl_mean_nats"],
-             "top-1 agreement (%)": 100 * result.distilled["top1_agreement"]},
-        ]), hide_index=True, key="op_distil_table")
+        st.dataframe(pd.DataFrame(result.score_rows()), hide_index=True, key="op_distil_table", column_config={
+            "perplexity": st.column_config.NumberColumn(format="%.2f", help="On the held-out reference text."),
+            "KL to teacher (nats)": st.column_config.NumberColumn(format="%.4f"),
+            "top-1 agreement (%)": st.column_config.NumberColumn(format="%.1f %%")})
         st.plotly_chart(charts.loss_figure(result.losses, result.temperature), key="op_loss_final")
         st.download_button("Download JSON", variants.rows_json([], distillation=result.to_dict()),
                            file_name="llm_lab_distillation.json", mime="application/json", key="op_distil_json",

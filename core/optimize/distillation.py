@@ -134,8 +134,7 @@ class DistilResult:
     temperature: float
     learning_rate: float
     steps_planned: int
-    seq_len: int
-    training_tokens_per_step: int
+    seq_len: int  # training tokens per step
     teacher: dict  # perplexity on the held-out text
     pruned: dict  # the student before training: perplexity, kl_mean_nats, top1_agreement
     distilled: dict | None = None  # after
@@ -158,20 +157,21 @@ class DistilResult:
             return None
         return 100.0 * (self.pruned["kl_mean_nats"] - self.distilled["kl_mean_nats"]) / self.pruned["kl_mean_nats"]
 
+    def score_rows(self) -> list[dict]:
+        """Teacher, pruned student and distilled student on the held-out text: perplexity, KL to the teacher
+        (nats), top-1 agreement (%)."""
+        rows = [{"model": "teacher", "perplexity": self.teacher["perplexity"], "KL to teacher (nats)": 0.0,
+                 "top-1 agreement (%)": 100.0}]
+        for name, q in (("pruned student", self.pruned), ("distilled student", self.distilled)):
+            if q:
+                rows.append({"model": name, "perplexity": q["perplexity"], "KL to teacher (nats)": q["kl_mean_nats"],
+                             "top-1 agreement (%)": 100.0 * q["top1_agreement"]})
+        return rows
+
     def to_dict(self) -> dict:
         out = {k: v for k, v in asdict(self).items() if k != "student"}
         out.update(student_layers=self.student_layers, kl_recovered_pct=self.kl_recovered_pct)
         return out
-
-
-def _check_int(value, name: str, low: int, high: int) -> int:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise DistillationError(f"{name} must be a whole number between {low} and {high}.") from None
-    if not math.isfinite(number) or number != int(number) or not low <= number <= high:
-        raise DistillationError(f"{name} must be a whole number between {low} and {high} (got {value}).")
-    return int(number)
 
 
 def _logits(model, ids):
@@ -204,6 +204,7 @@ def prune_and_distil(teacher, remove: int = DEFAULT_REMOVE, steps: int = DEFAULT
     is scored as it is). Raises DistillationError on bad input, DistillationBusy when another run is training."""
     import torch
 
+    from core.checks import check_int
     from core.optimize import pruning
     from core.quantization import load_reference_text, model_weight_bytes
     from core.scheduler import GENERATION_QUEUE, QueueLeft
@@ -212,9 +213,9 @@ def prune_and_distil(teacher, remove: int = DEFAULT_REMOVE, steps: int = DEFAULT
     if getattr(teacher, "kind", "decoder") != "decoder":
         raise DistillationError("Distillation here needs a causal language model (a decoder) as the teacher.")
     layers = pruning.layer_count(teacher.model)
-    remove = _check_int(remove, "Layers to remove", 1, layers - 1)
-    steps = _check_int(steps, "Training steps", 1, MAX_STEPS)
-    seq_len = _check_int(seq_len, "Sequence length", 16, 1024)
+    remove = check_int(remove, "Layers to remove", 1, layers - 1, error=DistillationError)
+    steps = check_int(steps, "Training steps", 1, MAX_STEPS, error=DistillationError)
+    seq_len = check_int(seq_len, "Sequence length", 16, 1024, error=DistillationError)
     temperature = _check_temperature(temperature)
     try:
         learning_rate = float(learning_rate)
@@ -229,7 +230,6 @@ def prune_and_distil(teacher, remove: int = DEFAULT_REMOVE, steps: int = DEFAULT
         raise DistillationError("The held-out text needs at least 16 tokens.")
     if not _ONE_AT_A_TIME.acquire(blocking=False):
         raise DistillationBusy("Another distillation is training on this server; try again when it has finished.")
-    student = optimizer = None
     try:
         started = time.perf_counter()
         report(0.0, "Scoring the teacher on the held-out text…")
@@ -245,7 +245,7 @@ def prune_and_distil(teacher, remove: int = DEFAULT_REMOVE, steps: int = DEFAULT
             before = pruning.quality(dense, _logits(student, eval_on_device), eval_ids[0])
         result = DistilResult(
             removed=drop, teacher_layers=layers, temperature=temperature, learning_rate=learning_rate,
-            steps_planned=steps, seq_len=seq_len, training_tokens_per_step=seq_len,
+            steps_planned=steps, seq_len=seq_len,
             teacher={"perplexity": pruning.quality(dense, dense, eval_ids[0])["perplexity"]}, pruned=before,
             teacher_weight_bytes=model_weight_bytes(teacher.model), student_weight_bytes=model_weight_bytes(student))
         torch.manual_seed(seed)
@@ -273,8 +273,7 @@ def prune_and_distil(teacher, remove: int = DEFAULT_REMOVE, steps: int = DEFAULT
             report(0.1 + 0.85 * (step + 1) / steps, f"Step {step + 1}/{steps}: loss {result.losses[-1]:.4f}")
             if on_step is not None:
                 on_step(DistilProgress(step + 1, steps, result.losses[-1], sum(result.step_seconds)))
-        del optimizer
-        optimizer = None
+        del optimizer  # AdamW's states: twice the student's weights
         student.eval()
         report(0.97, "Scoring the distilled student on the held-out text…")
         with GENERATION_QUEUE.admit("distillation"):
@@ -286,6 +285,5 @@ def prune_and_distil(teacher, remove: int = DEFAULT_REMOVE, steps: int = DEFAULT
         report(1.0, "Done.")
         return result
     finally:
-        optimizer = None
         _ONE_AT_A_TIME.release()
         gc.collect()
