@@ -29,8 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from core import attention, attention_charts  # noqa: E402
-from core.models import BUNDLED_DECODER, load_model  # noqa: E402
+from core.run import attention, attention_charts
+from core.run.models import BUNDLED_DECODER, load_model  # noqa: E402
 
 TARGET_SECONDS = 3.0
 PARAGRAPH = (

@@ -5,10 +5,10 @@ greedy generation of exactly ``--tokens`` new tokens each (different prompts), w
 N = 1, 2, 4, 8. Modes, each measured in the same run on the same machine:
 
 * ``lock``      — before: ``model.generate()`` behind one process-wide ``threading.Lock`` (what the app did).
-* ``queue``     — after: the same runs taking turns in ``core.scheduler.GENERATION_QUEUE`` (first come, first served).
+* ``queue``     — after: the same runs taking turns in ``core.common.scheduler.GENERATION_QUEUE`` (first come, first served).
 * ``batch``     — one padded ``model.generate()`` of all N prompts at once (static batching): what batching could
                   give on this device, for the decision below.
-* ``continuous``— transformers' continuous batching (``core.batch_serving``) with one request per session; run
+* ``continuous``— transformers' continuous batching (``core.run.batch_serving``) with one request per session; run
                   with ``--continuous`` (default on CUDA, where the app uses it).
 
 Per session: wait = submission → start of its own run; latency = submission → last token. Aggregate tokens/s =
@@ -34,8 +34,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from core.models import load_model  # noqa: E402
-from core.scheduler import GENERATION_QUEUE  # noqa: E402
+from core.run.models import load_model  # noqa: E402
+from core.common.scheduler import GENERATION_QUEUE  # noqa: E402
 
 PROMPTS = [
     "Write a short story about a lighthouse keeper.", "Explain why the sky is blue.", "List three uses of copper.",
@@ -97,7 +97,7 @@ _SERVER = []
 
 
 def _continuous_server(loaded):
-    from core.batch_serving import ContinuousBatchServer
+    from core.run.batch_serving import ContinuousBatchServer
 
     if not _SERVER:  # on a CPU too, to measure whether it would help there
         _SERVER.append(ContinuousBatchServer(loaded, max_new_tokens=4096, require_cuda=False))

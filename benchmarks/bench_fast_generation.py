@@ -27,7 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 import transformers  # noqa: E402
 
-from core import architectures, fast_generation as fg, hardware  # noqa: E402
+from core.plan import architectures, hardware
+from core.run import fast_generation as fg
 
 SMOLLM2 = "HuggingFaceTB/SmolLM2-135M-Instruct"
 
@@ -35,7 +36,7 @@ SMOLLM2 = "HuggingFaceTB/SmolLM2-135M-Instruct"
 def load(device: torch.device, dtype: torch.dtype):
     """(model, input_ids, source): the bundled SmolLM2 with a real prompt, else random weights and token ids."""
     try:
-        from core import models
+        from core.run import models
 
         loaded = models.load_model(models.BUNDLED_DECODER, dtype={torch.bfloat16: "bf16", torch.float16: "fp16",
                                                                   torch.float32: "fp32"}[dtype], device=str(device))

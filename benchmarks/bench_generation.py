@@ -26,9 +26,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from core.generation import generate_kwargs, prepare_generation, run_generation  # noqa: E402
-from core.models import load_model  # noqa: E402
-from core.sampling import DecodingSettings  # noqa: E402
+from core.run.generation import generate_kwargs, prepare_generation, run_generation  # noqa: E402
+from core.run.models import load_model  # noqa: E402
+from core.run.sampling import DecodingSettings  # noqa: E402
 
 PROMPT = "Write a short story about a lighthouse keeper who finds a message in a bottle."
 
@@ -55,8 +55,8 @@ def instrumented_generate(loaded, prompt, settings) -> tuple[int, float]:
 def instrumentation_ms_per_token(loaded, prompt, settings, repeats: int = 200) -> float:
     """Time only the per-token bookkeeping (three softmaxes, top-k lists, chosen-token numbers) on real logits, so
     the cost can be read without the machine's timing noise."""
-    from core.generation import stream_generation
-    from core.sampling import filter_warpers, temperature_warpers
+    from core.run.generation import stream_generation
+    from core.run.sampling import filter_warpers, temperature_warpers
 
     stream = stream_generation(loaded, prompt, settings, use_chat_template=True)
     ids = stream.prepared.input_ids.to(loaded.device)

@@ -26,7 +26,7 @@ import torch  # noqa: E402
 import transformers  # noqa: E402
 
 from core import measure  # noqa: E402
-from core.hardware import detect_hardware  # noqa: E402
+from core.plan.hardware import detect_hardware  # noqa: E402
 
 # TinyLlama-1.1B's published shape (config.json of TinyLlama/TinyLlama-1.1B-intermediate-step-1431k-3T).
 LLAMA_1B = {"_name_or_path": "llama-1.1B (TinyLlama shape)", "model_type": "llama", "num_hidden_layers": 22,

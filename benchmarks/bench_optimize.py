@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from core.models import load_model  # noqa: E402
+from core.run.models import load_model  # noqa: E402
 from core.optimize import distillation, variants  # noqa: E402
 
 

@@ -1,6 +1,6 @@
 """Benchmark: the serving planner's prediction for this machine vs a measured run of the bundled SmolLM2-135M.
 
-Per round: a fresh device microbenchmark (bandwidth, matmul FLOP/s, per-operator dispatch; core.device_bench), then
+Per round: a fresh device microbenchmark (bandwidth, matmul FLOP/s, per-operator dispatch; core.measure.device_bench), then
 batched ``generate`` at concurrency 1, 2, 4, 8 (random prompts, greedy, fixed lengths), each next to the planner's
 prediction made from the microbenchmark taken moments before (so both see the same machine load). Medians over rounds.
 
@@ -22,7 +22,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see bench_generation.py: spin-waiting distorts shared CPUs
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from core import device_bench, models  # noqa: E402
+from core.measure import device_bench
+from core.run import models
 
 LEVELS = (1, 2, 4, 8)
 

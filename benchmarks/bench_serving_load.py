@@ -22,8 +22,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from core import load_test as L  # noqa: E402
-from core.endpoints import Endpoint  # noqa: E402
+from core.serve import load_test as L
+from core.serve.endpoints import Endpoint  # noqa: E402
 from core.serve.saturation import find_saturation  # noqa: E402
 from core.serve.slo import SLO  # noqa: E402
 
@@ -40,7 +40,7 @@ def levels(endpoint: Endpoint, requests: int) -> None:
 
 
 def compare(endpoint: Endpoint, requests: int) -> None:
-    from core.models import ensure_bundled_decoder
+    from core.run.models import ensure_bundled_decoder
     from core.serve.vllm_bench import run_vllm_bench
 
     tokenizer = os.environ.get("LLM_LAB_BENCH_TOKENIZER") or str(ensure_bundled_decoder())

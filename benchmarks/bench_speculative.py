@@ -20,8 +20,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from core.models import load_model  # noqa: E402
-from core.speculative import DEFAULT_DRAFT_LAYERS, METHOD_LABELS, PROMPTS, run_speculative, self_draft  # noqa: E402
+from core.run.models import load_model  # noqa: E402
+from core.run.speculative import DEFAULT_DRAFT_LAYERS, METHOD_LABELS, PROMPTS, run_speculative, self_draft  # noqa: E402
 
 
 def main() -> None:

@@ -32,7 +32,7 @@ install() {
 }
 
 model_dir() {
-  (cd "$ROOT" && "$LAB_PY" -c "from core.models import ensure_bundled_decoder; print(ensure_bundled_decoder())")
+  (cd "$ROOT" && "$LAB_PY" -c "from core.run.models import ensure_bundled_decoder; print(ensure_bundled_decoder())")
 }
 
 free_port() {

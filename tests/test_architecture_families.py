@@ -3,8 +3,8 @@ transformers (meta-device ``from_config`` for the published shapes, a real forwa
 import pytest
 import torch
 
-from core import architectures as A
-from core.memory import model_kv_cache_bytes
+from core.plan import architectures as A
+from core.plan.memory import model_kv_cache_bytes
 
 # Published totals (the model cards / transformers' num_parameters() of the checkpoints).
 PUBLISHED = {

@@ -1,4 +1,4 @@
-"""core.architectures: exact parameter counts against the published numbers and against transformers' own models."""
+"""core.plan.architectures: exact parameter counts against the published numbers and against transformers' own models."""
 import importlib.util
 import json
 import math
@@ -8,7 +8,7 @@ import pytest
 import torch
 from transformers import AutoModel, AutoModelForCausalLM, AutoModelForSeq2SeqLM
 
-from core.architectures import (
+from core.plan.architectures import (
     CATALOG,
     SUPPORTED_MODEL_TYPES,
     ArchitectureError,

@@ -1,4 +1,4 @@
-"""core.attention and core.attention_charts: hand-computed statistics on small cases, and the real models
+"""core.run.attention and core.run.attention_charts: hand-computed statistics on small cases, and the real models
 (bundled SmolLM2 decoder, bundled MiniLM encoder, a tiny T5 with random weights)."""
 import io
 import math
@@ -8,8 +8,8 @@ import pandas as pd
 import plotly.graph_objects as go
 import pytest
 
-from core import attention as A
-from core import attention_charts as C
+from core.run import attention as A
+from core.run import attention_charts as C
 
 # A hand-made causal head: 1 layer, 1 head, 3 tokens (rows sum to 1, nothing above the diagonal).
 HAND = np.array([[[[1.0, 0.0, 0.0],
@@ -265,21 +265,21 @@ SENTENCE = "The teacher gave the student a book because she wanted him to learn.
 
 @pytest.fixture(scope="module")
 def smollm2():
-    from core.models import BUNDLED_DECODER, load_model
+    from core.run.models import BUNDLED_DECODER, load_model
 
     return load_model(BUNDLED_DECODER, attn_implementation="eager")
 
 
 @pytest.fixture(scope="module")
 def minilm():
-    from core.models import BUNDLED_ENCODER, load_model
+    from core.run.models import BUNDLED_ENCODER, load_model
 
     return load_model(BUNDLED_ENCODER, attn_implementation="eager")
 
 
 @pytest.fixture(scope="module")
 def tiny_t5():
-    from core.models import random_model
+    from core.run.models import random_model
 
     return random_model(A.TINY_T5_CONFIG, kind="encoder-decoder", attn_implementation="eager")
 
@@ -380,7 +380,7 @@ def test_t5_with_a_given_output_text(tiny_t5):
 
 
 def test_sdpa_model_is_switched_to_eager_and_back():
-    from core.models import BUNDLED_ENCODER, load_model
+    from core.run.models import BUNDLED_ENCODER, load_model
 
     loaded = load_model(BUNDLED_ENCODER, attn_implementation="sdpa")
     result = A.attention_maps(loaded, SENTENCE)
@@ -413,7 +413,7 @@ def test_empty_text_is_a_clear_error(minilm):
 @pytest.mark.gpu
 @pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs CUDA")
 def test_attention_on_cuda_in_fp16_comes_back_as_float32_numpy():
-    from core.models import BUNDLED_DECODER, load_model
+    from core.run.models import BUNDLED_DECODER, load_model
 
     loaded = load_model(BUNDLED_DECODER, dtype="fp16", device="cuda", attn_implementation="eager")
     result = A.attention_maps(loaded, SENTENCE)

@@ -1,14 +1,14 @@
-"""core.batch_serving: concurrent sessions share transformers' continuous batch on a CUDA GPU; elsewhere they take
-turns (core.scheduler) and the reason is stated."""
+"""core.run.batch_serving: concurrent sessions share transformers' continuous batch on a CUDA GPU; elsewhere they take
+turns (core.common.scheduler) and the reason is stated."""
 import threading
 
 import pytest
 import torch
 
-from core.batch_serving import ContinuousBatchServer, batch_server, batching_available
-from core.generation import generate_kwargs, generate_text, prepare_generation
-from core.models import load_model
-from core.sampling import DecodingSettings
+from core.run.batch_serving import ContinuousBatchServer, batch_server, batching_available
+from core.run.generation import generate_kwargs, generate_text, prepare_generation
+from core.run.models import load_model
+from core.run.sampling import DecodingSettings
 
 PROMPTS = ["The capital of France is", "Water boils at", "My favourite colour is", "Once upon a time"]
 

@@ -1,13 +1,13 @@
-"""Branching from any token (core.generation.continue_from, core.branching) with the real bundled SmolLM2."""
+"""Branching from any token (core.run.generation.continue_from, core.run.branching) with the real bundled SmolLM2."""
 import math
 
 import pytest
 import torch
 
-from core.branching import MAX_BRANCHES, BranchError, BranchTree, step_logits
-from core.generation import GenerationInputError, continue_from, run_generation
-from core.models import load_model
-from core.sampling import DecodingSettings, pipeline_stages
+from core.run.branching import MAX_BRANCHES, BranchError, BranchTree, step_logits
+from core.run.generation import GenerationInputError, continue_from, run_generation
+from core.run.models import load_model
+from core.run.sampling import DecodingSettings, pipeline_stages
 
 PROMPT = "The capital of France is"
 

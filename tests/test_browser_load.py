@@ -7,10 +7,10 @@ import time
 import psutil
 import pytest
 
-from core.generation import run_generation
-from core.generation_charts import display_token
-from core.models import load_model
-from core.sampling import DecodingSettings
+from core.run.generation import run_generation
+from core.run.generation_charts import display_token
+from core.run.models import load_model
+from core.run.sampling import DecodingSettings
 from tests.browser import exceptions_on_page, open_app_page, save_screenshot, wait_for_lazy_elements, wait_until_idle
 
 pytestmark = pytest.mark.browser

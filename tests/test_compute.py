@@ -1,13 +1,13 @@
-"""core.compute, core.training_runs and core.compute_charts against the numbers the papers publish."""
+"""core.plan.compute, core.plan.training_runs and core.plan.compute_charts against the numbers the papers publish."""
 import math
 
 import plotly.graph_objects as go
 import pytest
 
-from core import compute, compute_charts
-from core.compute import ComputeInputError
-from core.hardware import GPUS, get_gpu
-from core.training_runs import REFERENCE_RUNS, get_run, reference_table, run_summary
+from core.plan import compute, compute_charts
+from core.plan.compute import ComputeInputError
+from core.plan.hardware import GPUS, get_gpu
+from core.plan.training_runs import REFERENCE_RUNS, get_run, reference_table, run_summary
 
 A100 = get_gpu("A100 80GB SXM")
 

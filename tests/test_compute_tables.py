@@ -1,9 +1,9 @@
-"""Row builders of the Compute planner (core.compute_tables), checked against core.compute's formulas."""
+"""Row builders of the Compute planner (core.plan.compute_tables), checked against core.plan.compute's formulas."""
 import pytest
 
-from core import compute, compute_tables
-from core.hardware import GPUS
-from core.training_runs import reference_table
+from core.plan import compute, compute_tables
+from core.plan.hardware import GPUS
+from core.plan.training_runs import reference_table
 
 CLUSTER = compute.Cluster("A100 80GB SXM", 312e12, 1024, 0.4, 2.0)
 

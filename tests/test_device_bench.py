@@ -6,7 +6,9 @@ import math
 import pytest
 import torch
 
-from core import architectures, device_bench, models, serving
+from core.plan import architectures, serving
+from core.measure import device_bench
+from core.run import models
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import torch
 
 from core.optimize import distillation as D
 from core.optimize import pruning
-from core.quantization import kl_divergence
+from core.run.quantization import kl_divergence
 
 
 def test_loss_is_t_squared_times_the_kl_of_softened_distributions():
@@ -36,7 +36,7 @@ def test_soft_labels_spread_with_temperature_and_bad_temperatures_are_refused():
 
 @pytest.fixture(scope="module")
 def teacher():
-    from core.models import load_model
+    from core.run.models import load_model
 
     return load_model(None, dtype="fp32", device="cpu")
 

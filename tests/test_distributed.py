@@ -9,7 +9,7 @@ import threading
 import psutil
 import pytest
 
-from core import architectures
+from core.plan import architectures
 from core.distributed import report
 from core.distributed.launcher import (DistributedRunError, StepSpec, run_distributed_step, run_strategies,
                                        torchrun_command)

@@ -1,4 +1,4 @@
-"""core.endpoints / core.load_test against a tiny real HTTP server written here (protocol-error cases a healthy vLLM
+"""core.serve.endpoints / core.serve.load_test against a tiny real HTTP server written here (protocol-error cases a healthy vLLM
 never produces: malformed, truncated and error streams, HTTP errors, unknown models), plus configuration safety."""
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from core import endpoints as E
-from core.load_test import LoadTestInputError, check_parameters, run_load_test_detailed, summarize_level, RequestRecord
-from core.sampling import DecodingSettings
+from core.serve import endpoints as E
+from core.serve.load_test import LoadTestInputError, check_parameters, run_load_test_detailed, summarize_level, RequestRecord
+from core.run.sampling import DecodingSettings
 
 SECRET = "sk-test-never-shown-0123456789"
 
@@ -271,7 +271,7 @@ def test_load_test_runs_inside_a_running_event_loop(endpoint):
 def test_load_test_charts_draw_every_level():
     import pandas as pd
 
-    from core.load_test_charts import knee_figure, latency_distribution_figure
+    from core.serve.load_test_charts import knee_figure, latency_distribution_figure
 
     records = [RequestRecord(c, True, 0.1 * c, (0.05,), 0.3 * c, 2, 8, 0.0) for c in (1, 2, 4) for _ in range(3)]
     rows = [summarize_level(c, [r for r in records if r.concurrency == c], 1.0) for c in (1, 2, 4)]

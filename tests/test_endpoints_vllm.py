@@ -12,9 +12,9 @@ import httpx
 import pytest
 import torch
 
-from core import endpoints as E
-from core.load_test import run_load_test_detailed
-from core.sampling import DecodingSettings
+from core.serve import endpoints as E
+from core.serve.load_test import run_load_test_detailed
+from core.run.sampling import DecodingSettings
 from tests.apptest import app_test
 from tests.browser import free_port
 from tests.vllm_server import BROWSER_SECRET
@@ -27,7 +27,7 @@ LOGPROB_TOLERANCE = 1e-3
 
 @pytest.fixture(scope="module")
 def local_model():
-    from core.models import load_model
+    from core.run.models import load_model
 
     return load_model(None, dtype="fp32", device="cpu")
 
@@ -39,7 +39,7 @@ def test_probe_identifies_vllm(vllm_endpoint):
 
 
 def test_greedy_tokens_and_logprobs_match_local_transformers(vllm_endpoint, local_model):
-    from core.generation import run_generation
+    from core.run.generation import run_generation
 
     settings = DecodingSettings(max_new_tokens=16)
     local = run_generation(local_model, PROMPT, settings)
@@ -54,7 +54,7 @@ def test_greedy_tokens_and_logprobs_match_local_transformers(vllm_endpoint, loca
 
 
 def test_prompt_logprobs_match_local_forward_pass(vllm_endpoint, local_model):
-    from core.quantization import load_reference_text
+    from core.run.quantization import load_reference_text
 
     text = load_reference_text()[:1500]
     served = E.prompt_logprobs(vllm_endpoint, text)

@@ -6,7 +6,7 @@ from rouge_score import rouge_scorer
 
 from core.evaluate import metrics, report, runner
 from core.evaluate.tasks import TASKS, eval_task
-from core.prompts import build_icl_prompt
+from core.run.prompts import build_icl_prompt
 
 PAIRS = [("the cat sat", "the cat sat on the mat"),
          ("Jonas buys milk and bread for Priya.", "Jonas will pick up milk and bread on his way home for Priya."),
@@ -73,7 +73,7 @@ def test_stop_keeps_the_finished_rows():
 
 @pytest.fixture(scope="module")
 def smollm2():
-    from core.models import load_model
+    from core.run.models import load_model
 
     return runner.local_generator(load_model(None, dtype="fp32", device="cpu"))
 

@@ -1,11 +1,11 @@
-"""core.fast_generation: the bandwidth bound (hand-computed), the default path on CPU, the fast path's clean refusal
+"""core.run.fast_generation: the bandwidth bound (hand-computed), the default path on CPU, the fast path's clean refusal
 without CUDA, its panel, and (on a GPU) identical greedy output. Speed-ups are benchmarks, not tests."""
 import pytest
 import torch
 
-from core import fast_generation as fg
-from core import models
-from core.hardware import get_gpu
+from core.run import fast_generation as fg
+from core.run import models
+from core.plan.hardware import get_gpu
 
 TINY_LLAMA = {"model_type": "llama", "num_hidden_layers": 2, "hidden_size": 64, "intermediate_size": 128,
               "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 512, "max_position_embeddings": 512}
@@ -41,7 +41,7 @@ def test_generation_bound_sums_the_growing_cache():
 
 
 def test_kv_bytes_per_token_of_smollm2():
-    from core.architectures import hf_config
+    from core.plan.architectures import hf_config
     cfg = hf_config("HuggingFaceTB/SmolLM2-135M-Instruct")
     assert fg.kv_bytes_per_token(cfg, 2) == 2 * 30 * 3 * 64 * 2  # 23,040 bytes per token in bf16
 
@@ -92,7 +92,7 @@ def test_speed_figure_has_the_three_bars():
 def _panel_script():
     import streamlit as st
 
-    from core import models
+    from core.run import models
     from views.components.fast_generation_panel import render_fast_generation_panel
 
     @st.cache_resource
@@ -129,8 +129,8 @@ def test_fast_path_gives_the_same_greedy_output_on_gpu():
     # machine): greedy decoding is deterministic either way.
     from transformers import AutoModelForCausalLM
 
-    from core.architectures import hf_config
-    from core.hardware import detect_hardware
+    from core.plan.architectures import hf_config
+    from core.plan.hardware import detect_hardware
 
     with torch.device("cuda"):
         model = AutoModelForCausalLM.from_config(hf_config("HuggingFaceTB/SmolLM2-135M-Instruct"),

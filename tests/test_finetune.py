@@ -3,7 +3,7 @@ plan's checks give clear messages, and the plan agrees with real PEFT training s
 import pytest
 import torch
 
-from core import architectures
+from core.plan import architectures
 from core.finetune import (FinetuneError, lora_trainable_params, optimizer_state_bytes, peft_target_modules,
                            plan_finetune, prompt_tuning_trainable_params)
 from core.measure import measure_finetune_step
@@ -133,7 +133,7 @@ def test_real_peft_step_agrees_with_the_plan_on_cpu(method, targets, ckpt):
 
 
 def test_compute_and_chart_of_a_plan():
-    from core import compute
+    from core.plan import compute
     from core.finetune import charts as finetune_charts
     from core.finetune import finetune_compute
 

@@ -9,7 +9,7 @@ import torch
 from core.finetune import FinetuneError
 from core.finetune.runner import (FinetuneBusy, FinetuneSettings, check_settings, encode_examples, load_dataset,
                                   next_token_logits, start_finetune)
-from core.models import load_model, load_tokenizer
+from core.run.models import load_model, load_tokenizer
 
 # Small steps so the module stays cheap on 2 shared cores; lr 3e-3 lowers the loss within 4 steps.
 FAST = FinetuneSettings(rank=8, alpha=16.0, target_modules=("attention",), learning_rate=3e-3, steps=4, seq_len=48,

@@ -1,4 +1,4 @@
-"""core.generation with the real bundled SmolLM2: plain and instrumented streaming generation."""
+"""core.run.generation with the real bundled SmolLM2: plain and instrumented streaming generation."""
 import copy
 import dataclasses
 import math
@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from core.generation import (
+from core.run.generation import (
     GenerationInputError,
     decode_tokens_per_s,
     generate_kwargs,
@@ -15,8 +15,8 @@ from core.generation import (
     run_generation,
     stream_generation,
 )
-from core.models import load_model
-from core.sampling import DecodingSettings
+from core.run.models import load_model
+from core.run.sampling import DecodingSettings
 
 PROMPT = "The capital of France is"
 STORY = "Once upon a time, in a small village by the sea,"
@@ -172,7 +172,7 @@ def test_encoder_models_cannot_generate():
 
 
 def test_charts_and_html_show_the_recorded_numbers(lm):
-    from core.generation_charts import colored_tokens_html, compare_figure, probability_timeline_figure, \
+    from core.run.generation_charts import colored_tokens_html, compare_figure, probability_timeline_figure, \
         step_distribution_figure, step_table_rows
 
     settings = DecodingSettings(do_sample=True, temperature=0.8, top_k=5, max_new_tokens=4, seed=1)
@@ -204,7 +204,7 @@ def test_snapshot_of_an_interrupted_stream(lm):
 
 
 def test_next_token_logits_are_generate_first_step_raw_logits(lm):
-    from core.generation import next_token_logits
+    from core.run.generation import next_token_logits
 
     prepared = prepare_prompt(lm, PROMPT, 1)
     logits = next_token_logits(lm, prepared)

@@ -2,8 +2,8 @@
 import pytest
 import torch
 
-from core import hardware
-from core.hardware import GPUS, detect_hardware, free_device_memory_bytes, hardware_rows, match_catalog_gpu
+from core.plan import hardware
+from core.plan.hardware import GPUS, detect_hardware, free_device_memory_bytes, hardware_rows, match_catalog_gpu
 
 KEYS = {"device", "device_name", "gpu_name", "gpu_count", "total_memory_bytes", "free_memory_bytes", "memory_source",
         "compute_capability", "bf16_supported", "bf16_native", "cpu_name", "cpu_cores", "cpu_physical_cores",

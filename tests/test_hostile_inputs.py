@@ -9,12 +9,14 @@ import pytest
 from safetensors.torch import save_file
 import torch
 
-from core import model_policy, model_size, safe_json
-from core.architectures import CATALOG
-from core.memory import GB
-from core.model_policy import ModelPolicy, ModelPolicyError
-from core.models import BUNDLED_DECODER, ModelLoadError, bundled_encoder_dir, load_model, random_model
-from core.user_text import code, escape_markdown
+from core.run import model_policy
+from core.plan import model_size
+from core.common import safe_json
+from core.plan.architectures import CATALOG
+from core.plan.memory import GB
+from core.run.model_policy import ModelPolicy, ModelPolicyError
+from core.run.models import BUNDLED_DECODER, ModelLoadError, bundled_encoder_dir, load_model, random_model
+from core.common.user_text import code, escape_markdown
 
 LLAMA_70B = {k: v for k, v in CATALOG["meta-llama/Llama-2-70b-hf"].items() if k != "_name_or_path"}
 # ~32 trillion parameters: more than any machine's memory, so the refusal never depends on the test machine.

@@ -1,13 +1,13 @@
-"""Logit lens (core.lens) on the real bundled SmolLM2 and a random-weight GPT-2 (another family's final norm)."""
+"""Logit lens (core.run.lens) on the real bundled SmolLM2 and a random-weight GPT-2 (another family's final norm)."""
 import numpy as np
 import pytest
 import torch
 from transformers import GPT2Config
 
-from core import lens as L
-from core import lens_charts as LC
-from core.html_export import standalone_html
-from core.models import load_model, random_model
+from core.run import lens as L
+from core.run import lens_charts as LC
+from core.io.html_export import standalone_html
+from core.run.models import load_model, random_model
 
 TEXT = "The capital of France is Paris. The capital of Germany is"
 

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from core.endpoints import ENDPOINTS_ENV
-from core.load_test import prefix_cache_totals, run_load_test_detailed, run_rate_sweep
-from core.models import ensure_bundled_decoder
+from core.serve.endpoints import ENDPOINTS_ENV
+from core.serve.load_test import prefix_cache_totals, run_load_test_detailed, run_rate_sweep
+from core.run.models import ensure_bundled_decoder
 from core.serve import planner_check
 from core.serve.saturation import find_saturation
 from core.serve.slo import SLO

@@ -9,8 +9,9 @@ import math
 import pytest
 import torch
 
-from core import architectures, measure, memory
-from core.architectures import ArchitectureError
+from core.plan import architectures, memory
+from core import measure
+from core.plan.architectures import ArchitectureError
 from core.measure import MeasurementRefused, measure_inference, measure_training_step
 
 TINY = {

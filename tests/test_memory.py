@@ -1,13 +1,13 @@
-"""core.memory: formulas checked against their sources and against real transformers / bitsandbytes objects."""
+"""core.plan.memory: formulas checked against their sources and against real transformers / bitsandbytes objects."""
 import json
 import math
 
 import pytest
 import torch
 
-from core import memory
-from core.architectures import hf_config, param_breakdown, param_count
-from core.memory import (
+from core.plan import memory
+from core.plan.architectures import hf_config, param_breakdown, param_count
+from core.plan.memory import (
     BYTES_PER_PARAM,
     GB,
     activation_bytes_per_layer,
@@ -242,9 +242,10 @@ def test_training_min_gpus_per_stage():
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# core.plan_io: inputs in the URL, the assembled plan, exports; core.memory_charts figures
+# core.io.plan_io: inputs in the URL, the assembled plan, exports; core.plan.memory_charts figures
 # ---------------------------------------------------------------------------------------------------------------
-from core import memory_charts, plan_io  # noqa: E402
+from core.plan import memory_charts
+from core.io import plan_io
 
 
 @pytest.mark.parametrize("text,expected", [("7B", 7_000_000_000), ("6.74e9", 6_740_000_000), ("350M", 350_000_000),
@@ -262,7 +263,7 @@ def test_parse_param_count_rejects(bad):
 
 
 def test_config_url_round_trip():
-    from core.architectures import CATALOG
+    from core.plan.architectures import CATALOG
 
     cfg = CATALOG["mistralai/Mistral-7B-v0.1"]
     back = plan_io.decode_config(plan_io.encode_config(cfg))

@@ -1,7 +1,8 @@
-"""Row builders of the Memory planner (core.memory_tables): the page renders these, the numbers are checked here."""
+"""Row builders of the Memory planner (core.plan.memory_tables): the page renders these, the numbers are checked here."""
 import pytest
 
-from core import memory, memory_tables, plan_io
+from core.plan import memory, memory_tables
+from core.io import plan_io
 
 N_LLAMA2_7B = 6_738_415_616
 
@@ -90,7 +91,7 @@ def test_fit_display_rows_spell_out_never_and_fits(plan):
 def test_breakdowns_are_keyed_on_ids_and_labels_live_in_one_map(plan):
     import json
 
-    from core import memory_charts
+    from core.plan import memory_charts
 
     assert set(plan.inference["nf4"]) == {"quantized_weights", "quantization_constants", "unquantized_layers",
                                           "kv_cache", "activation_workspace", "cuda_context"}

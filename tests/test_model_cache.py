@@ -2,7 +2,7 @@
 30 s to 2 min) says what it is doing and how long it usually takes."""
 import pytest
 
-from core import models
+from core.run import models
 
 pytestmark = pytest.mark.slow  # converts the bundled .gguf for real: 30 s to 2 min
 

@@ -1,10 +1,10 @@
-"""core.models with the real bundled models and real bitsandbytes."""
+"""core.run.models with the real bundled models and real bitsandbytes."""
 import pytest
 import torch
 from transformers import AutoConfig
 
-from core import models
-from core.models import (
+from core.run import models
+from core.run.models import (
     BUNDLED_DECODER,
     BUNDLED_ENCODER,
     ModelLoadError,
@@ -178,7 +178,7 @@ def test_release_model_drops_the_weights():
 
 
 def test_load_tokenizer_resolves_names_like_load_model(tmp_path):
-    from core.models import load_tokenizer
+    from core.run.models import load_tokenizer
 
     assert load_tokenizer("smollm2").vocab_size == load_tokenizer("HuggingFaceTB/SmolLM2-135M-Instruct").vocab_size
     assert load_tokenizer().vocab_size == load_tokenizer(str(models.bundled_encoder_dir())).vocab_size == 30522

@@ -7,7 +7,7 @@ from core.optimize import charts, variants
 
 @pytest.fixture(scope="module")
 def base():
-    from core.models import load_model
+    from core.run.models import load_model
 
     return load_model(None, dtype="fp32", device="cpu")
 

@@ -162,7 +162,7 @@ def test_encoder_vs_decoder_view():
 
 
 def test_a_local_model_folder_loads_as_another_model():
-    from core.models import bundled_encoder_dir
+    from core.run.models import bundled_encoder_dir
 
     at = app_test(PAGE)
     at.run()

@@ -2,7 +2,7 @@
 restores its inputs from the URL and links to the memory planner."""
 import pytest
 
-from core import compute
+from core.plan import compute
 from tests.apptest import app_test, run_page_with_query
 
 PAGE = "views/compute_planner.py"

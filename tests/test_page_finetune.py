@@ -14,9 +14,9 @@ KEYS = ("ft_rank", "ft_alpha", "ft_dropout", "ft_lr", "ft_steps", "ft_seq", "ft_
 def sixteen_gb_free(monkeypatch):
     """The page refuses runs that would not fit in free memory; pin it (AppTest runs in this process) so the
     outcome depends on the page, not on what else this machine is running."""
-    import core.hardware
+    import core.plan.hardware
 
-    monkeypatch.setattr(core.hardware, "free_device_memory_bytes", lambda *args, **kwargs: 16e9)
+    monkeypatch.setattr(core.plan.hardware, "free_device_memory_bytes", lambda *args, **kwargs: 16e9)
 
 
 def _texts(elements) -> str:

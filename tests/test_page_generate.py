@@ -5,7 +5,7 @@ import re
 import pytest
 import torch
 
-from core.models import BUNDLED_DECODER, BUNDLED_ENCODER
+from core.run.models import BUNDLED_DECODER, BUNDLED_ENCODER
 from tests.apptest import app_test
 
 

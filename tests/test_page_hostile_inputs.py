@@ -8,7 +8,7 @@ import pytest
 from markdown_it import MarkdownIt
 from streamlit import config as st_config
 
-from core.models import BUNDLED_DECODER, bundled_encoder_dir
+from core.run.models import BUNDLED_DECODER, bundled_encoder_dir
 from tests.apptest import app_test
 
 IMAGE_NAME = "![x](http://127.0.0.1:9/x.png)"

@@ -4,7 +4,8 @@ import json
 
 import pytest
 
-from core import architectures, memory, plan_io
+from core.plan import architectures, memory
+from core.io import plan_io
 from tests.apptest import app_test, run_page_with_query
 
 PAGE = "views/memory_planner.py"

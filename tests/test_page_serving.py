@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from core import serving_capacity
+from core.plan import serving_capacity
 from tests.apptest import app_test, run_page_with_query
 
 PAGE = "views/serving.py"
@@ -86,7 +86,7 @@ def test_bad_config_is_a_message_not_a_traceback():
 def test_json_export_has_inputs_and_plan(default_page):
     button = next(d for d in default_page.get("download_button") if "JSON" in d.proto.label)
     assert button.proto.label
-    from core import serving_url
+    from core.io import serving_url
 
     payload = json.loads(serving_capacity.plan_json({"a": 1}, None, [], serving_url.to_query_params(
         serving_url.defaults())))
@@ -112,5 +112,5 @@ def test_memory_planner_inputs_survive_a_visit():
 
 
 def test_measurement_panel_links_to_the_serving_load_test_page(default_page):
-    # It used to pass an env-var string to core.load_test.run_load_test (which takes an Endpoint); the page does it.
+    # It used to pass an env-var string to core.serve.load_test.run_load_test (which takes an Endpoint); the page does it.
     assert any("(/serving-load)" in m.value for m in default_page.markdown)

@@ -203,4 +203,132 @@ def test_gb_is_defined_once_in_core_units():
                 if isinstance(node, (ast.AnnAssign, ast.AugAssign)) else []
             if any(isinstance(t, ast.Name) and t.id == "GB" for t in targets):
                 homes.append(str(path.relative_to(ROOT)))
-    assert homes == ["core/units.py"]
+    assert homes == ["core/common/units.py"]
+
+
+# --- core/ by domain: layers, import direction, no circles (core/README.md draws them) ----------------------------
+LAYERS = {"common": 0, "plan": 1, "run": 2, "measure": 3,
+          "serve": 4, "finetune": 4, "distributed": 4, "optimize": 4, "evaluate": 4, "io": 5}
+"""Each package of core/ may import its own layer and the layers below, never one above."""
+TOP_LEVEL_MODULES = {"core", "core.compat"}
+"""The only modules of core/ outside a package: the package itself and the finder of moved paths."""
+
+
+def _core_modules(root: Path) -> dict[str, Path]:
+    modules = {}
+    for path in sorted((root / "core").rglob("*.py")):
+        parts = path.relative_to(root).with_suffix("").parts
+        modules[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    return modules
+
+
+def core_import_graph(root: Path = ROOT) -> dict[str, set[str]]:
+    """module -> the core modules it imports, at the top or inside a function (``from core.plan import memory`` is
+    an edge to ``core.plan.memory``; ``from core.measure import run_request`` one to the package ``core.measure``)."""
+    modules = _core_modules(root)
+
+    def resolve(name: str) -> str:
+        while name and name not in modules:
+            name = name.rpartition(".")[0]
+        return name
+
+    graph: dict[str, set[str]] = {}
+    for module, path in modules.items():
+        edges = set()
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if isinstance(node, ast.Import):
+                edges.update(resolve(a.name) for a in node.names if a.name.split(".")[0] == "core")
+            elif isinstance(node, ast.ImportFrom):
+                target = _absolute(node.module, node.level, path, root)
+                if target.split(".")[0] != "core":
+                    continue
+                for a in node.names:
+                    edges.add(f"{target}.{a.name}" if f"{target}.{a.name}" in modules else resolve(target))
+        edges.discard(module)
+        edges.discard("")
+        graph[module] = edges
+    return graph
+
+
+def layer_of(module: str) -> int | None:
+    parts = module.split(".")
+    return LAYERS.get(parts[1]) if len(parts) > 1 else None
+
+
+def upward_imports(graph: dict[str, set[str]]) -> list[str]:
+    return sorted(f"{m} -> {t}" for m, targets in graph.items() for t in targets
+                  if layer_of(m) is not None and layer_of(t) is not None and layer_of(t) > layer_of(m))
+
+
+def import_circles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components of more than one module (Tarjan's algorithm)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    circles = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in graph.get(v, ()):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                circles.append(sorted(component))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return circles
+
+
+def test_core_is_packages_by_domain():
+    modules = _core_modules(ROOT)
+    loose = sorted(m for m in modules if m not in TOP_LEVEL_MODULES and m.split(".")[1] not in LAYERS)
+    assert loose == [], f"every module of core/ belongs to a package of core/README.md's map: {loose}"
+    assert set(LAYERS) == {p.name for p in (ROOT / "core").iterdir() if (p / "__init__.py").is_file()}
+
+
+def test_core_imports_only_down_the_layers_and_has_no_circles():
+    graph = core_import_graph()
+    assert len(graph) > 50 and sum(map(len, graph.values())) > 100, "the import scan found too little"
+    assert upward_imports(graph) == []
+    assert import_circles(graph) == []
+    assert graph["core.compat"] == set(), "the finder of moved paths imports its targets only on demand"
+
+
+def test_core_never_imports_the_pages():
+    offenders = [str(p.relative_to(ROOT)) for p in (ROOT / "core").rglob("*.py") if "views" in _imports(p)]
+    assert offenders == []
+
+
+def test_the_layer_checks_detect_an_upward_import_and_a_circle(tmp_path):
+    for package in ("core", "core/plan", "core/run"):
+        (tmp_path / package).mkdir()
+        (tmp_path / package / "__init__.py").write_text("")
+    (tmp_path / "core/plan/a.py").write_text("def f():\n    from core.run import b\n")
+    (tmp_path / "core/run/b.py").write_text("from core.plan import a\n")
+    (tmp_path / "core/run/c.py").write_text("from core.plan.a import f\nimport core.run.b\n")
+    graph = core_import_graph(tmp_path)
+    assert graph["core.run.c"] == {"core.plan.a", "core.run.b"}
+    assert upward_imports(graph) == ["core.plan.a -> core.run.b"]
+    assert import_circles(graph) == [["core.plan.a", "core.run.b"]]
+
+
+def test_no_module_of_core_passes_600_lines():
+    long = {str(p.relative_to(ROOT)): n for p in (ROOT / "core").rglob("*.py")
+            if (n := len(p.read_text().splitlines())) > 600}
+    assert long == {}, f"split these along their seams (core/README.md): {long}"

@@ -1,8 +1,8 @@
-"""Reasoning-technique prompts (core.prompts): chain-of-thought, ReAct, PAL, and their token costs."""
+"""Reasoning-technique prompts (core.run.prompts): chain-of-thought, ReAct, PAL, and their token costs."""
 import pytest
 
-from core.models import load_tokenizer
-from core.prompts import (
+from core.run.models import load_tokenizer
+from core.run.prompts import (
     DEFAULT_QUESTION,
     TECHNIQUES,
     WORKED_EXAMPLES,

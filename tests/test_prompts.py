@@ -1,8 +1,8 @@
-"""core.prompts: zero/one/few-shot prompts and chat-template rendering with the real bundled tokenizers."""
+"""core.run.prompts: zero/one/few-shot prompts and chat-template rendering with the real bundled tokenizers."""
 import pytest
 
-from core.models import load_tokenizer
-from core.prompts import EXAMPLE_SETS, build_icl_prompt, render_prompt
+from core.run.models import load_tokenizer
+from core.run.prompts import EXAMPLE_SETS, build_icl_prompt, render_prompt
 
 
 @pytest.fixture(scope="module")

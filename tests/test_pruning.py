@@ -7,12 +7,12 @@ import pytest
 import torch
 
 from core.optimize import pruning as P
-from core.quantization import load_reference_text, model_weight_bytes
+from core.run.quantization import load_reference_text, model_weight_bytes
 
 
 @pytest.fixture(scope="module")
 def smollm2():
-    from core.models import load_model
+    from core.run.models import load_model
 
     loaded = load_model(None, dtype="fp32", device="cpu")
     ids = loaded.tokenizer(load_reference_text(), return_tensors="pt").input_ids[:, :192]

@@ -1,7 +1,7 @@
 """Published decode measurements kept in the repo vs the planner: physics (no measured number beats the bandwidth
 ceiling the planner prints) and the calibration the README claims."""
-from core.published_runs import comparison_rows, load_runs, markdown_table
-from core.serving import DEFAULT_BANDWIDTH_EFFICIENCY
+from core.plan.published_runs import comparison_rows, load_runs, markdown_table
+from core.plan.serving import DEFAULT_BANDWIDTH_EFFICIENCY
 
 
 def test_no_measurement_beats_the_bandwidth_ceiling():

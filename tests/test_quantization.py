@@ -1,4 +1,4 @@
-"""core.quantization and core.quantization_charts: quality metrics checked against independent torch formulas, and
+"""core.run.quantization and core.run.quantization_charts: quality metrics checked against independent torch formulas, and
 the comparison run for real on the bundled SmolLM2 with real bitsandbytes (short reference slice, few new tokens)."""
 import math
 
@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 import torch
 
-from core import memory, models, quantization as q, quantization_charts as charts
+from core.plan import memory
+from core.run import models, quantization as q, quantization_charts as charts
 
 REFERENCE_TOKENS = 48
 NEW_TOKENS = 4
@@ -140,7 +141,7 @@ def test_peak_memory_meter_sees_a_temporary_allocation():
 def test_peak_memory_meter_samples_where_the_kernel_forgets_unmapped_peaks(monkeypatch):
     """Where VmHWM can't be trusted (no clear_refs, or a kernel that forgets unmapped peaks), the meter samples RSS
     and still sees the block."""
-    from core import process_memory
+    from core.common import process_memory
 
     monkeypatch.setattr(process_memory, "peak_rss_keeps_freed_memory", lambda: False)
     before = q.process_rss_bytes()

@@ -4,9 +4,9 @@ import pytest
 import torch
 from transformers import GenerationConfig
 
-from core.generation import generate_text, next_token_logits, prepare_prompt, run_generation
-from core.models import load_model
-from core.sampling import (
+from core.run.generation import generate_text, next_token_logits, prepare_prompt, run_generation
+from core.run.models import load_model
+from core.run.sampling import (
     DecodingSettings,
     check_settings,
     ignored_controls,

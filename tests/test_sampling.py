@@ -1,11 +1,11 @@
-"""core.sampling: the distribution shown is the one transformers' warpers produce, checked against hand math."""
+"""core.run.sampling: the distribution shown is the one transformers' warpers produce, checked against hand math."""
 import math
 
 import pytest
 import torch
 from transformers import GenerationConfig
 
-from core.sampling import (
+from core.run.sampling import (
     DecodingSettings,
     check_settings,
     generation_config_defaults,

@@ -1,4 +1,4 @@
-"""core.scheduler: first-come-first-served turns at the model, per-request caps, and concurrent generation with the
+"""core.common.scheduler: first-come-first-served turns at the model, per-request caps, and concurrent generation with the
 real bundled SmolLM2 (every session gets exactly its own result, in arrival order, with no stuck slot)."""
 import gc
 import threading
@@ -7,10 +7,10 @@ import time
 import psutil
 import pytest
 
-from core.generation import run_generation, stream_generation
-from core.models import load_model
-from core.sampling import DecodingSettings
-from core.scheduler import (
+from core.run.generation import run_generation, stream_generation
+from core.run.models import load_model
+from core.run.sampling import DecodingSettings
+from core.common.scheduler import (
     DEFAULT_MAX_GENERATION_S,
     DEFAULT_MAX_NEW_TOKENS,
     ENV_MAX_GENERATION_S,

@@ -8,13 +8,13 @@ import math
 import numpy as np
 import pytest
 
-from core.load_test import RequestRecord, summarize_level
+from core.serve.load_test import RequestRecord, summarize_level
 from core.serve import arrivals, planner_check, slo as S, vllm_metrics, workload as W
 
 
 @pytest.fixture(scope="module")
 def tokenizer():
-    from core.models import load_tokenizer
+    from core.run.models import load_tokenizer
 
     return W.HFTokenizer(load_tokenizer(None))
 

@@ -3,9 +3,9 @@ import math
 
 import pytest
 
-from core import architectures as A
-from core.hardware import GPUS, custom_gpu
-from core.serving import (
+from core.plan import architectures as A
+from core.plan.hardware import GPUS, custom_gpu
+from core.plan.serving import (
     KV_BLOCK_TOKENS,
     ServingInputError,
     decode_weight_bytes,
@@ -17,7 +17,7 @@ from core.serving import (
     serving_plan,
     weight_bytes,
 )
-from core.serving_capacity import (
+from core.plan.serving_capacity import (
     capacity_answer,
     cheapest,
     compare_gpus,
@@ -172,7 +172,7 @@ def test_capacity_cost_and_cheapest_gpu():
 
 
 def test_request_rate_to_users_by_littles_law():
-    from core.serving_capacity import users_for_request_rate
+    from core.plan.serving_capacity import users_for_request_rate
 
     assert users_for_request_rate(10, 256, 1.0, 0.05) == 138  # 10/s × (1 s + 256 × 0.05 s) = 138 in flight
     assert users_for_request_rate(0.001, 10, 0.1, 0.01) == 1
@@ -181,7 +181,7 @@ def test_request_rate_to_users_by_littles_law():
 
 
 def test_parameter_count_borrows_a_dense_shape():
-    from core.serving import nearest_dense_decoder
+    from core.plan.serving import nearest_dense_decoder
 
     assert nearest_dense_decoder(46e9) != "mistralai/Mixtral-8x7B-v0.1"
     assert nearest_dense_decoder(16e9) != "deepseek-ai/DeepSeek-V2-Lite"

@@ -2,9 +2,9 @@
 plain greedy tokens, and the counters add up."""
 import pytest
 
-from core.generation import GenerationInputError
-from core.models import load_model
-from core.speculative import PROMPTS, compare_methods, run_speculative, self_draft
+from core.run.generation import GenerationInputError
+from core.run.models import load_model
+from core.run.speculative import PROMPTS, compare_methods, run_speculative, self_draft
 
 TOKENS = 12
 

@@ -1,10 +1,13 @@
-"""The shared leaves: core.units (GB, bytes per value), core.checks (validators), core.device (the one resolver)."""
+"""The shared leaves: core.common.units (GB, bytes per value), core.common.checks (validators), core.common.device (the one resolver)."""
 import numpy as np
 import pytest
 import torch
 
-from core import checks, device, hardware, memory, memory_charts, models, plan_io, units
-from core.quantization import QuantizationInputError, _check_int as quantization_check_int
+from core.common import checks, device, units
+from core.plan import hardware, memory, memory_charts
+from core.run import models
+from core.io import plan_io
+from core.run.quantization import QuantizationInputError, _check_int as quantization_check_int
 
 
 def test_gb_is_decimal_and_reexported_where_it_was_public():
@@ -95,7 +98,7 @@ def test_bad_devices_raise_a_clear_device_error():
 
 
 def test_format_count_has_one_home():
-    from core import compute
+    from core.plan import compute
 
     assert compute.format_count is units.format_count and plan_io.format_count is units.format_count
     assert units.format_count(6738415616) == "6.74B" and units.format_count(124439808) == "124M"
@@ -103,13 +106,13 @@ def test_format_count_has_one_home():
 
 
 def test_model_weight_bytes_has_one_home():
-    from core import fast_generation, quantization
+    from core.run import fast_generation, quantization
 
     assert fast_generation.model_weight_bytes is quantization.model_weight_bytes
 
 
 def test_architecture_aliases_are_public():
-    from core import architectures
+    from core.plan import architectures
 
     assert architectures.ALIASES_BY_FIELD["hidden_size"][0] == "hidden_size"
     assert {"n_embd", "d_model", "n_layer"} <= architectures.ALIAS_KEYS
@@ -119,7 +122,8 @@ def test_architecture_aliases_are_public():
 
 
 def test_peak_rss_meter_has_one_home_and_reads_the_kernel_peak():
-    from core import process_memory, quantization
+    from core.common import process_memory
+    from core.run import quantization
 
     assert quantization.PeakMemoryMeter is process_memory.PeakMemoryMeter
     assert quantization.process_rss_bytes is process_memory.process_rss_bytes

@@ -1,8 +1,8 @@
 """URL parsers shared by the planners: a link's text becomes a checked value or a clear message."""
 import pytest
 
-from core import compute_url
-from core.url_state import UrlValueError, choice_parser, number_parser, parse_bool, slug
+from core.io import compute_url
+from core.io.url_state import UrlValueError, choice_parser, number_parser, parse_bool, slug
 
 
 def test_choice_accepts_only_listed_options():

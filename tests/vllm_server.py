@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from core import endpoints as E
+from core.serve import endpoints as E
 from tests.browser import free_port
 
 ROOT = Path(__file__).resolve().parents[1]

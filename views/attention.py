@@ -1,7 +1,7 @@
 """Attention: heatmaps per layer and head for decoder, encoder and encoder-decoder models.
 
-Thin page: reads widgets, calls core.attention (weights, statistics, aggregations, exports) and
-core.attention_charts (figures), renders.
+Thin page: reads widgets, calls core.run.attention (weights, statistics, aggregations, exports) and
+core.run.attention_charts (figures), renders.
 """
 from __future__ import annotations
 
@@ -11,13 +11,13 @@ import html
 import numpy as np
 import streamlit as st
 
-from core import attention as A
-from core import attention_charts as C
-from core.models import BUNDLED_DECODER, BUNDLED_ENCODER, ModelLoadError, random_model
-from core.user_text import code, escape_markdown
+from core.run import attention as A
+from core.run import attention_charts as C
+from core.run.models import BUNDLED_DECODER, BUNDLED_ENCODER, ModelLoadError, random_model
+from core.common.user_text import code, escape_markdown
 from views.components.model_cache import cached_load_model
-from core.html_export import standalone_html
-from core.url_state import slug
+from core.io.html_export import standalone_html
+from core.io.url_state import slug
 
 MODELS = {
     "smollm2": "SmolLM2-135M-Instruct: bundled decoder (causal, like GPT and LLaMA)",

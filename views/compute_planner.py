@@ -1,7 +1,7 @@
 """Compute planner: training FLOPs, petaFLOP/s-days, GPU time and cost, Chinchilla-optimal sizing.
 
-Thin page: reads widgets (whose values live in the URL), calls core.compute / core.training_runs /
-core.compute_charts, renders.
+Thin page: reads widgets (whose values live in the URL), calls core.plan.compute / core.plan.training_runs /
+core.plan.compute_charts, renders.
 """
 from __future__ import annotations
 
@@ -11,13 +11,13 @@ import pandas as pd
 import streamlit as st
 from streamlit.errors import StreamlitPageNotFoundError
 
-from core import compute, compute_charts, compute_tables
-from core.compute_tables import percent_or_dash
-from core.compute import ComputeInputError
-from core.hardware import GPUS, get_gpu
-from core.compute_url import FIELDS, MODES, UNITS
-from core.training_runs import reference_table
-from core.user_text import code, escape_markdown
+from core.plan import compute, compute_charts, compute_tables
+from core.plan.compute_tables import percent_or_dash
+from core.plan.compute import ComputeInputError
+from core.plan.hardware import GPUS, get_gpu
+from core.io.compute_url import FIELDS, MODES, UNITS
+from core.plan.training_runs import reference_table
+from core.common.user_text import code, escape_markdown
 from views.components.query_params import sync_query_params
 
 MEMORY_PAGE = "views/memory_planner.py"

@@ -6,8 +6,8 @@ import streamlit as st
 
 from core.evaluate import charts, report, runner
 from core.evaluate.tasks import TASKS
-from core.models import ModelLoadError
-from core.user_text import escape_markdown
+from core.run.models import ModelLoadError
+from core.common.user_text import escape_markdown
 from views.components.model_cache import cached_load_model
 
 VARIANTS = {
@@ -44,7 +44,7 @@ variants = st.multiselect("Model variants", list(VARIANTS), default=["fp32"], fo
 with st.expander(f"The task's items ({len(task.items)}) and a prompt"):
     st.dataframe(pd.DataFrame([{"input": i.input, "reference": i.reference} for i in task.items]), hide_index=True)
     if techniques:
-        from core.prompts import ZERO_SHOT_COT_TRIGGER, build_icl_prompt
+        from core.run.prompts import ZERO_SHOT_COT_TRIGGER, build_icl_prompt
 
         shown = techniques[-1] if techniques[-1] != runner.COT else "zero-shot"
         st.code(build_icl_prompt(task.prompts, shown, query=task.items[0].input)

@@ -8,8 +8,8 @@ from core.finetune import FinetuneError
 from core.finetune.charts import loss_curve_figure
 from core.finetune.runner import (COMPARE_MAX_NEW_TOKENS, DEFAULT_LEARNING_RATES, FinetuneBusy, FinetuneSettings,
                                   active_run, check_settings, load_dataset, start_finetune)
-from core.models import ModelLoadError
-from core.units import GB
+from core.run.models import ModelLoadError
+from core.common.units import GB
 
 PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 DEFAULTS = FinetuneSettings()

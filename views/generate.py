@@ -7,7 +7,7 @@ import threading
 import pandas as pd
 import streamlit as st
 
-from core.generation import (
+from core.run.generation import (
     STAGE_LABELS,
     GenerationError,
     GenerationInputError,
@@ -19,7 +19,7 @@ from core.generation import (
     run_generation,
     stream_generation,
 )
-from core.generation_charts import (
+from core.run.generation_charts import (
     color_legend_html,
     colored_tokens_html,
     compare_figure,
@@ -29,12 +29,12 @@ from core.generation_charts import (
     step_distribution_figure,
     step_table_rows,
 )
-from core.units import format_duration_s
-from core.models import BUNDLED_DECODER, BUNDLED_ENCODER
-from core.prompts import EXAMPLE_SETS, SHOT_COUNTS, build_icl_prompt
+from core.common.units import format_duration_s
+from core.run.models import BUNDLED_DECODER, BUNDLED_ENCODER
+from core.run.prompts import EXAMPLE_SETS, SHOT_COUNTS, build_icl_prompt
 from views.components.fast_generation_panel import render_fast_generation_panel
-from core.sampling import DECODING_MODES, DecodingSettings, generation_config_defaults, shape_distribution, shape_table
-from core.user_text import code, escape_markdown
+from core.run.sampling import DECODING_MODES, DecodingSettings, generation_config_defaults, shape_distribution, shape_table
+from core.common.user_text import code, escape_markdown
 from views.components.model_cache import load_model_or_error
 from views.components.sampler_controls import more_sampler_controls, render_pipeline
 from views.components.speculative_panel import render_speculative_panel

@@ -1,6 +1,6 @@
-"""Layers: the logit lens — what each layer's residual stream predicts (core.lens, core.lens_charts).
+"""Layers: the logit lens — what each layer's residual stream predicts (core.run.lens, core.run.lens_charts).
 
-Thin page: reads widgets, calls core.lens.logit_lens, renders the figures from core.lens_charts.
+Thin page: reads widgets, calls core.run.lens.logit_lens, renders the figures from core.run.lens_charts.
 """
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ import json
 
 import streamlit as st
 
-from core import lens as L
-from core import lens_charts as LC
-from core.html_export import standalone_html
-from core.models import BUNDLED_DECODER, ModelLoadError
-from core.url_state import slug
-from core.user_text import code, escape_markdown
+from core.run import lens as L
+from core.run import lens_charts as LC
+from core.io.html_export import standalone_html
+from core.run.models import BUNDLED_DECODER, ModelLoadError
+from core.io.url_state import slug
+from core.common.user_text import code, escape_markdown
 from views.components.model_cache import cached_load_model
 
 MODELS = {

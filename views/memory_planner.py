@@ -1,7 +1,7 @@
 """Memory planner: what a model needs to serve, to fine-tune, to pre-train, and on which GPUs.
 
-Thin page: reads widgets (whose values live in the URL via core.plan_io.FIELDS), calls core.plan_io.build_plan
-(formulas in core.memory, shapes in core.architectures), renders tables and core.memory_charts figures.
+Thin page: reads widgets (whose values live in the URL via core.io.plan_io.FIELDS), calls core.io.plan_io.build_plan
+(formulas in core.plan.memory, shapes in core.plan.architectures), renders tables and core.plan.memory_charts figures.
 """
 from __future__ import annotations
 
@@ -9,16 +9,18 @@ import pandas as pd
 import streamlit as st
 from streamlit.errors import StreamlitPageNotFoundError
 
-from core import architectures, measure, memory, memory_charts, memory_tables, plan_io
-from core.safe_json import MAX_CONFIG_CHARS
-from core.user_text import escape_markdown
-from core.architectures import ArchitectureError
+from core.plan import architectures, memory, memory_charts, memory_tables
+from core import measure
+from core.io import plan_io
+from core.common.safe_json import MAX_CONFIG_CHARS
+from core.common.user_text import escape_markdown
+from core.plan.architectures import ArchitectureError
 from views.components.finetune_plan_panel import render_finetune_plan_panel
 from views.components.distributed_panel import render_distributed_panel
 from views.components.measure_panel import render_measure_panel
-from core.hardware import GPUS
-from core.plan_io import FIELDS, KV_DTYPES, SOURCES, ZERO_STAGE_NAMES, ZERO_STAGES, PlanInputError, format_gb
-from core.units import format_count
+from core.plan.hardware import GPUS
+from core.io.plan_io import FIELDS, KV_DTYPES, SOURCES, ZERO_STAGE_NAMES, ZERO_STAGES, PlanInputError, format_gb
+from core.common.units import format_count
 from views.components.columns import gb_columns
 from views.components.query_params import sync_query_params
 

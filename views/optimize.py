@@ -6,10 +6,10 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from core.models import BUNDLED_DECODER, ModelLoadError
+from core.run.models import BUNDLED_DECODER, ModelLoadError
 from core.optimize import charts, distillation, pruning, variants
-from core.scheduler import QueueLeft
-from core.user_text import escape_markdown
+from core.common.scheduler import QueueLeft
+from core.common.user_text import escape_markdown
 from views.components.model_cache import cached_load_model
 
 st.title("Optimize")

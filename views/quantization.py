@@ -1,7 +1,7 @@
 """Quantization: one model at fp32 / fp16 / bf16 / int8 / nf4 / fp4, compared on measured memory, speed and quality.
 
-Thin page: reads the form, calls core.quantization.compare_variants (which loads one variant at a time and releases
-it), renders tables, token diffs and core.quantization_charts figures. Results are cached (st.cache_data and
+Thin page: reads the form, calls core.run.quantization.compare_variants (which loads one variant at a time and releases
+it), renders tables, token diffs and core.run.quantization_charts figures. Results are cached (st.cache_data and
 st.session_state), never models.
 """
 from __future__ import annotations
@@ -13,11 +13,11 @@ import time
 import pandas as pd
 import streamlit as st
 
-from core import models
-from core import quantization as Q
-from core import quantization_charts as C
-from core.url_state import slug
-from core.user_text import code, escape_markdown
+from core.run import models
+from core.run import quantization as Q
+from core.run import quantization_charts as C
+from core.io.url_state import slug
+from core.common.user_text import code, escape_markdown
 from views.components.model_access import model_name_problem
 from views.components.endpoint_quality import render_served_perplexity
 
@@ -210,7 +210,7 @@ Number = st.column_config.NumberColumn
 COLUMN_FORMATS = {
     "Weights (MB)": Number(format="%.1f MB", help="Measured: every tensor the model holds, incl. bitsandbytes' "
                                                   "absmax and row scales."),
-    "Predicted (MB)": Number(format="%.1f MB", help="The Memory planner's formula (core.memory.weight_memory) "
+    "Predicted (MB)": Number(format="%.1f MB", help="The Memory planner's formula (core.plan.memory.weight_memory) "
                                                     "for this storage format."),
     "Error (%)": Number(format="%+.3f %%", help="(measured − predicted) / predicted."),
     "HF footprint (MB)": Number(format="%.1f MB", help="transformers' get_memory_footprint(): parameters and "
@@ -302,7 +302,7 @@ with st.expander("How these numbers are measured"):
         "- **Weight memory**: bytes of every tensor the loaded model holds, tied weights once, plus bitsandbytes' "
         "quantization state (4-bit absmax per 64 weights and code books; int8 row scales) that transformers' "
         "`get_memory_footprint()` leaves out. On CUDA the allocated-bytes growth is recorded too (CSV).\n"
-        "- **Prediction**: the Memory planner's `core.memory.weight_memory` for the same format: bitsandbytes "
+        "- **Prediction**: the Memory planner's `core.plan.memory.weight_memory` for the same format: bitsandbytes "
         "quantizes the linear layers; embeddings, norms and lm_head stay in the unquantized dtype.\n"
         "- **Peak during generation**: CUDA: `torch.cuda.max_memory_allocated`. CPU: the process's peak resident "
         "memory (Linux VmHWM, reset just before generating; RSS sampled every 2 ms where the kernel does not keep "

@@ -1,19 +1,20 @@
 """Serving planner: how many GPUs serve this model to N users at these latency targets, and what it costs.
 
-Thin page: reads widgets (their values live in the URL via core.serving_url.FIELDS; model and GPU are shared with the
-Memory planner), calls core.serving / core.serving_capacity, renders tables and core.serving_charts figures.
+Thin page: reads widgets (their values live in the URL via core.io.serving_url.FIELDS; model and GPU are shared with the
+Memory planner), calls core.plan.serving / core.plan.serving_capacity, renders tables and core.plan.serving_charts figures.
 """
 from __future__ import annotations
 
 import pandas as pd
 import streamlit as st
 
-from core import architectures, plan_io, serving, serving_capacity, serving_charts, serving_url
-from core.architectures import ArchitectureError
-from core.hardware import GPUS
-from core.plan_io import CUSTOM_GPU, SOURCES, PlanInputError
-from core.units import GB, format_count
-from core.user_text import escape_markdown
+from core.plan import architectures, serving, serving_capacity, serving_charts
+from core.io import plan_io, serving_url
+from core.plan.architectures import ArchitectureError
+from core.plan.hardware import GPUS
+from core.io.plan_io import CUSTOM_GPU, SOURCES, PlanInputError
+from core.common.units import GB, format_count
+from core.common.user_text import escape_markdown
 from views.components.query_params import sync_query_params
 from views.components.serving_measure_panel import render_serving_measure_panel
 

@@ -7,13 +7,13 @@ import os
 import pandas as pd
 import streamlit as st
 
-from core import load_test as L
-from core.endpoints import EndpointError
-from core.load_test_charts import knee_figure, latency_distribution_figure, rate_latency_figure
+from core.serve import load_test as L
+from core.serve.endpoints import EndpointError
+from core.serve.load_test_charts import knee_figure, latency_distribution_figure, rate_latency_figure
 from core.serve.arrivals import ArrivalInputError, parse_rates
 from core.serve.saturation import find_saturation
 from core.serve.slo import SLO, SLOInputError
-from core.user_text import code, escape_markdown
+from core.common.user_text import code, escape_markdown
 from views.components.endpoint_panel import probe_or_error, select_endpoint
 from views.components.load_planner_panel import render_planner_panel
 
@@ -42,7 +42,7 @@ _METRIC_NAMES = {"ttft": ("TTFT", "Time to first token"), "tpot": ("TPOT", "Time
 
 
 def _column_config(columns) -> dict:
-    """Readable labels with units and help for the levels table (core.load_test.COLUMNS)."""
+    """Readable labels with units and help for the levels table (core.serve.load_test.COLUMNS)."""
     number = st.column_config.NumberColumn
     config = {
         "concurrency": number("concurrency", help="Requests in flight at once (open loop: the cap on them)."),

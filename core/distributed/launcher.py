@@ -20,10 +20,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from core.checks import check_int
+from core.common.checks import check_int
 from core.distributed.strategies import check_strategy
+from core.common.paths import REPO_ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = REPO_ROOT
 MAX_WORLD_SIZE = 8
 POLL_S = 0.2
 
@@ -188,7 +189,7 @@ def run_strategies(architecture, strategies, world_size: int, *, seq_len: int = 
     the profiler's totals must not see another session's work). ``on_progress(strategy, rank, step, steps)``;
     ``on_run`` gets each finished run."""
     from core.distributed.predict import check_fits
-    from core.scheduler import GENERATION_QUEUE
+    from core.common.scheduler import GENERATION_QUEUE
 
     strategies = [check_strategy(s) for s in strategies]
     if not strategies:

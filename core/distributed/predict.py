@@ -21,9 +21,9 @@ from __future__ import annotations
 
 import functools
 import json
-from core import architectures, memory
+from core.plan import architectures, memory
 from core.distributed.strategies import ZERO_STAGE, check_strategy
-from core.measure.predict import predict_training_step
+from core.plan.peak_memory.predict import predict_training_step
 
 BYTES = {"weights": 4, "gradients": 4, "optimizer": 8}  # fp32 AdamW: weights, gradients, two moments
 
@@ -171,7 +171,7 @@ def check_fits(architecture, strategies, world_size: int, seq_len: int, batch_si
     """The predictions for each strategy; DistributedRefused when world_size ranks of the largest one would not fit
     in the free RAM (+10 %, + a Python process per rank) or the run would take longer than MAX_SECONDS
     (6·N FLOPs per token, Kaplan et al. 2020, at CPU_FLOPS_PER_S per core)."""
-    from core.hardware import free_device_memory_bytes
+    from core.plan.hardware import free_device_memory_bytes
 
     predictions = {s: predict_rank_peak(architecture, s, world_size, seq_len, batch_size) for s in strategies}
     worst = max(p["predicted_peak_bytes"] for p in predictions.values())

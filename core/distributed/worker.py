@@ -157,7 +157,7 @@ def run_rank(spec: dict, out_dir: Path) -> dict:
     from transformers import AutoModelForCausalLM
     from torch.profiler import ProfilerActivity, profile
 
-    from core import architectures
+    from core.plan import architectures
     from core.distributed.strategies import wrap
     from core.measure.trackers import tracker_for
 

@@ -8,7 +8,7 @@ from typing import Callable
 
 from core.evaluate.metrics import ROUGE_TYPES, exact_match, first_line, predicted_label, rouge
 from core.evaluate.tasks import EvalTask, eval_task
-from core.prompts import SHOT_COUNTS, ZERO_SHOT_COT_TRIGGER, build_icl_prompt
+from core.run.prompts import SHOT_COUNTS, ZERO_SHOT_COT_TRIGGER, build_icl_prompt
 
 COT = "zero-shot-cot"
 # zero-shot, one-shot, few-shot (3 solved examples; Brown et al. 2020, §2), and zero-shot chain-of-thought
@@ -43,8 +43,8 @@ class EvalRun:
 
 
 def local_generator(loaded) -> Generate:
-    """Greedy completions from a loaded local model (core.models.load_model), in the model-work queue."""
-    from core.generation import generate_text
+    """Greedy completions from a loaded local model (core.run.models.load_model), in the model-work queue."""
+    from core.run.generation import generate_text
 
     return lambda prompt, max_new_tokens: generate_text(loaded, prompt, max_new_tokens=max_new_tokens)
 

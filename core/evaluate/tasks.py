@@ -1,5 +1,5 @@
 """The bundled evaluation tasks (``core/data/eval_tasks.json``, CC0, written for LLM Lab). Each task's prompts take
-their instruction and solved examples ("shots") from the example set of the same key in core.prompts, so the test
+their instruction and solved examples ("shots") from the example set of the same key in core.run.prompts, so the test
 items never appear in a prompt."""
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.prompts import ExampleSet, example_set
+from core.run.prompts import ExampleSet, example_set
+from core.common.paths import DATA_DIR
 
-DATA = Path(__file__).resolve().parents[1] / "data" / "eval_tasks.json"
+DATA = DATA_DIR / "eval_tasks.json"
 
 
 @dataclass(frozen=True)

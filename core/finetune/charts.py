@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from core.units import GB
+from core.common.units import GB
 
 LOSS_COLOR = "#4F46E5"
 SPEED_COLOR = "#94A3B8"

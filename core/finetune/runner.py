@@ -12,7 +12,7 @@ safetensors.
   tokens get the label -100, which ``torch.nn.CrossEntropyLoss`` ignores), optimised with ``torch.optim.AdamW``
   (Loshchilov & Hutter 2019) at a constant learning rate.
 - One run at a time per process (``start_finetune`` refuses a second one with the running one's progress, the same
-  one-at-a-time policy as core.generation's lock, but refusing instead of waiting since a run lasts minutes). Each
+  one-at-a-time policy as core.run.generation's lock, but refusing instead of waiting since a run lasts minutes). Each
   run loads its own copy of the model, so the shared one the other pages use is never modified, and drops it when
   it ends (``FinetuneRun.model_released``).
 
@@ -35,11 +35,12 @@ from pathlib import Path
 
 import torch
 
-from core.finetune.plan import FinetuneError, peft_target_modules, plan_finetune, prompt_tuning_bound
-from core.models import BUNDLED_DECODER
-from core.scheduler import GENERATION_QUEUE, QueueLeft
+from core.plan.finetune import FinetuneError, peft_target_modules, plan_finetune, prompt_tuning_bound
+from core.run.models import BUNDLED_DECODER
+from core.common.scheduler import GENERATION_QUEUE, QueueLeft
+from core.common.paths import DATA_DIR
 
-DATA_PATH = Path(__file__).resolve().parents[1] / "data" / "finetune_pirate.json"
+DATA_PATH = DATA_DIR / "finetune_pirate.json"
 ADAPTER_FILES = ("adapter_model.safetensors", "adapter_config.json")
 TARGET_CHOICES = ("attention", "mlp", "all-linear")
 COMPARE_MAX_NEW_TOKENS = 40
@@ -140,7 +141,7 @@ def check_settings(settings: FinetuneSettings, config=None, free_bytes: float | 
 
     Raises FinetuneError with a clear message for a rank of 0 or above the smallest adapted layer, no target module
     of the model, out-of-range numbers, or a predicted peak above ``free_bytes`` (default: free memory of the
-    device, ``core.hardware.free_device_memory_bytes``). Returns the plan (``plan_finetune``'s dict) with
+    device, ``core.plan.hardware.free_device_memory_bytes``). Returns the plan (``plan_finetune``'s dict) with
     ``required_bytes``: the plan is for a 16-bit frozen base, and this run keeps the base and its activations in
     fp32, so the required memory is bounded by twice the plan's peak.
     """
@@ -176,7 +177,7 @@ def check_settings(settings: FinetuneSettings, config=None, free_bytes: float | 
         plan = prompt_tuning_bound(config, s.num_virtual_tokens, s.seq_len, s.batch_size, device_type)
         plan["required_bytes"] = 2.0 * plan["total_bytes"]
     if free_bytes is None:
-        from core.hardware import free_device_memory_bytes
+        from core.plan.hardware import free_device_memory_bytes
         free_bytes = free_device_memory_bytes(device_type)
     plan["free_bytes"] = float(free_bytes)
     if plan["required_bytes"] > free_bytes:
@@ -194,7 +195,7 @@ def min_seq_len() -> int:
     """Fewest tokens a training sequence needs to hold one answer token of the bundled data set (its shortest prompt
     in the chat template, plus one)."""
     if "min_seq_len" not in _CONFIG_CACHE:
-        from core.models import load_tokenizer
+        from core.run.models import load_tokenizer
         tokenizer = load_tokenizer(BUNDLED_DECODER)
         _CONFIG_CACHE["min_seq_len"] = 1 + min(len(_chat_prompt_ids(tokenizer, p)) for p, _ in load_dataset().examples)
     return _CONFIG_CACHE["min_seq_len"]
@@ -203,7 +204,7 @@ def min_seq_len() -> int:
 def bundled_config() -> dict:
     """The bundled decoder's config as a dict (for ``plan_finetune``), read once from its converted folder."""
     if "config" not in _CONFIG_CACHE:
-        from core.models import ensure_bundled_decoder
+        from core.run.models import ensure_bundled_decoder
         _CONFIG_CACHE["config"] = json.loads((ensure_bundled_decoder() / "config.json").read_text())
     return dict(_CONFIG_CACHE["config"])
 
@@ -322,10 +323,10 @@ def start_finetune(settings: FinetuneSettings, *, device: str = "auto", free_byt
     """Check ``settings`` (``check_settings``), then start a run in a worker thread and return it at once.
 
     Raises FinetuneError for bad input (nothing is started) and FinetuneBusy, with the running run's progress, when
-    another run is training in this process. ``load`` (default ``core.models.load_model``) loads a fresh copy of the
+    another run is training in this process. ``load`` (default ``core.run.models.load_model``) loads a fresh copy of the
     bundled decoder for this run.
     """
-    from core.models import select_device
+    from core.run.models import select_device
 
     dev = select_device(device)
     plan = check_settings(settings, free_bytes=free_bytes, device_type="cuda" if dev.type == "cuda" else "cpu")
@@ -418,7 +419,7 @@ class FinetuneRun:
     def _train_and_compare(self) -> FinetuneResult:
         from peft import LoraConfig, PromptTuningConfig, get_peft_model
 
-        from core.models import load_model
+        from core.run.models import load_model
 
         s = self.settings
         loaded = (self._load or load_model)(BUNDLED_DECODER, dtype="fp32", device=str(self.device))

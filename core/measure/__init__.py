@@ -23,27 +23,27 @@ How memory is measured (the ``method`` of every result; ``core.measure.trackers`
   allocation events are unavailable does the measurement fall back to RSS growth (VmHWM reset through
   /proc/self/clear_refs), and ``method`` says so.
 
-Predictions (``predict_inference`` / ``predict_training_step``, ``core.measure.predict``) use the planner's formulas
-in core.memory (weights, KV cache, model states) and count activations the way Korthikanti et al. 2022 (§4) do —
+Predictions (``predict_inference`` / ``predict_training_step``, ``core.plan.peak_memory.predict``) use the planner's formulas
+in core.plan.memory (weights, KV cache, model states) and count activations the way Korthikanti et al. 2022 (§4) do —
 tensor by tensor, what each layer keeps for backward — but for the Hugging Face implementation of each architecture
-family, its dtypes under ``torch.autocast`` and the kernels PyTorch picks on the device (``core.measure.ledger``;
+family, its dtypes under ``torch.autocast`` and the kernels PyTorch picks on the device (``core.plan.peak_memory.ledger``;
 ``ledger_table`` lists one layer).
 
-Modules (shared leaves come from ``core.checks``, ``core.device`` and ``core.units``): ``inputs``,
+Modules (shared leaves come from ``core.common.checks``, ``core.common.device`` and ``core.common.units``): ``inputs``,
 ``trackers`` (the instrument), ``ledger`` + ``predict`` (the prediction), ``results`` (typed results), ``run`` (the
 measurements), ``report`` (tables, CSV, JSON) and ``charts`` (Plotly). Plain Python, no Streamlit.
 """
 from __future__ import annotations
 
 from core.measure.charts import comparison_figure, components_figure
-from core.measure.inputs import (DTYPE_BYTES, INFERENCE_DTYPES, MAX_BATCH, MAX_SEQ_LEN, RECIPES, MeasurementRefused,
+from core.plan.peak_memory.inputs import (DTYPE_BYTES, INFERENCE_DTYPES, MAX_BATCH, MAX_SEQ_LEN, RECIPES, MeasurementRefused,
                                  architecture_label, check_setting, learned_position_limit, normalize_dtype,
                                  normalize_recipe)
-from core.measure.ledger import (AUTOCAST_FP32_OPS_CUDA, FAMILIES, LayerSpec, Runtime, cuda_has_flash_attention,
+from core.plan.peak_memory.ledger import (AUTOCAST_FP32_OPS_CUDA, FAMILIES, LayerSpec, Runtime, cuda_has_flash_attention,
                                  training_param_count)
 from core.measure.modes import (FINETUNE_MODES, MODE_LABELS, TRAINING_MODES, MeasureRequest, plan_runs,
                                 predict_request, run_request)
-from core.measure.predict import RULE_OF_THUMB_BYTES_PER_PARAM, predict_inference, predict_training_step
+from core.plan.peak_memory.predict import RULE_OF_THUMB_BYTES_PER_PARAM, predict_inference, predict_training_step
 from core.measure.report import components_table, ledger_table, result_row, results_csv, results_json, results_table
 from core.measure.results import (COMPONENT_LABELS, FinetuneMeasurement, InferenceMeasurement, TrainingMeasurement,
                                   component_ids, labelled)

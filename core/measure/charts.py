@@ -5,7 +5,7 @@ from collections.abc import Iterable, Mapping
 
 import plotly.graph_objects as go
 
-from core.units import GB
+from core.common.units import GB
 
 def comparison_figure(results: Iterable[Mapping]):
     """Grouped bars per measured setting: predicted vs measured peak (GB), with the textbook formula and, for

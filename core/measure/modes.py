@@ -56,7 +56,7 @@ def plan_runs(request: MeasureRequest, both_checkpointing: bool = False) -> list
 def predict_request(request: MeasureRequest, device_type: str, flash_attention: bool = True) -> dict:
     """The prediction for one request on ``device_type``: a dict with at least ``predicted_peak_bytes`` and
     ``n_params`` (training adds the per-layer ``ledger``; fine-tuning ``trainable_params``)."""
-    from core.measure.predict import predict_inference, predict_training_step
+    from core.plan.peak_memory.predict import predict_inference, predict_training_step
 
     check_mode(request.mode)
     if request.mode == "inference":
@@ -66,7 +66,7 @@ def predict_request(request: MeasureRequest, device_type: str, flash_attention: 
         return predict_training_step(request.architecture, request.recipe, request.seq_len, request.batch_size,
                                      request.gradient_checkpointing, device_type=device_type,
                                      flash_attention=flash_attention)
-    from core.finetune.plan import finetune_plan
+    from core.plan.finetune import finetune_plan
 
     plan = finetune_plan(request.architecture, request.mode, request.rank, request.target_modules,
                          request.seq_len, request.batch_size, request.gradient_checkpointing, "adamw",

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from core.units import GB
+from core.common.units import GB
 
 def result_row(result: Mapping) -> dict:
     """One table row (units in the column names) for a measurement result."""

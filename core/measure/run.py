@@ -6,15 +6,15 @@ import gc
 import time
 from collections.abc import Iterable, Mapping
 
-from core import architectures
-from core.hardware import detect_hardware, free_device_memory_bytes
-from core.device import MEMORY_DEVICE_TYPES, resolve_device
-from core.units import GB
-from core.scheduler import GENERATION_QUEUE
-from core.measure.inputs import (MeasurementRefused, architecture_label, check_setting, normalize_dtype,
+from core.plan import architectures
+from core.plan.hardware import detect_hardware, free_device_memory_bytes
+from core.common.device import MEMORY_DEVICE_TYPES, resolve_device
+from core.common.units import GB
+from core.common.scheduler import GENERATION_QUEUE
+from core.plan.peak_memory.inputs import (MeasurementRefused, architecture_label, check_setting, normalize_dtype,
                                  normalize_recipe)
-from core.measure.ledger import cuda_has_flash_attention
-from core.measure.predict import predict_inference, predict_training_step
+from core.plan.peak_memory.ledger import cuda_has_flash_attention
+from core.plan.peak_memory.predict import predict_inference, predict_training_step
 from core.measure.results import FinetuneMeasurement, InferenceMeasurement, TrainingMeasurement, component_ids
 from core.measure.trackers import cpu_kernels, tracker_for
 
@@ -438,7 +438,7 @@ def _measure_finetune_step(model_name, method, rank, target_modules, seq_len, ba
     import torch
     from peft import LoraConfig, get_peft_model
 
-    from core.finetune.plan import FinetuneError, finetune_plan, peft_target_modules
+    from core.plan.finetune import FinetuneError, finetune_plan, peft_target_modules
 
     cfg, seq_len, batch_size = check_setting(model_name, seq_len, batch_size)
     if cfg["kind"] != "decoder":

@@ -10,8 +10,8 @@ import contextlib
 import gc
 from dataclasses import dataclass
 
-from core import process_memory
-from core.device import MEMORY_DEVICE_TYPES, resolve_device
+from core.common import process_memory
+from core.common.device import MEMORY_DEVICE_TYPES, resolve_device
 
 @dataclass
 class PhaseMemory:

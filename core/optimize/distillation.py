@@ -13,7 +13,7 @@ teacher's) next-token distributions.
 - Scored before and after on a different text, the bundled reference text of the Quantization page (held out):
   perplexity, mean KL to the teacher and top-1 agreement (core.optimize.pruning.quality).
 
-Each training step takes its turn in the process-wide model-work queue (core.scheduler) so other users' requests
+Each training step takes its turn in the process-wide model-work queue (core.common.scheduler) so other users' requests
 interleave with a run; one distillation runs at a time in a process (a second is refused while it trains).
 """
 from __future__ import annotations
@@ -28,8 +28,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
+from core.common.paths import DATA_DIR
 
-TEXT_PATH = Path(__file__).resolve().parents[1] / "data" / "distillation_text.txt"
+TEXT_PATH = DATA_DIR / "distillation_text.txt"
 DEFAULT_TEMPERATURE = 2.0
 DEFAULT_REMOVE = 6
 DEFAULT_STEPS = 30
@@ -52,7 +53,7 @@ class DistillationBusy(RuntimeError):
 
 def load_distillation_text(path: Path | str = TEXT_PATH) -> str:
     """The bundled training text without its header comment."""
-    from core.quantization import load_reference_text
+    from core.run.quantization import load_reference_text
 
     return load_reference_text(path)
 
@@ -197,17 +198,17 @@ def prune_and_distil(teacher, remove: int = DEFAULT_REMOVE, steps: int = DEFAULT
                      on_step: Callable[[DistilProgress], None] | None = None,
                      stop: threading.Event | None = None,
                      progress: Callable[[float, str], None] | None = None) -> DistilResult:
-    """Remove ``remove`` layers from a copy of ``teacher`` (a core.models.LoadedModel of a causal LM on the CPU or a
+    """Remove ``remove`` layers from a copy of ``teacher`` (a core.run.models.LoadedModel of a causal LM on the CPU or a
     GPU), score it, distil it from the teacher for ``steps`` steps at ``temperature``, score it again.
 
     ``on_step`` gets a DistilProgress after every step; a set ``stop`` ends training early (``stopped``; the student
     is scored as it is). Raises DistillationError on bad input, DistillationBusy when another run is training."""
     import torch
 
-    from core.checks import check_int
+    from core.common.checks import check_int
     from core.optimize import pruning
-    from core.quantization import load_reference_text, model_weight_bytes
-    from core.scheduler import GENERATION_QUEUE, QueueLeft
+    from core.run.quantization import load_reference_text, model_weight_bytes
+    from core.common.scheduler import GENERATION_QUEUE, QueueLeft
 
     report = progress or (lambda fraction, message: None)
     if getattr(teacher, "kind", "decoder") != "decoder":

@@ -187,7 +187,7 @@ def least_influential_layers(model, input_ids, count: int) -> list[int]:
 
 def quality(dense_logits, logits, token_ids) -> dict:
     """Perplexity of the text, mean KL to the dense model (nats) and top-1 agreement, as the Quantization page."""
-    from core.quantization import kl_divergence, perplexity_from_logits, top1_agreement
+    from core.run.quantization import kl_divergence, perplexity_from_logits, top1_agreement
 
     ids = np.asarray(token_ids).reshape(-1)
     return {"perplexity": perplexity_from_logits(logits, ids),

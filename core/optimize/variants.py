@@ -1,10 +1,10 @@
 """Optimized variants of one causal LM measured with one instrument, so that fp32, int8, NF4, pruned and distilled
 line up on the same columns.
 
-For each variant: the bytes of every tensor it holds (core.quantization.model_weight_bytes: bitsandbytes' scales
+For each variant: the bytes of every tensor it holds (core.run.quantization.model_weight_bytes: bitsandbytes' scales
 included), its distinct parameters, layers and measured sparsity; perplexity on the bundled reference text, mean KL
 to the dense model and top-1 agreement (the Quantization page's metrics, llama.cpp ``perplexity --kl-divergence``);
-tokens/s and the resident-memory peak of one greedy generation (core.process_memory.PeakMemoryMeter; above the
+tokens/s and the resident-memory peak of one greedy generation (core.common.process_memory.PeakMemoryMeter; above the
 memory in use when it began); the greedy answer; and, when asked, a score on a bundled Evaluate task.
 
 Zeros left by unstructured or 2:4 pruning are stored as dense numbers: the weights and the speed do not change in
@@ -32,12 +32,12 @@ class VariantError(ValueError):
 
 
 def as_loaded(base, model, name: str, note: str = ""):
-    """``base`` (a core.models.LoadedModel) with another model in it, e.g. a pruned copy: same tokenizer and device."""
+    """``base`` (a core.run.models.LoadedModel) with another model in it, e.g. a pruned copy: same tokenizer and device."""
     return dataclasses.replace(base, model=model, name=name, notes=[note] if note else [], quantization=None)
 
 
 def reference_ids(tokenizer, tokens: int = REFERENCE_TOKENS):
-    from core.quantization import load_reference_text
+    from core.run.quantization import load_reference_text
 
     return tokenizer(load_reference_text(), return_tensors="pt").input_ids[:, :tokens]
 
@@ -53,7 +53,7 @@ def calibration_ids(tokenizer, tokens: int = REFERENCE_TOKENS):
 def reference_logits(loaded, ids) -> np.ndarray:
     import torch
 
-    from core.scheduler import GENERATION_QUEUE
+    from core.common.scheduler import GENERATION_QUEUE
 
     with GENERATION_QUEUE.admit("optimize"), torch.inference_mode():
         return loaded.model(input_ids=ids.to(loaded.device)).logits[0].float().cpu().numpy()
@@ -101,7 +101,7 @@ def measure_variant(label: str, loaded, *, dense_logits, ids, kind: str = "", pr
     """One row: see the module docstring. ``task_limit`` = None skips the task score; 0 runs every item.
     ``parameters``: the count to report for a quantized model (bitsandbytes packs two 4-bit weights per byte, so its
     tensors' element count is not the model's parameter count); its sparsity is not reported (packed codes)."""
-    from core.quantization import quiet_libraries
+    from core.run.quantization import quiet_libraries
 
     with quiet_libraries():
         return _measure(label, loaded, dense_logits=dense_logits, ids=ids, kind=kind, prompt=prompt,
@@ -112,9 +112,9 @@ def _measure(label, loaded, *, dense_logits, ids, kind, prompt, max_new_tokens, 
     import torch
 
     from core.optimize import pruning
-    from core.process_memory import PeakMemoryMeter, process_rss_bytes
-    from core.quantization import free_released_memory, model_weight_bytes
-    from core.scheduler import GENERATION_QUEUE
+    from core.common.process_memory import PeakMemoryMeter, process_rss_bytes
+    from core.run.quantization import free_released_memory, model_weight_bytes
+    from core.common.scheduler import GENERATION_QUEUE
 
     if not isinstance(prompt, str) or not prompt.strip():
         raise VariantError("The prompt is empty: type a prompt for the variants to answer.")
@@ -154,8 +154,8 @@ def lineup(base, kinds=LINEUP_KINDS, *, pruned: dict | None = None, distilled_mo
     measured in turn with ``measure_variant``. ``pruned``: keyword arguments of ``pruned_copy`` (default 4 layers
     removed); ``distilled_model``: the student of a core.optimize.distillation run (the row is skipped without
     one). A variant that can't run here gets a row with its ``reason``."""
-    from core import models
-    from core.quantization import detach_from_checkpoint, free_released_memory, quiet_libraries
+    from core.run import models
+    from core.run.quantization import detach_from_checkpoint, free_released_memory, quiet_libraries
 
     report = progress or (lambda fraction, message: None)
     kinds = [k for k in LINEUP_KINDS if k in set(kinds)]
@@ -217,7 +217,7 @@ def pruning_study(base, methods=("magnitude", "wanda"), sparsities=DEFAULT_SPARS
     Block Influence come from the reference text's tokens). ``on_row(row, done, total)`` after each; a set ``stop``
     ends the study with the rows so far."""
     from core.optimize import pruning
-    from core.quantization import free_released_memory
+    from core.run.quantization import free_released_memory
 
     chosen = [m for m in PRUNING_METHODS if m in set(methods)]
     unknown = sorted(set(methods) - set(PRUNING_METHODS))

@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 
-from core.checks import check_int
+from core.common.checks import check_int
 
 MAX_REQUEST_RATE = 1e6  # requests/s; above this, use inf (all at once)
 

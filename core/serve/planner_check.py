@@ -1,8 +1,8 @@
-"""The serving planner (core.serving) next to a real engine: its prediction for each measured load-test level, and
+"""The serving planner (core.plan.serving) next to a real engine: its prediction for each measured load-test level, and
 its KV-cache capacity next to the one vLLM reports.
 
-Prediction of a level: ``core.serving.serving_plan`` for the served model on the device the server runs on — this
-machine's measured profile (core.device_bench: achieved bandwidth and matmul FLOP/s, so efficiency and MFU are 1,
+Prediction of a level: ``core.plan.serving.serving_plan`` for the served model on the device the server runs on — this
+machine's measured profile (core.measure.device_bench: achieved bandwidth and matmul FLOP/s, so efficiency and MFU are 1,
 plus the framework's overhead per step when given) or a catalog GPU — at the level's measured prompt and output
 lengths. A closed-loop level is planned at its concurrency; an open-loop level at the users its request rate keeps in
 flight by Little's law, L = λ·(TTFT + output tokens × TPOT) (Little 1961), iterated to a fixed point of the plan's
@@ -23,9 +23,9 @@ from pathlib import Path
 
 import httpx
 
-from core import architectures, serving
-from core.endpoints import Endpoint, EndpointError, check_response, describe_http_error, timeout
-from core.serving_capacity import users_for_request_rate
+from core.plan import architectures, serving
+from core.serve.endpoints import Endpoint, EndpointError, check_response, describe_http_error, timeout
+from core.plan.serving_capacity import users_for_request_rate
 
 LITTLE_ITERATIONS = 20
 
@@ -117,7 +117,7 @@ def users_at_rate(model, gpu, request_rate: float, prompt_tokens: int, output_to
 
 
 def predict_levels(rows: list[dict], model, gpu, **options) -> list[LevelPrediction]:
-    """The planner beside each load-test row (core.load_test.COLUMNS); ``options`` go to serving_plan (weight_format,
+    """The planner beside each load-test row (core.serve.load_test.COLUMNS); ``options`` go to serving_plan (weight_format,
     kv_dtype, bandwidth_efficiency, mfu, step_overhead_s, …). Rows with no successful request are skipped."""
     out = []
     for row in rows:
@@ -213,8 +213,8 @@ def compare_with_planner(rows: list[dict], model, gpu: str = THIS_MACHINE, *, we
                          kv_dtype: str = "fp32", engine_counters=None) -> PlannerComparison:
     """The planner for the deployment that was measured: on ``THIS_MACHINE`` (a server on this machine: its
     microbenchmarked profile at efficiency 1, plus the framework overhead per step of the model's tiny twin,
-    core.device_bench) or on a catalog GPU at the planner's default efficiencies."""
-    from core import device_bench
+    core.measure.device_bench) or on a catalog GPU at the planner's default efficiencies."""
+    from core.measure import device_bench
 
     if gpu == THIS_MACHINE:
         profile = device_bench.measure_device("cpu", model=model)

@@ -1,6 +1,6 @@
 """Saturation search: the highest request rate a served model sustains within its latency SLOs.
 
-Each probe is one open-loop level (core.load_test.run_rate_sweep: Poisson or gamma arrivals at the rate) judged by
+Each probe is one open-loop level (core.serve.load_test.run_rate_sweep: Poisson or gamma arrivals at the rate) judged by
 core.serve.slo.within_slo — p90 TTFT and p90 TPOT (and p90 end-to-end, when set) within their limits and no failed
 request. The search grows the rate geometrically from ``start_rate`` until a probe fails (or ``max_rate`` passes),
 stepping down instead when the first probe already fails, then bisects (geometric midpoints) between the last
@@ -14,7 +14,7 @@ import math
 import threading
 from dataclasses import dataclass, field
 
-from core import load_test as L
+from core.serve import load_test as L
 from core.serve.slo import SLO, within_slo
 
 MIN_RATE_FRACTION = 1 / 16  # stepping down stops below start_rate × this

@@ -14,7 +14,7 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Iterable
 
-from core.checks import check_nonnegative
+from core.common.checks import check_nonnegative
 
 
 class SLOInputError(ValueError):

@@ -15,9 +15,10 @@ import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from core.endpoints import Endpoint
+from core.serve.endpoints import Endpoint
+from core.common.paths import REPO_ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = REPO_ROOT
 RUNNER = ROOT / "scripts" / "vllm_bench_serve.py"
 DEFAULT_VLLM_PYTHON = ROOT / ".venv-vllm" / "bin" / "python"
 

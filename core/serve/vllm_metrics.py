@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from core.endpoints import Endpoint, EndpointError, describe_http_error, timeout
+from core.serve.endpoints import Endpoint, EndpointError, describe_http_error, timeout
 
 PREFIX_QUERIES = "vllm:prefix_cache_queries"
 PREFIX_HITS = "vllm:prefix_cache_hits"

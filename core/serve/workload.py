@@ -26,8 +26,8 @@ from typing import Protocol
 import httpx
 import numpy as np
 
-from core.checks import check_int, check_number
-from core.endpoints import Endpoint, EndpointError, check_response, describe_http_error, timeout
+from core.common.checks import check_int, check_number
+from core.serve.endpoints import Endpoint, EndpointError, check_response, describe_http_error, timeout
 
 MAX_TOKENS = 1_048_576  # prompt / output length cap (2^20 tokens, above any served context window)
 MAX_RANGE_RATIO = 0.99  # vLLM requires 0 ≤ ratio < 1

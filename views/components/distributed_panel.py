@@ -12,14 +12,14 @@ import json
 import pandas as pd
 import streamlit as st
 
-from core.architectures import ArchitectureError, get_config
+from core.plan.architectures import ArchitectureError, get_config
 from core.distributed import charts, report
 from core.distributed.launcher import MAX_WORLD_SIZE, DistributedRunError, run_strategies, torchrun_command
 from core.distributed.predict import DistributedRefused, check_fits
 from core.distributed.presets import PRESETS
 from core.distributed.strategies import STRATEGIES, StrategyError, communication_volume_bytes
-from core.scheduler import QueueLeft
-from core.user_text import escape_markdown
+from core.common.scheduler import QueueLeft
+from core.common.user_text import escape_markdown
 
 PLANNER = "planner"
 STRATEGY_SHORT = {"ddp": "DDP", "zero1": "ZeRO-1", "zero2": "ZeRO-2-like (FSDP2)", "zero3": "ZeRO-3 (FSDP2)"}

@@ -2,7 +2,7 @@
 probe what it honours, and generate on it (streamed, per-token view from the server's logprobs) or compare settings.
 
 Used by views/generate.py (runtime choice), views/serving_load.py and the Quantization page's served-model row.
-API keys stay inside core.endpoints.Endpoint: nothing here writes one to the page, the URL or a download.
+API keys stay inside core.serve.endpoints.Endpoint: nothing here writes one to the page, the URL or a download.
 """
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import time
 import pandas as pd
 import streamlit as st
 
-from core import endpoints as E
-from core.generation_charts import (
+from core.serve import endpoints as E
+from core.run.generation_charts import (
     color_legend_html,
     colored_tokens_html,
     compare_figure,
@@ -21,8 +21,8 @@ from core.generation_charts import (
     step_distribution_figure,
     step_table_rows,
 )
-from core.sampling import DECODING_MODES, DecodingSettings, generation_config_defaults
-from core.user_text import code, escape_markdown
+from core.run.sampling import DECODING_MODES, DecodingSettings, generation_config_defaults
+from core.common.user_text import code, escape_markdown
 
 RUNTIMES = ("Local model (transformers)", "Endpoint (OpenAI-compatible server)")
 RUNTIME_HELP = ("Local: the model runs inside this app's process. Endpoint: a server the operator configured "

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from core import endpoints as E
-from core.user_text import escape_markdown
+from core.serve import endpoints as E
+from core.common.user_text import escape_markdown
 from views.components.endpoint_panel import probe_or_error, select_endpoint
 
 

@@ -1,6 +1,6 @@
 """Fast generation on a GPU (static KV cache + torch.compile) next to the default path and the bandwidth bound.
 
-One call: ``render_fast_generation_panel(loaded, prompt, max_new_tokens)`` with a ``core.models.LoadedModel``.
+One call: ``render_fast_generation_panel(loaded, prompt, max_new_tokens)`` with a ``core.run.models.LoadedModel``.
 On a machine without a CUDA GPU it explains why and still shows the bound for a catalog GPU.
 """
 from __future__ import annotations
@@ -9,10 +9,10 @@ import json
 
 import streamlit as st
 
-from core import fast_generation as fg
-from core import hardware
-from core.units import GB
-from core.user_text import escape_markdown
+from core.run import fast_generation as fg
+from core.plan import hardware
+from core.common.units import GB
+from core.common.user_text import escape_markdown
 
 
 def render_fast_generation_panel(loaded, prompt: str, max_new_tokens: int, *, key: str = "fastgen") -> dict | None:

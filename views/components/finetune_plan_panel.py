@@ -11,9 +11,9 @@ import streamlit as st
 
 from core import finetune
 from core.finetune import charts as finetune_charts
-from core.architectures import ArchitectureError
-from core.units import GB
-from core.units import format_count
+from core.plan.architectures import ArchitectureError
+from core.common.units import GB
+from core.common.units import format_count
 
 METHOD_LABELS = {"lora": "LoRA (16-bit frozen base)", "qlora": "QLoRA (4/8-bit frozen base)"}
 PRECISION_LABELS = {"bf16": "bf16", "fp16": "fp16", "int8": "int8 (bitsandbytes LLM.int8)",
@@ -34,7 +34,7 @@ def _comparison_rows(plan: dict, full: dict) -> list[dict]:
 
 
 def render_finetune_plan_panel(model, gpu, *, key: str = "ft") -> dict | None:
-    """Render the fine-tuning planner for ``model`` on ``gpu`` (core.hardware.GPU); returns the plan dict or None."""
+    """Render the fine-tuning planner for ``model`` on ``gpu`` (core.plan.hardware.GPU); returns the plan dict or None."""
     st.subheader("Fine-tune with LoRA / QLoRA")
     st.caption("LoRA (Hu et al. 2021) freezes the model and trains low-rank adapters B·A on chosen matrices; QLoRA "
                "(Dettmers et al. 2023) also stores the frozen base in 4 bits. Memory per component at the predicted "

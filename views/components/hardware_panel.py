@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.hardware import GB, detect_hardware, hardware_rows, memory_in_use_fraction
+from core.plan.hardware import GB, detect_hardware, hardware_rows, memory_in_use_fraction
 
 
 @st.cache_data(ttl=10, show_spinner=False)

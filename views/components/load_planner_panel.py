@@ -7,12 +7,12 @@ import threading
 import pandas as pd
 import streamlit as st
 
-from core import architectures, serving
-from core.endpoints import EndpointError
-from core.hardware import GPUS
-from core.load_test_charts import planner_vs_measured_figure
+from core.plan import architectures, serving
+from core.serve.endpoints import EndpointError
+from core.plan.hardware import GPUS
+from core.serve.load_test_charts import planner_vs_measured_figure
 from core.serve import planner_check as P
-from core.user_text import escape_markdown
+from core.common.user_text import escape_markdown
 
 _MEASURE_LOCK = threading.Lock()  # one device microbenchmark at a time on this machine
 

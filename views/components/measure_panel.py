@@ -11,9 +11,9 @@ import streamlit as st
 import torch
 
 from core import measure
-from core.architectures import ArchitectureError, get_config
-from core.hardware import GB, free_device_memory_bytes
-from core.user_text import escape_markdown
+from core.plan.architectures import ArchitectureError, get_config
+from core.plan.hardware import GB, free_device_memory_bytes
+from core.common.user_text import escape_markdown
 
 MODES = tuple(measure.MODE_LABELS)  # "inference", "training", "lora", "qlora"
 TARGET_CHOICES = {"attention": "attention q/k/v/o", "all-linear": "all linear layers"}

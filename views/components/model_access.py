@@ -1,10 +1,10 @@
-"""The server's model policy (core.model_policy) from Streamlit's ``server.address`` and ``[models]`` secrets."""
+"""The server's model policy (core.run.model_policy) from Streamlit's ``server.address`` and ``[models]`` secrets."""
 from __future__ import annotations
 
 import streamlit as st
 
-from core import model_policy
-from core.model_policy import ModelPolicy, ModelPolicyError
+from core.run import model_policy
+from core.run.model_policy import ModelPolicy, ModelPolicyError
 
 # If the operator's settings cannot be read, load nothing but the bundled models (and say why).
 _BUNDLED_ONLY = ModelPolicy(any_local_path=False, allow_hub=False, roots=(), exposed=True)
@@ -32,7 +32,7 @@ def server_model_policy() -> ModelPolicy:
 def model_name_problem(name: str | None) -> str | None:
     """Why this server will not load ``name`` (length, policy), or None: for pages that load through core code
     (e.g. the quantization comparison) rather than ``cached_load_model``."""
-    from core import models
+    from core.run import models
 
     resolved = models.canonical_name(name)
     if resolved in (models.BUNDLED_DECODER, models.BUNDLED_ENCODER):

@@ -1,6 +1,6 @@
 """Page-side model cache: one loaded model per weight-changing setting, shared across reruns and sessions.
 
-``cached_load_model`` wraps ``core.models.load_model`` in ``st.cache_resource`` keyed by everything that changes the
+``cached_load_model`` wraps ``core.run.models.load_model`` in ``st.cache_resource`` keyed by everything that changes the
 weights in memory (name, dtype, device, quantization and its options, attention implementation). The one-time
 conversion of the bundled SmolLM2 .gguf runs outside the cache with a progress bar, so it is never replayed.
 """
@@ -11,11 +11,11 @@ import time
 import streamlit as st
 import torch
 
-from core import models
-from core.model_policy import ModelPolicy
-from core.models import LoadedModel, ModelLoadError
-from core.units import format_duration_s
-from core.user_text import code
+from core.run import models
+from core.run.model_policy import ModelPolicy
+from core.run.models import LoadedModel, ModelLoadError
+from core.common.units import format_duration_s
+from core.common.user_text import code
 from views.components.model_access import server_model_policy
 
 

@@ -1,11 +1,11 @@
-"""Page-side view of the model's first-come-first-served queue (core.scheduler): the live "Queued: position …" line
+"""Page-side view of the model's first-come-first-served queue (core.common.scheduler): the live "Queued: position …" line
 while a run waits for its turn, the per-request caps, and the time-to-first-token metrics that count the wait."""
 from __future__ import annotations
 
 import streamlit as st
 
-from core.units import format_duration_s
-from core.scheduler import describe_limits, describe_wait, request_limits
+from core.common.units import format_duration_s
+from core.common.scheduler import describe_limits, describe_wait, request_limits
 
 WAIT_POLL_S = 0.5  # how often a waiting session's line is refreshed
 

@@ -1,12 +1,12 @@
 """More sampling controls (min-p, typical, ε, η, no-repeat n-gram, temperature placement) and the per-processor
-chart, shared by the Generate and *Shape the distribution* tabs. Thin: values go into core.sampling.DecodingSettings,
-the chart comes from core.sampling_charts."""
+chart, shared by the Generate and *Shape the distribution* tabs. Thin: values go into core.run.sampling.DecodingSettings,
+the chart comes from core.run.sampling_charts."""
 from __future__ import annotations
 
 import streamlit as st
 
-from core.sampling import ignored_controls, pipeline_stages
-from core.sampling_charts import pipeline_figure
+from core.run.sampling import ignored_controls, pipeline_stages
+from core.run.sampling_charts import pipeline_figure
 
 HELP = {
     "min_p": "Keep only tokens whose probability is at least min-p × the top token's probability (Nguyen et al. 2024). "

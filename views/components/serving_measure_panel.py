@@ -1,4 +1,4 @@
-"""'Check against a measurement' panel of the Serving planner: measures this machine (core.device_bench), runs the
+"""'Check against a measurement' panel of the Serving planner: measures this machine (core.measure.device_bench), runs the
 bundled SmolLM2 with batched generate at concurrency 1, 2, 4, 8, and shows the planner's prediction for this machine
 next to it with the error. It ends with a link to the Serving load test page (views/serving_load.py), which measures
 a real served endpoint (vLLM or any OpenAI-compatible server) at rising concurrency."""
@@ -11,9 +11,11 @@ import streamlit as st
 
 from streamlit.errors import StreamlitPageNotFoundError
 
-from core import device_bench, models, serving_charts
-from core.units import GB
-from core.user_text import escape_markdown
+from core.measure import device_bench
+from core.run import models
+from core.plan import serving_charts
+from core.common.units import GB
+from core.common.user_text import escape_markdown
 from views.components.model_cache import load_model_or_error
 
 LEVELS = (1, 2, 4, 8)

@@ -1,13 +1,13 @@
 """Speculative decoding, watched: plain greedy vs prompt lookup vs a self-drafted assistant on the current prompt,
-with acceptance rate, tokens per target forward pass, speed-up and the identical-output check (core.speculative)."""
+with acceptance rate, tokens per target forward pass, speed-up and the identical-output check (core.run.speculative)."""
 from __future__ import annotations
 
 import pandas as pd
 import streamlit as st
 
-from core.generation import GenerationError, GenerationInputError
-from core.speculative import DEFAULT_DRAFT_LAYERS, PROMPTS, compare_methods, self_draft
-from core.user_text import escape_markdown
+from core.run.generation import GenerationError, GenerationInputError
+from core.run.speculative import DEFAULT_DRAFT_LAYERS, PROMPTS, compare_methods, self_draft
+from core.common.user_text import escape_markdown
 
 
 @st.cache_resource(show_spinner=False, max_entries=2)

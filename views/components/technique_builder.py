@@ -1,11 +1,11 @@
 """Prompt builder for reasoning techniques (chain-of-thought, ReAct, PAL) next to zero/few-shot, with the token cost
-of each on the same question. Thin: prompts and costs come from core.prompts."""
+of each on the same question. Thin: prompts and costs come from core.run.prompts."""
 from __future__ import annotations
 
 import pandas as pd
 import streamlit as st
 
-from core.prompts import DEFAULT_QUESTION, TECHNIQUES, WORKED_EXAMPLES, build_technique_prompt, pal_program, technique_costs
+from core.run.prompts import DEFAULT_QUESTION, TECHNIQUES, WORKED_EXAMPLES, build_technique_prompt, pal_program, technique_costs
 
 
 def technique_prompt_builder(loaded) -> str:

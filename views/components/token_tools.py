@@ -1,8 +1,8 @@
 """Per-token tools under a finished generation: every processor's effect at the inspected step, branching from any
 token (a small tree, compared side by side), and a standalone HTML export of the per-token view.
 
-Thin: the numbers come from core.generation.continue_from, core.branching and core.sampling; figures from
-core.generation_charts / core.sampling_charts; the HTML page from core.html_export.
+Thin: the numbers come from core.run.generation.continue_from, core.run.branching and core.run.sampling; figures from
+core.run.generation_charts / core.run.sampling_charts; the HTML page from core.io.html_export.
 """
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ import json
 import pandas as pd
 import streamlit as st
 
-from core.branching import MAX_BRANCHES, BranchError, BranchTree, step_logits
-from core.generation import GenerationError, GenerationInputError, GenerationResult, continue_from, prepare_prompt
-from core.generation_charts import (
+from core.run.branching import MAX_BRANCHES, BranchError, BranchTree, step_logits
+from core.run.generation import GenerationError, GenerationInputError, GenerationResult, continue_from, prepare_prompt
+from core.run.generation_charts import (
     color_legend_html,
     colored_tokens_html,
     compare_figure,
@@ -22,8 +22,8 @@ from core.generation_charts import (
     probability_timeline_figure,
     step_distribution_figure,
 )
-from core.html_export import standalone_html
-from core.user_text import escape_markdown
+from core.io.html_export import standalone_html
+from core.common.user_text import escape_markdown
 from views.components.sampler_controls import render_pipeline
 
 

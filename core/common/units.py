@@ -1,0 +1,76 @@
+"""Units shared by every module: the gigabyte and the bytes each stored value takes per dtype.
+
+Bytes everywhere in ``core``; GB only at display time. GB = 1e9 bytes, the decimal gigabyte GPU datasheets use
+(e.g. "NVIDIA H100 Tensor Core GPU Datasheet": 80 GB HBM3) and the ZeRO paper's memory figures use
+(Rajbhandari et al. 2019, §3.1 and Figure 1).
+
+Bytes per value: IEEE 754 binary32 = 4 bytes, binary16 = 2, bfloat16 = 2 (Google Cloud TPU docs, "The bfloat16
+numerical format"), FP8 E4M3/E5M2 = 1 (Micikevicius et al. 2022, "FP8 Formats for Deep Learning"), int8 = 1 and
+4-bit formats = 0.5 (two values per byte, before quantization constants such as scales and absmax blocks).
+"""
+from __future__ import annotations
+
+import math
+
+GB = 1e9
+"""Bytes in one (decimal) gigabyte."""
+
+BYTES_PER_VALUE: dict[str, float] = {"fp32": 4, "fp16": 2, "bf16": 2, "fp8": 1, "int8": 1, "int4": 0.5}
+"""Bytes one stored value takes at each dtype (weights, KV-cache entries, activations), without quantization
+constants. The single table behind ``core.plan.memory.BYTES_PER_PARAM`` and ``core.io.plan_io.KV_DTYPES``."""
+
+
+def bytes_per_value(dtype: str) -> float:
+    """Bytes one value takes at ``dtype`` ("fp32" 4, "fp16"/"bf16" 2, "fp8"/"int8" 1, "int4" 0.5).
+
+    Raises ValueError naming the known dtypes for anything else.
+    """
+    try:
+        return BYTES_PER_VALUE[dtype]
+    except (KeyError, TypeError):
+        raise ValueError(f"Unknown dtype {dtype!r}. Known: {', '.join(BYTES_PER_VALUE)}.") from None
+
+
+def subset(names) -> dict[str, float]:
+    """``BYTES_PER_VALUE`` restricted to ``names``, in that order (e.g. the dtypes one table offers)."""
+    return {name: BYTES_PER_VALUE[name] for name in names}
+
+
+def to_gb(n_bytes: float) -> float:
+    """Bytes → GB (1e9 bytes), for display only."""
+    return n_bytes / GB
+
+
+def format_count(value: float, digits: int = 3) -> str:
+    """175000000000 → '175B', 1.4e12 → '1.4T', 6.7e9 → '6.7B' (short scale, like the papers)."""
+    v = float(value)
+    if not math.isfinite(v):
+        return str(v)
+    for suffix, scale in (("Q", 1e15), ("T", 1e12), ("B", 1e9), ("M", 1e6), ("K", 1e3)):
+        if abs(v) >= scale:
+            if suffix == "Q":
+                return f"{v:.{digits}g}"
+            return f"{v / scale:.{digits}g}{suffix}"
+    return f"{v:.{digits}g}"
+
+
+def format_duration_s(seconds: float) -> str:
+    """A short duration in a readable unit: '845 ms' below 1 s, '1.23 s' / '45.2 s' below 2 minutes, then
+    '3 min 25 s' and '2 h 05 min' (a 117.6 s wait reads '117.6 s', not '117,645 ms')."""
+    s = float(seconds)
+    if not math.isfinite(s):
+        return str(s)
+    if s < 0:
+        return "−" + format_duration_s(-s)
+    if s < 1:
+        ms = s * 1000
+        return f"{ms:.3g} ms" if ms < 100 else f"{ms:.0f} ms"
+    if s < 10:
+        return f"{s:.2f} s"
+    if s < 120:
+        return f"{s:.1f} s"
+    if s < 3600:
+        minutes, rest = divmod(round(s), 60)
+        return f"{minutes} min {rest} s"
+    hours, rest = divmod(round(s / 60), 60)
+    return f"{hours} h {rest:02d} min"

