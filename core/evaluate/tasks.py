@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from pathlib import Path
 
 from core.run.prompts import ExampleSet, example_set
 from core.common.paths import DATA_DIR

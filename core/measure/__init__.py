@@ -36,17 +36,17 @@ measurements), ``report`` (tables, CSV, JSON) and ``charts`` (Plotly). Plain Pyt
 from __future__ import annotations
 
 from core.measure.charts import comparison_figure, components_figure
-from core.plan.peak_memory.inputs import (DTYPE_BYTES, INFERENCE_DTYPES, MAX_BATCH, MAX_SEQ_LEN, RECIPES, MeasurementRefused,
-                                 architecture_label, check_setting, learned_position_limit, normalize_dtype,
-                                 normalize_recipe)
-from core.plan.peak_memory.ledger import (AUTOCAST_FP32_OPS_CUDA, FAMILIES, LayerSpec, Runtime, cuda_has_flash_attention,
-                                 training_param_count)
+from core.plan.peak_memory.inputs import (DTYPE_BYTES, INFERENCE_DTYPES, MAX_BATCH, MAX_SEQ_LEN, RECIPES,
+                                          MeasurementRefused, architecture_label, check_setting,
+                                          learned_position_limit, normalize_dtype, normalize_recipe)
+from core.plan.peak_memory.ledger import (AUTOCAST_FP32_OPS_CUDA, FAMILIES, LayerSpec, Runtime,
+                                          cuda_has_flash_attention, training_param_count)
 from core.measure.modes import (FINETUNE_MODES, MODE_LABELS, TRAINING_MODES, MeasureRequest, plan_runs,
                                 predict_request, run_request)
 from core.plan.peak_memory.predict import RULE_OF_THUMB_BYTES_PER_PARAM, predict_inference, predict_training_step
+from core.plan.peak_memory.components import COMPONENT_LABELS, component_ids, labelled
 from core.measure.report import components_table, ledger_table, result_row, results_csv, results_json, results_table
-from core.measure.results import (COMPONENT_LABELS, FinetuneMeasurement, InferenceMeasurement, TrainingMeasurement,
-                                  component_ids, labelled)
+from core.measure.results import FinetuneMeasurement, InferenceMeasurement, TrainingMeasurement
 from core.measure.run import (CPU_FLOPS_PER_S, GUARD_MARGIN, estimated_seconds, free_memory, measure_finetune_step,
                               measure_inference, measure_training_step)
 from core.measure.trackers import PhaseMemory, cpu_kernels, measurement_method, resolve_device_type, tracker_for

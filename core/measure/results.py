@@ -7,10 +7,9 @@ the page read those.
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 
-from core.plan.peak_memory.components import COMPONENT_LABELS, component_ids, labelled  # re-exported
+from core.plan.peak_memory.components import labelled
 
 def error_pct(predicted: float, measured: float) -> float | None:
     """(predicted − measured) / measured in %: positive = the planner over-estimates."""

@@ -15,7 +15,8 @@ from core.plan.peak_memory.inputs import (MeasurementRefused, architecture_label
                                  normalize_recipe)
 from core.plan.peak_memory.ledger import cuda_has_flash_attention
 from core.plan.peak_memory.predict import predict_inference, predict_training_step
-from core.measure.results import FinetuneMeasurement, InferenceMeasurement, TrainingMeasurement, component_ids
+from core.measure.results import FinetuneMeasurement, InferenceMeasurement, TrainingMeasurement
+from core.plan.peak_memory.components import component_ids
 from core.measure.trackers import cpu_kernels, tracker_for
 
 GUARD_MARGIN = 1.10  # refuse when the predicted peak plus 10 % does not fit in the free memory

@@ -1,6 +1,6 @@
 """Current decoder families: mixture-of-experts, multi-head latent attention and sliding-window/global hybrids.
 
-``core.plan.architectures`` owns the catalog and the public API (``get_config``, ``param_count``, ``active_param_count``,
+The rest of ``core.plan.architectures`` owns the catalog and the public API (``get_config``, ``param_count``, ``active_param_count``,
 ...); it hands the families below to this module. Layouts follow transformers' modeling files (v5):
 - ``mixtral`` (modeling_mixtral.py): Llama attention + a router (E × h) and E SwiGLU experts per layer, top-k of E
   active per token (Jiang et al. 2024, "Mixtral of Experts", §2.1).
@@ -14,13 +14,14 @@
   global layers (Gemma Team 2024, "Gemma 2", §2: 1:1, window 4096; Gemma Team 2025, "Gemma 3", §2: 5 local : 1
   global, window 1024 — 512 for the 1B model's config), so the local layers' cache is bounded by the window.
 
-This module does not import ``core.plan.architectures`` at import time (that module imports this one).
+Shapes and errors come from ``core.plan.architectures.shapes``; this module imports nothing else of the package.
 """
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
+
+from core.plan.architectures.shapes import ArchitectureError, KVGroup, LinearLayer
 
 MODEL_TYPES = ("mixtral", "qwen3_moe", "deepseek_v2", "deepseek_v3", "gemma2", "gemma3_text")
 ARCH_PREFIXES = {"Mixtral": "mixtral", "Qwen3Moe": "qwen3_moe", "DeepseekV2": "deepseek_v2",
@@ -32,22 +33,10 @@ DERIVED_KEYS = {"num_experts_total", "experts_per_token", "expert_intermediate_s
                 "moe_layer_ids", "attention_layer_kinds", "mla"}
 
 
-@dataclass(frozen=True)
-class KVGroup:
-    """``layers`` attention layers that each cache ``values_per_token`` values per token, for at most ``window``
-    tokens (None: the whole sequence)."""
-
-    layers: int
-    values_per_token: int
-    window: int | None
-
-
 def _int_list(value, what: str) -> list[int]:
     if value is None:
         return []
     if not isinstance(value, (list, tuple)) or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
-        from core.plan.architectures import ArchitectureError
-
         raise ArchitectureError(f"config.json: {what!r} must be a list of layer numbers.")
     return list(value)
 
@@ -59,8 +48,6 @@ def normalize(cfg: Mapping, model_type: str, out: dict, as_int: Callable[..., in
     ``moe_layer_ids``, ``attention_layer_kinds`` ("full" | "sliding" per layer), ``sliding_window_effective`` and for
     MLA ``mla`` = {q_lora_rank, kv_lora_rank, qk_nope_head_dim, qk_rope_head_dim, v_head_dim}.
     """
-    from core.plan.architectures import ArchitectureError
-
     L = out["num_hidden_layers"]
     extra: dict[str, Any] = {"num_experts_total": 0, "experts_per_token": 0, "expert_intermediate_size": 0,
                              "shared_experts": 0, "moe_layer_ids": [], "mla": None}
@@ -197,10 +184,8 @@ def active_params(c: dict) -> int:
 
 
 def linear_layers(c: dict) -> list:
-    """Weight matrices as ``core.plan.architectures.LinearLayer`` groups (fused 3-D expert tensors as one group per layer
+    """Weight matrices as ````LinearLayer```` groups (fused 3-D expert tensors as one group per layer
     kind; ``quantizable`` as transformers' bitsandbytes integration treats them)."""
-    from core.plan.architectures import LinearLayer
-
     L, h, V = c["num_hidden_layers"], c["hidden_size"], c["vocab_size"]
     a, kv, d = c["num_attention_heads"], c["num_key_value_heads"], c["head_dim"]
     bias = bool(c.get("attention_bias", False))
