@@ -49,7 +49,7 @@ def test_bundled_decoder_generates_sensible_text(decoder):
 
 def test_conversion_cache_is_complete_and_outside_the_repo(decoder):
     folder = models.bundled_decoder_cache_dir()
-    assert models._is_complete_model_dir(folder) and models.bundled_decoder_is_converted()
+    assert models.bundled._is_complete_model_dir(folder) and models.bundled_decoder_is_converted()
     assert "/work/main" not in str(folder.resolve())
     leftovers = [p for p in folder.parent.iterdir() if p.name.startswith(".tmp-")]
     assert not [p for p in leftovers if str(__import__("os").getpid()) in p.name]

@@ -11,6 +11,8 @@ not raise it. For tensor bytes, use core.measure's allocator trackers. CUDA peak
 """
 from __future__ import annotations
 
+import ctypes
+import gc
 import functools
 import mmap
 import threading
@@ -135,3 +137,20 @@ class PeakMemoryMeter:
             self.peak_bytes = max(self.peak_bytes, process_rss_bytes())
         else:
             self.peak_bytes = max(peak_rss_bytes() or 0, process_rss_bytes())
+
+
+def free_released_memory() -> None:
+    """The one way to hand memory back after a model's references are dropped: collect garbage, empty the CUDA cache, and ask glibc to hand freed heap
+    pages back to the OS (``malloc_trim(0)``), so process memory does not ratchet up from variant to variant."""
+    gc.collect()
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    except ImportError:
+        pass
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass  # not glibc (macOS, musl): the allocator keeps its own policy

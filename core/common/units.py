@@ -74,3 +74,11 @@ def format_duration_s(seconds: float) -> str:
         return f"{minutes} min {rest} s"
     hours, rest = divmod(round(s / 60), 60)
     return f"{hours} h {rest:02d} min"
+
+
+def error_pct(predicted: float, measured: float, *, missing: float | None = None) -> float | None:
+    """(predicted − measured) ÷ measured × 100: positive = the prediction is high. ``missing`` where there is no
+    measurement to compare with (zero, NaN or infinite)."""
+    if not measured or not math.isfinite(measured):
+        return missing
+    return 100.0 * (predicted - measured) / measured

@@ -7,13 +7,10 @@ import json
 
 import pandas as pd
 
+from core.common.units import error_pct
 from core.distributed.launcher import DistributedRun
 from core.distributed.predict import predict_rank_peak
 from core.distributed.strategies import STRATEGIES, communication_volume_bytes
-
-
-def _error_pct(predicted: float, measured: float) -> float | None:
-    return None if not measured else 100.0 * (predicted - measured) / measured
 
 
 def communicated_bytes(rank: dict) -> float:
@@ -35,12 +32,12 @@ def rank_rows(run: DistributedRun) -> list[dict]:
         rows.append({
             "rank": rank["rank"], "strategy": spec.strategy, "world size": run.world_size,
             "measured peak (MB)": measured / 1e6, "predicted peak (MB)": prediction["predicted_peak_bytes"] / 1e6,
-            "error (%)": _error_pct(prediction["predicted_peak_bytes"], measured),
+            "error (%)": error_pct(prediction["predicted_peak_bytes"], measured),
             "ZeRO paper formula (MB)": prediction["zero_paper_bytes"] / 1e6,
             "parameters held (MB)": parts.get("parameters", 0) / 1e6,
             "optimizer state held (MB)": parts.get("optimizer", 0) / 1e6,
             "sent per step (MB)": sent / 1e6, "ZeRO volume (MB)": volume / 1e6,
-            "volume error (%)": _error_pct(volume, sent),
+            "volume error (%)": error_pct(volume, sent),
             "peak at": rank.get("peak_at", ""),
         })
     return rows

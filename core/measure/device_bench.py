@@ -22,9 +22,11 @@ import time
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from core.plan import serving
 from core.common.device import MEMORY_DEVICE_TYPES, resolve_device
+from core.common.units import error_pct
+from core.plan import serving
 from core.plan.hardware import GPU
+
 
 _CACHE: dict[str, "DeviceProfile"] = {}
 _LOCK = threading.Lock()
@@ -245,7 +247,7 @@ def measure_step_overhead(model, batch: int = 1, steps: int = 8, repeats: int = 
 
 
 @dataclass(frozen=True)
-class GenerationRun:
+class BatchRun:
     """One batched-generate measurement (or prediction): ``concurrency`` sequences of prompt → output tokens."""
 
     concurrency: int
@@ -264,7 +266,7 @@ class GenerationRun:
 
 
 def measure_generation(loaded, concurrency: int, prompt_tokens: int = 64, output_tokens: int = 16,
-                       seed: int = 0) -> GenerationRun:
+                       seed: int = 0) -> BatchRun:
     """Run ``generate`` on ``concurrency`` random prompts of ``prompt_tokens`` tokens, greedy, exactly
     ``output_tokens`` new tokens; time TTFT and TPOT from per-step stamps."""
     import torch
@@ -293,12 +295,12 @@ def measure_generation(loaded, concurrency: int, prompt_tokens: int = 64, output
     times = stamp.times
     tpot = (times[-1] - times[0]) / (len(times) - 1) if len(times) > 1 else float("nan")
     ttft = times[0] - start if times else float("nan")  # no step stamped (e.g. zero new tokens): nothing to time
-    return GenerationRun(concurrency, prompt_tokens, output_tokens, ttft, tpot)
+    return BatchRun(concurrency, prompt_tokens, output_tokens, ttft, tpot)
 
 
 def predict_generation(model, profile: DeviceProfile, concurrency: int, prompt_tokens: int, output_tokens: int,
                        step_overhead_s: float, weight_format: str = "fp32", kv_dtype: str = "fp32",
-                       decode_flops_per_s: float | None = None) -> GenerationRun:
+                       decode_flops_per_s: float | None = None) -> BatchRun:
     """The planner's prediction of ``measure_generation`` on this machine: prefill of the whole batch in one step,
     then decode steps of ``concurrency`` sequences at the mean context, each step paying ``step_overhead_s`` of
     framework overhead (``measure_step_overhead``) on top of the roofline time. Prefill uses the large-matmul
@@ -312,15 +314,10 @@ def predict_generation(model, profile: DeviceProfile, concurrency: int, prompt_t
                                     step_overhead_s)
     ttft = serving.prefill_s(m, prefill_engine, prompt_tokens, concurrency)
     step = serving.step_time(m, engine, concurrency, prompt_tokens + output_tokens / 2)
-    return GenerationRun(concurrency, prompt_tokens, output_tokens, ttft, step.total_s)
+    return BatchRun(concurrency, prompt_tokens, output_tokens, ttft, step.total_s)
 
 
-def error_pct(predicted: float, measured: float) -> float:
-    """(predicted − measured) ÷ measured × 100."""
-    return (predicted - measured) / measured * 100.0 if measured else float("nan")
-
-
-def compare_rows(measured: list[GenerationRun], predicted: list[GenerationRun]) -> list[dict[str, Any]]:
+def compare_rows(measured: list[BatchRun], predicted: list[BatchRun]) -> list[dict[str, Any]]:
     """Measured and predicted TTFT, TPOT and tokens/s per concurrency, with the error % of each."""
     rows = []
     for me, pr in zip(measured, predicted):
@@ -329,7 +326,7 @@ def compare_rows(measured: list[GenerationRun], predicted: list[GenerationRun]) 
             mv, pv = getattr(me, metric), getattr(pr, metric)
             row[f"measured_{metric}"] = mv
             row[f"predicted_{metric}"] = pv
-            row[f"error_{metric}_pct"] = error_pct(pv, mv)
+            row[f"error_{metric}_pct"] = error_pct(pv, mv, missing=float("nan"))
         rows.append(row)
     return rows
 

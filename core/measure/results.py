@@ -9,11 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from core.common.units import error_pct
 from core.plan.peak_memory.components import labelled
-
-def error_pct(predicted: float, measured: float) -> float | None:
-    """(predicted − measured) / measured in %: positive = the planner over-estimates."""
-    return None if not measured else 100.0 * (predicted - measured) / measured
 
 
 @dataclass(frozen=True)

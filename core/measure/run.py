@@ -10,6 +10,7 @@ from core.plan import architectures
 from core.plan.hardware import detect_hardware, free_device_memory_bytes
 from core.common.device import MEMORY_DEVICE_TYPES, resolve_device
 from core.common.units import GB
+from core.common.process_memory import free_released_memory as free_memory  # re-exported: core.measure.free_memory
 from core.common.scheduler import GENERATION_QUEUE
 from core.plan.peak_memory.inputs import (MeasurementRefused, architecture_label, check_setting, normalize_dtype,
                                  normalize_recipe)
@@ -74,13 +75,6 @@ def _build(cfg: Mapping, torch_dtype, device, training: bool):
     return model.to(device)
 
 
-def free_memory(*objects) -> None:
-    import torch
-
-    del objects
-    gc.collect()
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
 
 
 def _warm_up_device(device, torch_dtype) -> None:

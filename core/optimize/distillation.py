@@ -28,7 +28,10 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
+
 from core.common.paths import DATA_DIR
+from core.run.tokens import token_text
+
 
 TEXT_PATH = DATA_DIR / "distillation_text.txt"
 DEFAULT_TEMPERATURE = 2.0
@@ -101,7 +104,7 @@ def temperature_table(logits_row, tokenizer, temperatures=(1.0, DEFAULT_TEMPERAT
     temps = [_check_temperature(t) for t in temperatures]
     dists = {t: soft_targets(logits_row, t) for t in temps}
     order = np.argsort(-np.asarray(logits_row))[:max(1, int(top))]
-    rows = [{"token": tokenizer.decode([int(i)]), "token id": int(i),
+    rows = [{"token": token_text(tokenizer, i), "token id": int(i),
              **{f"p at T={t:g} (%)": 100.0 * float(dists[t][i]) for t in temps}} for i in order]
     rows.append({"token": "(all other tokens)", "token id": None,
                  **{f"p at T={t:g} (%)": 100.0 * float(1.0 - dists[t][order].sum()) for t in temps}})
@@ -206,9 +209,9 @@ def prune_and_distil(teacher, remove: int = DEFAULT_REMOVE, steps: int = DEFAULT
     import torch
 
     from core.common.checks import check_int
+    from core.common.scheduler import GENERATION_QUEUE, QueueLeft
     from core.optimize import pruning
     from core.run.quantization import load_reference_text, model_weight_bytes
-    from core.common.scheduler import GENERATION_QUEUE, QueueLeft
 
     report = progress or (lambda fraction, message: None)
     if getattr(teacher, "kind", "decoder") != "decoder":

@@ -7,8 +7,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from core.plan.serving import serving_plan
 from core.common.paths import REPO_ROOT
+from core.common.units import error_pct
+from core.plan.serving import serving_plan
+
 
 DATA = REPO_ROOT / "benchmarks" / "published_decode.json"
 
@@ -28,7 +30,7 @@ def comparison_rows(runs: list[dict[str, Any]] | None = None) -> list[dict[str, 
         out.append({**run, "predicted_tokens_per_s": plan.decode_tokens_per_s,
                     "ceiling_tokens_per_s": plan.decode_ceiling_tokens_per_s,
                     "implied_bandwidth_efficiency": measured / plan.decode_ceiling_tokens_per_s,
-                    "error_pct": (plan.decode_tokens_per_s - measured) / measured * 100})
+                    "error_pct": error_pct(plan.decode_tokens_per_s, measured)})
     return out
 
 

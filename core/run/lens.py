@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from core.run.attention import token_label
+from core.run.tokens import token_label
+
 
 MAX_LENS_TOKENS = 256  # positions per call: one layer's logits are positions × vocab floats (256 × 49,152 × 4 B ≈ 50 MB)
 MAX_TOP_K = 20

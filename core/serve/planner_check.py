@@ -23,9 +23,11 @@ from pathlib import Path
 
 import httpx
 
+from core.common.units import error_pct
 from core.plan import architectures, serving
-from core.serve.endpoints import Endpoint, EndpointError, check_response, describe_http_error, timeout
 from core.plan.serving_capacity import users_for_request_rate
+from core.serve.endpoints import Endpoint, EndpointError, check_response, describe_http_error, timeout
+
 
 LITTLE_ITERATIONS = 20
 
@@ -77,7 +79,7 @@ class LevelPrediction:
 
     @staticmethod
     def _error(predicted: float, measured: float) -> float:
-        return (predicted - measured) / measured * 100.0 if measured and math.isfinite(measured) else float("nan")
+        return error_pct(predicted, measured, missing=float("nan"))
 
     @property
     def ttft_error_pct(self) -> float:
@@ -161,7 +163,7 @@ class KVCapacityCheck:
 
     @property
     def error_pct(self) -> float:
-        return (self.planner_tokens - self.engine_tokens) / self.engine_tokens * 100.0 if self.engine_tokens else float("nan")
+        return error_pct(self.planner_tokens, self.engine_tokens, missing=float("nan"))
 
     def to_dict(self) -> dict:
         return asdict(self) | {"error_pct": self.error_pct}

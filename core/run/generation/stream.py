@@ -1,377 +1,27 @@
-"""Text generation: plain (``generate_text``) and instrumented streaming (``stream_generation``).
-
-The streaming path runs ``model.generate()`` itself, in a worker thread, and records the scores at each stage of the
-logits pipeline through recorder processors placed between transformers' own processors (see core.run.sampling):
-
-    raw logits ─▶ repetition penalty ─▶ no-repeat n-gram ─▶ temperature ─▶ [recorded] ─▶ top-k ─▶ top-p ─▶ min-p
-               ─▶ typical ─▶ ε ─▶ η ─▶ (temperature, if placed last) ─▶ [recorded] ─▶ sample / argmax
-
-so the distribution shown for a token is exactly the one generate() sampled it from. A ``BaseStreamer`` hands each
-chosen token over; a ``StoppingCriteria`` reads the stop flag. Beam search keeps several hypotheses alive and only
-knows the winner at the end, so it is not streamed: it runs as a plain generate() and each chosen token's raw
-probability is recomputed afterwards with one forward pass.
-"""
+"""Instrumented streaming (``stream_generation``): ``model.generate()`` in a worker thread with recorder processors
+between transformers' own, a streamer handing each chosen token over and a stop flag; and ``continue_from``, which
+resumes from a chosen prefix of generated tokens."""
 from __future__ import annotations
 
 import queue
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any, Iterator
 
 import torch
 from transformers import LogitsProcessor, LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
 from transformers.generation.streamers import BaseStreamer
 
-from core.run.batch_serving import batch_server, batching_available
-from core.run.models import BUNDLED_DECODER, LoadedModel
-from core.run.prompts import RenderedPrompt, render_prompt
-from core.common.scheduler import GENERATION_QUEUE, ENV_MAX_NEW_TOKENS, QueueLeft, QueueStatus, request_limits
-from core.run.sampling import (
-    CheckedSettings,
-    DecodingSettings,
-    check_settings,
-    filter_warpers,
-    penalty_processors,
-    pipeline_kwargs,
-    shape_distribution,
-    temperature_warpers,
-    top_tokens,
-)
-
-STAGES = ("raw", "temperature", "filtered")
-STAGE_LABELS = {
-    "raw": "model (raw softmax)",
-    "temperature": "after penalties & temperature",
-    "filtered": "after top-k / top-p / min-p / typical / ε / η (sampled from)",
-}
-
-# Model runs take turns through core.common.scheduler's first-come-first-served queue: generate() seeds torch's global RNG,
-# so two interleaved runs would break "same seed, same sample" (and on a small CPU they only slow each other down).
-
-
-class GenerationInputError(ValueError):
-    """Input that cannot be generated from (e.g. an empty prompt); the message is user-facing."""
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# Prompt preparation (bad-input handling lives here)
-
-
-@dataclass
-class PreparedPrompt:
-    text: str  # exactly what the model reads (after the chat template, before truncation)
-    input_ids: torch.Tensor  # (1, n) after any left truncation
-    original_tokens: int
-    truncated_tokens: int
-    max_new_tokens: int  # after clamping to the context window
-    context_window: int
-    used_chat_template: bool
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def prompt_tokens(self) -> int:
-        return int(self.input_ids.shape[1])
-
-
-def _require_generator(loaded: LoadedModel) -> None:
-    if loaded is None or loaded.model is None:
-        raise GenerationInputError("No model is loaded.")
-    if loaded.kind == "encoder":
-        raise GenerationInputError(
-            f"'{loaded.name}' is an encoder-only model: it has no language-model head and cannot generate text. "
-            f"Use a decoder such as the bundled {BUNDLED_DECODER}."
-        )
-
-
-def prepare_prompt(
-    loaded: LoadedModel,
-    prompt: str,
-    max_new_tokens: int,
-    use_chat_template: bool = False,
-    system_prompt: str | None = None,
-    context_window: int | None = None,
-) -> PreparedPrompt:
-    """Render and tokenize the prompt; clamp max_new_tokens and left-truncate so prompt + generation fit the window.
-
-    Rules: an empty prompt is refused. max_new_tokens is at most half the window when the prompt alone does not
-    fit (the prompt then keeps the most recent window − max_new_tokens tokens); otherwise it is clamped to the room
-    left after the prompt. Every change is explained in ``notes``.
-    """
-    _require_generator(loaded)
-    if prompt is None or not str(prompt).strip():
-        raise GenerationInputError("The prompt is empty: type some text (or build one with the in-context-learning builder).")
-    window = int(context_window or loaded.context_window)
-    tokenizer = loaded.tokenizer
-    chat = use_chat_template and loaded.kind == "decoder"
-    rendered: RenderedPrompt = render_prompt(tokenizer, prompt, chat, system_prompt)
-    notes = list(rendered.notes)
-    if use_chat_template and loaded.kind != "decoder":
-        notes.append("Chat templates apply to decoder (chat) models; the prompt is sent as plain text.")
-    ids = list(rendered.input_ids)
-    if not ids:
-        raise GenerationInputError("The prompt produced no tokens; type some text.")
-    original = len(ids)
-
-    requested = int(max_new_tokens)
-    max_new = max(1, requested)
-    if max_new > window - 1:
-        max_new = max(1, window - 1)
-        notes.append(f"Max new tokens {requested} is beyond the {window}-token context window; clamped to {max_new}.")
-    truncated = 0
-    if original + max_new > window:
-        if original < window:
-            new_max = window - original
-            notes.append(
-                f"Prompt ({original} tokens) + {max_new} new tokens exceed the {window}-token context window; "
-                f"max new tokens clamped to {new_max}."
-            )
-            max_new = new_max
-        else:
-            if max_new > window // 2:
-                notes.append(
-                    f"Max new tokens {max_new} lowered to {window // 2} (half the context window) to keep room for the prompt."
-                )
-                max_new = max(1, window // 2)
-            keep = window - max_new
-            ids = _truncate_left(tokenizer, rendered, prompt, chat, system_prompt, keep)
-            truncated = original - len(ids)
-            notes.append(
-                f"The prompt has {original} tokens but the context window is {window}: dropped the first "
-                f"{truncated} tokens (truncated from the left) so the prompt and {max_new} new tokens fit."
-            )
-    return PreparedPrompt(
-        text=rendered.text,
-        input_ids=torch.tensor([ids], dtype=torch.long),
-        original_tokens=original,
-        truncated_tokens=truncated,
-        max_new_tokens=max_new,
-        context_window=window,
-        used_chat_template=rendered.used_chat_template,
-        notes=notes,
-    )
-
-
-def _truncate_left(tokenizer, rendered: RenderedPrompt, prompt: str, chat: bool, system_prompt, keep: int) -> list[int]:
-    """Keep the last `keep` tokens. With a chat template, cut the user's text instead so the template stays intact."""
-    ids = list(rendered.input_ids)
-    if rendered.used_chat_template and chat:
-        overflow = len(ids) - keep
-        content_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
-        if overflow < len(content_ids):
-            shorter = tokenizer.decode(content_ids[overflow:])
-            retried = render_prompt(tokenizer, shorter, True, system_prompt).input_ids
-            if len(retried) <= keep:
-                return list(retried)
-    return ids[-keep:]
-
-
-def prepare_generation(
-    loaded: LoadedModel,
-    prompt: str,
-    settings: DecodingSettings,
-    use_chat_template: bool = False,
-    system_prompt: str | None = None,
-    context_window: int | None = None,
-) -> tuple[PreparedPrompt, CheckedSettings]:
-    """Check settings and prompt together; the returned settings carry the clamped max_new_tokens."""
-    checked = check_settings(settings)
-    cap = request_limits().max_new_tokens
-    if checked.settings.max_new_tokens > cap:
-        checked = CheckedSettings(replace(checked.settings, max_new_tokens=cap), checked.notes + [
-            f"Max new tokens {checked.settings.max_new_tokens:,} capped at {cap:,}: this server's per-request limit "
-            f"({ENV_MAX_NEW_TOKENS}), so everyone sharing it gets a turn."])
-    prepared = prepare_prompt(loaded, prompt, checked.settings.max_new_tokens, use_chat_template, system_prompt, context_window)
-    final = replace(checked.settings, max_new_tokens=prepared.max_new_tokens)
-    return prepared, CheckedSettings(final, checked.notes + prepared.notes)
-
-
-def generate_kwargs(loaded: LoadedModel, settings: DecodingSettings) -> dict[str, Any]:
-    """Keyword arguments for a plain ``model.generate()`` with these settings (also used by the benchmark)."""
-    kwargs: dict[str, Any] = {
-        "max_new_tokens": int(settings.max_new_tokens),
-        "do_sample": bool(settings.do_sample),
-        "num_beams": int(settings.num_beams),
-        "repetition_penalty": float(settings.repetition_penalty),
-        "pad_token_id": loaded.tokenizer.pad_token_id,
-        "max_time": request_limits().max_generation_s,  # per-request wall-time cap (core.common.scheduler)
-    }
-    if settings.do_sample:
-        kwargs.update(temperature=float(settings.temperature), top_k=int(settings.top_k), top_p=float(settings.top_p))
-    kwargs.update(pipeline_kwargs(settings))  # min-p, typical, ε, η, no-repeat n-gram, temperature placement
-    return kwargs
-
-
-def _model_inputs(loaded: LoadedModel, prepared: PreparedPrompt) -> dict[str, torch.Tensor]:
-    input_ids = prepared.input_ids.to(loaded.device)
-    return {"input_ids": input_ids, "attention_mask": torch.ones_like(input_ids)}
-
-
-def next_token_logits(loaded: LoadedModel, prepared: PreparedPrompt) -> torch.Tensor:
-    """The model's raw logits for the token right after the prompt: one forward pass, shape (vocab,), fp32 on the CPU.
-
-    The same forward pass generate() starts with (its prefill), so ``core.run.sampling.shape_distribution`` can redraw
-    this distribution under any settings without running the model again.
-    """
-    _require_generator(loaded)
-    if loaded.kind != "decoder":
-        raise GenerationInputError(f"'{loaded.name}' is not a decoder (causal LM); its next-token logits need a decoder input.")
-    with torch.no_grad():
-        return loaded.model(**_model_inputs(loaded, prepared)).logits[0, -1].float().cpu()
-
-
-def _new_tokens(loaded: LoadedModel, prepared: PreparedPrompt, sequences: torch.Tensor) -> list[int]:
-    if loaded.kind == "encoder-decoder":
-        return sequences[0, 1:].tolist()  # drop the decoder start token
-    return sequences[0, prepared.prompt_tokens:].tolist()
-
-
-def _eos_ids(loaded: LoadedModel) -> set[int]:
-    eos = getattr(loaded.model.generation_config, "eos_token_id", None)
-    if eos is None:
-        eos = loaded.tokenizer.eos_token_id
-    if eos is None:
-        return set()
-    return set(eos) if isinstance(eos, (list, tuple)) else {int(eos)}
-
-
-def generate_text(
-    loaded: LoadedModel,
-    prompt: str,
-    max_new_tokens: int = 20,
-    do_sample: bool = False,
-    temperature: float = 1.0,
-    top_k: int = 50,
-    top_p: float = 1.0,
-    repetition_penalty: float = 1.0,
-    num_beams: int = 1,
-    seed: int = 0,
-    use_chat_template: bool = False,
-    min_p: float = 0.0,
-    typical_p: float = 1.0,
-    epsilon_cutoff: float = 0.0,
-    eta_cutoff: float = 0.0,
-    no_repeat_ngram_size: int = 0,
-    temperature_last: bool = False,
-) -> str:
-    """The completion only (prompt excluded, special tokens skipped), from a plain ``model.generate()`` in turn with
-    other sessions — or, greedy on a CUDA GPU, served together with them in a continuous batch (core.run.batch_serving)."""
-    settings = DecodingSettings(do_sample=do_sample, temperature=temperature, top_k=top_k, top_p=top_p,
-                                repetition_penalty=repetition_penalty, num_beams=num_beams,
-                                max_new_tokens=max_new_tokens, seed=seed, min_p=min_p, typical_p=typical_p,
-                                epsilon_cutoff=epsilon_cutoff, eta_cutoff=eta_cutoff,
-                                no_repeat_ngram_size=no_repeat_ngram_size, temperature_last=temperature_last)
-    prepared, checked = prepare_generation(loaded, prompt, settings, use_chat_template)
-    if checked.settings.mode == "greedy" and batching_available(loaded)[0]:  # GPU: share a continuous batch
-        served = batch_server(loaded).generate(prepared.input_ids[0].tolist(), checked.settings.max_new_tokens)
-        if served.error:
-            raise GenerationError(f"Generation failed: {served.error}")
-        return loaded.tokenizer.decode(served.token_ids, skip_special_tokens=True)
-    with GENERATION_QUEUE.admit("generate_text"):
-        torch.manual_seed(checked.settings.seed)
-        sequences = loaded.model.generate(**_model_inputs(loaded, prepared), **generate_kwargs(loaded, checked.settings))
-    return loaded.tokenizer.decode(_new_tokens(loaded, prepared, sequences), skip_special_tokens=True)
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# Streaming
-
-
-@dataclass
-class Alternative:
-    token_id: int
-    token: str
-    probability: float
-
-
-@dataclass
-class StepEvent:
-    """One generated token and the distributions it came from."""
-
-    index: int
-    token_id: int
-    token: str  # the token on its own, decoded
-    text: str  # what this step appends to the completion (may be "" while a multi-byte character is incomplete)
-    probability: float  # chosen token's probability under the model's raw softmax
-    adjusted_probability: float  # ... after repetition penalty and temperature
-    sampled_probability: float  # ... in the distribution it was drawn from (greedy: 1.0)
-    raw_rank: int  # 1 = the model's most likely token
-    kept_tokens: int  # how many tokens could have been chosen at this step
-    alternatives: dict[str, list[Alternative]]  # stage → top alternatives, most likely first
-    time_s: float  # seconds since the generation started
-    logits: torch.Tensor | None = None  # raw next-token logits (only with keep_logits=True)
-    streamed: bool = True
-    # exact (raw, adjusted, sampled) probabilities of every token shown in any stage's list, and the chosen one
-    stage_probabilities: dict[int, tuple[float, float, float]] = field(default_factory=dict)
-
-    def to_row(self) -> dict:
-        return {
-            "step": self.index, "token_id": self.token_id, "token": self.token,
-            "p_raw": self.probability, "p_adjusted": self.adjusted_probability, "p_sampled": self.sampled_probability,
-            "raw_rank": self.raw_rank, "kept_tokens": self.kept_tokens, "time_s": self.time_s,
-            "top_raw": ", ".join(f"{a.token!r}:{a.probability:.3f}" for a in self.alternatives.get("raw", [])[:5]),
-        }
-
-
-def decode_tokens_per_s(steps: list[StepEvent]) -> float | None:
-    """Decode speed after the first token: (n − 1) / (t_last − t_first), in tokens/s; None below two timed tokens."""
-    if len(steps) < 2:
-        return None
-    span = steps[-1].time_s - steps[0].time_s
-    return (len(steps) - 1) / span if span > 0 else None
-
-
-@dataclass
-class GenerationResult:
-    prompt: PreparedPrompt
-    settings: DecodingSettings
-    steps: list[StepEvent]
-    completion: str
-    token_ids: list[int]
-    stop_reason: str  # "eos" | "max_new_tokens" | "time_limit" | "stopped"
-    ttft_s: float | None  # the model's own: from the start of generate() to the first token
-    total_s: float
-    notes: list[str] = field(default_factory=list)
-    streamed: bool = True
-    queue_wait_s: float = 0.0  # time waiting for a turn at the model (core.common.scheduler) before generate() started
-
-    @property
-    def user_ttft_s(self) -> float | None:
-        """Time to first token as the user saw it: the queue wait plus the model's own time to first token."""
-        return None if self.ttft_s is None else self.queue_wait_s + self.ttft_s
-
-    @property
-    def new_tokens(self) -> int:
-        return len(self.token_ids)
-
-    @property
-    def tokens_per_s(self) -> float:
-        """End-to-end throughput: generated tokens / wall time including the prompt's prefill."""
-        return self.new_tokens / self.total_s if self.total_s > 0 else 0.0
-
-    @property
-    def mean_probability(self) -> float:
-        """Mean of the model's raw probability of each chosen token (0 when nothing was generated)."""
-        return sum(step.probability for step in self.steps) / len(self.steps) if self.steps else 0.0
-
-    @property
-    def decode_tokens_per_s(self) -> float | None:
-        return decode_tokens_per_s(self.steps)
-
-    def to_dict(self) -> dict:
-        return {
-            "prompt": self.prompt.text, "prompt_tokens": self.prompt.prompt_tokens,
-            "truncated_prompt_tokens": self.prompt.truncated_tokens, "settings": self.settings.to_dict(),
-            "completion": self.completion, "new_tokens": self.new_tokens, "stop_reason": self.stop_reason,
-            "ttft_s": self.ttft_s, "queue_wait_s": self.queue_wait_s,
-            "user_ttft_s": self.user_ttft_s, "total_s": self.total_s, "tokens_per_s": self.tokens_per_s,
-            "decode_tokens_per_s": self.decode_tokens_per_s, "notes": self.notes,
-            "steps": [
-                step.to_row() | {"alternatives": {k: [vars(a) for a in v] for k, v in step.alternatives.items()}}
-                for step in self.steps
-            ],
-        }
+from core.common.scheduler import GENERATION_QUEUE, QueueLeft, QueueStatus, request_limits
+from core.run.generation.events import Alternative, GenerationResult, StepEvent
+from core.run.generation.prepare import (GenerationError, GenerationInputError, eos_ids, generate_kwargs, model_inputs,
+                                         new_tokens, prepare_generation)
+from core.run.models import LoadedModel
+from core.run.sampling import (DecodingSettings, filter_warpers, penalty_processors, shape_distribution,
+                               temperature_warpers, top_tokens)
+from core.run.tokens import TokenDecoder
 
 
 class _StageRecorder(LogitsProcessor):
@@ -426,31 +76,6 @@ class _StopWhenFlagged(StoppingCriteria):
         return torch.full((input_ids.shape[0],), self.flag.is_set(), dtype=torch.bool, device=input_ids.device)
 
 
-class _Decoder:
-    """Token → text with a cache, and incremental decoding of the completion."""
-
-    def __init__(self, tokenizer):
-        self.tokenizer = tokenizer
-        self.cache: dict[int, str] = {}
-        self.ids: list[int] = []
-        self.text = ""
-
-    def token(self, token_id: int) -> str:
-        if token_id not in self.cache:
-            self.cache[token_id] = self.tokenizer.decode([token_id])
-        return self.cache[token_id]
-
-    def append(self, token_id: int) -> str:
-        self.ids.append(token_id)
-        full = self.tokenizer.decode(self.ids, skip_special_tokens=True)
-        if full.endswith("\ufffd") or not full.startswith(self.text):
-            if not full.startswith(self.text):  # rare re-segmentation: resync without re-emitting text
-                self.text = full
-            return ""
-        piece, self.text = full[len(self.text):], full
-        return piece
-
-
 class GenerationStream:
     """Iterate to get a StepEvent per generated token; ``result`` is set once the iteration ends.
 
@@ -486,7 +111,7 @@ class GenerationStream:
         self.result: GenerationResult | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._decoder = _Decoder(loaded.tokenizer)
+        self._decoder = TokenDecoder(loaded.tokenizer)
         self._ticket = None  # this run's place in core.common.scheduler.GENERATION_QUEUE
         self.queue_wait_s = 0.0
 
@@ -571,7 +196,7 @@ class GenerationStream:
                 self._started = time.perf_counter()
                 self._recording.started = self._started
                 torch.manual_seed(self.settings.seed)
-                self.loaded.model.generate(**_model_inputs(self.loaded, self.prepared), **self._stream_kwargs())
+                self.loaded.model.generate(**model_inputs(self.loaded, self.prepared), **self._stream_kwargs())
             finally:
                 GENERATION_QUEUE.release(self._ticket)
             out.put(("done", None, None, time.perf_counter() - self._started))
@@ -654,7 +279,7 @@ class GenerationStream:
     # -- beam search: plain generate(), probabilities recomputed afterwards --------------------------------------------
     def _beam(self) -> Iterator[StepEvent]:
         self._started = time.perf_counter()
-        inputs = _model_inputs(self.loaded, self.prepared)
+        inputs = model_inputs(self.loaded, self.prepared)
         try:
             torch.manual_seed(self.settings.seed)
             sequences = self.loaded.model.generate(
@@ -664,7 +289,7 @@ class GenerationStream:
         finally:
             GENERATION_QUEUE.release(self._ticket)
         elapsed = time.perf_counter() - self._started
-        new_ids = _new_tokens(self.loaded, self.prepared, sequences)
+        new_ids = new_tokens(self.loaded, self.prepared, sequences)
         if new_ids:
             with torch.no_grad():
                 if self.loaded.kind == "encoder-decoder":
@@ -704,9 +329,9 @@ class GenerationStream:
     def _finish(self, total: float, streamed: bool) -> None:
         ids = [step.token_id for step in self.steps]
         limit_s = request_limits().max_generation_s
-        if self._stop.is_set() and len(ids) < self.settings.max_new_tokens and not (ids and ids[-1] in _eos_ids(self.loaded)):
+        if self._stop.is_set() and len(ids) < self.settings.max_new_tokens and not (ids and ids[-1] in eos_ids(self.loaded)):
             reason = "stopped"
-        elif ids and ids[-1] in _eos_ids(self.loaded):
+        elif ids and ids[-1] in eos_ids(self.loaded):
             reason = "eos"
         elif len(ids) < self.settings.max_new_tokens and total >= limit_s:
             reason = "time_limit"  # transformers' max_time (the per-request cap) ended it
@@ -727,10 +352,6 @@ class GenerationStream:
             streamed=streamed,
             queue_wait_s=self.queue_wait_s,
         )
-
-
-class GenerationError(RuntimeError):
-    """generate() itself failed (e.g. out of memory); the message is user-facing."""
 
 
 def stream_generation(loaded: LoadedModel, prompt: str, settings: DecodingSettings | None = None, **options) -> GenerationStream:
@@ -784,7 +405,7 @@ def continue_from(loaded: LoadedModel, prompt: str, prefix_token_ids: list[int],
     context = torch.cat([base.input_ids, torch.tensor([prefix], dtype=torch.long)], dim=1)
     prefix_steps = _score_prefix(stream, context, base.prompt_tokens)
     remaining = budget - len(prefix)
-    ends = prefix[-1] in _eos_ids(loaded)
+    ends = prefix[-1] in eos_ids(loaded)
     if remaining > 0 and not ends:
         stream.prepared = replace(base, input_ids=context, max_new_tokens=remaining)
         stream.settings = replace(stream.settings, max_new_tokens=remaining)
@@ -794,7 +415,7 @@ def continue_from(loaded: LoadedModel, prompt: str, prefix_token_ids: list[int],
         new_steps, reason, total, notes = tail.steps, tail.stop_reason, tail.total_s, tail.notes
     else:
         new_steps, reason, total, notes = [], "eos" if ends else "max_new_tokens", 0.0, list(stream.notes)
-    decoder = _Decoder(loaded.tokenizer)
+    decoder = TokenDecoder(loaded.tokenizer)
     steps = [replace(step, index=i, text=decoder.append(step.token_id))
              for i, step in enumerate(prefix_steps + list(new_steps))]
     ids = [step.token_id for step in steps]

