@@ -332,3 +332,84 @@ def test_no_module_of_core_passes_600_lines():
     long = {str(p.relative_to(ROOT)): n for p in (ROOT / "core").rglob("*.py")
             if (n := len(p.read_text().splitlines())) > 600}
     assert long == {}, f"split these along their seams (core/README.md): {long}"
+
+
+# --- old paths of moved modules: aliases for one release, unused by the project itself ---------------------------
+def test_old_module_paths_are_the_same_modules():
+    import importlib
+    import warnings
+
+    from core import compat
+
+    assert len(compat.MOVED) > 40
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        for old, new in compat.MOVED.items():
+            assert importlib.import_module(old) is importlib.import_module(new), old
+        import core.memory
+        import core.plan.memory
+        from core import architectures, measure
+
+        assert core.memory.weights_bytes is core.plan.memory.weights_bytes
+        assert architectures.param_count is importlib.import_module("core.plan.architectures").param_count
+        assert measure.predict_training_step is importlib.import_module("core.plan.peak_memory.predict").predict_training_step
+        assert importlib.import_module("core.plan.memory").__spec__.name == "core.plan.memory"
+
+
+def test_an_old_path_warns_with_its_new_one():
+    import subprocess
+    import sys
+
+    old = subprocess.run([sys.executable, "-W", "error::DeprecationWarning", "-c", "import core.memory"], cwd=ROOT,
+                         capture_output=True, text=True)
+    assert old.returncode != 0 and "core.memory moved to core.plan.memory" in old.stderr
+    new = subprocess.run([sys.executable, "-W", "error::DeprecationWarning", "-c",
+                          "import core.plan.memory, core.run.generation, core.measure, core.serve.load_test"],
+                         cwd=ROOT, capture_output=True, text=True)
+    assert new.returncode == 0, new.stderr
+
+
+def _old_path_imports(path: Path, moved: dict) -> set[str]:
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            found.update(a.name for a in node.names if a.name in moved)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            if node.module in moved:
+                found.add(node.module)
+            found.update(f"{node.module}.{a.name}" for a in node.names if f"{node.module}.{a.name}" in moved)
+    return found
+
+
+def test_the_project_imports_only_the_new_paths(tmp_path):
+    from core import compat
+
+    files = [p for folder in ("core", "views", "tests", "benchmarks", "scripts") for p in (ROOT / folder).rglob("*.py")
+             if p != Path(__file__).resolve()]  # this file imports old paths on purpose, to test them
+    files.append(ROOT / "app.py")
+    offenders = sorted(f"{p.relative_to(ROOT)}: {m}" for p in files for m in _old_path_imports(p, compat.MOVED))
+    assert offenders == []
+    probe = tmp_path / "probe.py"
+    probe.write_text("from core import memory, plan\nimport core.generation\nfrom core.finetune.plan import x\n")
+    assert _old_path_imports(probe, compat.MOVED) == {"core.memory", "core.generation", "core.finetune.plan"}
+
+
+def test_every_code_path_the_readme_names_exists():
+    import re
+
+    named = set(re.findall(r"(?<![\w/.-])(core/[\w./-]*\w)", (ROOT / "README.md").read_text()))
+    assert len(named) > 10, "the README names too few code paths: the scan is broken"
+    assert sorted(p for p in named if not (ROOT / p).exists()) == []
+
+
+def test_the_map_of_core_names_every_package_and_module():
+    text = (ROOT / "core" / "README.md").read_text()
+    packages = sorted(p.relative_to(ROOT / "core").as_posix() for p in (ROOT / "core").rglob("*")
+                      if (p / "__init__.py").is_file())
+    assert len(packages) > 10
+    assert [p for p in packages if f"`{p.rpartition('/')[2]}/`" not in text] == []
+    modules = sorted({p.stem for p in (ROOT / "core").rglob("*.py") if p.stem != "__init__"})
+    charts_and_tables = ("_charts", "_tables")  # named together as `*_charts` / `*_tables`
+    assert [m for m in modules if f"`{m}`" not in text and not m.endswith(charts_and_tables)] == []
+    drawn = {word for line in text.splitlines() if line[:2].strip().isdigit() for word in line.split()}
+    assert set(LAYERS) <= drawn

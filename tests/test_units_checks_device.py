@@ -7,7 +7,8 @@ from core.common import checks, device, units
 from core.plan import hardware, memory, memory_charts
 from core.run import models
 from core.io import plan_io
-from core.run.quantization import QuantizationInputError, _check_int as quantization_check_int
+from core.run.quantization import QuantizationInputError
+from core.run.quantization.compare import _check_int as quantization_check_int
 
 
 def test_gb_is_decimal_and_reexported_where_it_was_public():

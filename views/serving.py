@@ -227,7 +227,8 @@ with st.container(border=True):
         n[1].metric("TPOT at the target load", f"{plan.tpot_s * 1e3:,.2f} ms",
                     help=f"One decode step of {plan.running_batch} sequences, incl. the others' prefill chunks; "
                          f"{plan.decode_tokens_per_s:,.1f} tokens/s per user.")
-        n[2].metric("Batch-1 decode", f"{1 / serving.serving_plan(model_arg, gpu, concurrency=1, **kwargs).tpot_s:,.0f} tok/s",
+        single = serving_capacity.single_user_tokens_per_s(model_arg, gpu, **kwargs)
+        n[2].metric("Batch-1 decode", f"{single:,.0f} tok/s",
                     help=f"One user alone; the bandwidth ceiling (100 % of peak) is "
                          f"{plan.decode_ceiling_tokens_per_s:,.0f} tokens/s.")
         n[3].metric("KV capacity", f"{plan.kv_capacity_tokens:,} tokens",
@@ -301,13 +302,8 @@ with tab_compare:
         cited = ", ".join(serving_capacity.CITED_PRICES)
         st.caption(f"Prices: {cited} from Mercatus' cloud GPU pricing guide (May 2026, specialty-cloud midpoints); "
                    "the others are LLM Lab estimates — enter your own price above for the chosen GPU.")
-        curves, cost_points = {}, {}
-        for r in [r for r in rows if r.cost_per_hour is not None][:5]:
-            label = f"{r.tensor_parallel} × {r.gpu}"
-            c = cached_curve(model_arg, r.gpu, {**base, "tensor_parallel": r.tensor_parallel})
-            curves[label] = c
-            cost_points[label] = [(p["tpot_s"] * 1e3, r.price_per_gpu_hour * r.tensor_parallel
-                                   / (3600 * p["throughput_tokens_per_s"]) * 1e6, p["concurrency"]) for p in c]
+        curves, cost_points = serving_capacity.cost_latency_curves(
+            rows, lambda name, tp: cached_curve(model_arg, name, {**base, "tensor_parallel": tp}))
         if curves:
             left, right = st.columns(2)
             left.plotly_chart(serving_charts.throughput_latency_figure(curves, ss["srv_tpot_ms"]),

@@ -14,14 +14,18 @@ def _is_number(value) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def check_int(value, name: str, low: int, high: int, *, error: type[Exception] = ValueError) -> int:
+def _of(unit: str) -> str:
+    return f" {unit}" if unit else ""
+
+
+def check_int(value, name: str, low: int, high: int, *, error: type[Exception] = ValueError, unit: str = "") -> int:
     """``value`` as an int in ``[low, high]``; whole floats (3.0) and numpy integers are accepted, bools are not.
 
     >>> check_int(3.0, "Batch size", 1, 8)
     3
     """
     if not _is_number(value) or value != int(value) or not low <= value <= high:
-        raise error(f"{name} must be a whole number from {low:,} to {high:,}, got {value!r}.")
+        raise error(f"{name} must be a whole number from {low:,} to {high:,}{_of(unit)}, got {value!r}.")
     return int(value)
 
 
@@ -39,10 +43,18 @@ def check_nonnegative(value, name: str, *, error: type[Exception] = ValueError) 
     return float(value)
 
 
-def check_number(value, name: str, low: float, high: float, *, error: type[Exception] = ValueError) -> float:
+def check_number(value, name: str, low: float, high: float, *, error: type[Exception] = ValueError,
+                 unit: str = "") -> float:
     """``value`` as a finite float in ``[low, high]``."""
     if not _is_number(value) or not low <= value <= high:
-        raise error(f"{name} must be a number from {low:g} to {high:g}, got {value!r}.")
+        raise error(f"{name} must be a number from {low:g} to {high:g}{_of(unit)}, got {value!r}.")
+    return float(value)
+
+
+def check_positive(value, name: str, *, error: type[Exception] = ValueError, unit: str = "") -> float:
+    """``value`` as a finite float > 0."""
+    if not _is_number(value) or value <= 0:
+        raise error(f"{name} must be a positive number{' of ' + unit if unit else ''}, got {value!r}.")
     return float(value)
 
 

@@ -342,3 +342,35 @@ def knee_direction_ok(rows: list[dict[str, Any]], tolerance: float = 0.1) -> boo
         if pred_rise > tolerance and meas_rise <= 0:
             return False
     return True
+
+
+def measure_and_predict(loaded, model, levels, prompt_tokens: int, output_tokens: int, progress=None) -> dict[str, Any]:
+    """The Serving page's check on this machine: the device profile, then at each concurrency in ``levels`` a real
+    batched ``generate`` next to ``predict_generation`` with the step overhead and decode FLOP/s measured at that
+    batch. ``model`` is the catalog id of ``loaded``. Returns the profile, operators per step, the last level's
+    overhead and ``compare_rows``."""
+    report = progress or (lambda fraction, message: None)
+    report(0.05, "Measuring memory bandwidth, matmul FLOP/s and dispatch time…")
+    profile = measure_device(loaded.device.type, refresh=True, model=model)
+    ops = count_ops_per_step(loaded.model)
+    measured, predicted, overhead = [], [], 0.0
+    for i, b in enumerate(levels):
+        report(0.15 + 0.85 * i / len(levels), f"Generating {output_tokens} tokens for {b} sequence(s)…")
+        overhead = measure_step_overhead(model, b)
+        decode_flops = measure_decode_matmul_flops(model, b, loaded.device.type)
+        measured.append(measure_generation(loaded, b, prompt_tokens, output_tokens))
+        predicted.append(predict_generation(model, profile, b, prompt_tokens, output_tokens, overhead,
+                                            decode_flops_per_s=decode_flops))
+    return {"profile": profile, "ops": ops, "overhead_s": overhead, "rows": compare_rows(measured, predicted),
+            "prompt_tokens": prompt_tokens, "output_tokens": output_tokens}
+
+
+def display_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``compare_rows`` for a table people read: milliseconds, tokens/s and errors in %, one row per concurrency."""
+    return [{"Concurrent sequences": r["concurrency"],
+             "TTFT measured (ms)": r["measured_ttft_s"] * 1e3, "TTFT predicted (ms)": r["predicted_ttft_s"] * 1e3,
+             "TTFT error (%)": r["error_ttft_s_pct"],
+             "TPOT measured (ms)": r["measured_tpot_s"] * 1e3, "TPOT predicted (ms)": r["predicted_tpot_s"] * 1e3,
+             "TPOT error (%)": r["error_tpot_s_pct"],
+             "tokens/s measured": r["measured_tokens_per_s"], "tokens/s predicted": r["predicted_tokens_per_s"],
+             "tokens/s error (%)": r["error_tokens_per_s_pct"]} for r in rows]

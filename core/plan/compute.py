@@ -23,6 +23,7 @@ import math
 import re
 from dataclasses import asdict, dataclass
 
+from core.common import checks
 from core.common.units import format_count, format_duration_s  # noqa: F401  (re-exported: core.plan.compute.*)
 
 # --------------------------------------------------------------------------------------------
@@ -79,9 +80,7 @@ def _positive(value: float, what: str) -> float:
         v = float(value)
     except (TypeError, ValueError):
         raise ComputeInputError(f"{what} must be a number, got {value!r}.") from None
-    if not math.isfinite(v) or v <= 0:
-        raise ComputeInputError(f"{what} must be a positive, finite number, got {value!r}.")
-    return v
+    return checks.check_positive(v, what, error=ComputeInputError)
 
 
 def training_flops(n_params: float, n_tokens: float, flops_per_param_token: float = 6) -> float:

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 
 from core.plan import architectures, memory
 from core.common import checks
+from core.common.units import GB
 
 METHODS = ("full", "lora", "qlora")
 BASE_PRECISIONS = ("bf16", "fp16", "int8", "nf4", "nf4-dq")
@@ -439,3 +440,13 @@ def finetune_compute(plan: Mapping, dataset_tokens: float, epochs: float, peak_f
     hours = compute.gpu_hours(flops, peak_flops_per_gpu, mfu)
     return {"tokens": tokens, "flops": flops, "gpu_hours": hours,
             "cost": compute.training_cost(hours, price_per_gpu_hour)}
+
+
+def comparison_rows(plan: Mapping, full: Mapping) -> list[dict]:
+    """A plan's components next to full fine-tuning's, in GB (1e9 bytes), with a total row (the planner's table)."""
+    names = list(dict.fromkeys(list(plan["components"]) + list(full["components"])))
+    rows = [{"component": n, "this plan (GB)": plan["components"].get(n, 0.0) / GB,
+             "full fine-tuning (GB)": full["components"].get(n, 0.0) / GB} for n in names]
+    rows.append({"component": "total (predicted peak)", "this plan (GB)": plan["total_bytes"] / GB,
+                 "full fine-tuning (GB)": full["total_bytes"] / GB})
+    return rows

@@ -23,6 +23,7 @@ import math
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
+from core.common import checks
 from core.plan import architectures
 from core.plan.hardware import GPU, GPUS, get_gpu
 from core.plan.memory import DEFAULT_CUDA_OVERHEAD_BYTES
@@ -56,13 +57,8 @@ class ServingInputError(ValueError):
 
 
 def _num(value, what: str, low: float, high: float, unit: str, integer: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ServingInputError(f"{what} must be a number of {unit}, got {value!r}.")
-    if integer and value != int(value):
-        raise ServingInputError(f"{what} must be a whole number of {unit}, got {value!r}.")
-    if not low <= value <= high:
-        raise ServingInputError(f"{what} must be between {low:g} and {high:g} {unit}, got {value:g}.")
-    return int(value) if integer else float(value)
+    check = checks.check_int if integer else checks.check_number
+    return check(value, what, low, high, unit=unit, error=ServingInputError)
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from core.common import checks
 from core.plan.hardware import GPUS
 from core.plan.serving import ServingInputError, serving_plan
 
@@ -34,9 +35,36 @@ def users_for_request_rate(requests_per_s: float, output_tokens: int, ttft_targe
     L = λ·W (Little 1961), W = TTFT + output tokens × TPOT. An upper bound: faster requests leave fewer in flight."""
     for value, what in ((requests_per_s, "Request rate"), (ttft_target_s, "TTFT target"),
                         (tpot_target_s, "TPOT target"), (output_tokens, "Output tokens")):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-            raise ServingInputError(f"{what} must be a positive number, got {value!r}.")
+        checks.check_positive(value, what, error=ServingInputError)
     return max(1, math.ceil(requests_per_s * (ttft_target_s + output_tokens * tpot_target_s) - 1e-9))
+
+
+def cost_per_million_tokens(dollars_per_hour: float, tokens_per_s: float) -> float:
+    """$ per 1M tokens of a deployment that costs ``dollars_per_hour`` and serves ``tokens_per_s``:
+    $/hour ÷ (3600 × tokens/s) × 1e6."""
+    return dollars_per_hour / (3600 * tokens_per_s) * 1e6
+
+
+def single_user_tokens_per_s(model, gpu, **kwargs) -> float:
+    """Decode tokens/s of one user alone on the replica (1 ÷ TPOT at concurrency 1)."""
+    return 1.0 / serving_plan(model, gpu, **{**kwargs, "concurrency": 1}).tpot_s
+
+
+def cost_latency_curves(rows: list[CapacityAnswer], curve_for, top: int = 5
+                        ) -> tuple[dict[str, list[dict]], dict[str, list[tuple[float, float, int]]]]:
+    """Latency curves of the ``top`` cheapest priced deployments in ``rows`` (``compare_gpus`` order) and, per curve
+    point, (TPOT in ms, $ per 1M output tokens, concurrency): the inputs of ``serving_charts.throughput_latency_figure``
+    and ``cost_latency_figure``. ``curve_for(gpu_name, tensor_parallel)`` returns ``latency_curve`` rows (a page can
+    pass a cached one)."""
+    curves, points = {}, {}
+    for r in [r for r in rows if r.cost_per_hour is not None][:top]:
+        label = f"{r.tensor_parallel} × {r.gpu}"
+        curve = curve_for(r.gpu, r.tensor_parallel)
+        curves[label] = curve
+        points[label] = [(p["tpot_s"] * 1e3,
+                          cost_per_million_tokens(r.price_per_gpu_hour * r.tensor_parallel, p["throughput_tokens_per_s"]),
+                          p["concurrency"]) for p in curve]
+    return curves, points
 
 
 def latency_curve(model, gpu, batches=CURVE_BATCHES, **kwargs) -> list[dict[str, Any]]:
@@ -58,8 +86,7 @@ def max_users_meeting_targets(model, gpu, ttft_target_s: float, tpot_target_s: f
     TTFT and TPOT grow with users, so a binary search over 1 … max_concurrent_sequences finds the largest.
     """
     for value, what in ((ttft_target_s, "TTFT target"), (tpot_target_s, "TPOT target")):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-            raise ServingInputError(f"{what} must be a positive number of seconds, got {value!r}.")
+        checks.check_positive(value, what, error=ServingInputError, unit="seconds")
     first = serving_plan(model, gpu, **{**kwargs, "concurrency": 1})
     if not first.fits:
         return 0
@@ -121,8 +148,8 @@ def capacity_answer(model, gpu, *, target_users: int, ttft_target_s: float, tpot
     p = serving_plan(model, gpu, **{**kwargs, "concurrency": users})
     replicas = math.ceil(int(target_users) / users)
     replica_per_hour = price * tp
-    out_cost = replica_per_hour / (3600 * p.throughput_tokens_per_s) * 1e6 if price else 0.0
-    in_cost = replica_per_hour / (3600 * p.prompt_tokens / p.prefill_s) * 1e6 if price else 0.0
+    out_cost = cost_per_million_tokens(replica_per_hour, p.throughput_tokens_per_s) if price else 0.0
+    in_cost = cost_per_million_tokens(replica_per_hour, p.prompt_tokens / p.prefill_s) if price else 0.0
     return CapacityAnswer(name, tp, True, users, replicas, replicas * tp, price, replicas * replica_per_hour,
                           p.ttft_s, p.tpot_s, p.throughput_tokens_per_s, out_cost, in_cost)
 

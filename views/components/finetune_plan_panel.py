@@ -9,7 +9,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from core import finetune
+from core.plan import finetune
 from core.finetune import charts as finetune_charts
 from core.plan.architectures import ArchitectureError
 from core.common.units import GB
@@ -22,15 +22,6 @@ PROJECTION_LABELS = {"q": "attention q", "k": "attention k", "v": "attention v",
                      "gate": "MLP gate", "up": "MLP up", "down": "MLP down"}
 TARGET_PRESETS = {"attention q/k/v/o": ["q", "k", "v", "o"], "MLP gate/up/down": ["gate", "up", "down"],
                   "all linear layers": list(finetune.PROJECTIONS), "custom": None}
-
-
-def _comparison_rows(plan: dict, full: dict) -> list[dict]:
-    names = list(dict.fromkeys(list(plan["components"]) + list(full["components"])))
-    rows = [{"component": n, "this plan (GB)": plan["components"].get(n, 0.0) / GB,
-             "full fine-tuning (GB)": full["components"].get(n, 0.0) / GB} for n in names]
-    rows.append({"component": "total (predicted peak)", "this plan (GB)": plan["total_bytes"] / GB,
-                 "full fine-tuning (GB)": full["total_bytes"] / GB})
-    return rows
 
 
 def render_finetune_plan_panel(model, gpu, *, key: str = "ft") -> dict | None:
@@ -102,7 +93,7 @@ def render_finetune_plan_panel(model, gpu, *, key: str = "ft") -> dict | None:
         f"({micro:,} × {accum:,} accumulation steps). Adapters are small, so ZeRO/FSDP sharding matters only for "
         "the frozen base (or for the activations of long sequences); data parallelism replicates the base.")
     left, right = st.columns([2, 3])
-    frame = pd.DataFrame(_comparison_rows(plan, full))
+    frame = pd.DataFrame(finetune.comparison_rows(plan, full))
     left.dataframe(frame, hide_index=True, key=f"{key}_table", column_config={
         c: st.column_config.NumberColumn(c, format="%.3f", help="GB (10⁹ bytes)") for c in frame.columns[1:]})
     right.plotly_chart(finetune_charts.plans_figure({METHOD_LABELS[method]: plan, "full fine-tuning": full},

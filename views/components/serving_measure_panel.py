@@ -31,21 +31,8 @@ def _run(prompt_tokens: int, output_tokens: int, progress) -> dict:
     loaded = load_model_or_error(None, dtype="fp32", device="auto")
     if loaded is None:
         return {}
-    progress(0.05, "Measuring memory bandwidth, matmul FLOP/s and dispatch time…")
-    profile = device_bench.measure_device(loaded.device.type, refresh=True, model=models.BUNDLED_DECODER)
-    ops = device_bench.count_ops_per_step(loaded.model)
-    measured, predicted = [], []
-    for i, b in enumerate(LEVELS):
-        progress(0.15 + 0.85 * i / len(LEVELS), f"Generating {output_tokens} tokens for {b} sequence(s)…")
-        overhead = device_bench.measure_step_overhead(models.BUNDLED_DECODER, b)
-        decode_flops = device_bench.measure_decode_matmul_flops(models.BUNDLED_DECODER, b, loaded.device.type)
-        measured.append(device_bench.measure_generation(loaded, b, prompt_tokens, output_tokens))
-        predicted.append(device_bench.predict_generation(models.BUNDLED_DECODER, profile, b, prompt_tokens,
-                                                         output_tokens, overhead,
-                                                         decode_flops_per_s=decode_flops))
-    return {"profile": profile, "ops": ops, "overhead_s": overhead,
-            "rows": device_bench.compare_rows(measured, predicted),
-            "prompt_tokens": prompt_tokens, "output_tokens": output_tokens}
+    return device_bench.measure_and_predict(loaded, models.BUNDLED_DECODER, LEVELS, prompt_tokens, output_tokens,
+                                            progress)
 
 
 def render_serving_measure_panel(key: str = "srv_measure") -> None:
@@ -94,14 +81,7 @@ def render_serving_measure_panel(key: str = "srv_measure") -> None:
         m[3].metric("Operators per decode step", f"{results['ops']:,}",
                     help="Counted with TorchDispatchMode during one decode step of SmolLM2.")
         rows = results["rows"]
-        frame = pd.DataFrame([{
-            "Concurrent sequences": r["concurrency"],
-            "TTFT measured (ms)": r["measured_ttft_s"] * 1e3, "TTFT predicted (ms)": r["predicted_ttft_s"] * 1e3,
-            "TTFT error (%)": r["error_ttft_s_pct"],
-            "TPOT measured (ms)": r["measured_tpot_s"] * 1e3, "TPOT predicted (ms)": r["predicted_tpot_s"] * 1e3,
-            "TPOT error (%)": r["error_tpot_s_pct"],
-            "tokens/s measured": r["measured_tokens_per_s"], "tokens/s predicted": r["predicted_tokens_per_s"],
-            "tokens/s error (%)": r["error_tokens_per_s_pct"]} for r in rows])
+        frame = pd.DataFrame(device_bench.display_rows(rows))
         fmt = {c: st.column_config.NumberColumn(format="%.1f ms") for c in frame.columns if "(ms)" in c}
         fmt.update({c: st.column_config.NumberColumn(format="%+.0f %%") for c in frame.columns if "(%)" in c})
         fmt.update({c: st.column_config.NumberColumn(format="%.1f tok/s") for c in frame.columns if "tokens/s" in c
