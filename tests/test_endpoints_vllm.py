@@ -106,6 +106,27 @@ def test_wrong_model_and_dead_port_are_clear(vllm_endpoint):
         E.generate(dead, PROMPT)
 
 
+def test_evaluate_scores_the_endpoint_beside_the_same_model_run_locally(vllm_endpoint, local_model):
+    """The Evaluate page's endpoint variant: vLLM serving SmolLM2 fp32 answers the bundled reviews greedily as the
+    local fp32 model does (same prompts, temperature 0), and both are scored the same way."""
+    from core.evaluate import runner, variants
+
+    label, served = variants.variant_generator(variants.ENDPOINT, lambda **o: None, endpoint=vllm_endpoint)
+    assert label == f"{vllm_endpoint.name}: {vllm_endpoint.model}"
+    setups = [runner.Setup(label, "few-shot", served),
+              runner.Setup("local fp32", "few-shot", runner.local_generator(local_model))]
+    run = runner.run_evaluation("review-sentiment", setups, limit=4)
+    by_item = {}
+    for r in run.rows:
+        by_item.setdefault(r["item"], {})[r["model"]] = r
+    assert len(by_item) == 4
+    same_answer = sum(pair[label]["answer"] == pair["local fp32"]["answer"] for pair in by_item.values())
+    same_text = sum(pair[label]["completion"] == pair["local fp32"]["completion"] for pair in by_item.values())
+    assert same_answer >= 3 and same_text >= 3, [(p[label]["completion"], p["local fp32"]["completion"])
+                                                  for p in by_item.values()]
+    assert all(r["answer"] in ("positive", "negative", "(none)") for r in run.rows)
+
+
 def _configure(monkeypatch, endpoints: list[E.Endpoint]) -> None:
     monkeypatch.setenv(E.ENDPOINTS_ENV, json.dumps([{"name": e.name, "base_url": e.base_url, "model": e.model}
                                                     for e in endpoints]))

@@ -123,3 +123,41 @@ def test_zero_shot_chain_of_thought_reasons_then_answers_in_two_stages(smollm2):
         assert r["answer"] in ("positive", "negative", metrics.NO_LABEL)
     (row,) = runner.summary(run)
     assert row["technique"] == runner.COT and row["items"] == 2
+
+
+def test_pruned_variants_are_scored_beside_the_dense_model():
+    """Evaluate's pruned variants are real pruned copies: removing 4 layers changes the answers, zeros are measured,
+    and the fp32 model the page caches is left dense."""
+    from core.evaluate import variants
+    from core.optimize.pruning import measured_sparsity
+    from core.run.models import load_model
+
+    loaded = {}
+
+    def load(**options):
+        key = tuple(sorted(options.items()))
+        loaded.setdefault(key, load_model(None, device="cpu", **options))
+        return loaded[key]
+
+    setups = variants.setups(["fp32", "layers-4", "wanda-50"], ["zero-shot"], load)
+    assert [s.model for s in setups] == ["SmolLM2-135M fp32", "SmolLM2-135M 4 layers removed",
+                                         "SmolLM2-135M Wanda 50 % sparse"]
+    base = next(iter(loaded.values()))
+    assert len(loaded) == 1 and measured_sparsity(base.model) < 0.01  # one fp32 load, and it stays dense
+    run = runner.run_evaluation("review-sentiment", setups, limit=4)
+    by_model = {}
+    for r in run.rows:
+        by_model.setdefault(r["model"], []).append(r["completion"])
+    assert len(by_model) == 3 and all(len(v) == 4 for v in by_model.values())
+    assert by_model["SmolLM2-135M 4 layers removed"] != by_model["SmolLM2-135M fp32"]
+    assert by_model["SmolLM2-135M Wanda 50 % sparse"] != by_model["SmolLM2-135M fp32"]
+    assert {row["model"] for row in runner.summary(run)} == set(by_model)
+
+
+def test_unknown_and_incomplete_variants_are_refused():
+    from core.evaluate import variants
+
+    with pytest.raises(runner.EvaluationInputError, match="Unknown model variant 'fp64'"):
+        variants.setups(["fp64"], ["zero-shot"], lambda **o: None)
+    with pytest.raises(runner.EvaluationInputError, match="needs a server"):
+        variants.setups([variants.ENDPOINT], ["zero-shot"], lambda **o: None)

@@ -50,3 +50,27 @@ def test_chain_of_thought_runs_from_the_page_and_shows_its_reasoning():
     assert any(e.label.startswith("Chain-of-thought reasoning (2 answers)") for e in at.expander)
     reasoning = [d.value for d in at.dataframe if "reasoning" in d.value.columns][-1]
     assert len(reasoning) == 2 and reasoning["reasoning"].str.len().min() > 0
+
+
+def test_a_pruned_variant_runs_from_the_page():
+    at = app_test(PAGE, timeout=300)
+    at.run()
+    at.multiselect(key="ev_techniques").set_value(["zero-shot"]).run()
+    at.multiselect(key="ev_variants").set_value(["fp32", "layers-4"]).run()
+    at.number_input(key="ev_limit_review-sentiment").set_value(2).run()
+    at.button(key="ev_run").click().run()
+    assert not at.exception and not at.error
+    summary = at.dataframe[-2].value
+    assert set(summary["model"]) == {"SmolLM2-135M fp32", "SmolLM2-135M 4 layers removed"}
+
+
+def test_the_endpoint_variant_without_a_server_says_so(monkeypatch):
+    monkeypatch.delenv("LLM_LAB_ENDPOINTS", raising=False)
+    at = app_test(PAGE)
+    at.run()
+    at.multiselect(key="ev_variants").set_value(["fp32", "endpoint"]).run()
+    assert not at.exception
+    assert any("No endpoint is configured" in i.value for i in at.info)
+    assert any("Choose the endpoint" in w.value for w in at.warning)
+    assert at.button(key="ev_run").disabled
+    assert at.multiselect(key="ev_variants").value == ["fp32", "endpoint"]

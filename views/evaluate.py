@@ -4,18 +4,14 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from core.common.user_text import escape_markdown
 from core.evaluate import charts, report, runner
 from core.evaluate.tasks import TASKS
+from core.evaluate.variants import ENDPOINT, VARIANTS, setups as build_setups
 from core.run.models import ModelLoadError
-from core.common.user_text import escape_markdown
+from core.serve.endpoints import EndpointError
+from views.components.endpoint_panel import select_endpoint
 from views.components.model_cache import cached_load_model
-
-VARIANTS = {
-    "fp32": ("SmolLM2-135M fp32", dict(dtype="fp32")),
-    "bf16": ("SmolLM2-135M bf16", dict(dtype="bf16")),
-    "int8": ("SmolLM2-135M int8 (bitsandbytes)", dict(dtype="fp32", quantization="int8")),
-    "nf4": ("SmolLM2-135M NF4 (bitsandbytes)", dict(dtype="fp32", quantization="nf4")),
-}
 
 st.title("Evaluate")
 st.caption("Which setup is best on a task? Runs a small bundled task set (CC0, written for LLM Lab; test items never "
@@ -37,10 +33,15 @@ techniques = c2.multiselect("Prompt techniques", list(runner.TECHNIQUES),
 limit = c3.number_input("Items", min_value=1, max_value=len(task.items), value=min(8, len(task.items)), step=1,
                         key=f"ev_limit_{task_key}",
                         help=f"How many of the task's {len(task.items)} items to run (the first N).")
-variants = st.multiselect("Model variants", list(VARIANTS), default=["fp32"], format_func=lambda k: VARIANTS[k][0],
+variants = st.multiselect("Model variants", list(VARIANTS), default=["fp32"], format_func=lambda k: VARIANTS[k].label,
                           key="ev_variants",
-                          help="The bundled SmolLM2-135M-Instruct at each precision; int8 / NF4 are bitsandbytes "
-                               "quantizations of the same weights (see the Quantization page).")
+                          help="The bundled SmolLM2-135M-Instruct at each precision (int8 / NF4: bitsandbytes, see "
+                               "the Quantization page), pruned copies of it (made when the run starts, see the "
+                               "Optimize page), or an endpoint: "
+                               + " ".join(f"{v.label}: {v.help}" for v in VARIANTS.values()))
+endpoint = None
+if ENDPOINT in variants:
+    endpoint = select_endpoint("ev_ep")
 with st.expander(f"The task's items ({len(task.items)}) and a prompt"):
     st.dataframe(pd.DataFrame([{"input": i.input, "reference": i.reference} for i in task.items]), hide_index=True)
     if techniques:
@@ -55,6 +56,8 @@ if not techniques:
     problem = "Choose at least one prompt technique."
 elif not variants:
     problem = "Choose at least one model variant."
+elif ENDPOINT in variants and endpoint is None:
+    problem = "Choose the endpoint to evaluate, or take it out of the variants."
 if problem:
     st.warning(problem, icon=":material/edit:")
 b1, b2, _ = st.columns([1, 1, 4])
@@ -69,12 +72,12 @@ if go:
     st.session_state["ev_partial"] = partial
     bar = st.progress(0.0, text="Loading the model…")
     try:
-        setups = []
-        for key in variants:
-            name, options = VARIANTS[key]
-            loaded = cached_load_model(None, device="cpu" if options.get("quantization") else "auto", **options)
-            generate = runner.local_generator(loaded)
-            setups += [runner.Setup(name, technique, generate) for technique in techniques]
+        def load(**options):
+            return cached_load_model(None, device="cpu" if options.get("quantization") else "auto", **options)
+
+        if any(VARIANTS[k].kind == "pruned" for k in variants):
+            bar.progress(0.0, text="Loading the model and making the pruned copies…")
+        setups = build_setups(variants, techniques, load, endpoint=endpoint)
 
         def on_row(row, done, total):
             partial.rows.append(row)
@@ -82,7 +85,7 @@ if go:
 
         result = runner.run_evaluation(task_key, setups, int(limit), on_row=on_row)
         st.session_state["ev_result"] = result
-    except (ModelLoadError, runner.EvaluationInputError, ValueError) as exc:
+    except (ModelLoadError, runner.EvaluationInputError, EndpointError, ValueError) as exc:
         st.error(escape_markdown(exc), icon=":material/error:")
     finally:
         st.session_state.pop("ev_partial", None) if "ev_result" in st.session_state else None

@@ -17,14 +17,15 @@ counts, KV layout) and ``transformers_config`` (transformers interop). Import th
 """
 from __future__ import annotations
 
-from core.plan.architectures.catalog import CATALOG, catalog_ids, display_name, resolve_id
+from core.plan.architectures.catalog import CATALOG, CATALOG_NOTES, catalog_ids, display_name, resolve_id
 from core.plan.architectures.config import (ALIAS_KEYS, ALIASES_BY_FIELD, KINDS, SHAPE_LIMITS, SUPPORTED_MODEL_TYPES,
                                             get_config, is_supported_model_type, model_kind)
 from core.plan.architectures.params import active_param_count, kv_groups, linear_layers, param_breakdown, param_count
 from core.plan.architectures.shapes import ArchitectureError, KVGroup, LinearLayer
 from core.plan.architectures.transformers_config import apply_checkpoint_tying, hf_config
 
-__all__ = ["ALIAS_KEYS", "ALIASES_BY_FIELD", "CATALOG", "KINDS", "SHAPE_LIMITS", "SUPPORTED_MODEL_TYPES",
-           "ArchitectureError", "KVGroup", "LinearLayer", "active_param_count", "apply_checkpoint_tying", "catalog_ids",
-           "display_name", "get_config", "hf_config", "is_supported_model_type", "kv_groups", "linear_layers",
-           "model_kind", "param_breakdown", "param_count", "resolve_id"]
+__all__ = ["ALIAS_KEYS", "ALIASES_BY_FIELD", "CATALOG", "CATALOG_NOTES", "KINDS", "SHAPE_LIMITS",
+           "SUPPORTED_MODEL_TYPES", "ArchitectureError", "KVGroup", "LinearLayer", "active_param_count",
+           "apply_checkpoint_tying", "catalog_ids", "display_name", "get_config", "hf_config",
+           "is_supported_model_type", "kv_groups", "linear_layers", "model_kind", "param_breakdown", "param_count",
+           "resolve_id"]

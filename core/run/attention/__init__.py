@@ -27,4 +27,11 @@ from core.run.attention.windows import (clamp_window, crop_to_window, indexed_la
                                         result_to_npz, upper_triangle_share, view_to_csv, window)
 
 
-__all__ = ["ATTENTION_MEMORY_BUDGET_BYTES", "AttentionInputError", "AttentionMaps", "AttentionResult", "COMPONENT_LABELS", "DEFAULT_MAX_NEW_TOKENS", "MAX_TARGET_TOKENS", "PATTERN_THRESHOLD", "RENDER_LIMIT", "START_LABEL", "STATISTIC_DESCRIPTIONS", "TINY_T5_CONFIG", "TokenFocus", "attention_maps", "attention_rollout", "attention_shape", "clamp_window", "context_window", "crop_to_window", "eager_attention", "head_pattern", "head_statistics", "indexed_labels", "matrix_frame", "max_analysable_tokens", "mean_over_heads", "mean_over_layers", "needs_window", "result_to_npz", "row_entropy_bits", "token_focus", "token_label", "token_limit", "upper_triangle_share", "view_to_csv", "window"]
+__all__ = ["ATTENTION_MEMORY_BUDGET_BYTES", "AttentionInputError", "AttentionMaps", "AttentionResult",
+           "COMPONENT_LABELS", "DEFAULT_MAX_NEW_TOKENS", "MAX_TARGET_TOKENS", "PATTERN_THRESHOLD", "RENDER_LIMIT",
+           "START_LABEL", "STATISTIC_DESCRIPTIONS", "TINY_T5_CONFIG", "TokenFocus", "attention_maps",
+           "attention_rollout", "attention_shape", "clamp_window", "context_window", "crop_to_window",
+           "eager_attention", "head_pattern", "head_statistics", "indexed_labels", "matrix_frame",
+           "max_analysable_tokens", "mean_over_heads", "mean_over_layers", "needs_window", "result_to_npz",
+           "row_entropy_bits", "token_focus", "token_label", "token_limit", "upper_triangle_share", "view_to_csv",
+           "window"]
