@@ -17,3 +17,33 @@ def test_evaluate_in_chromium(app_url, page):
     page.wait_for_selector('[data-testid="stPlotlyChart"] .main-svg', timeout=60_000)
     assert page.get_by_role("button", name="Download CSV").count() == 1
     assert exceptions_on_page(page) == []
+
+
+def test_an_uploaded_adapter_is_evaluated_beside_the_base_model(app_url, page, tmp_path):
+    """The adapter variant in Chromium: pick it, upload a real PEFT adapter zip, run; the chart names both setups."""
+    import re
+
+    from core.run.models import load_model
+    from tests.test_evaluate import _adapter_zip
+
+    archive = tmp_path / "adapter.zip"
+    archive.write_bytes(_adapter_zip(load_model(None, dtype="fp32", device="cpu")))
+    open_app_page(page, app_url, "/evaluate")
+    wait_for_main_text(page, "Evaluate", "Model variants")
+    main = page.locator('[data-testid="stMain"]')
+    main.locator('[data-testid="stMultiSelect"]').nth(1).locator("input").click()
+    page.keyboard.type("fine-tuned")
+    page.get_by_role("option", name=re.compile("fine-tuned adapter")).click()
+    wait_for_main_text(page, "Upload an adapter zip", "Train an adapter on the Fine-tune page or upload its zip")
+    page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(str(archive))
+    wait_until_idle(page)
+    fill_inputs(page, {"Items": "1"})
+    run = page.get_by_role("button", name="Run evaluation")
+    run.wait_for(state="visible")
+    page.wait_for_function("b => !b.disabled", arg=run.element_handle(), timeout=60_000)
+    run.click()
+    wait_for_main_text(page, "Best on this task", "Every answer, side by side", timeout=300)
+    wait_until_idle(page)
+    page.wait_for_selector('[data-testid="stPlotlyChart"] .main-svg', timeout=60_000)
+    wait_for_main_text(page, "SmolLM2-135M + fine-tuned adapter", "SmolLM2-135M fp32")
+    assert exceptions_on_page(page) == []

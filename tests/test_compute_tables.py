@@ -1,5 +1,4 @@
 """Row builders of the Compute planner (core.plan.compute_tables), checked against core.plan.compute's formulas."""
-import pytest
 
 from core.plan import compute, compute_tables
 from core.plan.hardware import GPUS

@@ -161,3 +161,64 @@ def test_unknown_and_incomplete_variants_are_refused():
         variants.setups(["fp64"], ["zero-shot"], lambda **o: None)
     with pytest.raises(runner.EvaluationInputError, match="needs a server"):
         variants.setups([variants.ENDPOINT], ["zero-shot"], lambda **o: None)
+
+
+def _adapter_zip(loaded) -> bytes:
+    """A real PEFT LoRA adapter for SmolLM2 with non-zero B matrices, zipped the way the Fine-tune page downloads it."""
+    import copy
+    import io
+    import tempfile
+    import zipfile
+    from pathlib import Path
+
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    torch.manual_seed(0)
+    model = get_peft_model(copy.deepcopy(loaded.model), LoraConfig(r=8, target_modules=["q_proj", "v_proj"],
+                                                                   init_lora_weights=False))
+    with torch.no_grad():  # an adapter that changes what the model says (a trained one would, on its own data)
+        for name, param in model.named_parameters():
+            if "lora_B" in name:
+                param.normal_(0.0, 0.05)
+    buffer = io.BytesIO()
+    with tempfile.TemporaryDirectory() as folder, zipfile.ZipFile(buffer, "w") as archive:
+        model.save_pretrained(folder)
+        for name in ("adapter_model.safetensors", "adapter_config.json"):
+            archive.writestr(name, (Path(folder) / name).read_bytes())
+    return buffer.getvalue()
+
+
+def test_an_adapter_variant_loads_peft_files_onto_a_copy():
+    from core.evaluate import variants
+    from core.run.models import load_model
+
+    base = load_model(None, dtype="fp32", device="cpu")
+    before = {k: v.clone() for k, v in list(base.model.state_dict().items())[:4]}
+    files = variants.adapter_files_from_zip(_adapter_zip(base))
+    assert set(files) == set(variants.ADAPTER_FILES)
+    setups = variants.setups(["fp32", variants.ADAPTER], ["zero-shot"], lambda **o: base, adapter=files)
+    run = runner.run_evaluation("dialogue-summarization", setups, limit=1)  # a sentence, not one word: it shows
+    completions = {}
+    for r in run.rows:
+        completions.setdefault(r["model"], []).append(r["completion"])
+    assert completions["SmolLM2-135M + fine-tuned adapter"] != completions["SmolLM2-135M fp32"]
+    assert all((base.model.state_dict()[k] == v).all() for k, v in before.items())  # the base was not touched
+    assert not any("lora" in n for n, _ in base.model.named_parameters())
+
+
+def test_bad_adapter_files_are_refused_with_a_reason():
+    import io
+    import zipfile
+
+    from core.evaluate import variants
+
+    with pytest.raises(runner.EvaluationInputError, match="not a zip"):
+        variants.adapter_files_from_zip(b"not a zip at all")
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("adapter_config.json", "{}")
+    with pytest.raises(runner.EvaluationInputError, match="no adapter_model.safetensors"):
+        variants.adapter_files_from_zip(buffer.getvalue())
+    with pytest.raises(runner.EvaluationInputError, match="needs an adapter"):
+        variants.setups([variants.ADAPTER], ["zero-shot"], lambda **o: None)

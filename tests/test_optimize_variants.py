@@ -31,6 +31,17 @@ def test_pruning_study_measures_dense_then_each_variant(base):
     assert "magnitude 20 %" in variants.rows_csv(rows) and '"rows"' in variants.rows_json(rows)
 
 
+def test_head_removal_in_the_study_shrinks_weights_without_zeros(base):
+    dense, heads = variants.pruning_study(base, ["remove-heads"], [], max_new_tokens=8)
+    assert heads["method"] == "remove-heads" and heads["variant"] == "6 heads per layer"
+    assert heads["layers"] == 30 and heads["sparsity_pct"] < 0.1  # no zeros added (0.03 % are natural)
+    assert heads["weight_bytes"] < dense["weight_bytes"] and heads["parameters"] < dense["parameters"]
+    # A third of the attention gone without retraining: the quality falls (SmolLM2 then often ends its answer at
+    # once, so the answer may be empty), but the model still runs and generates.
+    assert dense["perplexity"] < heads["perplexity"] and heads["generated_tokens"] >= 1
+    assert 0 < heads["kl_mean_nats"] and heads["top1_agreement"] < 100
+
+
 def test_bad_choices_are_refused(base):
     for kwargs, match in [({"methods": []}, "Choose pruning methods"), ({"methods": ["snip"]}, "Choose pruning"),
                           ({"sparsities": [0.99]}, "between 5 % and 95 %"), ({"sparsities": ["x"]}, "numbers"),

@@ -1,6 +1,5 @@
 """Fine-tune page under Streamlit's AppTest: every control has help, bad input shows a clear message with the
 inputs kept and Start disabled, and a tiny real run (2 steps) shows its results and the adapter download."""
-import time
 
 import pytest
 

@@ -6,7 +6,7 @@ import pytest
 
 from core.plan import architectures, memory
 from core.io import plan_io
-from tests.apptest import app_test, run_page_with_query
+from tests.apptest import run_page_with_query
 
 PAGE = "views/memory_planner.py"
 

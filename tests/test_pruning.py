@@ -80,6 +80,8 @@ def test_removing_layers_lowers_measured_memory(smollm2):
     (lambda m, ids: P.remove_layers(m, [30]), "between 0 and 29"),
     (lambda m, ids: P.remove_layers(m, range(30)), "At least one layer"),
     (lambda m, ids: P.least_influential_layers(m, ids, 30), "Remove between 0 and 29"),
+    (lambda m, ids: P.remove_head_groups(m, ids, 3), "Remove between 1 and 2 of the 3"),
+    (lambda m, ids: P.drop_head_groups(m, [[0]] * 29), "same number of head groups"),
 ])
 def test_bad_input_is_refused_before_touching_the_model(smollm2, call, message):
     model, ids, _ = smollm2
@@ -88,3 +90,29 @@ def test_bad_input_is_refused_before_touching_the_model(smollm2, call, message):
         call(model, ids)
     assert all(torch.equal(a, b) for a, b in zip(before, list(model.parameters())[:3]))
     assert len(model.model.layers) == 30
+
+
+def test_removing_head_groups_shrinks_the_matrices_and_the_kv_cache(smollm2):
+    model, ids, dense = smollm2
+    smaller = copy.deepcopy(model)
+    before = model_weight_bytes(smaller)
+    info = P.remove_head_groups(smaller, ids, 1)
+    assert info["query_heads_per_layer"] == 6 and info["kv_heads_per_layer"] == 2  # SmolLM2: 9 query, 3 KV heads
+    # one group of 3 query heads and 1 KV head of 64 dims per layer: q, k, v rows and o columns, fp32
+    per_layer = (3 * 64 * 576 + 64 * 576 + 64 * 576 + 576 * 3 * 64) * 4
+    assert model_weight_bytes(smaller) == before - 30 * per_layer
+    with torch.inference_mode():
+        out = smaller.generate(input_ids=ids[:, :12], max_new_tokens=4, do_sample=False, return_dict_in_generate=True)
+        logits = smaller(input_ids=ids).logits[0].float().numpy()
+    assert out.sequences.shape[1] == 16
+    keys = out.past_key_values.layers[0].keys
+    assert keys.shape[1] == 2  # the KV cache holds 2 of 3 KV heads per layer
+    chosen = P.quality(dense, logits, ids[0])
+    # the importance score matters: removing each layer's most important group instead costs more
+    worst = copy.deepcopy(model)
+    scores = P.head_group_scores(worst, ids)
+    P.drop_head_groups(worst, [[max(range(3), key=s.__getitem__)] for s in scores])
+    with torch.inference_mode():
+        worst_logits = worst(input_ids=ids).logits[0].float().numpy()
+    assert chosen["kl_mean_nats"] < P.quality(dense, worst_logits, ids[0])["kl_mean_nats"]
+    assert chosen["perplexity"] < 200

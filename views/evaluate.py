@@ -7,7 +7,7 @@ import streamlit as st
 from core.common.user_text import escape_markdown
 from core.evaluate import charts, report, runner
 from core.evaluate.tasks import TASKS
-from core.evaluate.variants import ENDPOINT, VARIANTS, setups as build_setups
+from core.evaluate.variants import ADAPTER, ENDPOINT, VARIANTS, adapter_files_from_zip, setups as build_setups
 from core.run.models import ModelLoadError
 from core.serve.endpoints import EndpointError
 from views.components.endpoint_panel import select_endpoint
@@ -42,6 +42,27 @@ variants = st.multiselect("Model variants", list(VARIANTS), default=["fp32"], fo
 endpoint = None
 if ENDPOINT in variants:
     endpoint = select_endpoint("ev_ep")
+adapter = None
+if ADAPTER in variants:
+    finetune_run = st.session_state.get("ft_run")  # the Fine-tune page's run, in this browser session
+    trained = getattr(finetune_run, "result", None)
+    trained = trained if trained is not None and trained.adapter_files else None
+    sources = (["Trained on the Fine-tune page"] if trained else []) + ["Upload an adapter zip"]
+    source = st.radio("Adapter", sources, key="ev_adapter_source", horizontal=True,
+                      help="The adapter (LoRA or prompt tuning) trained on the Fine-tune page in this session, or a "
+                           "zip of PEFT's adapter_model.safetensors and adapter_config.json for SmolLM2-135M.")
+    if trained is not None and source == sources[0]:
+        adapter = dict(trained.adapter_files)
+        st.caption(f"{trained.settings.method} adapter, {len(trained.steps)} steps, final loss "
+                   f"{trained.last_loss:.3f}." if trained.last_loss is not None else "")
+    else:
+        upload = st.file_uploader("Adapter zip", type=["zip"], key="ev_adapter_zip",
+                                  help="The zip the Fine-tune page gives under \"Download adapter (PEFT safetensors, zip)\".")
+        if upload is not None:
+            try:
+                adapter = adapter_files_from_zip(upload.getvalue())
+            except runner.EvaluationInputError as exc:
+                st.error(escape_markdown(exc), icon=":material/error:")
 with st.expander(f"The task's items ({len(task.items)}) and a prompt"):
     st.dataframe(pd.DataFrame([{"input": i.input, "reference": i.reference} for i in task.items]), hide_index=True)
     if techniques:
@@ -58,6 +79,8 @@ elif not variants:
     problem = "Choose at least one model variant."
 elif ENDPOINT in variants and endpoint is None:
     problem = "Choose the endpoint to evaluate, or take it out of the variants."
+elif ADAPTER in variants and adapter is None:
+    problem = "Train an adapter on the Fine-tune page or upload its zip, or take the adapter out of the variants."
 if problem:
     st.warning(problem, icon=":material/edit:")
 b1, b2, _ = st.columns([1, 1, 4])
@@ -75,9 +98,9 @@ if go:
         def load(**options):
             return cached_load_model(None, device="cpu" if options.get("quantization") else "auto", **options)
 
-        if any(VARIANTS[k].kind == "pruned" for k in variants):
-            bar.progress(0.0, text="Loading the model and making the pruned copies…")
-        setups = build_setups(variants, techniques, load, endpoint=endpoint)
+        if any(VARIANTS[k].kind in ("pruned", "adapter") for k in variants):
+            bar.progress(0.0, text="Loading the model and making the pruned / adapted copies…")
+        setups = build_setups(variants, techniques, load, endpoint=endpoint, adapter=adapter)
 
         def on_row(row, done, total):
             partial.rows.append(row)

@@ -7,7 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from core.run.models import BUNDLED_DECODER, ModelLoadError
-from core.optimize import charts, distillation, pruning, variants
+from core.optimize import charts, distillation, variants
 from core.common.scheduler import QueueLeft
 from core.common.user_text import escape_markdown
 from views.components.model_cache import cached_load_model
@@ -70,10 +70,12 @@ with prune_tab:
     st.markdown("Unstructured pruning zeroes single weights (**magnitude**: the smallest |W|; **Wanda**: the smallest "
                 "|W|·‖X‖ per output row, Sun et al. 2023); **2:4** keeps 2 of every 4 consecutive weights (the "
                 "pattern sparse tensor cores run); **layer removal** takes out whole transformer layers with the "
-                "lowest Block Influence (ShortGPT, Men et al. 2024).")
+                "lowest Block Influence (ShortGPT, Men et al. 2024); **head removal** takes out, in every layer, "
+                "the key/value head group (with its query heads) that adds least to the output (Michel et al. "
+                "2019; Minitron, Muralidharan et al. 2024).")
     st.info("Zeros in dense tensors save no memory and no time here: PyTorch's dense kernels multiply them like any "
-            "number (on this CPU and on a GPU without sparse kernels). Only removed layers shrink the weights and "
-            "the time, as the table shows.", icon=":material/info:")
+            "number (on this CPU and on a GPU without sparse kernels). Only removed layers and heads shrink the "
+            "weights and the time, as the table shows.", icon=":material/info:")
     p1, p2, p3 = st.columns([2, 2, 1])
     methods = p1.multiselect("Methods", list(variants.PRUNING_METHODS), default=["magnitude", "wanda",
                                                                                "remove-layers"], key="op_methods",

@@ -345,7 +345,6 @@ def _capacity_rows(plan: MemoryPlan, gpus: list[GPU]) -> list[dict[str, Any]]:
     infer = plan.selected_inference
     need_infer = sum(infer.values())
     stage = plan.inputs["stage"]
-    n_gpus = plan.inputs["n_gpus"]
     need_train = sum(plan.zero[stage].values())
     rows = []
     for gpu in gpus:

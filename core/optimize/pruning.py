@@ -9,6 +9,12 @@
   scores removed (50 %; the pattern NVIDIA Ampere+ sparse tensor cores run, Mishra et al. 2021).
 - ``remove_layers``: structured, whole transformer layers taken out of the model (ShortGPT, Men et al. 2024;
   Minitron's depth pruning, Muralidharan et al. 2024): parameters, memory and time really shrink.
+- ``remove_head_groups``: structured, attention heads taken out of every layer (Michel et al. 2019, "Are Sixteen
+  Heads Really Better than One?"; Minitron's width pruning of heads, Muralidharan et al. 2024, §2.2). With grouped-
+  query attention a key/value head serves a group of query heads, so a whole group goes: its rows of q_proj,
+  k_proj and v_proj and its columns of o_proj. A group's importance is the norm of what it adds to the layer's
+  output on calibration tokens, ‖X_g‖₂ · ‖W_o[:, g]‖_F (Wanda's |W|·‖X‖ at head granularity). The matrices, the KV
+  cache and the attention work really shrink.
 
 Zeros in a dense tensor save no memory and no time in PyTorch's dense kernels (on this CPU or a GPU); only the
 removed layers do. Embeddings and the LM head are not pruned (as in Wanda).
@@ -193,3 +199,101 @@ def quality(dense_logits, logits, token_ids) -> dict:
     return {"perplexity": perplexity_from_logits(logits, ids),
             "kl_mean_nats": float(np.mean(kl_divergence(dense_logits, logits))),
             "top1_agreement": top1_agreement(dense_logits, logits)}
+
+
+def _attention_modules(model):
+    _, layers = _blocks(model)
+    modules = [getattr(layer, "self_attn", None) for layer in layers]
+    if any(m is None or not all(hasattr(m, a) for a in ("q_proj", "k_proj", "v_proj", "o_proj", "head_dim",
+                                                          "num_key_value_groups")) for m in modules):
+        raise PruningError("Head pruning needs Llama-style attention (q/k/v/o projections with grouped KV heads).")
+    return modules
+
+
+def head_group_scores(model, input_ids) -> list[list[float]]:
+    """Per layer, one score per key/value head group: ‖X_g‖₂ · ‖W_o[:, g]‖_F, X_g the group's attention output (the
+    o_proj input columns of its query heads) over the calibration tokens."""
+    import torch
+
+    attentions = _attention_modules(model)
+    sums = [None] * len(attentions)
+    hooks = []
+    for i, attn in enumerate(attentions):
+        def hook(mod, args, _i=i):
+            x = args[0].detach().reshape(-1, args[0].shape[-1]).double().cpu()
+            sums[_i] = (x * x).sum(dim=0) + (0 if sums[_i] is None else sums[_i])
+        hooks.append(attn.o_proj.register_forward_pre_hook(hook))
+    try:
+        with torch.inference_mode():
+            model(input_ids=input_ids.to(next(model.parameters()).device))
+    finally:
+        for h in hooks:
+            h.remove()
+    scores = []
+    for attn, s in zip(attentions, sums):
+        width = attn.head_dim * attn.num_key_value_groups  # o_proj input columns per KV group
+        w = attn.o_proj.weight.detach().double().cpu()
+        groups = attn.k_proj.out_features // attn.head_dim
+        scores.append([float(s[g * width:(g + 1) * width].sum().sqrt() * w[:, g * width:(g + 1) * width].norm())
+                       for g in range(groups)])
+    return scores
+
+
+def _keep_rows(linear, rows):
+    import torch
+
+    new = torch.nn.Linear(linear.in_features, len(rows), bias=linear.bias is not None,
+                          device=linear.weight.device, dtype=linear.weight.dtype)
+    with torch.no_grad():
+        new.weight.copy_(linear.weight[rows])
+        if linear.bias is not None:
+            new.bias.copy_(linear.bias[rows])
+    return new
+
+
+def _keep_columns(linear, columns):
+    import torch
+
+    new = torch.nn.Linear(len(columns), linear.out_features, bias=linear.bias is not None,
+                          device=linear.weight.device, dtype=linear.weight.dtype)
+    with torch.no_grad():
+        new.weight.copy_(linear.weight[:, columns])
+        if linear.bias is not None:
+            new.bias.copy_(linear.bias)
+    return new
+
+
+def drop_head_groups(model, groups_by_layer) -> dict:
+    """Take the given key/value head groups out of each layer of ``model`` in place (``groups_by_layer[i]``: group
+    indices of layer i, the same count in every layer): their rows of q_proj, k_proj, v_proj and columns of o_proj."""
+    attentions = _attention_modules(model)
+    groups = attentions[0].k_proj.out_features // attentions[0].head_dim
+    drops = [sorted({int(g) for g in layer}) for layer in groups_by_layer]
+    if len(drops) != len(attentions) or len({len(d) for d in drops}) != 1:
+        raise PruningError("Name the same number of head groups to remove in every layer.")
+    if any(g < 0 or g >= groups for d in drops for g in d) or not 0 < len(drops[0]) < groups:
+        raise PruningError(f"Remove between 1 and {groups - 1} of the {groups} key/value head groups per layer.")
+    for attn, drop in zip(attentions, drops):
+        keep = [g for g in range(groups) if g not in drop]
+        d, n = attn.head_dim, attn.num_key_value_groups
+        q_rows = [r for g in keep for r in range(g * n * d, (g + 1) * n * d)]
+        kv_rows = [r for g in keep for r in range(g * d, (g + 1) * d)]
+        attn.q_proj = _keep_rows(attn.q_proj, q_rows)
+        attn.k_proj = _keep_rows(attn.k_proj, kv_rows)
+        attn.v_proj = _keep_rows(attn.v_proj, kv_rows)
+        attn.o_proj = _keep_columns(attn.o_proj, q_rows)
+    left = groups - len(drops[0])
+    return {"removed_groups": drops, "query_heads_per_layer": left * attentions[0].num_key_value_groups,
+            "kv_heads_per_layer": left}
+
+
+def remove_head_groups(model, input_ids, groups_per_layer: int = 1) -> dict:
+    """Take the ``groups_per_layer`` least important key/value head groups (``head_group_scores``) out of every
+    layer of ``model`` in place. Returns the removed groups of each layer and the heads left per layer."""
+    attentions = _attention_modules(model)
+    groups = attentions[0].k_proj.out_features // attentions[0].head_dim
+    count = int(groups_per_layer)
+    if not 0 < count < groups:
+        raise PruningError(f"Remove between 1 and {groups - 1} of the {groups} key/value head groups per layer.")
+    scores = head_group_scores(model, input_ids)
+    return drop_head_groups(model, [sorted(range(len(s)), key=s.__getitem__)[:count] for s in scores])

@@ -59,14 +59,21 @@ def reference_logits(loaded, ids) -> np.ndarray:
         return loaded.model(input_ids=ids.to(loaded.device)).logits[0].float().cpu().numpy()
 
 
-def pruned_copy(base, method: str, *, sparsity: float = 0.5, layers: int = 0, calibration=None):
+def pruned_copy(base, method: str, *, sparsity: float = 0.5, layers: int = 0, head_groups: int = 1,
+                calibration=None):
     """A pruned copy of ``base`` as a LoadedModel: ``method`` one of core.optimize.pruning.METHODS (unstructured or
-    2:4), or "remove-layers" (``layers`` of lowest Block Influence taken out); ``calibration``: token ids for Wanda's
-    norms and the Block Influence."""
+    2:4), "remove-layers" (``layers`` of lowest Block Influence taken out) or "remove-heads" (``head_groups``
+    key/value head groups of lowest importance taken out of every layer); ``calibration``: token ids for Wanda's
+    norms, the Block Influence and the head importance."""
     from core.optimize import pruning
 
     model = copy.deepcopy(base.model)
-    if method == "remove-layers":
+    if method == "remove-heads":
+        info = pruning.remove_head_groups(model, calibration, head_groups)
+        name = f"{info['query_heads_per_layer']} heads per layer"
+        note = (f"{head_groups} of every layer's key/value head groups removed: {info['query_heads_per_layer']} "
+                f"query and {info['kv_heads_per_layer']} key/value heads left per layer")
+    elif method == "remove-layers":
         drop = pruning.least_influential_layers(base.model, calibration, layers)
         pruning.remove_layers(model, drop)
         name = f"{layers} layers removed"
@@ -205,17 +212,17 @@ def lineup(base, kinds=LINEUP_KINDS, *, pruned: dict | None = None, distilled_mo
     return rows
 
 
-PRUNING_METHODS = ("magnitude", "wanda", "2:4-magnitude", "2:4-wanda", "remove-layers")
+PRUNING_METHODS = ("magnitude", "wanda", "2:4-magnitude", "2:4-wanda", "remove-layers", "remove-heads")
 DEFAULT_SPARSITIES = (0.1, 0.3, 0.5, 0.7)
 
 
 def pruning_study(base, methods=("magnitude", "wanda"), sparsities=DEFAULT_SPARSITIES, layers: int = 4, *,
                   prompt: str = DEFAULT_PROMPT, max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
                   on_row: Callable[[dict, int, int], None] | None = None, stop=None) -> list[dict]:
-    """The dense model, then each unstructured method at each sparsity, the 2:4 methods (50 %) and the removal of
-    ``layers`` layers, each measured with ``measure_variant`` on a fresh pruned copy (Wanda's input norms and the
-    Block Influence come from the reference text's tokens). ``on_row(row, done, total)`` after each; a set ``stop``
-    ends the study with the rows so far."""
+    """The dense model, then each unstructured method at each sparsity, the 2:4 methods (50 %), the removal of
+    ``layers`` layers and of one key/value head group per layer, each measured with ``measure_variant`` on a fresh
+    pruned copy (Wanda's input norms, the Block Influence and the head importance come from the reference text's
+    tokens). ``on_row(row, done, total)`` after each; a set ``stop`` ends the study with the rows so far."""
     from core.optimize import pruning
     from core.run.quantization import free_released_memory
 

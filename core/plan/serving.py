@@ -25,9 +25,8 @@ from typing import Any
 
 from core.common import checks
 from core.plan import architectures
-from core.plan.hardware import GPU, GPUS, get_gpu
+from core.plan.hardware import GPU, get_gpu
 from core.plan.memory import DEFAULT_CUDA_OVERHEAD_BYTES
-from core.common.units import GB
 
 GIB = 2**30
 # Bytes per weight. fp8/int8/int4 as vLLM stores them (embeddings and lm_head stay 16-bit); ggml formats quantize all.
@@ -430,7 +429,7 @@ def serving_plan(model, gpu, *, weight_format: str = "bf16", kv_dtype: str = "bf
     graphs = _num(cuda_graph_bytes, "CUDA graph memory", 0, 1e12, "bytes")
     notes = []
     if not m.exact:
-        notes.append(f"Attention and KV shape borrowed from the nearest catalog model; dense model assumed.")
+        notes.append("Attention and KV shape borrowed from the nearest catalog model; dense model assumed.")
 
     budget = util * g.memory_bytes
     weights = weight_bytes(m, engine.weight_format) / tp

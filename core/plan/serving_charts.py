@@ -6,7 +6,6 @@ from collections.abc import Mapping, Sequence
 
 import plotly.graph_objects as go
 
-from core.common.units import GB
 _LAYOUT = dict(template="plotly_white", margin=dict(l=10, r=10, t=50, b=10), legend_title_text="",
                hoverlabel=dict(namelength=-1))
 _MEMORY_COLORS = {"Weights": "#4F46E5", "Activation reserve": "#10B981", "Runtime overhead": "#9CA3AF",
