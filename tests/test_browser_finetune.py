@@ -43,3 +43,27 @@ def test_finetune_page_bad_input_and_a_tiny_run(app_url, page):
                        timeout=120)
     page.wait_for_selector('[data-testid="stPlotlyChart"] .main-svg', timeout=60_000)
     save_screenshot(page, "finetune")
+
+
+def test_prompt_tuning_runs_from_the_page(app_url, page):
+    """The second method in a real browser: the LoRA controls give way to the soft prompt's length, the caption
+    shows PEFT's count and the predicted peak, and a 2-step run ends with the base vs base + soft prompt answers."""
+    open_app_page(page, app_url, "/finetune")
+    page.get_by_role("button", name="Start fine-tune").wait_for(timeout=120_000)
+    page.get_by_text("Prompt tuning (Lester et al. 2021)").first.click()
+    page.get_by_label("Virtual tokens", exact=True).wait_for(timeout=60_000)
+    wait_until_idle(page, timeout=120)
+    assert page.get_by_label("Rank r", exact=True).count() == 0
+    _set_number(page, "Virtual tokens", 8)
+    page.get_by_text("4,608 trainable parameters = 8 virtual tokens × 576").first.wait_for(timeout=60_000)
+    wait_for_main_text(page, "Predicted peak", "positions", timeout=60)
+    _set_number(page, "Steps", 2)
+    _set_number(page, "Sequence length (tokens)", 48)
+    _set_number(page, "Batch (sequences)", 1)
+    _set_number(page, "Answer length (tokens)", 3)
+    page.get_by_role("button", name="Start fine-tune").click()
+    page.get_by_text("Base + soft prompt").first.wait_for(timeout=900_000)
+    wait_until_idle(page, timeout=120)
+    assert exceptions_on_page(page) == []
+    wait_for_main_text(page, "Loss, last step (nats/token)", "Same prompts, base vs base + adapter",
+                       "Download adapter (PEFT safetensors, zip)", timeout=120)

@@ -91,6 +91,9 @@ def test_trainable_params_formula_by_hand():
     (lambda: plan_finetune(TINY["llama"], "dora", 8, ["q"], 64, 1), "Unknown method"),
     (lambda: plan_finetune(TINY["llama"], "lora", 8, ["q"], 0, 1), "Sequence length"),
     (lambda: plan_finetune(TINY["llama"], "lora", 8, ["q"], 64, 1, optimizer="lion"), "Unknown optimizer"),
+    (lambda: plan_finetune(TINY["llama"], "prompt-tuning", None, None, 64, 1, num_virtual_tokens=0),
+     "Virtual tokens"),
+    (lambda: plan_finetune(TINY["llama"], "prompt-tuning", None, None, 64, 1, base_precision="nf4"), "16-bit base"),
 ])
 def test_bad_input_gives_clear_messages(call, message):
     with pytest.raises(FinetuneError if "Sequence" not in message else ValueError, match=message):
@@ -115,6 +118,21 @@ def test_plan_components_and_the_saving_over_full_fine_tuning():
     assert lora["flops_per_token"] == 4 * n + 6 * 921_600 and full["flops_per_token"] == 6 * n
 
 
+def test_prompt_tuning_plan_runs_the_virtual_positions_and_trains_only_the_soft_prompt():
+    soft = plan_finetune(SMOLLM2, "prompt-tuning", None, None, 512, 4, num_virtual_tokens=20)
+    lora = plan_finetune(SMOLLM2, "lora", 8, ["attention"], 512, 4)
+    assert soft["trainable_params"] == 20 * 576 == prompt_tuning_trainable_params(SMOLLM2, 20)
+    assert soft["seq_len"] == 512 and soft["target_modules"] == ["20 virtual tokens"]
+    assert soft["components"]["adapter optimizer states"] == 8 * 11_520
+    assert abs(sum(soft["components"].values()) - soft["total_bytes"]) < 1
+    assert soft["components"]["frozen base weights"] == lora["components"]["frozen base weights"]
+    # No adapted matrix keeps an input, but 532 positions run instead of 512: the soft prompt's extra activations.
+    longer = plan_finetune(SMOLLM2, "prompt-tuning", None, None, 512, 4, num_virtual_tokens=200)
+    assert soft["total_bytes"] < longer["total_bytes"]
+    n = architectures.param_count(SMOLLM2)
+    assert soft["flops_per_token"] == pytest.approx((4 * n + 6 * 11_520) * 532 / 512)
+
+
 def test_optimizer_states_per_optimizer():
     assert optimizer_state_bytes("adamw", [1000, 10_000]) == 8 * 11_000
     assert optimizer_state_bytes("sgd", [10_000]) == 40_000
@@ -124,12 +142,22 @@ def test_optimizer_states_per_optimizer():
 
 
 @pytest.mark.parametrize("method,targets,ckpt", [("lora", ["q", "v"], False), ("lora", ["all-linear"], True),
-                                                 ("qlora", ["all-linear"], False)])
+                                                 ("qlora", ["all-linear"], False), ("prompt-tuning", None, False),
+                                                 ("prompt-tuning", None, True)])
 def test_real_peft_step_agrees_with_the_plan_on_cpu(method, targets, ckpt):
-    r = measure_finetune_step(TINY["llama"], method, 8, targets, 64, 2, ckpt, device="cpu")
+    r = measure_finetune_step(TINY["llama"], method, 8, targets, 64, 2, ckpt, device="cpu", num_virtual_tokens=16)
     assert r["method"] == method and r["device"].startswith("cpu") and "profiler" in r["measurement_method"]
-    assert r["trainable_params"] == lora_trainable_params(TINY["llama"], 8, targets)
+    expected = (prompt_tuning_trainable_params(TINY["llama"], 16) if method == "prompt-tuning"
+                else lora_trainable_params(TINY["llama"], 8, targets))
+    assert r["trainable_params"] == expected
     assert abs(r["error_pct"]) < 10, (r["measured_peak_bytes"], r["predicted_peak_bytes"])
+
+
+def test_a_prompt_tuning_step_on_smollm2_agrees_with_the_plan():
+    """The bundled architecture (random weights), 20 virtual tokens before 128-token sequences: 148 positions."""
+    r = measure_finetune_step(SMOLLM2, "prompt-tuning", None, None, 128, 2, device="cpu", num_virtual_tokens=20)
+    assert r["trainable_params"] == 11_520 and "20 virtual tokens" in r["setting"]
+    assert abs(r["error_pct"]) < 5, (r["measured_peak_bytes"], r["predicted_peak_bytes"])
 
 
 def test_compute_and_chart_of_a_plan():

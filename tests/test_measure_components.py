@@ -98,6 +98,16 @@ def test_measure_panel_predicts_then_measures_and_tabulates():
     assert "lora r=8" in table["setting"].iloc[2]
     assert abs(table["error (%)"].iloc[2]) < 10
 
+    # Prompt tuning: a PEFT soft prompt of the chosen length, measured beside its prediction.
+    at.segmented_control(key="m_mode").set_value("prompt-tuning").run()
+    assert at.number_input(key="m_virtual").disabled is False and at.number_input(key="m_rank").disabled
+    at.number_input(key="m_virtual").set_value(12).run()
+    at.button(key="m_run").click().run()
+    assert not at.exception, at.exception
+    table = _results_table(at)
+    assert "prompt-tuning, 12 virtual tokens" in table["setting"].iloc[3]
+    assert abs(table["error (%)"].iloc[3]) < 10
+
     # A longer sequence changes the prediction (the panel follows the page's inputs).
     before = at.metric[0].value
     at.number_input(key="seq").set_value(256).run()

@@ -10,11 +10,11 @@ TINY = {"model_type": "llama", "num_hidden_layers": 2, "hidden_size": 64, "inter
 
 
 def test_modes_and_labels():
-    assert tuple(measure.MODE_LABELS) == ("inference", "training", "lora", "qlora")
-    assert set(measure.FINETUNE_MODES) < set(measure.TRAINING_MODES)
+    assert tuple(measure.MODE_LABELS) == ("inference", "training", "lora", "qlora", "prompt-tuning")
+    assert set(measure.LORA_MODES) < set(measure.FINETUNE_MODES) < set(measure.TRAINING_MODES)
 
 
-@pytest.mark.parametrize("mode", ["training", "lora", "qlora"])
+@pytest.mark.parametrize("mode", ["training", "lora", "qlora", "prompt-tuning"])
 def test_both_checkpointing_settings_for_modes_with_a_backward_pass(mode):
     runs = measure.plan_runs(measure.MeasureRequest(mode, TINY, 64, 2), both_checkpointing=True)
     assert [r.gradient_checkpointing for r in runs] == [False, True]
@@ -37,6 +37,9 @@ def test_prediction_per_mode_is_the_matching_core_prediction():
     assert lora["predicted_peak_bytes"] == plan["total_bytes"] and lora["trainable_params"] == plan["trainable_params"]
     qlora = measure.predict_request(measure.MeasureRequest("qlora", TINY, 64, 2), "cpu")
     assert qlora["base_precision"] == "nf4-dq" and qlora["predicted_peak_bytes"] < lora["predicted_peak_bytes"]
+    soft = measure.predict_request(measure.MeasureRequest("prompt-tuning", TINY, 64, 2, num_virtual_tokens=16), "cpu")
+    plan = plan_finetune(TINY, "prompt-tuning", None, None, 64, 2, device_type="cpu", num_virtual_tokens=16)
+    assert soft["predicted_peak_bytes"] == plan["total_bytes"] and soft["trainable_params"] == 16 * 64
 
 
 def test_unknown_mode_is_a_clear_error():

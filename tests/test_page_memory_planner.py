@@ -230,7 +230,7 @@ def test_finetune_tab_plans_lora_next_to_full_fine_tuning(default_page):
     from core.finetune import plan_finetune
 
     at = default_page
-    assert "Fine-tune with LoRA / QLoRA" in [s.value for s in at.subheader]
+    assert "Fine-tune with LoRA / QLoRA / prompt tuning" in [s.value for s in at.subheader]
     shown = metrics(at)
     lora = plan_finetune("meta-llama/Meta-Llama-3-8B", "lora", 16, ["q", "k", "v", "o"], 1024, 4,
                          base_precision="bf16", dropout=0.05)
@@ -262,6 +262,22 @@ def test_finetune_tab_qlora_rank_and_bad_targets():
     at.multiselect(key="ft_custom").set_value([]).run()
     assert any("at least one target module" in e.value for e in at.error)
     assert not at.exception
+
+
+def test_finetune_tab_plans_prompt_tuning_with_peft_s_count():
+    from core.finetune import plan_finetune
+
+    at = run_page()
+    at.radio(key="ft_method").set_value("prompt-tuning").run()
+    assert not at.exception
+    assert "ft_rank" not in [n.key for n in at.number_input]  # no rank, targets or dropout for a soft prompt
+    at.number_input(key="ft_virtual").set_value(50).run()
+    shown = metrics(at)
+    plan = plan_finetune("meta-llama/Meta-Llama-3-8B", "prompt-tuning", None, None, 1024, 4, num_virtual_tokens=50)
+    assert plan["trainable_params"] == 50 * 4096
+    assert shown["Trainable parameters"] == plan_io.format_count(50 * 4096)
+    assert shown["Prompt tuning peak memory"] == f"{plan['total_bytes'] / 1e9:.2f} GB"
+    assert at.number_input(key="ft_seq").value == 1024  # the shared inputs kept across methods
 
 
 def test_finetune_tab_needs_an_architecture():

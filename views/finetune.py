@@ -95,8 +95,9 @@ else:
     else:
         st.caption(f"{plan['trainable_params']:,} trainable parameters = {int(virtual_tokens)} virtual tokens × "
                    f"576 (hidden size), {plan['trainable_pct']:.4f} % of the model; the same count as PEFT's. "
-                   f"Memory: at most {plan['required_bytes'] / GB:,.2f} GB (an upper bound from full fine-tuning's "
-                   f"activations, not a measured prediction) of {plan['free_bytes'] / GB:,.1f} GB free.")
+                   f"Predicted peak {plan['total_bytes'] / GB:,.2f} GB for a 16-bit base at {int(seq_len)} + "
+                   f"{int(virtual_tokens)} positions (plan_finetune; this run keeps the base in fp32, ≤ "
+                   f"{plan['required_bytes'] / GB:,.2f} GB) of {plan['free_bytes'] / GB:,.1f} GB free.")
 
 run = st.session_state.get("ft_run")
 other = active_run()

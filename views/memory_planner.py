@@ -174,7 +174,7 @@ capacity_label = f"{gpu.name}: {gpu.memory_gb:g} GB"
 summary = st.container(border=True)
 tab_infer, tab_train, tab_multi, tab_fit, tab_params, tab_export, tab_finetune, tab_measure = st.tabs(
     ["Inference", "Training", "Multi-GPU (DDP vs ZeRO)", "GPU fit", "Parameters", "Export & links",
-     "Fine-tune (LoRA / QLoRA)", "Measure on this machine"])
+     "Fine-tune (LoRA / QLoRA / prompt tuning)", "Measure on this machine"])
 
 # Controls are drawn in every run (inside their tabs) so their values are never lost; results need a model.
 with tab_infer:
@@ -501,7 +501,7 @@ with tab_export:
         st.dataframe(pd.DataFrame(plan_io.plan_rows(plan)).astype({"value": str}), hide_index=True,
                      width="stretch", key="mem_summary_table", height=320)
 
-# ---- Fine-tuning with LoRA / QLoRA (core.finetune) ---------------------------------------------------------------
+# ---- Fine-tuning with LoRA / QLoRA / prompt tuning (core.finetune) -----------------------------------------------
 with tab_finetune:
     if choice is None:
         pass  # the summary above says why

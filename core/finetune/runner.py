@@ -35,7 +35,7 @@ from pathlib import Path
 
 import torch
 
-from core.plan.finetune import FinetuneError, peft_target_modules, plan_finetune, prompt_tuning_bound
+from core.plan.finetune import PROMPT_TUNING, FinetuneError, peft_target_modules, plan_finetune
 from core.run.models import BUNDLED_DECODER
 from core.common.scheduler import GENERATION_QUEUE, QueueLeft
 from core.common.paths import DATA_DIR
@@ -172,10 +172,10 @@ def check_settings(settings: FinetuneSettings, config=None, free_bytes: float | 
     if lora:
         plan = plan_finetune(config, "lora", s.rank, list(s.target_modules), s.seq_len, s.batch_size,
                              optimizer="adamw", dropout=float(s.dropout), device_type=device_type)
-        plan["required_bytes"] = 2.0 * plan["total_bytes"]
-    else:  # an upper bound already in fp32 weights; 16-bit activations doubled for this fp32 run
-        plan = prompt_tuning_bound(config, s.num_virtual_tokens, s.seq_len, s.batch_size, device_type)
-        plan["required_bytes"] = 2.0 * plan["total_bytes"]
+    else:
+        plan = plan_finetune(config, PROMPT_TUNING, None, None, s.seq_len, s.batch_size, optimizer="adamw",
+                             device_type=device_type, num_virtual_tokens=s.num_virtual_tokens)
+    plan["required_bytes"] = 2.0 * plan["total_bytes"]  # the plan is for a 16-bit base; this run is fp32 here
     if free_bytes is None:
         from core.plan.hardware import free_device_memory_bytes
         free_bytes = free_device_memory_bytes(device_type)

@@ -41,7 +41,7 @@ from core.plan.peak_memory.inputs import (DTYPE_BYTES, INFERENCE_DTYPES, MAX_BAT
                                           learned_position_limit, normalize_dtype, normalize_recipe)
 from core.plan.peak_memory.ledger import (AUTOCAST_FP32_OPS_CUDA, FAMILIES, LayerSpec, Runtime,
                                           cuda_has_flash_attention, training_param_count)
-from core.measure.modes import (FINETUNE_MODES, MODE_LABELS, TRAINING_MODES, MeasureRequest, plan_runs,
+from core.measure.modes import (FINETUNE_MODES, LORA_MODES, MODE_LABELS, TRAINING_MODES, MeasureRequest, plan_runs,
                                 predict_request, run_request)
 from core.plan.peak_memory.predict import RULE_OF_THUMB_BYTES_PER_PARAM, predict_inference, predict_training_step
 from core.plan.peak_memory.components import COMPONENT_LABELS, component_ids, labelled
@@ -53,7 +53,7 @@ from core.measure.trackers import PhaseMemory, cpu_kernels, measurement_method, 
 
 __all__ = [
     "COMPONENT_LABELS", "FinetuneMeasurement", "InferenceMeasurement", "TrainingMeasurement", "component_ids",
-    "labelled", "measure_finetune_step", "FINETUNE_MODES", "MODE_LABELS", "TRAINING_MODES", "MeasureRequest",
+    "labelled", "measure_finetune_step", "FINETUNE_MODES", "LORA_MODES", "MODE_LABELS", "TRAINING_MODES", "MeasureRequest",
     "plan_runs", "predict_request", "run_request", "cpu_kernels",
     "AUTOCAST_FP32_OPS_CUDA", "CPU_FLOPS_PER_S", "DTYPE_BYTES", "FAMILIES", "GUARD_MARGIN", "INFERENCE_DTYPES",
     "MAX_BATCH", "MAX_SEQ_LEN", "RECIPES", "RULE_OF_THUMB_BYTES_PER_PARAM", "LayerSpec", "MeasurementRefused",

@@ -1,7 +1,7 @@
 """What "Measure on this machine" runs and predicts for each mode — one decision, used by the page and tested.
 
-Modes: "inference" (one prefill), "training" (one full training step), "lora" and "qlora" (one PEFT fine-tuning
-step). ``plan_runs`` lists the measurements one press of *Measure* makes; ``predict_request`` gives the prediction
+Modes: "inference" (one prefill), "training" (one full training step), "lora", "qlora" and "prompt-tuning" (one
+PEFT fine-tuning step). ``plan_runs`` lists the measurements one press of *Measure* makes; ``predict_request`` gives the prediction
 shown before running; ``run_request`` runs one.
 """
 from __future__ import annotations
@@ -9,9 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 MODE_LABELS = {"inference": "Inference (prefill)", "training": "Training step",
-               "lora": "LoRA fine-tune step", "qlora": "QLoRA fine-tune step"}
-TRAINING_MODES = ("training", "lora", "qlora")  # modes with a backward pass (checkpointing applies)
-FINETUNE_MODES = ("lora", "qlora")
+               "lora": "LoRA fine-tune step", "qlora": "QLoRA fine-tune step",
+               "prompt-tuning": "Prompt-tuning step"}
+TRAINING_MODES = ("training", "lora", "qlora", "prompt-tuning")  # modes with a backward pass (checkpointing applies)
+FINETUNE_MODES = ("lora", "qlora", "prompt-tuning")
+LORA_MODES = ("lora", "qlora")  # modes with a rank and target modules
 
 
 @dataclass(frozen=True)
@@ -26,13 +28,14 @@ class MeasureRequest:
     gradient_checkpointing: bool = False  # training, lora, qlora
     rank: int = 8  # lora, qlora
     target_modules: tuple[str, ...] = ("q", "k", "v", "o")
+    num_virtual_tokens: int = 20  # prompt-tuning
     device: str = "auto"
 
     @property
     def what(self) -> str:
         """How the page announces the run ("a prefill", "a LoRA step with checkpointing", …)."""
         text = {"inference": "a prefill", "training": "a training step", "lora": "a LoRA fine-tuning step",
-                "qlora": "a QLoRA fine-tuning step"}[self.mode]
+                "qlora": "a QLoRA fine-tuning step", "prompt-tuning": "a prompt-tuning step"}[self.mode]
         return text + (" with checkpointing" if self.gradient_checkpointing and self.mode in TRAINING_MODES else "")
 
 
@@ -70,7 +73,7 @@ def predict_request(request: MeasureRequest, device_type: str, flash_attention: 
 
     plan = finetune_plan(request.architecture, request.mode, request.rank, request.target_modules,
                          request.seq_len, request.batch_size, request.gradient_checkpointing, "adamw",
-                         device_type=device_type)
+                         device_type=device_type, num_virtual_tokens=request.num_virtual_tokens)
     return {**plan.to_dict(), "predicted_peak_bytes": plan.total_bytes, "ledger": []}
 
 
@@ -87,4 +90,5 @@ def run_request(request: MeasureRequest, max_seconds: float | None = None) -> di
                                      request.gradient_checkpointing, device=request.device, max_seconds=max_seconds)
     return measure_finetune_step(request.architecture, request.mode, request.rank, request.target_modules,
                                  request.seq_len, request.batch_size, request.gradient_checkpointing,
-                                 device=request.device, max_seconds=max_seconds)
+                                 device=request.device, max_seconds=max_seconds,
+                                 num_virtual_tokens=request.num_virtual_tokens)

@@ -411,27 +411,30 @@ def _quantize_linears(model, base_precision: str, device) -> None:
 
 def measure_finetune_step(model, method, rank, target_modules, seq_len, batch_size, gradient_checkpointing=False,
                           device="auto", *, base_precision: str | None = None, dropout: float = 0.0,
-                          max_seconds: float | None = None) -> dict:
-    """Peak memory of one steady-state LoRA / QLoRA training step with PEFT on ``device``, next to
+                          max_seconds: float | None = None, num_virtual_tokens: int = 20) -> dict:
+    """Peak memory of one steady-state LoRA / QLoRA / prompt-tuning training step with PEFT on ``device``, next to
     ``core.finetune.plan_finetune``'s prediction.
 
     ``model``: a catalog id or config dict, built with random weights (memory does not depend on the values; the
     bundled SmolLM2's architecture is "HuggingFaceTB/SmolLM2-135M-Instruct"). "lora": the base in bf16 (or
     ``base_precision`` fp16); "qlora": every linear layer but the head in bitsandbytes NF4 (double quantization by
     default, ``base_precision`` "nf4" / "int8" otherwise) with bf16 compute. PEFT ``LoraConfig(r=rank,
-    lora_alpha=2·rank, lora_dropout=dropout, target_modules=...)`` and AdamW on the adapters; a warm-up step
+    lora_alpha=2·rank, lora_dropout=dropout, target_modules=...)`` ("prompt-tuning": the bf16 base with PEFT
+    ``PromptTuningConfig(num_virtual_tokens=…)``, ``rank`` and ``target_modules`` unused) and AdamW on the trainable
+    parameters; a warm-up step
     creates the optimizer states, the second step is measured phase by phase. Returns ``measured_peak_bytes``,
     ``predicted_peak_bytes``, ``error_pct``, ``device``, ``method``, components and phases.
     """
     with GENERATION_QUEUE.admit("measure"):
         return _measure_finetune_step(model, method, rank, target_modules, seq_len, batch_size,
-                                      gradient_checkpointing, device, base_precision, dropout, max_seconds)
+                                      gradient_checkpointing, device, base_precision, dropout, max_seconds,
+                                      num_virtual_tokens)
 
 
 def _measure_finetune_step(model_name, method, rank, target_modules, seq_len, batch_size, gradient_checkpointing,
-                           device, base_precision, dropout, max_seconds) -> dict:
+                           device, base_precision, dropout, max_seconds, num_virtual_tokens) -> dict:
     import torch
-    from peft import LoraConfig, get_peft_model
+    from peft import LoraConfig, PromptTuningConfig, TaskType, get_peft_model
 
     from core.plan.finetune import FinetuneError, finetune_plan, peft_target_modules
 
@@ -439,13 +442,13 @@ def _measure_finetune_step(model_name, method, rank, target_modules, seq_len, ba
     if cfg["kind"] != "decoder":
         raise FinetuneError("Fine-tuning measurements build causal language models: choose a decoder.")
     method = str(method).strip().lower()
-    if method not in ("lora", "qlora"):
-        raise FinetuneError(f"measure_finetune_step measures 'lora' or 'qlora', got {method!r}.")
+    if method not in ("lora", "qlora", "prompt-tuning"):
+        raise FinetuneError(f"measure_finetune_step measures 'lora', 'qlora' or 'prompt-tuning', got {method!r}.")
     dev = resolve_device(device, MEMORY_DEVICE_TYPES)
     bf16_ok = dev.type != "cuda" or torch.cuda.is_bf16_supported()
     plan = finetune_plan(cfg, method, rank, target_modules, seq_len, batch_size, gradient_checkpointing, "adamw",
                          base_precision=base_precision, dropout=dropout, device_type=dev.type,
-                         bf16_supported=bf16_ok)
+                         bf16_supported=bf16_ok, num_virtual_tokens=num_virtual_tokens)
     predicted = plan.total_bytes
     _guard(predicted, dev, "this fine-tuning step")
     _check_time(plan.n_params, seq_len * batch_size, True, dev, max_seconds, predicted)
@@ -463,9 +466,12 @@ def _measure_finetune_step(model_name, method, rank, target_modules, seq_len, ba
             gc.collect()
             if gradient_checkpointing:
                 _enable_checkpointing(model)
-            model = get_peft_model(model, LoraConfig(r=plan.rank, lora_alpha=2 * plan.rank, lora_dropout=dropout,
-                                                     target_modules=peft_target_modules(cfg, target_modules),
-                                                     bias="none"))
+            if method == "prompt-tuning":
+                config = PromptTuningConfig(task_type=TaskType.CAUSAL_LM, num_virtual_tokens=int(num_virtual_tokens))
+            else:
+                config = LoraConfig(r=plan.rank, lora_alpha=2 * plan.rank, lora_dropout=dropout,
+                                    target_modules=peft_target_modules(cfg, target_modules), bias="none")
+            model = get_peft_model(model, config)
         model.train()
         trainable = [p for p in model.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(trainable, lr=1e-4)
@@ -504,8 +510,10 @@ def _measure_finetune_step(model_name, method, rank, target_modules, seq_len, ba
     else:
         comps["activations_kept"] = float(fwd.end)
     comps["temporaries_at_peak"] = float(max(0.0, measured - sum(comps.values())))
-    setting = (f"{method} r={plan.rank} on {'/'.join(plan.target_modules)}, {plan.base_precision} base, "
-               f"{seq_len} tok × {batch_size}" + (", checkpointing" if gradient_checkpointing else ""))
+    what = (f"{method}, {int(num_virtual_tokens)} virtual tokens" if method == "prompt-tuning"
+            else f"{method} r={plan.rank} on {'/'.join(plan.target_modules)}")
+    setting = (f"{what}, {plan.base_precision} base, {seq_len} tok × {batch_size}"
+               + (", checkpointing" if gradient_checkpointing else ""))
     return FinetuneMeasurement(
         **_identity(cfg, dev, tracker), setting=setting, finetune_method=method, rank=plan.rank,
         target_modules=plan.target_modules, base_precision=plan.base_precision, seq_len=seq_len,

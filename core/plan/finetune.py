@@ -1,4 +1,5 @@
-"""Fine-tuning plans: trainable parameters, memory per component and FLOPs of full, LoRA and QLoRA fine-tuning.
+"""Fine-tuning plans: trainable parameters, memory per component and FLOPs of full, LoRA, QLoRA and prompt-tuning
+fine-tuning.
 
 Sources:
 - LoRA: Hu et al. 2021, "LoRA: Low-Rank Adaptation of Large Language Models", §4.1: a frozen W0 (d_out × d_in) gets
@@ -20,6 +21,12 @@ Sources:
   keeps nothing while an adapted one keeps the fp32 copy of its input PEFT makes for ``lora_A`` (and ``lora_A``'s
   r-wide output for ``lora_B``); norms, attention (SDPA's output and log-sum-exp) and the gated MLP keep what full
   training keeps. Read off transformers' ``modeling_llama`` and checked against PyTorch's profiler on CPU.
+- Prompt tuning: Lester et al. 2021, "The Power of Scale for Parameter-Efficient Prompt Tuning", §2: the model stays
+  frozen and only ``num_virtual_tokens`` soft-token embeddings (hidden size each) train; PEFT's
+  ``PromptTuningConfig`` prepends them to every sequence, so each step runs ``seq_len + num_virtual_tokens``
+  positions. The gradient flows back through every layer to the input, which keeps what a LoRA step with no adapted
+  matrix keeps (the rule above); the soft prompt is fp32 (PEFT builds its ``PromptEmbedding`` in fp32) with its
+  gradient and optimizer states.
 
 Plain Python (no torch, no Streamlit).
 """
@@ -33,7 +40,9 @@ from core.plan import architectures, memory
 from core.common import checks
 from core.common.units import GB
 
-METHODS = ("full", "lora", "qlora")
+METHODS = ("full", "lora", "qlora", "prompt-tuning")
+PROMPT_TUNING = "prompt-tuning"
+MAX_VIRTUAL_TOKENS = 100_000
 BASE_PRECISIONS = ("bf16", "fp16", "int8", "nf4", "nf4-dq")
 OPTIMIZERS = ("adamw", "adamw8bit", "sgd")
 OPTIMIZER_LABELS = {"adamw": "AdamW (fp32 states, 8 B/param)", "adamw8bit": "8-bit AdamW (bitsandbytes, ~2 B/param)",
@@ -170,29 +179,9 @@ def prompt_tuning_trainable_params(model, num_virtual_tokens) -> int:
     else trained. Equal to PEFT's ``get_nb_trainable_parameters()`` for ``PromptTuningConfig(num_virtual_tokens=…)``
     (its prompt encoder is an Embedding of num_virtual_tokens × num_transformer_submodules rows, token_dim wide)."""
     cfg = architectures.get_config(model)
-    tokens = checks.check_int(num_virtual_tokens, "Virtual tokens", 1, 100_000)
+    tokens = checks.check_int(num_virtual_tokens, "Virtual tokens", 1, MAX_VIRTUAL_TOKENS, error=FinetuneError)
     stacks = 2 if cfg["kind"] == "encoder-decoder" else 1
     return int(tokens * cfg["hidden_size"] * stacks)
-
-
-def prompt_tuning_bound(model, num_virtual_tokens, seq_len, batch_size, device_type: str = "cuda") -> dict:
-    """Trainable parameters of prompt tuning (``prompt_tuning_trainable_params``) and an upper bound of one step's
-    peak memory, not a measured prediction: full fine-tuning's weights, activations and gradients at
-    ``seq_len + num_virtual_tokens`` tokens (core.measure.predict_training_step). Prompt tuning keeps no more than
-    that: its gradient flows back through every layer to the input, but autograd saves a frozen linear layer's input
-    for no weight gradient, and only the soft prompt (fp32, with AdamW's 8 bytes per parameter) is trained."""
-    from core.common.checks import check_int
-
-    c = architectures.get_config(model)
-    trainable = prompt_tuning_trainable_params(c, num_virtual_tokens)
-    s = check_int(seq_len, "Sequence length (tokens)", 1, 131_072, error=FinetuneError)
-    b = check_int(batch_size, "Micro-batch (sequences)", 1, 4096, error=FinetuneError)
-    comps = dict(_full_plan(c, architectures.param_count(c), s + int(num_virtual_tokens), b, False, "adamw",
-                            device_type).components)
-    bound = comps.get("weights", 0.0) + comps.get("activations", 0.0) + comps.get("gradients", 0.0) + 16.0 * trainable
-    n_params = architectures.param_count(c)
-    return {"method": "prompt-tuning", "trainable_params": trainable, "trainable_pct": 100.0 * trainable / n_params,
-            "total_bytes": float(bound), "bound": True, "num_virtual_tokens": int(num_virtual_tokens)}
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -313,25 +302,28 @@ def _lora_layer_bytes_per_token(c: Mapping, matrices: list[AdaptedMatrix], rank:
 
 def plan_finetune(model, method, rank, target_modules, seq_len, batch_size, gradient_checkpointing=False,
                   optimizer="adamw", *, base_precision: str | None = None, dropout: float = 0.0,
-                  device_type: str = "cuda", bf16_supported: bool | None = None) -> dict:
+                  device_type: str = "cuda", bf16_supported: bool | None = None, num_virtual_tokens: int = 20
+                  ) -> dict:
     """Memory and FLOPs of one fine-tuning step of ``model`` (catalog id / config dict).
 
     ``method``: "full" (every weight trained, mixed precision: fp32 master weights and gradients), "lora" (frozen
-    16-bit base + adapters) or "qlora" (frozen NF4/int8 base + adapters). ``rank`` and ``target_modules`` (a group
-    "attention" / "mlp" / "all-linear", or projections "q", "k", "v", "o", "gate", "up", "down") are ignored for
-    "full". Returns ``FinetunePlan.to_dict()``: ``trainable_params``, ``trainable_pct``, ``total_bytes`` (the
+    16-bit base + adapters), "qlora" (frozen NF4/int8 base + adapters) or "prompt-tuning" (frozen 16-bit base, a
+    soft prompt of ``num_virtual_tokens`` trained). ``rank`` and ``target_modules`` (a group "attention" / "mlp" /
+    "all-linear", or projections "q", "k", "v", "o", "gate", "up", "down") are ignored for "full" and
+    "prompt-tuning". Returns ``FinetunePlan.to_dict()``: ``trainable_params``, ``trainable_pct``, ``total_bytes`` (the
     predicted peak), ``components`` (frozen base weights, adapter weights / gradients / optimizer states,
     activations, logits and backward temporaries, QLoRA's dequantized weight buffer, runtime overhead),
     ``peak_phase``, ``flops_per_token``. FinetuneError (a ValueError) with a clear message for bad input.
     """
     return finetune_plan(model, method, rank, target_modules, seq_len, batch_size, gradient_checkpointing,
                          optimizer, base_precision=base_precision, dropout=dropout, device_type=device_type,
-                         bf16_supported=bf16_supported).to_dict()
+                         bf16_supported=bf16_supported, num_virtual_tokens=num_virtual_tokens).to_dict()
 
 
 def finetune_plan(model, method, rank, target_modules, seq_len, batch_size, gradient_checkpointing=False,
                   optimizer="adamw", *, base_precision: str | None = None, dropout: float = 0.0,
-                  device_type: str = "cuda", bf16_supported: bool | None = None) -> FinetunePlan:
+                  device_type: str = "cuda", bf16_supported: bool | None = None, num_virtual_tokens: int = 20
+                  ) -> FinetunePlan:
     """``plan_finetune`` as a typed ``FinetunePlan``."""
     from core.common.checks import check_int
 
@@ -355,19 +347,29 @@ def finetune_plan(model, method, rank, target_modules, seq_len, batch_size, grad
         return _full_plan(c, n_params, s, b, ckpt, optimizer, device_type)
     base_precision = check_base_precision(method, base_precision or ("nf4-dq" if method == "qlora" else "bf16"),
                                           device_type, bf16_supported)
-    matrices = resolve_targets(c, target_modules)
-    rank = _check_rank(rank, matrices)
-    trainable = int(sum(rank * (m.d_in + m.d_out) * m.count for m in matrices))
+    positions = s  # per sequence, in every layer
+    if method == PROMPT_TUNING:
+        if base_precision not in ("bf16", "fp16"):
+            raise FinetuneError("Prompt tuning is planned over a 16-bit base (bf16 or fp16).")
+        trainable = prompt_tuning_trainable_params(c, num_virtual_tokens)
+        matrices, rank, tensors = [], None, [trainable]
+        positions = s + int(num_virtual_tokens)  # the soft prompt's positions run in every step too
+        n = positions * b
+    else:
+        matrices = resolve_targets(c, target_modules)
+        rank = _check_rank(rank, matrices)
+        trainable = int(sum(rank * (m.d_in + m.d_out) * m.count for m in matrices))
+        tensors = _adapter_tensors(matrices, rank)
     p = 2  # 16-bit compute (the base's dtype, or bnb's compute dtype)
     compute = "fp16" if base_precision == "fp16" else "bf16"
     frozen = float(sum(memory.weight_memory(c, base_precision if base_precision not in ("bf16", "fp16") else compute,
                                             compute_dtype=compute).values()))
     adapter_w = 4.0 * trainable  # PEFT keeps adapters in fp32 over a 16-bit base (autocast_adapter_dtype=True)
     adapter_g = 4.0 * trainable
-    adapter_s = optimizer_state_bytes(optimizer, _adapter_tensors(matrices, rank))
-    layer, temps = _lora_layer_bytes_per_token(c, matrices, rank, p, dropout, device_type)
+    adapter_s = optimizer_state_bytes(optimizer, tensors)
+    layer, temps = _lora_layer_bytes_per_token(c, matrices, rank or 0, p, dropout, device_type)
     head = 4 * V * n + 8 * n  # log-softmax of the fp32 logits kept by the loss, int64 shifted labels
-    rotary = 2 * p * s * c["head_dim"]
+    rotary = 2 * p * positions * c["head_dim"]
     kept_layers = (L * p * h * n) if ckpt else L * layer * n
     kept = kept_layers + head + rotary
     dequant = 0.0
@@ -379,7 +381,7 @@ def finetune_plan(model, method, rank, target_modules, seq_len, batch_size, grad
         "forward end (logits to loss)": states + kept + 6 * V * n,  # 16-bit logits + their fp32 copy
         "loss backward": states + kept + 8 * V * n,  # + fp32 gradients of the log-softmax and of the logits
         "last layer's backward": states + adapter_g + (kept - head) + (layer * n if ckpt else 0) + temps * n,
-        "optimizer step": states + adapter_g + 2 * 4.0 * max(_adapter_tensors(matrices, rank)),
+        "optimizer step": states + adapter_g + 2 * 4.0 * max(tensors),
     }
     phase = max(candidates, key=candidates.get)
     comps = {"frozen_weights": frozen, "adapter_weights": adapter_w, "adapter_optimizer_states": adapter_s}
@@ -397,7 +399,11 @@ def finetune_plan(model, method, rank, target_modules, seq_len, batch_size, grad
     if device_type == "cuda":
         comps["runtime_overhead"] = memory.DEFAULT_CUDA_OVERHEAD_BYTES
     flops = 4.0 * n_params + 6.0 * trainable + (2.0 * n_params if ckpt else 0.0)
-    return FinetunePlan(method, base_precision, optimizer, rank, tuple(m.module for m in matrices), s, b, ckpt,
+    targets = tuple(m.module for m in matrices)
+    if method == PROMPT_TUNING:  # per token of the data: the virtual positions run too
+        flops *= positions / s
+        targets = (f"{int(num_virtual_tokens)} virtual tokens",)
+    return FinetunePlan(method, base_precision, optimizer, rank, targets, s, b, ckpt,
                         device_type, n_params, trainable, tuple((k, float(v)) for k, v in comps.items() if v), phase,
                         flops, tuple((k, float(v)) for k, v in candidates.items()))
 

@@ -15,7 +15,7 @@ from core.plan.architectures import ArchitectureError, get_config
 from core.plan.hardware import GB, free_device_memory_bytes
 from core.common.user_text import escape_markdown
 
-MODES = tuple(measure.MODE_LABELS)  # "inference", "training", "lora", "qlora"
+MODES = tuple(measure.MODE_LABELS)  # "inference", "training", "lora", "qlora", "prompt-tuning"
 TARGET_CHOICES = {"attention": "attention q/k/v/o", "all-linear": "all linear layers"}
 RECIPE_LABELS = {"mixed_precision": "mixed precision (autocast 16-bit, fp32 master weights)",
                  "fp32": "fp32 (weights, gradients, AdamW states)"}
@@ -96,7 +96,8 @@ def render_measure_panel(architecture, seq_len, batch_size, dtype="bf16", recipe
                                 help="Inference: one prefill of the batch into a KV cache (as generate() starts). "
                                      "Training step: forward, backward and AdamW step, after a warm-up step that "
                                      "creates the optimizer states. LoRA / QLoRA: the same with PEFT adapters on a "
-                                     "frozen bf16 (LoRA) or bitsandbytes NF4 (QLoRA) base.") or MODES[0]
+                                     "frozen bf16 (LoRA) or bitsandbytes NF4 (QLoRA) base. Prompt tuning: a PEFT "
+                                     "soft prompt before every sequence of a frozen bf16 base.") or MODES[0]
     device = c1.selectbox("Device", _device_options(), key=f"{key}_device",
                           help="auto = the CUDA GPU when there is one, else the CPU.")
     dtypes = list(measure.INFERENCE_DTYPES)
@@ -116,7 +117,7 @@ def render_measure_panel(architecture, seq_len, batch_size, dtype="bf16", recipe
                      disabled=mode not in measure.TRAINING_MODES,
                      help="Runs the training step twice so the two peaks sit side by side in the table.")
 
-    finetune = mode in measure.FINETUNE_MODES
+    finetune = mode in measure.LORA_MODES
     rank = c2.number_input("LoRA rank r", min_value=1, max_value=4096, value=8, step=8, key=f"{key}_rank",
                            disabled=not finetune,
                            help="Rank of the adapters B·A (Hu et al. 2021): r·(d_in + d_out) trainable parameters "
@@ -125,9 +126,13 @@ def render_measure_panel(architecture, seq_len, batch_size, dtype="bf16", recipe
                            key=f"{key}_targets", disabled=not finetune,
                            help="Which frozen matrices get adapters: the attention projections, or every linear "
                                 "layer of the blocks (attention + MLP).")
+    virtual = c1.number_input("Virtual tokens", min_value=1, max_value=4096, value=20, step=4, key=f"{key}_virtual",
+                              disabled=mode != "prompt-tuning",
+                              help="Soft-prompt length of prompt tuning (Lester et al. 2021): virtual tokens × "
+                                   "hidden size trainable parameters, and that many more positions in every step.")
     request = measure.MeasureRequest(mode, cfg, int(seq_len), int(batch_size), dtype=dtype_sel, recipe=recipe_sel,
                                      gradient_checkpointing=bool(checkpointing), rank=int(rank),
-                                     target_modules=(targets,), device=device)
+                                     target_modules=(targets,), device=device, num_virtual_tokens=int(virtual))
     try:
         resolved = measure.resolve_device_type(device)
         flash = resolved != "cuda" or measure.cuda_has_flash_attention()
