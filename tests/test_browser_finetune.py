@@ -14,6 +14,15 @@ def _set_number(page, label: str, value) -> None:
     wait_until_idle(page, timeout=120)
 
 
+def _start_a_tiny_run(page) -> None:
+    """2 steps of batch 1 × 48 tokens and 3-token comparison answers: the shortest run that trains and compares."""
+    _set_number(page, "Steps", 2)
+    _set_number(page, "Sequence length (tokens)", 48)
+    _set_number(page, "Batch (sequences)", 1)
+    _set_number(page, "Answer length (tokens)", 3)
+    page.get_by_role("button", name="Start fine-tune").click()
+
+
 def test_finetune_page_bad_input_and_a_tiny_run(app_url, page):
     open_app_page(page, app_url, "/finetune")
     main = page.locator('[data-testid="stMain"]')
@@ -30,11 +39,7 @@ def test_finetune_page_bad_input_and_a_tiny_run(app_url, page):
     assert page.get_by_role("button", name="Start fine-tune").is_disabled()
     _set_number(page, "Rank r", 4)
 
-    _set_number(page, "Steps", 2)
-    _set_number(page, "Sequence length (tokens)", 48)
-    _set_number(page, "Batch (sequences)", 1)
-    _set_number(page, "Answer length (tokens)", 3)
-    page.get_by_role("button", name="Start fine-tune").click()
+    _start_a_tiny_run(page)
     page.get_by_text("Base + LoRA adapter").first.wait_for(timeout=900_000)
     wait_until_idle(page, timeout=120)
     assert exceptions_on_page(page) == []
@@ -57,11 +62,7 @@ def test_prompt_tuning_runs_from_the_page(app_url, page):
     _set_number(page, "Virtual tokens", 8)
     page.get_by_text("4,608 trainable parameters = 8 virtual tokens × 576").first.wait_for(timeout=60_000)
     wait_for_main_text(page, "Predicted peak", "positions", timeout=60)
-    _set_number(page, "Steps", 2)
-    _set_number(page, "Sequence length (tokens)", 48)
-    _set_number(page, "Batch (sequences)", 1)
-    _set_number(page, "Answer length (tokens)", 3)
-    page.get_by_role("button", name="Start fine-tune").click()
+    _start_a_tiny_run(page)
     page.get_by_text("Base + soft prompt").first.wait_for(timeout=900_000)
     wait_until_idle(page, timeout=120)
     assert exceptions_on_page(page) == []

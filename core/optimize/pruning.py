@@ -55,9 +55,14 @@ def prunable_linears(model) -> dict:
 def input_norms(model, input_ids) -> dict:
     """‖X_j‖₂ of every input feature j of every prunable linear, over the tokens of ``input_ids`` (Wanda's
     calibration statistic), from forward pre-hooks."""
+    return {name: s.sqrt() for name, s in _input_square_sums(model, prunable_linears(model), input_ids).items()}
+
+
+def _input_square_sums(model, linears: dict, input_ids) -> dict:
+    """Σ over the tokens of ``input_ids`` of x_j² for every input feature j of each linear in ``linears`` (name →
+    module), from forward pre-hooks during one forward pass of ``model``."""
     import torch
 
-    linears = prunable_linears(model)
     sums = {name: torch.zeros(m.in_features, dtype=torch.float64) for name, m in linears.items()}
     hooks = []
     for name, module in linears.items():
@@ -71,7 +76,7 @@ def input_norms(model, input_ids) -> dict:
     finally:
         for h in hooks:
             h.remove()
-    return {name: s.sqrt() for name, s in sums.items()}
+    return sums
 
 
 def _mask(scores, sparsity: float, semi_structured: bool):
@@ -213,24 +218,11 @@ def _attention_modules(model):
 def head_group_scores(model, input_ids) -> list[list[float]]:
     """Per layer, one score per key/value head group: ‖X_g‖₂ · ‖W_o[:, g]‖_F, X_g the group's attention output (the
     o_proj input columns of its query heads) over the calibration tokens."""
-    import torch
-
     attentions = _attention_modules(model)
-    sums = [None] * len(attentions)
-    hooks = []
-    for i, attn in enumerate(attentions):
-        def hook(mod, args, _i=i):
-            x = args[0].detach().reshape(-1, args[0].shape[-1]).double().cpu()
-            sums[_i] = (x * x).sum(dim=0) + (0 if sums[_i] is None else sums[_i])
-        hooks.append(attn.o_proj.register_forward_pre_hook(hook))
-    try:
-        with torch.inference_mode():
-            model(input_ids=input_ids.to(next(model.parameters()).device))
-    finally:
-        for h in hooks:
-            h.remove()
+    sums = _input_square_sums(model, dict(enumerate(a.o_proj for a in attentions)), input_ids)
     scores = []
-    for attn, s in zip(attentions, sums):
+    for i, attn in enumerate(attentions):
+        s = sums[i]
         width = attn.head_dim * attn.num_key_value_groups  # o_proj input columns per KV group
         w = attn.o_proj.weight.detach().double().cpu()
         groups = attn.k_proj.out_features // attn.head_dim
