@@ -1,8 +1,12 @@
 """The Fine-tune page in a real headless browser: controls render, bad input shows its message, and a tiny real run
-(2 steps of batch 1) streams its progress, then shows both answers and the adapter download."""
+(2 steps of batch 1) streams its progress, then shows both answers and the adapter download; a soft prompt trained
+there is scored on the Evaluate page in the same session."""
+import re
+
 import pytest
 
-from tests.browser import exceptions_on_page, open_app_page, save_screenshot, wait_for_main_text, wait_until_idle
+from tests.browser import (exceptions_on_page, fill_inputs, open_app_page, save_screenshot, wait_for_main_text,
+                           wait_until_idle)
 
 pytestmark = pytest.mark.browser
 
@@ -50,9 +54,10 @@ def test_finetune_page_bad_input_and_a_tiny_run(app_url, page):
     save_screenshot(page, "finetune")
 
 
-def test_prompt_tuning_runs_from_the_page(app_url, page):
+def test_prompt_tuning_runs_from_the_page_and_is_evaluated_on_the_next(app_url, page):
     """The second method in a real browser: the LoRA controls give way to the soft prompt's length, the caption
-    shows PEFT's count and the predicted peak, and a 2-step run ends with the base vs base + soft prompt answers."""
+    shows PEFT's count and the predicted peak, and a 2-step run ends with the base vs base + soft prompt answers.
+    Then the same browser session takes the trained soft prompt to the Evaluate page and scores it."""
     open_app_page(page, app_url, "/finetune")
     page.get_by_role("button", name="Start fine-tune").wait_for(timeout=120_000)
     page.get_by_text("Prompt tuning (Lester et al. 2021)").first.click()
@@ -68,3 +73,18 @@ def test_prompt_tuning_runs_from_the_page(app_url, page):
     assert exceptions_on_page(page) == []
     wait_for_main_text(page, "Loss, last step (nats/token)", "Same prompts, base vs base + adapter",
                        "Download adapter (PEFT safetensors, zip)", timeout=120)
+
+    page.locator('[data-testid="stSidebarNav"]').get_by_text("Evaluate", exact=True).click()  # keeps the session
+    wait_for_main_text(page, "Model variants", "Prompt techniques", timeout=120)
+    main = page.locator('[data-testid="stMain"]')
+    main.locator('[data-testid="stMultiSelect"]').nth(1).locator("input").click()
+    page.keyboard.type("fine-tuned")
+    page.get_by_role("option", name=re.compile("fine-tuned adapter")).click()
+    wait_for_main_text(page, "Trained on the Fine-tune page", "prompt-tuning adapter, 2 steps", timeout=120)
+    fill_inputs(page, {"Items": "1"})
+    run = page.get_by_role("button", name="Run evaluation")
+    page.wait_for_function("b => !b.disabled", arg=run.element_handle(), timeout=60_000)
+    run.click()
+    wait_for_main_text(page, "Best on this task", "SmolLM2-135M + fine-tuned adapter", "SmolLM2-135M fp32",
+                       timeout=300)
+    assert exceptions_on_page(page) == []

@@ -37,7 +37,7 @@ variants = st.multiselect("Model variants", list(VARIANTS), default=["fp32"], fo
                           key="ev_variants",
                           help="The bundled SmolLM2-135M-Instruct at each precision (int8 / NF4: bitsandbytes, see "
                                "the Quantization page), pruned copies of it (made when the run starts, see the "
-                               "Optimize page), or an endpoint: "
+                               "Optimize page), SmolLM2 with a fine-tuned adapter, or an endpoint: "
                                + " ".join(f"{v.label}: {v.help}" for v in VARIANTS.values()))
 endpoint = None
 if ENDPOINT in variants:
@@ -53,11 +53,12 @@ if ADAPTER in variants:
                            "zip of PEFT's adapter_model.safetensors and adapter_config.json for SmolLM2-135M.")
     if trained is not None and source == sources[0]:
         adapter = dict(trained.adapter_files)
-        st.caption(f"{trained.settings.method} adapter, {len(trained.steps)} steps, final loss "
-                   f"{trained.last_loss:.3f}." if trained.last_loss is not None else "")
+        loss = f", final loss {trained.last_loss:.3f} nats/token" if trained.last_loss is not None else ""
+        st.caption(f"{trained.settings.method} adapter, {len(trained.steps)} steps{loss}.")
     else:
         upload = st.file_uploader("Adapter zip", type=["zip"], key="ev_adapter_zip",
-                                  help="The zip the Fine-tune page gives under \"Download adapter (PEFT safetensors, zip)\".")
+                                  help="The zip the Fine-tune page gives under \"Download adapter (PEFT safetensors, "
+                                       "zip)\".")
         if upload is not None:
             try:
                 adapter = adapter_files_from_zip(upload.getvalue())

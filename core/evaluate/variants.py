@@ -98,8 +98,8 @@ def adapter_files_from_zip(data: bytes) -> dict[str, bytes]:
 
 
 def with_adapter(base, files: dict[str, bytes], name: str = ADAPTER):
-    """A copy of ``base`` (a LoadedModel) with the PEFT adapter in ``files`` loaded onto it (``PeftModel.from_pretrained``);
-    ``base`` itself is left as it was."""
+    """A copy of ``base`` (a LoadedModel) with the PEFT adapter in ``files`` loaded onto it
+    (``PeftModel.from_pretrained``); ``base`` itself is left as it was."""
     from peft import PeftModel
 
     from core.optimize.variants import as_loaded

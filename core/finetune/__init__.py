@@ -1,4 +1,5 @@
-"""Fine-tuning: LoRA / QLoRA / prompt tuning / full fine-tuning planned exactly from the architecture (``core.plan.finetune``).
+"""Fine-tuning: LoRA / QLoRA / prompt tuning / full fine-tuning planned exactly from the architecture
+(``core.plan.finetune``).
 
 Public API (a contract): ``lora_trainable_params(model, rank, target_modules) -> int`` and
 ``plan_finetune(model, method, rank, target_modules, seq_len, batch_size, gradient_checkpointing=False,

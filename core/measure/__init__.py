@@ -53,7 +53,8 @@ from core.measure.trackers import PhaseMemory, cpu_kernels, measurement_method, 
 
 __all__ = [
     "COMPONENT_LABELS", "FinetuneMeasurement", "InferenceMeasurement", "TrainingMeasurement", "component_ids",
-    "labelled", "measure_finetune_step", "FINETUNE_MODES", "LORA_MODES", "MODE_LABELS", "TRAINING_MODES", "MeasureRequest",
+    "labelled", "measure_finetune_step", "FINETUNE_MODES", "LORA_MODES", "MODE_LABELS", "TRAINING_MODES",
+    "MeasureRequest",
     "plan_runs", "predict_request", "run_request", "cpu_kernels",
     "AUTOCAST_FP32_OPS_CUDA", "CPU_FLOPS_PER_S", "DTYPE_BYTES", "FAMILIES", "GUARD_MARGIN", "INFERENCE_DTYPES",
     "MAX_BATCH", "MAX_SEQ_LEN", "RECIPES", "RULE_OF_THUMB_BYTES_PER_PARAM", "LayerSpec", "MeasurementRefused",

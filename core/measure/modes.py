@@ -1,8 +1,8 @@
 """What "Measure on this machine" runs and predicts for each mode — one decision, used by the page and tested.
 
 Modes: "inference" (one prefill), "training" (one full training step), "lora", "qlora" and "prompt-tuning" (one
-PEFT fine-tuning step). ``plan_runs`` lists the measurements one press of *Measure* makes; ``predict_request`` gives the prediction
-shown before running; ``run_request`` runs one.
+PEFT fine-tuning step). ``plan_runs`` lists the measurements one press of *Measure* makes; ``predict_request`` gives
+the prediction shown before running; ``run_request`` runs one.
 """
 from __future__ import annotations
 

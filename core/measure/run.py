@@ -421,9 +421,8 @@ def measure_finetune_step(model, method, rank, target_modules, seq_len, batch_si
     default, ``base_precision`` "nf4" / "int8" otherwise) with bf16 compute. PEFT ``LoraConfig(r=rank,
     lora_alpha=2·rank, lora_dropout=dropout, target_modules=...)`` ("prompt-tuning": the bf16 base with PEFT
     ``PromptTuningConfig(num_virtual_tokens=…)``, ``rank`` and ``target_modules`` unused) and AdamW on the trainable
-    parameters; a warm-up step
-    creates the optimizer states, the second step is measured phase by phase. Returns ``measured_peak_bytes``,
-    ``predicted_peak_bytes``, ``error_pct``, ``device``, ``method``, components and phases.
+    parameters; a warm-up step creates the optimizer states, the second step is measured phase by phase. Returns
+    ``measured_peak_bytes``, ``predicted_peak_bytes``, ``error_pct``, ``device``, ``method``, components and phases.
     """
     with GENERATION_QUEUE.admit("measure"):
         return _measure_finetune_step(model, method, rank, target_modules, seq_len, batch_size,

@@ -1,5 +1,5 @@
-""""Fine-tune" tab of the memory planner (LoRA, QLoRA, prompt tuning): trainable parameters, memory per component side by side
-with full fine-tuning, and FLOPs → GPU-hours and cost. All numbers from core.finetune; the figure from
+""""Fine-tune" tab of the memory planner (LoRA, QLoRA, prompt tuning): trainable parameters, memory per component
+side by side with full fine-tuning, and FLOPs → GPU-hours and cost. All numbers from core.finetune; the figure from
 core.finetune.charts.
 
 One call: ``render_finetune_plan_panel(model, gpu, key="ft")`` with a catalog id / config dict and the planner's GPU.
