@@ -105,6 +105,23 @@ def test_inference_bf16_halves_weights_and_cache():
     assert abs(r["error_pct"]) < CPU_TOLERANCE_PCT
 
 
+def test_a_bf16_matmul_scratch_is_predicted_where_the_cpu_has_one():
+    """oneDNN's emulated bf16 (AVX-512 without AVX512-BF16/AMX) holds an fp32 copy of each product's output: the
+    prediction adds it at the up projection when the probe finds it, and only for bf16 on the CPU."""
+    cfg = architectures.get_config(TINY["llama"])
+    n, f = SEQ * BATCH, cfg["intermediate_size"]
+
+    def peak(dtype, device_type, scratch):
+        return measure.predict_inference(TINY["llama"], dtype, SEQ, BATCH, device_type=device_type,
+                                         bf16_matmul_scratch=scratch)["predicted_peak_bytes"]
+
+    assert peak("bf16", "cpu", True) - peak("bf16", "cpu", False) == 2 * n * f + 128  # 4·n·f scratch − one bf16 n·f
+    assert peak("fp32", "cpu", True) == peak("fp32", "cpu", False)
+    assert peak("bf16", "cuda", True) == peak("bf16", "cuda", False)
+    assert isinstance(measure.bf16_matmul_scratch(), bool)
+    assert measure.cpu_kernels()["bf16_matmul_scratch"] == measure.bf16_matmul_scratch()
+
+
 # --- training ----------------------------------------------------------------------------------------------------
 def test_training_model_states_are_measured_exactly(training_results):
     r = training_results[("llama", "fp32", False)]

@@ -219,8 +219,9 @@ def cpu_kernels() -> dict:
     """Which CPU kernels PyTorch picks here (they decide some temporaries): ATen's dispatch level
     (``torch.backends.cpu.get_cpu_capability()``: DEFAULT / AVX2 / AVX512; ``ATEN_CPU_CAPABILITY`` lowers it),
     whether oneDNN runs bf16 matmuls natively (AVX512-BF16 / AMX; ``ONEDNN_MAX_CPU_ISA`` lowers it) and the thread
-    count. Measured on an AVX2 CPU (2026-12-01): every CPU ledger term was byte-identical at DEFAULT / AVX2,
-    oneDNN AVX2 / SSE4.1 and 1–8 threads; native-bf16 CPUs could not be exercised there."""
+    count, and whether a bf16 matmul allocates an fp32 copy of its output (``bf16_matmul_scratch``). Measured on an
+    AVX2 CPU (2026-12-01): every CPU ledger term was byte-identical at DEFAULT / AVX2, oneDNN AVX2 / SSE4.1 and 1–8
+    threads."""
     import torch
 
     try:
@@ -228,4 +229,30 @@ def cpu_kernels() -> dict:
     except (AttributeError, RuntimeError):  # pragma: no cover - builds without oneDNN
         bf16 = False
     return {"aten_cpu_capability": torch.backends.cpu.get_cpu_capability(), "onednn_bf16": bf16,
-            "threads": torch.get_num_threads()}
+            "bf16_matmul_scratch": bf16_matmul_scratch(), "threads": torch.get_num_threads()}
+
+
+_BF16_SCRATCH: dict = {}
+
+
+def bf16_matmul_scratch() -> bool:
+    """Whether a bf16 matrix product on this CPU allocates an fp32 buffer of its output's size for the duration of the
+    op, besides the bf16 output: oneDNN does so where it has bf16 matmuls but no native bf16 instructions (seen on
+    AVX-512 without AVX512-BF16 or AMX, 2026-12-06: (M·N·4 + 128) bytes per product; with ``ONEDNN_MAX_CPU_ISA=AVX2``
+    ATen's own kernel runs and allocates none). Probed once per process with a 128×64 · 64×176 product under the
+    profiler, the same instrument as the measurements."""
+    if "value" not in _BF16_SCRATCH:
+        import torch
+        from torch._C._profiler import _EventType
+        from torch.profiler import ProfilerActivity, profile
+
+        m, k, n = 128, 64, 176
+        a, b = torch.ones(m, k, dtype=torch.bfloat16), torch.ones(k, n, dtype=torch.bfloat16)
+        with torch.inference_mode():
+            a @ b  # oneDNN creates its primitive (and caches it) on the first call
+            with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+                a @ b
+        sizes = [e.typed[1].alloc_size for e in _walk(prof.profiler.kineto_results.experimental_event_tree())
+                 if e.typed[0] == _EventType.Allocation]
+        _BF16_SCRATCH["value"] = any(size >= m * n * 4 for size in sizes)
+    return _BF16_SCRATCH["value"]

@@ -171,13 +171,16 @@ def _textbook_training(cfg, n_params, recipe, s, b, gradient_checkpointing) -> f
 
 
 def _inference_transient(cfg: Mapping, hf, p: int, s: int, b: int, device_type: str,
-                         flash: bool = True) -> tuple[float, str]:
+                         flash: bool = True, matmul_scratch: bool = False) -> tuple[float, str]:
     """Activations and temporaries alive at the busiest moment of one prefill pass (no autograd), bytes.
 
     Read off each model's forward code: tensors still referenced by Python locals (embeddings, the block's input
     and residual) plus the widest moment of one block, in the last layer (when every layer's KV cache exists):
     GPT-2's gelu_new holds its input and three temporaries (4 × ffn), a SiLU-gated MLP three ffn-wide tensors,
-    BERT's GELU two; T5 also keeps its position biases (heads × s × s) and the encoder output.
+    BERT's GELU two; T5 also keeps its position biases (heads × s × s) and the encoder output. ``matmul_scratch``
+    (a bf16 run on a CPU whose oneDNN emulates bf16: ``core.measure.trackers.bf16_matmul_scratch``): each matrix
+    product also holds an fp32 copy of its output, so the up projection, computed while act(gate) is alive, becomes
+    the MLP's busiest moment.
     """
     fam = family(cfg)
     h, f, L, V = cfg["hidden_size"], cfg["intermediate_size"], cfg["num_hidden_layers"], cfg["vocab_size"]
@@ -196,6 +199,8 @@ def _inference_transient(cfg: Mapping, hf, p: int, s: int, b: int, device_type: 
         ad, kvd = a * d, kv * d
         keep = n * p * (h + more * h) + 2 * s * d * p  # embeddings, block input, rotary cos/sin
         mlp = keep + n * p * (2 * h + 3 * f)  # residual, norm output, act(gate), up, their product
+        if matmul_scratch:  # up's product: act(gate), up's output and its fp32 scratch (+ oneDNN's 128 bytes)
+            mlp = max(mlp, keep + n * p * (2 * h + 2 * f) + 4 * n * f + 128)
         norm = keep + n * (p * h + 4 * h + (4 * h if p < 4 else 0))  # RMSNorm's fp32 copy and product
         attn = keep + n * p * (h + 2 * ad + 3 * kvd + ad)
         if device_type == "cuda" and (p == 4 or not flash) and kv != a:  # GQA without flash: math path, s×s
@@ -227,9 +232,11 @@ def _inference_transient(cfg: Mapping, hf, p: int, s: int, b: int, device_type: 
 
 
 def predict_inference(architecture, dtype, seq_len: int, batch_size: int, device_type: str = "cuda",
-                      flash_attention: bool = True) -> dict:
+                      flash_attention: bool = True, bf16_matmul_scratch: bool = False) -> dict:
     """The planner's prediction of a prefill's peak: weights (core.plan.memory.weights_bytes) + KV cache
-    (core.plan.memory.model_kv_cache_bytes) + the activations alive at the busiest moment (``_inference_transient``)."""
+    (core.plan.memory.model_kv_cache_bytes) + the activations alive at the busiest moment (``_inference_transient``).
+    ``bf16_matmul_scratch``: the CPU's bf16 matmuls hold an fp32 copy of their output (a measured property of the
+    machine, ``core.measure.trackers.bf16_matmul_scratch``); it applies to bf16 runs on the CPU only."""
     cfg, seq_len, batch_size = check_setting(architecture, seq_len, batch_size)
     dtype = normalize_dtype(dtype)
     p = DTYPE_BYTES[dtype]
@@ -237,7 +244,8 @@ def predict_inference(architecture, dtype, seq_len: int, batch_size: int, device
     hf = architectures.hf_config(cfg)
     weights = memory.weights_bytes(n_params, dtype)
     kv = memory.model_kv_cache_bytes(cfg, seq_len, batch_size, p)
-    transient, where = _inference_transient(cfg, hf, p, seq_len, batch_size, device_type, flash_attention)
+    scratch = bool(bf16_matmul_scratch) and dtype == "bf16" and device_type == "cpu"
+    transient, where = _inference_transient(cfg, hf, p, seq_len, batch_size, device_type, flash_attention, scratch)
     if family(cfg) == "generic":
         transient = weights * memory.DEFAULT_INFERENCE_WORKSPACE_PCT / 100
     textbook = weights + kv + weights * memory.DEFAULT_INFERENCE_WORKSPACE_PCT / 100
