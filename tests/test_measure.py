@@ -105,6 +105,14 @@ def test_inference_bf16_halves_weights_and_cache():
     assert abs(r["error_pct"]) < CPU_TOLERANCE_PCT
 
 
+@pytest.mark.parametrize("name", ["gpt2", "llama", "t5", "bert"])
+def test_bf16_prefill_prediction_matches_measurement_on_cpu(name):
+    """bf16 on the CPU takes oneDNN's path where it has one (native or emulated bf16) and ATen's otherwise: the
+    prediction follows whichever this machine has (``bf16_matmul_scratch``)."""
+    r = measure_inference(TINY[name], "bf16", SEQ, BATCH, device="cpu")
+    assert abs(r["error_pct"]) < CPU_TOLERANCE_PCT, (name, r["measured_peak_bytes"], r["predicted_peak_bytes"])
+
+
 def test_a_bf16_matmul_scratch_is_predicted_where_the_cpu_has_one():
     """oneDNN's emulated bf16 (AVX-512 without AVX512-BF16/AMX) holds an fp32 copy of each product's output: the
     prediction adds it at the up projection when the probe finds it, and only for bf16 on the CPU."""
