@@ -23,23 +23,32 @@ CASES = (("gpt2", "mixed_precision", True), ("llama", "fp32", True), ("llama", "
 for name, recipe, ckpt in CASES:
     r = measure.measure_training_step(TINY[name], recipe, 64, 2, ckpt, device="cpu")
     out[f"{name} {recipe} {ckpt}"] = r["error_pct"]
-out["llama bf16 prefill"] = measure.measure_inference(TINY["llama"], "bf16", 64, 2, device="cpu")["error_pct"]
+for name in ("gpt2", "llama", "t5", "bert"):
+    out[f"{name} bf16 prefill"] = measure.measure_inference(TINY[name], "bf16", 64, 2, device="cpu")["error_pct"]
 print("RESULT" + json.dumps(out))
 """
 
 
 @pytest.mark.parametrize("env", [{"ATEN_CPU_CAPABILITY": "default", "ONEDNN_MAX_CPU_ISA": "SSE41", "OMP_NUM_THREADS": "1"},
                                  {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2",
-                                  "OMP_NUM_THREADS": "2"}], ids=["default-isa-1-thread", "avx2-2-threads"])
+                                  "OMP_NUM_THREADS": "2"},
+                                 {"ONEDNN_MAX_CPU_ISA": "AVX512_CORE", "OMP_NUM_THREADS": "2"}],
+                         ids=["default-isa-1-thread", "avx2-2-threads", "avx512-core-no-bf16"])
 def test_training_prediction_on_other_cpu_code_paths(env):
     proc = subprocess.run([sys.executable, "-c", SCRIPT], cwd=ROOT, env={**os.environ, **env}, capture_output=True,
                           text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = json.loads(proc.stdout.split("RESULT", 1)[1])
-    if env["ATEN_CPU_CAPABILITY"] == "default":
-        assert out["kernels"]["aten_cpu_capability"] == "DEFAULT"
-    assert out["kernels"]["threads"] == int(env["OMP_NUM_THREADS"])
-    assert out["kernels"]["bf16_matmul_scratch"] is False  # oneDNN capped below AVX-512: ATen's bf16 kernel
+    kernels = out.pop("kernels")
+    if env.get("ATEN_CPU_CAPABILITY") == "default":
+        assert kernels["aten_cpu_capability"] == "DEFAULT"
+    assert kernels["threads"] == int(env["OMP_NUM_THREADS"])
+    if env["ONEDNN_MAX_CPU_ISA"] != "AVX512_CORE":  # oneDNN capped below AVX-512: ATen's bf16 kernel, no workspace
+        assert kernels["bf16_matmul_scratch"] is False and not any(kernels["bf16_workspace_bytes"].values())
+    elif not kernels["onednn_bf16"]:  # a CPU without AVX-512 can't go up to the cap: it stays on ATen's kernel
+        assert kernels["bf16_matmul_scratch"] is False
+    else:  # AVX-512 capped below BF16: oneDNN emulates bf16 and copies each product's output to fp32
+        assert kernels["bf16_matmul_scratch"] is True
     for case, error_pct in out.items():
-        if case != "kernels":
-            assert abs(error_pct) < 5.0, (case, error_pct, out["kernels"])
+        limit = 2.0 if "bf16 prefill" in case else 5.0  # issue 27: bf16 prefill within 2 % on every CPU class
+        assert abs(error_pct) < limit, (case, error_pct, kernels)

@@ -49,14 +49,14 @@ from core.measure.report import components_table, ledger_table, result_row, resu
 from core.measure.results import FinetuneMeasurement, InferenceMeasurement, TrainingMeasurement
 from core.measure.run import (CPU_FLOPS_PER_S, GUARD_MARGIN, estimated_seconds, free_memory, measure_finetune_step,
                               measure_inference, measure_training_step)
-from core.measure.trackers import (PhaseMemory, bf16_matmul_scratch, cpu_kernels, measurement_method,
-                                   resolve_device_type, tracker_for)
+from core.measure.trackers import (PhaseMemory, bf16_matmul_scratch, cpu_kernels, matmul_workspace_bytes,
+                                   measurement_method, resolve_device_type, tracker_for)
 
 __all__ = [
     "COMPONENT_LABELS", "FinetuneMeasurement", "InferenceMeasurement", "TrainingMeasurement", "component_ids",
     "labelled", "measure_finetune_step", "FINETUNE_MODES", "LORA_MODES", "MODE_LABELS", "TRAINING_MODES",
     "MeasureRequest",
-    "plan_runs", "predict_request", "run_request", "cpu_kernels", "bf16_matmul_scratch",
+    "plan_runs", "predict_request", "run_request", "cpu_kernels", "bf16_matmul_scratch", "matmul_workspace_bytes",
     "AUTOCAST_FP32_OPS_CUDA", "CPU_FLOPS_PER_S", "DTYPE_BYTES", "FAMILIES", "GUARD_MARGIN", "INFERENCE_DTYPES",
     "MAX_BATCH", "MAX_SEQ_LEN", "RECIPES", "RULE_OF_THUMB_BYTES_PER_PARAM", "LayerSpec", "MeasurementRefused",
     "PhaseMemory", "Runtime", "architecture_label", "check_setting", "comparison_figure", "components_figure",

@@ -59,14 +59,14 @@ def plan_runs(request: MeasureRequest, both_checkpointing: bool = False) -> list
 def predict_request(request: MeasureRequest, device_type: str, flash_attention: bool = True) -> dict:
     """The prediction for one request on ``device_type``: a dict with at least ``predicted_peak_bytes`` and
     ``n_params`` (training adds the per-layer ``ledger``; fine-tuning ``trainable_params``)."""
-    from core.measure.trackers import bf16_matmul_scratch
+    from core.measure.trackers import matmul_workspace_bytes
     from core.plan.peak_memory.predict import predict_inference, predict_training_step
 
     check_mode(request.mode)
     if request.mode == "inference":
         return predict_inference(request.architecture, request.dtype, request.seq_len, request.batch_size,
                                  device_type=device_type, flash_attention=flash_attention,
-                                 bf16_matmul_scratch=device_type == "cpu" and bf16_matmul_scratch())
+                                 bf16_matmul_scratch=matmul_workspace_bytes if device_type == "cpu" else False)
     if request.mode == "training":
         return predict_training_step(request.architecture, request.recipe, request.seq_len, request.batch_size,
                                      request.gradient_checkpointing, device_type=device_type,

@@ -18,7 +18,7 @@ from core.plan.peak_memory.ledger import cuda_has_flash_attention
 from core.plan.peak_memory.predict import predict_inference, predict_training_step
 from core.measure.results import FinetuneMeasurement, InferenceMeasurement, TrainingMeasurement
 from core.plan.peak_memory.components import component_ids
-from core.measure.trackers import bf16_matmul_scratch, cpu_kernels, tracker_for
+from core.measure.trackers import cpu_kernels, matmul_workspace_bytes, tracker_for
 
 GUARD_MARGIN = 1.10  # refuse when the predicted peak plus 10 % does not fit in the free memory
 # Measurements take a turn in the process-wide model-work queue: CUDA's peak counter, the profiler and VmHWM are
@@ -213,7 +213,7 @@ def _measure_inference(architecture, dtype, seq_len, batch_size, device, max_sec
         raise ValueError("This GPU has no bf16 support (compute capability < 8.0): choose fp16 or fp32.")
     flash = dev.type != "cuda" or cuda_has_flash_attention(dev)
     prediction = predict_inference(cfg, dtype, seq_len, batch_size, device_type=dev.type, flash_attention=flash,
-                                   bf16_matmul_scratch=dev.type == "cpu" and bf16_matmul_scratch())
+                                   bf16_matmul_scratch=matmul_workspace_bytes if dev.type == "cpu" else False)
     predicted = prediction["predicted_peak_bytes"]
     _guard(predicted, dev, "this inference")
     _check_time(prediction["n_params"], seq_len * batch_size, False, dev, max_seconds, predicted)

@@ -219,9 +219,10 @@ def cpu_kernels() -> dict:
     """Which CPU kernels PyTorch picks here (they decide some temporaries): ATen's dispatch level
     (``torch.backends.cpu.get_cpu_capability()``: DEFAULT / AVX2 / AVX512; ``ATEN_CPU_CAPABILITY`` lowers it),
     whether oneDNN runs bf16 matmuls natively (AVX512-BF16 / AMX; ``ONEDNN_MAX_CPU_ISA`` lowers it) and the thread
-    count, and whether a bf16 matmul allocates an fp32 copy of its output (``bf16_matmul_scratch``). Measured on an
-    AVX2 CPU (2026-12-01): every CPU ledger term was byte-identical at DEFAULT / AVX2, oneDNN AVX2 / SSE4.1 and 1–8
-    threads."""
+    count, whether a bf16 matmul allocates an fp32 copy of its output (``bf16_matmul_scratch``), and what a bf16
+    product of the tiny test models' MLP shape (128 × 64 by 64 × 256) allocates beyond its output without and with a
+    bias (``bf16_workspace_bytes``, from ``matmul_workspace_bytes``). Measured on an AVX2 CPU (2026-12-01): every CPU
+    ledger term was byte-identical at DEFAULT / AVX2, oneDNN AVX2 / SSE4.1 and 1–8 threads."""
     import torch
 
     try:
@@ -229,10 +230,17 @@ def cpu_kernels() -> dict:
     except (AttributeError, RuntimeError):  # pragma: no cover - builds without oneDNN
         bf16 = False
     return {"aten_cpu_capability": torch.backends.cpu.get_cpu_capability(), "onednn_bf16": bf16,
-            "bf16_matmul_scratch": bf16_matmul_scratch(), "threads": torch.get_num_threads()}
+            "bf16_matmul_scratch": bf16_matmul_scratch(), "threads": torch.get_num_threads(),
+            "bf16_workspace_bytes": {"linear": matmul_workspace_bytes(128, 64, 256, bias=False),
+                                     "linear+bias": matmul_workspace_bytes(128, 64, 256, bias=True)}}
 
 
 _BF16_SCRATCH: dict = {}
+_WORKSPACE: dict = {}
+# Products up to this many multiply-adds are probed at their own shape (~0.1 s of bf16 on one slow core); larger
+# ones at two row counts below it, extrapolated along the rows (a workspace is a per-thread block or a copy of the
+# output, both linear in M at fixed K and N).
+WORKSPACE_PROBE_MACS = 1 << 28
 
 
 def bf16_matmul_scratch() -> bool:
@@ -240,19 +248,63 @@ def bf16_matmul_scratch() -> bool:
     op, besides the bf16 output: oneDNN does so where it has bf16 matmuls but no native bf16 instructions (seen on
     AVX-512 without AVX512-BF16 or AMX, 2026-12-06: (M·N·4 + 128) bytes per product; with ``ONEDNN_MAX_CPU_ISA=AVX2``
     ATen's own kernel runs and allocates none). Probed once per process with a 128×64 · 64×176 product under the
-    profiler, the same instrument as the measurements."""
+    profiler, the same instrument as the measurements. What a product allocates, whatever its form, at a given
+    shape: ``matmul_workspace_bytes``."""
     if "value" not in _BF16_SCRATCH:
-        import torch
-        from torch._C._profiler import _EventType
-        from torch.profiler import ProfilerActivity, profile
-
         m, k, n = 128, 64, 176
-        a, b = torch.ones(m, k, dtype=torch.bfloat16), torch.ones(k, n, dtype=torch.bfloat16)
-        with torch.inference_mode():
-            a @ b  # oneDNN creates its primitive (and caches it) on the first call
-            with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
-                a @ b
-        sizes = [e.typed[1].alloc_size for e in _walk(prof.profiler.kineto_results.experimental_event_tree())
-                 if e.typed[0] == _EventType.Allocation]
-        _BF16_SCRATCH["value"] = any(size >= m * n * 4 for size in sizes)
+        _BF16_SCRATCH["value"] = matmul_workspace_bytes(m, k, n, bias=False, layout="matmul") >= m * n * 4
     return _BF16_SCRATCH["value"]
+
+
+def matmul_workspace_bytes(m: int, k: int, n: int, bias: bool = False, layout: str = "linear",
+                           dtype: str = "bf16") -> int:
+    """Bytes a CPU matrix product of (m × k) by (k × n) allocates beyond its (m × n) output while it runs, probed
+    once per shape and process under the profiler (the measurements' instrument), with ``torch.inference_mode``.
+
+    The workspace is a property of the kernel PyTorch and oneDNN pick on this CPU, not of the model: it differs by
+    instruction set (AVX2: ATen's kernel, none; AVX-512 without BF16: an fp32 copy of the output; native AVX512-BF16
+    and AMX: oneDNN's own per-thread blocks, differently with a bias, whose ``beta = 1`` adds a sum post-op), by
+    thread count and by shape, so it is asked of the kernel rather than assumed. ``layout``: ``"linear"``
+    (``F.linear``: weight stored n × k, as ``nn.Linear``), ``"conv1d"`` (``torch.addmm`` with the weight stored
+    k × n, GPT-2's ``Conv1D``) or ``"matmul"`` (``a @ b``, no bias). Shapes past ``WORKSPACE_PROBE_MACS``
+    multiply-adds are probed at two smaller row counts and extrapolated linearly in m."""
+    for name, value in (("m", m), ("k", k), ("n", n)):
+        if int(value) != value or value < 1:
+            raise ValueError(f"{name} must be a positive whole number, got {value!r}")
+    if layout not in ("linear", "conv1d", "matmul"):
+        raise ValueError(f"layout must be 'linear', 'conv1d' or 'matmul', got {layout!r}")
+    m, k, n = int(m), int(k), int(n)
+    if m * k * n > WORKSPACE_PROBE_MACS and m > 32:
+        small = max(16, min(m // 2, WORKSPACE_PROBE_MACS // (k * n)))
+        a, b = (matmul_workspace_bytes(r, k, n, bias, layout, dtype) for r in (small, 2 * small))
+        return max(0, round(b + (b - a) * (m - 2 * small) / small))
+    key = (m, k, n, bool(bias), layout, dtype)
+    if key not in _WORKSPACE:
+        _WORKSPACE[key] = _probe_workspace(m, k, n, bool(bias), layout, dtype)
+    return _WORKSPACE[key]
+
+
+def _probe_workspace(m: int, k: int, n: int, bias: bool, layout: str, dtype: str) -> int:
+    import torch
+    import torch.nn.functional as F
+
+    torch_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[dtype]
+    x = torch.ones(m, k, dtype=torch_dtype)
+    w = torch.ones((k, n) if layout in ("conv1d", "matmul") else (n, k), dtype=torch_dtype)
+    b = torch.ones(n, dtype=torch_dtype) if bias and layout != "matmul" else None
+
+    def product():
+        if layout == "matmul":
+            return x @ w
+        if layout == "conv1d":
+            return torch.addmm(b, x, w) if b is not None else x @ w
+        return F.linear(x, w, b)
+
+    tracker = CpuProfilerTracker(torch.device("cpu"))
+    with torch.inference_mode():
+        del_me = product()  # oneDNN creates its primitive (and caches it) on the first call
+        del del_me
+        with tracker.phase() as ph:
+            out = product()
+    del out
+    return max(0, ph.peak - ph.end)

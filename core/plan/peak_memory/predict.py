@@ -170,18 +170,29 @@ def _textbook_training(cfg, n_params, recipe, s, b, gradient_checkpointing) -> f
     return float(states + act * (2 if recipe == "fp32" else 1))
 
 
+def emulated_bf16_copy_bytes(m: int, k: int, n: int, bias: bool = False, layout: str = "linear") -> int:
+    """The workspace of one bf16 product on a CPU whose oneDNN emulates bf16 (AVX-512 without AVX512-BF16 or AMX;
+    measured 2026-12-06): an fp32 copy of the m × n output plus 128 bytes, with or without a bias."""
+    return 4 * m * n + 128
+
+
+def _no_workspace(m: int, k: int, n: int, bias: bool = False, layout: str = "linear") -> int:
+    return 0
+
+
 def _inference_transient(cfg: Mapping, hf, p: int, s: int, b: int, device_type: str,
-                         flash: bool = True, matmul_scratch: bool = False) -> tuple[float, str]:
+                         flash: bool = True, workspace=_no_workspace) -> tuple[float, str]:
     """Activations and temporaries alive at the busiest moment of one prefill pass (no autograd), bytes.
 
     Read off each model's forward code: tensors still referenced by Python locals (embeddings, the block's input
     and residual) plus the widest moment of one block, in the last layer (when every layer's KV cache exists):
     GPT-2's gelu_new holds its input and three temporaries (4 × ffn), a SiLU-gated MLP three ffn-wide tensors,
-    BERT's GELU two; T5 also keeps its position biases (heads × s × s) and the encoder output. ``matmul_scratch``
-    (a bf16 run on a CPU whose oneDNN emulates bf16: ``core.measure.trackers.bf16_matmul_scratch``): each matrix
-    product also holds an fp32 copy of its output, so the up projection, computed while act(gate) is alive, becomes
-    the MLP's busiest moment (BERT: the intermediate dense's product); measured on the tiny GPT-2 and T5 it stays
-    within 2 % without a term of its own.
+    BERT's GELU two; T5 also keeps its position biases (heads × s × s) and the encoder output. ``workspace(m, k, n,
+    bias, layout)``: the bytes a product allocates beyond its output while it runs (a property of the CPU's kernels:
+    ``core.measure.trackers.matmul_workspace_bytes`` asks them; ``emulated_bf16_copy_bytes`` is the fp32 copy of an
+    emulating oneDNN). Each MLP's first products are computed while their input is alive (the up projection also
+    beside act(gate)), so with a large enough workspace one of them becomes the block's busiest moment: Llama's up,
+    BERT's intermediate dense (a bias: oneDNN's sum post-op), GPT-2's c_fc and c_attn, T5's gated wi_1.
     """
     fam = family(cfg)
     h, f, L, V = cfg["hidden_size"], cfg["intermediate_size"], cfg["num_hidden_layers"], cfg["vocab_size"]
@@ -194,14 +205,16 @@ def _inference_transient(cfg: Mapping, hf, p: int, s: int, b: int, device_type: 
         act_peak = 4 * f if act in ("gelu_new", "gelu_fast", "gelu_python") else 2 * f
         keep = n * p * (2 * h + more * h) + s * h * p  # token + position embeddings, their sum, the block input
         mlp = keep + n * p * (2 * h + act_peak)  # + residual, ln_2 output, the activation's tensors
+        mlp = max(mlp, keep + n * p * (2 * h + f) + workspace(n, h, f, True, "conv1d"))  # c_fc's product
         attn = keep + n * p * 6 * h  # ln_1 output, fused q/k/v, attention output, projection
+        attn = max(attn, keep + n * p * 4 * h + workspace(n, h, 3 * h, True, "conv1d"))  # c_attn's product
         return max(mlp, attn) + logits, "last layer's MLP (gelu_new temporaries)" if mlp >= attn else "attention"
     if fam == "llama":
         ad, kvd = a * d, kv * d
         keep = n * p * (h + more * h) + 2 * s * d * p  # embeddings, block input, rotary cos/sin
         mlp = keep + n * p * (2 * h + 3 * f)  # residual, norm output, act(gate), up, their product
-        if matmul_scratch:  # up's product: act(gate), up's output and its fp32 scratch (+ oneDNN's 128 bytes)
-            mlp = max(mlp, keep + n * p * (2 * h + 2 * f) + 4 * n * f + 128)
+        # up's product: residual, norm output, act(gate), up's output and the product's workspace
+        mlp = max(mlp, keep + n * p * (2 * h + 2 * f) + workspace(n, h, f, False, "linear"))
         norm = keep + n * (p * h + 4 * h + (4 * h if p < 4 else 0))  # RMSNorm's fp32 copy and product
         attn = keep + n * p * (h + 2 * ad + 3 * kvd + ad)
         if device_type == "cuda" and (p == 4 or not flash) and kv != a:  # GQA without flash: math path, s×s
@@ -211,8 +224,8 @@ def _inference_transient(cfg: Mapping, hf, p: int, s: int, b: int, device_type: 
     if fam == "bert":
         keep = n * p * (h + more * h)
         layer = keep + n * p * (h + 2 * f)
-        if matmul_scratch:  # the intermediate dense's product: its output and its fp32 scratch
-            layer = max(layer, keep + n * p * (h + f) + 4 * n * f + 128)
+        # the intermediate dense's product (with its bias): its input, its output and the product's workspace
+        layer = max(layer, keep + n * p * (h + f) + workspace(n, h, f, True, "linear"))
         emb = n * p * 4 * h + s * h * p
         return max(layer, emb) + b * h * p, "last layer's MLP"
     if fam == "t5":
@@ -220,12 +233,18 @@ def _inference_transient(cfg: Mapping, hf, p: int, s: int, b: int, device_type: 
         inner = a * d
         act_peak = (4 if spec.act == "gelu_new" else 2) * f
         ff = max(act_peak, 3 * f) if spec.gated else act_peak
+        ws = workspace(n, h, f, False, "linear")
+        ff = max(ff, (2 * f if spec.gated else f) + ws / (n * p))  # wi (gated: wi_1 beside act(wi_0)) + workspace
         Ld = cfg["num_decoder_layers"]
         biases = 2 * a * s * s * p  # decoder self-attention bias and the cross-attention zero bias
         keep = n * p * (2 * h + (h if Ld > 1 else 0))  # encoder output, decoder embeddings, block input
         ffn = keep + biases + n * p * (2 * h + ff)
         attn = keep + biases + n * p * (2 * h + 4 * inner) + a * s * s * p  # + this layer's masked bias copy
-        buckets = keep + n * p * (h + 3 * inner) + 48 * s * s  # relative-position bucketing: ~6 int64 s×s
+        # Relative-position bucketing (T5Attention._relative_position_bucket, layer 0 of each stack), measured with
+        # the profiler on transformers 5.23 at s = 128 and 256: 47 B per s² for the encoder's bidirectional buckets
+        # (beside its embeddings), 39 B for the decoder's causal ones (beside the encoder output); int64, so the same
+        # at every precision, where the old single 48 B beside the decoder's tensors made it bf16's false peak.
+        buckets = max(n * p * h + 47 * s * s, keep + 39 * s * s) + n * p * (h + 3 * inner)
         best = max(ffn, attn, buckets)
         label = "last decoder layer's MLP" if best == ffn else ("attention with position bias" if best == attn
                                                                  else "relative-position bucketing")
@@ -235,11 +254,13 @@ def _inference_transient(cfg: Mapping, hf, p: int, s: int, b: int, device_type: 
 
 
 def predict_inference(architecture, dtype, seq_len: int, batch_size: int, device_type: str = "cuda",
-                      flash_attention: bool = True, bf16_matmul_scratch: bool = False) -> dict:
+                      flash_attention: bool = True, bf16_matmul_scratch=False) -> dict:
     """The planner's prediction of a prefill's peak: weights (core.plan.memory.weights_bytes) + KV cache
     (core.plan.memory.model_kv_cache_bytes) + the activations alive at the busiest moment (``_inference_transient``).
-    ``bf16_matmul_scratch``: the CPU's bf16 matmuls hold an fp32 copy of their output (a measured property of the
-    machine, ``core.measure.trackers.bf16_matmul_scratch``); it applies to bf16 runs on the CPU only."""
+    ``bf16_matmul_scratch``: what this CPU's bf16 products allocate beyond their output, either a function
+    ``(m, k, n, bias, layout) -> bytes`` (``core.measure.trackers.matmul_workspace_bytes``, probed from the kernels)
+    or ``True`` for the fp32 copy of an emulating oneDNN (``emulated_bf16_copy_bytes``); it applies to bf16 runs on
+    the CPU only."""
     cfg, seq_len, batch_size = check_setting(architecture, seq_len, batch_size)
     dtype = normalize_dtype(dtype)
     p = DTYPE_BYTES[dtype]
@@ -247,8 +268,10 @@ def predict_inference(architecture, dtype, seq_len: int, batch_size: int, device
     hf = architectures.hf_config(cfg)
     weights = memory.weights_bytes(n_params, dtype)
     kv = memory.model_kv_cache_bytes(cfg, seq_len, batch_size, p)
-    scratch = bool(bf16_matmul_scratch) and dtype == "bf16" and device_type == "cpu"
-    transient, where = _inference_transient(cfg, hf, p, seq_len, batch_size, device_type, flash_attention, scratch)
+    workspace = _no_workspace
+    if bf16_matmul_scratch and dtype == "bf16" and device_type == "cpu":
+        workspace = bf16_matmul_scratch if callable(bf16_matmul_scratch) else emulated_bf16_copy_bytes
+    transient, where = _inference_transient(cfg, hf, p, seq_len, batch_size, device_type, flash_attention, workspace)
     if family(cfg) == "generic":
         transient = weights * memory.DEFAULT_INFERENCE_WORKSPACE_PCT / 100
     textbook = weights + kv + weights * memory.DEFAULT_INFERENCE_WORKSPACE_PCT / 100
