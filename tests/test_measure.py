@@ -183,11 +183,29 @@ def test_large_products_are_probed_small_and_extrapolated(monkeypatch):
         monkeypatch.setattr(trackers, "_probe_workspace", lambda m, k, n, bias, layout, dtype: law(m, n))
         m, k, n = 65_536, 4_096, 11_008
         assert trackers.matmul_workspace_bytes(m, k, n) == law(m, n)
-        assert sorted(key[0] for key in trackers._WORKSPACE) == [16, 32]  # two small probes, not the real shape
+        probed = set(trackers._WORKSPACE)
+        assert {key[0] for key in probed} == {16, 32}  # small probes, not the real shape
+        assert all(key[1] * key[2] <= trackers.WORKSPACE_PROBE_WEIGHT for key in probed)  # nor the real weight
     with pytest.raises(ValueError, match="positive whole number"):
         trackers.matmul_workspace_bytes(0, 4, 4)
     with pytest.raises(ValueError, match="layout"):
         trackers.matmul_workspace_bytes(4, 4, 4, layout="conv2d")
+
+
+@pytest.mark.parametrize("k, n", [(768, 3072), (4096, 11008), (8192, 28672), (16384, 53248), (64, 64), (4096, 65)])
+def test_every_shape_is_probed_within_budget_and_terminates(monkeypatch, k, n):
+    """Any row count, even one where halving lands back on itself (GPT-2's MLP at 226 rows once recursed without
+    end and took the memory planner down), is answered from probes inside the budgets, exactly for a linear law."""
+    from core.measure import trackers
+
+    law = lambda m, n: 4 * m * n + 128  # noqa: E731 - the emulated-bf16 copy of the output
+    monkeypatch.setattr(trackers, "_probe_workspace", lambda m, k, n, bias, layout, dtype: law(m, n))
+    for m in (1, 17, 33, 64, 100, 113, 226, 227, 1_000, 2_048, 8_192, 131_072):
+        monkeypatch.setattr(trackers, "_WORKSPACE", {})
+        assert abs(trackers.matmul_workspace_bytes(m, k, n) - law(m, n)) <= 2, (m, k, n)
+        for pm, pk, pn, *_ in trackers._WORKSPACE:
+            assert pm * pk * pn <= trackers.WORKSPACE_PROBE_MACS or pm <= 32, (m, pm, pk, pn)
+            assert pk * pn <= trackers.WORKSPACE_PROBE_WEIGHT or pn <= 64, (m, pm, pk, pn)
 
 
 # --- training ----------------------------------------------------------------------------------------------------

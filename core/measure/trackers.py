@@ -241,6 +241,8 @@ _WORKSPACE: dict = {}
 # ones at two row counts below it, extrapolated along the rows (a workspace is a per-thread block or a copy of the
 # output, both linear in M at fixed K and N).
 WORKSPACE_PROBE_MACS = 1 << 28
+# Weights past this many elements (32 MiB of bf16) are probed at two narrower widths and extrapolated along N.
+WORKSPACE_PROBE_WEIGHT = 1 << 24
 
 
 def bf16_matmul_scratch() -> bool:
@@ -267,15 +269,23 @@ def matmul_workspace_bytes(m: int, k: int, n: int, bias: bool = False, layout: s
     thread count and by shape, so it is asked of the kernel rather than assumed. ``layout``: ``"linear"``
     (``F.linear``: weight stored n × k, as ``nn.Linear``), ``"conv1d"`` (``torch.addmm`` with the weight stored
     k × n, GPT-2's ``Conv1D``) or ``"matmul"`` (``a @ b``, no bias). Shapes past ``WORKSPACE_PROBE_MACS``
-    multiply-adds are probed at two smaller row counts and extrapolated linearly in m."""
+    multiply-adds are probed at two smaller row counts and extrapolated linearly in m, and weights past
+    ``WORKSPACE_PROBE_WEIGHT`` elements at two narrower widths, extrapolated linearly in n."""
     for name, value in (("m", m), ("k", k), ("n", n)):
         if int(value) != value or value < 1:
             raise ValueError(f"{name} must be a positive whole number, got {value!r}")
     if layout not in ("linear", "conv1d", "matmul"):
         raise ValueError(f"layout must be 'linear', 'conv1d' or 'matmul', got {layout!r}")
     m, k, n = int(m), int(k), int(n)
+    if k * n > WORKSPACE_PROBE_WEIGHT and n > 64:
+        # A 70B model's MLP weight is ~0.5 GB in bf16: probe two narrower products and extrapolate along the columns
+        # (both workspaces above are linear in N at fixed M and K), so a page never allocates a layer to plan it.
+        narrow = max(32, min((n - 1) // 2, WORKSPACE_PROBE_WEIGHT // (2 * k)))
+        a, b = (matmul_workspace_bytes(m, k, c, bias, layout, dtype) for c in (narrow, 2 * narrow))
+        return max(0, round(b + (b - a) * (n - 2 * narrow) / narrow))
     if m * k * n > WORKSPACE_PROBE_MACS and m > 32:
-        small = max(16, min(m // 2, WORKSPACE_PROBE_MACS // (k * n)))
+        # Both probes stay strictly below m (and, unless at the 16-row floor, within the budget), so this ends.
+        small = max(16, min((m - 1) // 2, WORKSPACE_PROBE_MACS // (2 * k * n)))
         a, b = (matmul_workspace_bytes(r, k, n, bias, layout, dtype) for r in (small, 2 * small))
         return max(0, round(b + (b - a) * (m - 2 * small) / small))
     key = (m, k, n, bool(bias), layout, dtype)

@@ -192,7 +192,10 @@ def _inference_transient(cfg: Mapping, hf, p: int, s: int, b: int, device_type: 
     ``core.measure.trackers.matmul_workspace_bytes`` asks them; ``emulated_bf16_copy_bytes`` is the fp32 copy of an
     emulating oneDNN). Each MLP's first products are computed while their input is alive (the up projection also
     beside act(gate)), so with a large enough workspace one of them becomes the block's busiest moment: Llama's up,
-    BERT's intermediate dense (a bias: oneDNN's sum post-op), GPT-2's c_fc and c_attn, T5's gated wi_1.
+    BERT's intermediate dense (a bias: oneDNN's sum post-op), GPT-2's c_fc and c_attn, T5's gated wi_1; and each
+    MLP's down projection, whose workspace grows with its inner dimension (K = ffn): on native AVX512-BF16 oneDNN
+    (2026-12-07, 2 threads) BERT's output dense (128 × 256 by 256 × 64, bias) took 99,968 B beyond its output against
+    83,584 B for the intermediate dense, and became the peak (6.9 % low without it).
     """
     fam = family(cfg)
     h, f, L, V = cfg["hidden_size"], cfg["intermediate_size"], cfg["num_hidden_layers"], cfg["vocab_size"]
@@ -206,6 +209,7 @@ def _inference_transient(cfg: Mapping, hf, p: int, s: int, b: int, device_type: 
         keep = n * p * (2 * h + more * h) + s * h * p  # token + position embeddings, their sum, the block input
         mlp = keep + n * p * (2 * h + act_peak)  # + residual, ln_2 output, the activation's tensors
         mlp = max(mlp, keep + n * p * (2 * h + f) + workspace(n, h, f, True, "conv1d"))  # c_fc's product
+        mlp = max(mlp, keep + n * p * (3 * h + f) + workspace(n, f, h, True, "conv1d"))  # c_proj's, beside act
         attn = keep + n * p * 6 * h  # ln_1 output, fused q/k/v, attention output, projection
         attn = max(attn, keep + n * p * 4 * h + workspace(n, h, 3 * h, True, "conv1d"))  # c_attn's product
         return max(mlp, attn) + logits, "last layer's MLP (gelu_new temporaries)" if mlp >= attn else "attention"
@@ -215,6 +219,8 @@ def _inference_transient(cfg: Mapping, hf, p: int, s: int, b: int, device_type: 
         mlp = keep + n * p * (2 * h + 3 * f)  # residual, norm output, act(gate), up, their product
         # up's product: residual, norm output, act(gate), up's output and the product's workspace
         mlp = max(mlp, keep + n * p * (2 * h + 2 * f) + workspace(n, h, f, False, "linear"))
+        # down's product: residual, norm output, act(gate)·up and down's output (the factors were temporaries)
+        mlp = max(mlp, keep + n * p * (3 * h + f) + workspace(n, f, h, False, "linear"))
         norm = keep + n * (p * h + 4 * h + (4 * h if p < 4 else 0))  # RMSNorm's fp32 copy and product
         attn = keep + n * p * (h + 2 * ad + 3 * kvd + ad)
         if device_type == "cuda" and (p == 4 or not flash) and kv != a:  # GQA without flash: math path, s×s
@@ -226,6 +232,8 @@ def _inference_transient(cfg: Mapping, hf, p: int, s: int, b: int, device_type: 
         layer = keep + n * p * (h + 2 * f)
         # the intermediate dense's product (with its bias): its input, its output and the product's workspace
         layer = max(layer, keep + n * p * (h + f) + workspace(n, h, f, True, "linear"))
+        # the output dense's (BertOutput, with its bias): attention output, GELU output, its output and workspace
+        layer = max(layer, keep + n * p * (2 * h + f) + workspace(n, f, h, True, "linear"))
         emb = n * p * 4 * h + s * h * p
         return max(layer, emb) + b * h * p, "last layer's MLP"
     if fam == "t5":
@@ -235,6 +243,8 @@ def _inference_transient(cfg: Mapping, hf, p: int, s: int, b: int, device_type: 
         ff = max(act_peak, 3 * f) if spec.gated else act_peak
         ws = workspace(n, h, f, False, "linear")
         ff = max(ff, (2 * f if spec.gated else f) + ws / (n * p))  # wi (gated: wi_1 beside act(wi_0)) + workspace
+        # wo's product: its input (gated: beside act(wi_0) and wi_1, still locals), its output and workspace
+        ff = max(ff, (3 * f if spec.gated else f) + h + workspace(n, f, h, False, "linear") / (n * p))
         Ld = cfg["num_decoder_layers"]
         biases = 2 * a * s * s * p  # decoder self-attention bias and the cross-attention zero bias
         keep = n * p * (2 * h + (h if Ld > 1 else 0))  # encoder output, decoder embeddings, block input
