@@ -53,6 +53,7 @@ def test_table_of_soft_labels_keeps_all_the_mass(teacher):
         D.next_token_logits(teacher, "  ")
 
 
+@pytest.mark.long
 def test_distilling_a_pruned_student_lowers_its_kl_to_the_teacher(teacher):
     probe = teacher.tokenizer("Ships", return_tensors="pt").input_ids
     with torch.inference_mode():
@@ -75,6 +76,7 @@ def test_distilling_a_pruned_student_lowers_its_kl_to_the_teacher(teacher):
     assert rows["pruned student"]["top-1 agreement (%)"] == 100 * result.pruned["top1_agreement"]
 
 
+@pytest.mark.long
 def test_stop_and_a_second_run_and_bad_input(teacher):
     stop = threading.Event()
     stop.set()

@@ -78,6 +78,7 @@ def smollm2():
     return runner.local_generator(load_model(None, dtype="fp32", device="cpu"))
 
 
+@pytest.mark.long
 def test_few_shot_against_zero_shot_on_the_bundled_classification_set(smollm2):
     setups = [runner.Setup("SmolLM2", t, smollm2) for t in ("zero-shot", "few-shot")]
     run = runner.run_evaluation("review-sentiment", setups)
@@ -94,6 +95,7 @@ def test_few_shot_against_zero_shot_on_the_bundled_classification_set(smollm2):
     assert report.run_csv(run).splitlines()[0].startswith("setup,model,technique,item,input,reference,completion")
 
 
+@pytest.mark.long
 def test_summaries_are_scored_with_rouge(smollm2):
     run = runner.run_evaluation("dialogue-summarization", [runner.Setup("SmolLM2", "one-shot", smollm2)], limit=2)
     (row,) = runner.summary(run)
@@ -104,6 +106,7 @@ def test_summaries_are_scored_with_rouge(smollm2):
     assert list(wide.columns) == ["item", "input", "reference", "SmolLM2 · one-shot"]
 
 
+@pytest.mark.long
 def test_zero_shot_chain_of_thought_reasons_then_answers_in_two_stages(smollm2):
     """Kojima et al.'s two stages on the real model: the trigger draws a reasoning, the answer cue then draws the
     label, and the reasoning is kept with the row."""
@@ -125,6 +128,7 @@ def test_zero_shot_chain_of_thought_reasons_then_answers_in_two_stages(smollm2):
     assert row["technique"] == runner.COT and row["items"] == 2
 
 
+@pytest.mark.long
 def test_pruned_variants_are_scored_beside_the_dense_model():
     """Evaluate's pruned variants are real pruned copies: removing 4 layers changes the answers, zeros are measured,
     and the fp32 model the page caches is left dense."""
@@ -189,6 +193,7 @@ def _adapter_zip(loaded) -> bytes:
     return buffer.getvalue()
 
 
+@pytest.mark.long
 def test_an_adapter_variant_loads_peft_files_onto_a_copy():
     from core.evaluate import variants
     from core.run.models import load_model

@@ -12,6 +12,7 @@ def base():
     return load_model(None, dtype="fp32", device="cpu")
 
 
+@pytest.mark.long
 def test_pruning_study_measures_dense_then_each_variant(base):
     seen = []
     rows = variants.pruning_study(base, ["magnitude", "remove-layers"], [0.2, 0.6], 3, max_new_tokens=8,
@@ -31,6 +32,7 @@ def test_pruning_study_measures_dense_then_each_variant(base):
     assert "magnitude 20 %" in variants.rows_csv(rows) and '"rows"' in variants.rows_json(rows)
 
 
+@pytest.mark.long
 def test_head_removal_in_the_study_shrinks_weights_without_zeros(base):
     dense, heads = variants.pruning_study(base, ["remove-heads"], [], max_new_tokens=8)
     assert heads["method"] == "remove-heads" and heads["variant"] == "6 heads per layer"

@@ -294,6 +294,7 @@ def _frame_with(at, column: str):
     return frames[0]
 
 
+@pytest.mark.long  # two rank processes: ~30 s here
 def test_multi_gpu_tab_runs_a_real_distributed_step_here():
     """"Run it here": two strategies on 2 real rank processes; per-rank measured vs predicted, downloads, torchrun."""
     from tests.test_distributed import _workers

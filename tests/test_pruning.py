@@ -30,6 +30,7 @@ def _pruned_quality(smollm2, method, sparsity):
     return pruned, info, P.quality(dense, logits, ids[0])
 
 
+@pytest.mark.long
 def test_perplexity_and_kl_rise_with_sparsity(smollm2):
     results = {s: _pruned_quality(smollm2, "magnitude", s) for s in (0.1, 0.3, 0.5, 0.7)}
     for s, (_, info, _) in results.items():
@@ -39,6 +40,7 @@ def test_perplexity_and_kl_rise_with_sparsity(smollm2):
     assert kl == sorted(kl) and ppl == sorted(ppl) and kl[0] > 0
 
 
+@pytest.mark.long
 def test_wanda_keeps_more_than_magnitude_at_half_sparsity(smollm2):
     _, _, magnitude = _pruned_quality(smollm2, "magnitude", 0.5)
     _, info, wanda = _pruned_quality(smollm2, "wanda", 0.5)
@@ -46,6 +48,7 @@ def test_wanda_keeps_more_than_magnitude_at_half_sparsity(smollm2):
     assert wanda["perplexity"] < magnitude["perplexity"] and wanda["kl_mean_nats"] < magnitude["kl_mean_nats"]
 
 
+@pytest.mark.long
 @pytest.mark.parametrize("method", ["2:4-magnitude", "2:4-wanda"])
 def test_two_four_pruning_follows_its_mask_and_saves_no_memory(smollm2, method):
     pruned, info, _ = _pruned_quality(smollm2, method, 0.5)
@@ -92,6 +95,7 @@ def test_bad_input_is_refused_before_touching_the_model(smollm2, call, message):
     assert len(model.model.layers) == 30
 
 
+@pytest.mark.long
 def test_removing_head_groups_shrinks_the_matrices_and_the_kv_cache(smollm2):
     model, ids, dense = smollm2
     smaller = copy.deepcopy(model)

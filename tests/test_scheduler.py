@@ -214,6 +214,7 @@ def test_stop_while_queued_leaves_the_line(lm):
     assert run_generation(lm, PROMPTS[1], settings_for(1)).new_tokens > 0  # the line still moves
 
 
+@pytest.mark.long  # rounds of concurrent SmolLM2 sessions: ~13 s here
 def test_memory_stays_bounded_across_rounds_of_concurrent_sessions(lm):
     process = psutil.Process()
     rss = []
