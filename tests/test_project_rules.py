@@ -295,6 +295,32 @@ def import_circles(graph: dict[str, set[str]]) -> list[list[str]]:
     return circles
 
 
+def package_of(module: str) -> str | None:
+    """The top-level package of core/ a module belongs to (``core.run.models.loading`` -> ``core.run``); None for
+    the modules outside a package."""
+    parts = module.split(".")
+    return ".".join(parts[:2]) if len(parts) > 1 and parts[1] in LAYERS else None
+
+
+def core_package_graph(root: Path = ROOT) -> dict[str, set[str]]:
+    """top-level package of core/ -> the other top-level packages its modules import, from modules at any depth and
+    imports anywhere in them (at the top, inside functions, under ``if``), as ``core_import_graph`` reads them."""
+    packages: dict[str, set[str]] = {}
+    for module, targets in core_import_graph(root).items():
+        own = package_of(module)
+        if own is None:
+            continue
+        edges = packages.setdefault(own, set())
+        edges.update(t for t in map(package_of, targets) if t is not None and t != own)
+    return packages
+
+
+def mutual_imports(packages: dict[str, set[str]]) -> list[str]:
+    """Every pair of packages that import each other, ``"A <-> B"`` with A before B."""
+    return sorted(f"{a} <-> {b}" for a, targets in packages.items() for b in targets
+                  if a < b and a in packages.get(b, ()))
+
+
 def test_core_is_packages_by_domain():
     modules = _core_modules(ROOT)
     loose = sorted(m for m in modules if m not in TOP_LEVEL_MODULES and m.split(".")[1] not in LAYERS)
@@ -308,6 +334,17 @@ def test_core_imports_only_down_the_layers_and_has_no_circles():
     assert upward_imports(graph) == []
     assert import_circles(graph) == []
     assert graph["core.compat"] == set(), "the finder of moved paths imports its targets only on demand"
+
+
+def test_no_two_core_packages_import_each_other():
+    """Two packages of one layer (evaluate and optimize) may not lean on each other either, not even through an
+    import inside a function: what both need belongs in a layer below them."""
+    packages = core_package_graph()
+    assert set(packages) == {f"core.{p}" for p in LAYERS}, "the package scan missed a package"
+    assert "core.run" in packages["core.optimize"] and "core.run" in packages["core.evaluate"], \
+        "the package scan found too little"
+    assert mutual_imports(packages) == []
+    assert import_circles(packages) == []
 
 
 def test_core_never_imports_the_pages():
@@ -326,6 +363,20 @@ def test_the_layer_checks_detect_an_upward_import_and_a_circle(tmp_path):
     assert graph["core.run.c"] == {"core.plan.a", "core.run.b"}
     assert upward_imports(graph) == ["core.plan.a -> core.run.b"]
     assert import_circles(graph) == [["core.plan.a", "core.run.b"]]
+
+
+def test_the_package_check_detects_two_packages_importing_each_other_at_any_depth(tmp_path):
+    for package in ("core", "core/common", "core/evaluate", "core/optimize", "core/optimize/deep"):
+        (tmp_path / package).mkdir()
+        (tmp_path / package / "__init__.py").write_text("")
+    (tmp_path / "core/evaluate/a.py").write_text("def f():\n    if True:\n        from core.optimize.deep import c\n")
+    (tmp_path / "core/optimize/deep/c.py").write_text("from core import evaluate\nfrom ..deep import c\n")
+    (tmp_path / "core/common/leaf.py").write_text("import core.common\n")
+    packages = core_package_graph(tmp_path)
+    assert packages["core.evaluate"] == {"core.optimize"} and packages["core.optimize"] == {"core.evaluate"}
+    assert packages["core.common"] == set()
+    assert mutual_imports(packages) == ["core.evaluate <-> core.optimize"]
+    assert import_circles(packages) == [["core.evaluate", "core.optimize"]]
 
 
 def test_no_module_of_core_passes_600_lines():
