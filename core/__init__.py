@@ -1,5 +1,2 @@
 """LLM Lab core: everything computable, importable without Streamlit. The map of its packages and what may import
 what is core/README.md."""
-from core import compat
-
-compat.install()

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from core.optimize import distillation as D
-from core.optimize import pruning
+from core.run import pruning
 from core.run.quantization import kl_divergence
 
 

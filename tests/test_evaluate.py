@@ -133,7 +133,7 @@ def test_pruned_variants_are_scored_beside_the_dense_model():
     """Evaluate's pruned variants are real pruned copies: removing 4 layers changes the answers, zeros are measured,
     and the fp32 model the page caches is left dense."""
     from core.evaluate import variants
-    from core.optimize.pruning import measured_sparsity
+    from core.run.pruning import measured_sparsity
     from core.run.models import load_model
 
     loaded = {}

@@ -1,5 +1,6 @@
 """Rules of the project's shape that are easy to break silently."""
 import ast
+import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -210,8 +211,8 @@ def test_gb_is_defined_once_in_core_units():
 LAYERS = {"common": 0, "plan": 1, "run": 2, "measure": 3,
           "serve": 4, "finetune": 4, "distributed": 4, "optimize": 4, "evaluate": 4, "io": 5}
 """Each package of core/ may import its own layer and the layers below, never one above."""
-TOP_LEVEL_MODULES = {"core", "core.compat"}
-"""The only modules of core/ outside a package: the package itself and the finder of moved paths."""
+TOP_LEVEL_MODULES = {"core"}
+"""The only module of core/ outside a package: the package itself."""
 
 
 def _core_modules(root: Path) -> dict[str, Path]:
@@ -295,6 +296,32 @@ def import_circles(graph: dict[str, set[str]]) -> list[list[str]]:
     return circles
 
 
+def package_of(module: str) -> str | None:
+    """The top-level package of core/ a module belongs to (``core.run.models.loading`` -> ``core.run``); None for
+    the modules outside a package."""
+    parts = module.split(".")
+    return ".".join(parts[:2]) if len(parts) > 1 and parts[1] in LAYERS else None
+
+
+def core_package_graph(root: Path = ROOT) -> dict[str, set[str]]:
+    """top-level package of core/ -> the other top-level packages its modules import, from modules at any depth and
+    imports anywhere in them (at the top, inside functions, under ``if``), as ``core_import_graph`` reads them."""
+    packages: dict[str, set[str]] = {}
+    for module, targets in core_import_graph(root).items():
+        own = package_of(module)
+        if own is None:
+            continue
+        edges = packages.setdefault(own, set())
+        edges.update(t for t in map(package_of, targets) if t is not None and t != own)
+    return packages
+
+
+def mutual_imports(packages: dict[str, set[str]]) -> list[str]:
+    """Every pair of packages that import each other, ``"A <-> B"`` with A before B."""
+    return sorted(f"{a} <-> {b}" for a, targets in packages.items() for b in targets
+                  if a < b and a in packages.get(b, ()))
+
+
 def test_core_is_packages_by_domain():
     modules = _core_modules(ROOT)
     loose = sorted(m for m in modules if m not in TOP_LEVEL_MODULES and m.split(".")[1] not in LAYERS)
@@ -307,7 +334,18 @@ def test_core_imports_only_down_the_layers_and_has_no_circles():
     assert len(graph) > 50 and sum(map(len, graph.values())) > 100, "the import scan found too little"
     assert upward_imports(graph) == []
     assert import_circles(graph) == []
-    assert graph["core.compat"] == set(), "the finder of moved paths imports its targets only on demand"
+    assert graph["core"] == set(), "importing core imports nothing else"
+
+
+def test_no_two_core_packages_import_each_other():
+    """Two packages of one layer (evaluate and optimize) may not lean on each other either, not even through an
+    import inside a function: what both need belongs in a layer below them."""
+    packages = core_package_graph()
+    assert set(packages) == {f"core.{p}" for p in LAYERS}, "the package scan missed a package"
+    assert "core.run" in packages["core.optimize"] and "core.run" in packages["core.evaluate"], \
+        "the package scan found too little"
+    assert mutual_imports(packages) == []
+    assert import_circles(packages) == []
 
 
 def test_core_never_imports_the_pages():
@@ -328,45 +366,102 @@ def test_the_layer_checks_detect_an_upward_import_and_a_circle(tmp_path):
     assert import_circles(graph) == [["core.plan.a", "core.run.b"]]
 
 
+def test_the_package_check_detects_two_packages_importing_each_other_at_any_depth(tmp_path):
+    for package in ("core", "core/common", "core/evaluate", "core/optimize", "core/optimize/deep"):
+        (tmp_path / package).mkdir()
+        (tmp_path / package / "__init__.py").write_text("")
+    (tmp_path / "core/evaluate/a.py").write_text("def f():\n    if True:\n        from core.optimize.deep import c\n")
+    (tmp_path / "core/optimize/deep/c.py").write_text("from core import evaluate\nfrom ..deep import c\n")
+    (tmp_path / "core/common/leaf.py").write_text("import core.common\n")
+    packages = core_package_graph(tmp_path)
+    assert packages["core.evaluate"] == {"core.optimize"} and packages["core.optimize"] == {"core.evaluate"}
+    assert packages["core.common"] == set()
+    assert mutual_imports(packages) == ["core.evaluate <-> core.optimize"]
+    assert import_circles(packages) == [["core.evaluate", "core.optimize"]]
+
+
 def test_no_module_of_core_passes_600_lines():
     long = {str(p.relative_to(ROOT)): n for p in (ROOT / "core").rglob("*.py")
             if (n := len(p.read_text().splitlines())) > 600}
     assert long == {}, f"split these along their seams (core/README.md): {long}"
 
 
-# --- old paths of moved modules: aliases for one release, unused by the project itself ---------------------------
-def test_old_module_paths_are_the_same_modules():
-    import importlib
-    import warnings
+# --- old paths of moved modules: gone, and used nowhere --------------------------------------------------------------
+OLD_PATHS = {
+    "core.checks": "core.common.checks",
+    "core.units": "core.common.units",
+    "core.user_text": "core.common.user_text",
+    "core.safe_json": "core.common.safe_json",
+    "core.scheduler": "core.common.scheduler",
+    "core.device": "core.common.device",
+    "core.process_memory": "core.common.process_memory",
+    "core.architectures": "core.plan.architectures",
+    "core.architecture_families": "core.plan.architectures.families",
+    "core.plan.architecture_families": "core.plan.architectures.families",
+    "core.memory": "core.plan.memory",
+    "core.memory_charts": "core.plan.memory_charts",
+    "core.memory_tables": "core.plan.memory_tables",
+    "core.compute": "core.plan.compute",
+    "core.compute_charts": "core.plan.compute_charts",
+    "core.compute_tables": "core.plan.compute_tables",
+    "core.serving": "core.plan.serving",
+    "core.serving_capacity": "core.plan.serving_capacity",
+    "core.serving_charts": "core.plan.serving_charts",
+    "core.hardware": "core.plan.hardware",
+    "core.model_size": "core.plan.model_size",
+    "core.published_runs": "core.plan.published_runs",
+    "core.training_runs": "core.plan.training_runs",
+    "core.finetune.plan": "core.plan.finetune",
+    "core.measure.inputs": "core.plan.peak_memory.inputs",
+    "core.measure.ledger": "core.plan.peak_memory.ledger",
+    "core.measure.predict": "core.plan.peak_memory.predict",
+    "core.models": "core.run.models",
+    "core.model_policy": "core.run.model_policy",
+    "core.prompts": "core.run.prompts",
+    "core.generation": "core.run.generation",
+    "core.generation_charts": "core.run.generation_charts",
+    "core.sampling": "core.run.sampling",
+    "core.sampling_charts": "core.run.sampling_charts",
+    "core.attention": "core.run.attention",
+    "core.attention_charts": "core.run.attention_charts",
+    "core.lens": "core.run.lens",
+    "core.lens_charts": "core.run.lens_charts",
+    "core.quantization": "core.run.quantization",
+    "core.quantization_charts": "core.run.quantization_charts",
+    "core.speculative": "core.run.speculative",
+    "core.branching": "core.run.branching",
+    "core.batch_serving": "core.run.batch_serving",
+    "core.fast_generation": "core.run.fast_generation",
+    "core.device_bench": "core.measure.device_bench",
+    "core.endpoints": "core.serve.endpoints",
+    "core.load_test": "core.serve.load_test",
+    "core.load_test_charts": "core.serve.load_test_charts",
+    "core.url_state": "core.io.url_state",
+    "core.compute_url": "core.io.compute_url",
+    "core.serving_url": "core.io.serving_url",
+    "core.plan_io": "core.io.plan_io",
+    "core.html_export": "core.io.html_export",
+    "core.optimize.pruning": "core.run.pruning",
+}
+"""Module paths from before core/ was regrouped by domain (December 2026) -> where each module went. Their aliases
+(a meta-path finder that ``import core`` installed) are removed; nothing may import or name these paths."""
 
-    from core import compat
 
-    assert len(compat.MOVED) > 40
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        for old, new in compat.MOVED.items():
-            assert importlib.import_module(old) is importlib.import_module(new), old
-        import core.memory
-        import core.plan.memory
-        from core import architectures, measure
-
-        assert core.memory.weights_bytes is core.plan.memory.weights_bytes
-        assert architectures.param_count is importlib.import_module("core.plan.architectures").param_count
-        assert measure.predict_training_step is importlib.import_module("core.plan.peak_memory.predict").predict_training_step
-        assert importlib.import_module("core.plan.memory").__spec__.name == "core.plan.memory"
-
-
-def test_an_old_path_warns_with_its_new_one():
+def test_old_module_paths_are_gone_and_import_core_installs_no_finder():
     import subprocess
     import sys
 
-    old = subprocess.run([sys.executable, "-W", "error::DeprecationWarning", "-c", "import core.memory"], cwd=ROOT,
-                         capture_output=True, text=True)
-    assert old.returncode != 0 and "core.memory moved to core.plan.memory" in old.stderr
-    new = subprocess.run([sys.executable, "-W", "error::DeprecationWarning", "-c",
-                          "import core.plan.memory, core.run.generation, core.measure, core.serve.load_test"],
-                         cwd=ROOT, capture_output=True, text=True)
-    assert new.returncode == 0, new.stderr
+    assert len(OLD_PATHS) > 40
+    probe = ("import importlib.util, sys\n"
+             "import core\n"
+             "print([type(f).__module__ for f in sys.meta_path if type(f).__module__.split('.')[0] == 'core'])\n"
+             f"print([m for m in {sorted(OLD_PATHS)!r} if importlib.util.find_spec(m) is not None])\n")
+    run = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.splitlines() == ["[]", "[]"]
+    assert not (ROOT / "core" / "compat.py").exists()
+    for old, new in OLD_PATHS.items():
+        assert _module_path(new, ROOT) is not None, f"{old} moved to {new}, which is not a module of core/"
 
 
 def _old_path_imports(path: Path, moved: dict) -> set[str]:
@@ -378,20 +473,43 @@ def _old_path_imports(path: Path, moved: dict) -> set[str]:
             if node.module in moved:
                 found.add(node.module)
             found.update(f"{node.module}.{a.name}" for a in node.names if f"{node.module}.{a.name}" in moved)
+        elif (isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(node.func, "id", "")) in
+              ("import_module", "find_spec", "__import__") and node.args and isinstance(node.args[0], ast.Constant)
+              and node.args[0].value in moved):
+            found.add(node.args[0].value)
     return found
 
 
 def test_the_project_imports_only_the_new_paths(tmp_path):
-    from core import compat
-
-    files = [p for folder in ("core", "views", "tests", "benchmarks", "scripts") for p in (ROOT / folder).rglob("*.py")
-             if p != Path(__file__).resolve()]  # this file imports old paths on purpose, to test them
+    files = [p for folder in ("core", "views", "tests", "benchmarks", "scripts") for p in (ROOT / folder).rglob("*.py")]
     files.append(ROOT / "app.py")
-    offenders = sorted(f"{p.relative_to(ROOT)}: {m}" for p in files for m in _old_path_imports(p, compat.MOVED))
+    offenders = sorted(f"{p.relative_to(ROOT)}: {m}" for p in files for m in _old_path_imports(p, OLD_PATHS))
     assert offenders == []
     probe = tmp_path / "probe.py"
-    probe.write_text("from core import memory, plan\nimport core.generation\nfrom core.finetune.plan import x\n")
-    assert _old_path_imports(probe, compat.MOVED) == {"core.memory", "core.generation", "core.finetune.plan"}
+    probe.write_text("from core import memory, plan\nimport core.generation\nfrom core.finetune.plan import x\n"
+                     "import importlib\nimportlib.import_module('core.optimize.pruning')\n")
+    assert _old_path_imports(probe, OLD_PATHS) == {"core.memory", "core.generation", "core.finetune.plan",
+                                                   "core.optimize.pruning"}
+
+
+def old_paths_named(text: str) -> set[str]:
+    """The old module paths ``text`` names, dotted (``core.memory.weights_bytes``) or as files (``core/memory.py``)."""
+    keys = sorted(OLD_PATHS, key=len, reverse=True)
+    dotted = re.compile(r"(?<![\w.])(" + "|".join(map(re.escape, keys)) + r")(?!\w)")
+    files = re.compile(r"(?<![\w./])(" + "|".join(re.escape(k.replace(".", "/")) for k in keys) + r")(?![\w-])")
+    return set(dotted.findall(text)) | {m.replace("/", ".") for m in files.findall(text)}
+
+
+def test_no_text_names_an_old_path():
+    text_suffixes = {".py", ".md", ".toml", ".txt", ".ini", ".cfg", ".yml", ".yaml", ".json", ".sh", ""}
+    files = [p for p in _tracked_files() if p.suffix in text_suffixes and p != Path(__file__).resolve()]
+    assert any(p.name == "README.md" for p in files), "git ls-files found no sources"
+    offenders = sorted(f"{p.relative_to(ROOT)}: {m}" for p in files
+                       for m in old_paths_named(p.read_text(errors="replace")))
+    assert offenders == [], f"name the new paths (core/README.md): {offenders}"
+    assert old_paths_named("see `core.memory.weights_bytes`, core/generation/ and core/optimize/pruning.py") == {
+        "core.memory", "core.generation", "core.optimize.pruning"}
+    assert old_paths_named("core.plan.memory, core.plan.serving_capacity, core/run/models/, core.run.pruning") == set()
 
 
 def test_every_code_path_the_readme_names_exists():

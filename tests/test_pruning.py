@@ -1,4 +1,4 @@
-"""core.optimize.pruning on the bundled SmolLM2-135M (real weights, the Quantization page's reference text):
+"""core.run.pruning on the bundled SmolLM2-135M (real weights, the Quantization page's reference text):
 perplexity and KL rise with sparsity, Wanda keeps more of the model than magnitude at the same sparsity, 2:4 leaves
 its pattern, and removing layers really lowers the measured weight memory."""
 import copy
@@ -6,7 +6,7 @@ import copy
 import pytest
 import torch
 
-from core.optimize import pruning as P
+from core.run import pruning as P
 from core.run.quantization import load_reference_text, model_weight_bytes
 
 

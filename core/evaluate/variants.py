@@ -3,7 +3,7 @@ a fine-tuned PEFT adapter (LoRA or prompt tuning), and any OpenAI-compatible end
 ``Generate`` function a ``runner.Setup`` calls.
 
 All of them answer greedily with the same plain prompt, so a row's difference from the fp32 row is the variant's
-doing: quantization (bitsandbytes), pruning (``core.optimize.pruning``; Wanda calibrates on the distillation text,
+doing: quantization (bitsandbytes), pruning (``core.run.pruning``; Wanda calibrates on the distillation text,
 not on the task), the adapter or the serving engine's kernels.
 """
 from __future__ import annotations
@@ -23,7 +23,7 @@ from core.evaluate.runner import EvaluationInputError, Generate, Setup, local_ge
 class Variant:
     """One choice in the Evaluate page's list: how to load it (``load`` options of ``core.run.models.load_model``)
     and, for a pruned copy, how to prune the fp32 model (``prune``: arguments of
-    ``core.optimize.variants.pruned_copy``)."""
+    ``core.run.pruning.pruned_copy``)."""
 
     label: str
     kind: str  # "precision" | "pruned" | "adapter" | "endpoint"
@@ -102,7 +102,7 @@ def with_adapter(base, files: dict[str, bytes], name: str = ADAPTER):
     (``PeftModel.from_pretrained``); ``base`` itself is left as it was."""
     from peft import PeftModel
 
-    from core.optimize.variants import as_loaded
+    from core.run.models import as_loaded
 
     with tempfile.TemporaryDirectory(prefix="llm-lab-eval-adapter-") as folder:
         for file_name, data in files.items():
@@ -134,7 +134,7 @@ def variant_generator(key: str, load: LoadModel, *, endpoint=None, adapter: dict
     if variant.kind == "adapter":
         loaded = with_adapter(loaded, adapter, variant.label)
     elif variant.kind == "pruned":
-        from core.optimize.variants import calibration_ids, pruned_copy
+        from core.run.pruning import calibration_ids, pruned_copy
 
         loaded = pruned_copy(loaded, calibration=calibration_ids(loaded.tokenizer), **variant.prune)
     return variant.label, local_generator(loaded)

@@ -7,11 +7,11 @@ teacher's) next-token distributions.
 - The loss: KL(p_teacher,T ‖ p_student,T) · T², averaged over token positions. The T² keeps the gradients' size
   independent of T ("it is important to multiply them by T²", ibid. §2). T = 1 is plain KL to the teacher.
 - The student: the teacher with its least influential layers removed (ShortGPT's Block Influence, measured on the
-  training text; core.optimize.pruning), then every remaining weight trained with AdamW on the bundled
+  training text; core.run.pruning), then every remaining weight trained with AdamW on the bundled
   distillation text (``core/data/distillation_text.txt``, CC0). Prune, then distil, is the recipe of Minitron
   (Muralidharan et al. 2024, "Compact Language Models via Pruning and Knowledge Distillation", §3–4).
 - Scored before and after on a different text, the bundled reference text of the Quantization page (held out):
-  perplexity, mean KL to the teacher and top-1 agreement (core.optimize.pruning.quality).
+  perplexity, mean KL to the teacher and top-1 agreement (core.run.pruning.quality).
 
 Each training step takes its turn in the process-wide model-work queue (core.common.scheduler) so other users' requests
 interleave with a run; one distillation runs at a time in a process (a second is refused while it trains).
@@ -29,11 +29,9 @@ from typing import Any, Callable
 
 import numpy as np
 
-from core.common.paths import DATA_DIR
+from core.run.pruning import CALIBRATION_TEXT_PATH as TEXT_PATH
 from core.run.tokens import token_text
 
-
-TEXT_PATH = DATA_DIR / "distillation_text.txt"
 DEFAULT_TEMPERATURE = 2.0
 DEFAULT_REMOVE = 6
 DEFAULT_STEPS = 30
@@ -55,10 +53,11 @@ class DistillationBusy(RuntimeError):
 
 
 def load_distillation_text(path: Path | str = TEXT_PATH) -> str:
-    """The bundled training text without its header comment."""
-    from core.run.quantization import load_reference_text
+    """The bundled training text without its header comment: the text pruning calibrates on
+    (core.run.pruning.load_calibration_text)."""
+    from core.run.pruning import load_calibration_text
 
-    return load_reference_text(path)
+    return load_calibration_text(path)
 
 
 def _check_temperature(temperature) -> float:
@@ -210,7 +209,7 @@ def prune_and_distil(teacher, remove: int = DEFAULT_REMOVE, steps: int = DEFAULT
 
     from core.common.checks import check_int
     from core.common.scheduler import GENERATION_QUEUE, QueueLeft
-    from core.optimize import pruning
+    from core.run import pruning
     from core.run.quantization import load_reference_text, model_weight_bytes
 
     report = progress or (lambda fraction, message: None)

@@ -12,12 +12,13 @@ PyTorch's dense kernels (on this CPU or a GPU); removed layers shrink both.
 """
 from __future__ import annotations
 
-import copy
-import dataclasses
 import time
 from typing import Callable
 
 import numpy as np
+
+from core.run import pruning
+from core.run.pruning import calibration_ids, pruned_copy
 
 DEFAULT_PROMPT = "Explain in two sentences why a lighthouse is useful to ships."
 DEFAULT_MAX_NEW_TOKENS = 32
@@ -31,23 +32,10 @@ class VariantError(ValueError):
     """Bad variant input; the message is user-facing."""
 
 
-def as_loaded(base, model, name: str, note: str = ""):
-    """``base`` (a core.run.models.LoadedModel) with another model in it, e.g. a pruned copy: same tokenizer and device."""
-    return dataclasses.replace(base, model=model, name=name, notes=[note] if note else [], quantization=None)
-
-
 def reference_ids(tokenizer, tokens: int = REFERENCE_TOKENS):
     from core.run.quantization import load_reference_text
 
     return tokenizer(load_reference_text(), return_tensors="pt").input_ids[:, :tokens]
-
-
-def calibration_ids(tokenizer, tokens: int = REFERENCE_TOKENS):
-    """Tokens for Wanda's input norms and ShortGPT's Block Influence: the distillation text, not the text the variants
-    are scored on (as Wanda calibrates on C4 and scores on WikiText)."""
-    from core.optimize.distillation import load_distillation_text
-
-    return tokenizer(load_distillation_text(), return_tensors="pt").input_ids[:, :tokens]
 
 
 def reference_logits(loaded, ids) -> np.ndarray:
@@ -57,33 +45,6 @@ def reference_logits(loaded, ids) -> np.ndarray:
 
     with GENERATION_QUEUE.admit("optimize"), torch.inference_mode():
         return loaded.model(input_ids=ids.to(loaded.device)).logits[0].float().cpu().numpy()
-
-
-def pruned_copy(base, method: str, *, sparsity: float = 0.5, layers: int = 0, head_groups: int = 1,
-                calibration=None):
-    """A pruned copy of ``base`` as a LoadedModel: ``method`` one of core.optimize.pruning.METHODS (unstructured or
-    2:4), "remove-layers" (``layers`` of lowest Block Influence taken out) or "remove-heads" (``head_groups``
-    key/value head groups of lowest importance taken out of every layer); ``calibration``: token ids for Wanda's
-    norms, the Block Influence and the head importance."""
-    from core.optimize import pruning
-
-    model = copy.deepcopy(base.model)
-    if method == "remove-heads":
-        info = pruning.remove_head_groups(model, calibration, head_groups)
-        name = f"{info['query_heads_per_layer']} heads per layer"
-        note = (f"{head_groups} of every layer's key/value head groups removed: {info['query_heads_per_layer']} "
-                f"query and {info['kv_heads_per_layer']} key/value heads left per layer")
-    elif method == "remove-layers":
-        drop = pruning.least_influential_layers(base.model, calibration, layers)
-        pruning.remove_layers(model, drop)
-        name = f"{layers} layers removed"
-        note = f"layers {', '.join(map(str, drop))} removed (lowest Block Influence)"
-    else:
-        info = pruning.prune_model(model, method, sparsity, calibration)
-        name = f"{method} {100 * info['sparsity']:.0f} %"
-        note = f"{method}: {100 * info['sparsity']:.1f} % of the layers' weights are zero"
-    model.eval()
-    return as_loaded(base, model, name, note)
 
 
 def _chat_ids(tokenizer, prompt: str):
@@ -118,7 +79,6 @@ def measure_variant(label: str, loaded, *, dense_logits, ids, kind: str = "", pr
 def _measure(label, loaded, *, dense_logits, ids, kind, prompt, max_new_tokens, task_limit, parameters) -> dict:
     import torch
 
-    from core.optimize import pruning
     from core.common.process_memory import PeakMemoryMeter, process_rss_bytes
     from core.run.quantization import free_released_memory, model_weight_bytes
     from core.common.scheduler import GENERATION_QUEUE
@@ -158,9 +118,9 @@ def lineup(base, kinds=LINEUP_KINDS, *, pruned: dict | None = None, distilled_mo
            prompt: str = DEFAULT_PROMPT, max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS, task_limit: int | None = 8,
            progress: Callable[[float, str], None] | None = None) -> list[dict]:
     """fp32, int8, NF4 (bitsandbytes), a pruned copy and a distilled student of ``base`` (the fp32 LoadedModel),
-    measured in turn with ``measure_variant``. ``pruned``: keyword arguments of ``pruned_copy`` (default 4 layers
-    removed); ``distilled_model``: the student of a core.optimize.distillation run (the row is skipped without
-    one). A variant that can't run here gets a row with its ``reason``."""
+    measured in turn with ``measure_variant``. ``pruned``: keyword arguments of core.run.pruning.pruned_copy
+    (default 4 layers removed); ``distilled_model``: the student of a core.optimize.distillation run (the row is
+    skipped without one). A variant that can't run here gets a row with its ``reason``."""
     from core.run import models
     from core.run.quantization import detach_from_checkpoint, free_released_memory, quiet_libraries
 
@@ -193,7 +153,7 @@ def lineup(base, kinds=LINEUP_KINDS, *, pruned: dict | None = None, distilled_mo
             else:
                 if distilled_model is None:
                     continue
-                loaded, label = as_loaded(base, distilled_model, "distilled student"), "distilled student"
+                loaded, label = models.as_loaded(base, distilled_model, "distilled student"), "distilled student"
             report((index + 0.3) / len(kinds), f"{label}: measuring…")
             rows.append(measure_variant(label, loaded, dense_logits=dense, ids=ids, kind=kind, prompt=prompt,
                                         max_new_tokens=max_new_tokens, task_limit=task_limit,
@@ -223,7 +183,6 @@ def pruning_study(base, methods=("magnitude", "wanda"), sparsities=DEFAULT_SPARS
     ``layers`` layers and of one key/value head group per layer, each measured with ``measure_variant`` on a fresh
     pruned copy (Wanda's input norms, the Block Influence and the head importance come from the reference text's
     tokens). ``on_row(row, done, total)`` after each; a set ``stop`` ends the study with the rows so far."""
-    from core.optimize import pruning
     from core.run.quantization import free_released_memory
 
     chosen = [m for m in PRUNING_METHODS if m in set(methods)]

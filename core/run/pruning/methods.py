@@ -1,4 +1,4 @@
-"""Pruning a causal LM's transformer blocks, and what it does, measured.
+"""Pruning methods for a causal LM's transformer blocks, and what they do, measured.
 
 - ``magnitude``: unstructured, the smallest |W| of each linear layer set to zero (``torch.nn.utils.prune.
   l1_unstructured``, then made permanent with ``prune.remove``; Han et al. 2015).
