@@ -51,3 +51,19 @@ def test_closing_the_tab_mid_run_ends_every_rank(app_url, chromium_browser):
     finally:
         context.close()
     _wait(lambda: not _workers(), 60, "every rank process to end after the tab closed")
+
+
+def test_stop_mid_run_says_how_far_it_got_and_ends_every_rank(app_url, page):
+    """Issue 32: after Stop the page says "Stopped after k of n strategies" (like the other pages) and keeps the
+    finished strategies' rows; no rank process is left."""
+    _open_multi_gpu(page, app_url)
+    page.get_by_role("button", name="Run here").click()
+    wait_for_main_text(page, "DDP: done in", timeout=300)  # the first of the four strategies has finished
+    page.get_by_role("button", name="Stop").click()
+    wait_for_main_text(page, "Stopped after", "of 4 strategies", timeout=120)
+    main = page.locator('[data-testid="stMain"]').inner_text()
+    done = int(main.split("Stopped after ", 1)[1].split(" of 4", 1)[0])
+    assert 1 <= done < 4, done
+    assert "Worst per-rank peak error" in main  # the finished strategies' table stays
+    _wait(lambda: not _workers(), 60, "every rank process to end after Stop")
+    assert exceptions_on_page(page) == []

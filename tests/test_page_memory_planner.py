@@ -307,13 +307,46 @@ def test_multi_gpu_tab_runs_a_real_distributed_step_here():
     at.button(key="dist_run").click().run(timeout=300)
     assert not at.exception and not at.error
     table = _frame_with(at, "volume error (%)")
-    assert list(table["strategy"]) == ["ddp", "ddp", "zero3", "zero3"] and list(table["rank"]) == [0, 1, 0, 1]
+    # one name per strategy in the picker, the table and the chart (issue 32)
+    assert list(table["strategy"]) == ["DDP", "DDP", "ZeRO-3 (FSDP2)", "ZeRO-3 (FSDP2)"]
+    assert list(table["rank"]) == [0, 1, 0, 1]
     assert (table["error (%)"].abs() < 10).all() and (table["volume error (%)"].abs() < 5).all()
     assert table.loc[2, "parameters held (MB)"] == pytest.approx(table.loc[0, "parameters held (MB)"] / 2, rel=0.01)
     labels = [d.proto.label for d in at.get("download_button")]
     assert "Download CSV" in labels and "Download JSON" in labels
     assert any("torchrun --nproc-per-node 2 -m core.distributed.worker" in c.value for c in at.code)
     assert not _workers()
+
+
+def test_run_it_here_says_what_it_will_run_how_long_and_past_the_positions():
+    """Issue 32: before a run, the setting it will use and an estimate; a sequence past the model's positions is
+    named; a learned-position model refuses one; a run ended by Stop says how far it got."""
+    at = run_page()
+    header = next(m.value for m in at.markdown if "Predicted before running" in m.value)
+    assert "2 ranks, 4 steps, 32 tokens × 1 per rank" in header and "for 4 strategies here" in header
+    assert "about " in header and any("6·N FLOPs per token" in c.value for c in at.caption)
+    at.number_input(key="dist_world").set_value(1).run()
+    at.multiselect(key="dist_strategies").set_value(["ddp"]).run()
+    header = next(m.value for m in at.markdown if "Predicted before running" in m.value)
+    assert "1 rank," in header and "for 1 strategy here" in header
+    at.number_input(key="dist_seq").set_value(8192).run()
+    assert any("8,192 tokens is past this model's 256 positions" in c.value for c in at.caption)
+    header = next(m.value for m in at.markdown if "Predicted before running" in m.value)
+    assert "8,192 tokens" in header and not at.exception
+    # A run still marked active when the script runs again was ended by Stop: the notice says how far it got.
+    at.session_state["dist_active"] = {"total": 4, "runs_before": 0, "started": 0.0}
+    at.run()
+    assert any("Stopped after 0 of 4 strategies" in w.value for w in at.warning)
+    at.run()
+    assert not any("Stopped after" in w.value for w in at.warning)  # said once
+
+
+def test_run_it_here_refuses_a_sequence_past_learned_positions():
+    at = run_page({"model": "gpt2"})
+    at.selectbox(key="dist_model").set_value("planner").run()
+    at.number_input(key="dist_seq").set_value(2048).run()
+    assert any("learned position embeddings for 1,024 tokens" in w.value for w in at.warning)
+    assert at.button(key="dist_run").disabled and not at.exception
 
 
 def test_multi_gpu_run_is_refused_with_the_prediction_when_it_would_not_fit():

@@ -156,6 +156,22 @@ RANK_PROCESS_BYTES = 0.5e9
 GUARD_MARGIN = 1.10
 CPU_FLOPS_PER_S = 2e10  # per core, a conservative figure for PyTorch on CPU; only used to refuse very long runs
 MAX_SECONDS = 600.0
+# Starting a strategy's rank processes (Python, torch and transformers imported, the process group formed) before
+# its first step: the four default strategies on 2 ranks took 25 s on a 2-core machine (issue 32, 2026-12-07).
+RANK_START_S = 6.0
+
+
+def estimated_run_seconds(n_params: int, world_size: int, seq_len: int, batch_size: int, steps: int,
+                          n_strategies: int, cores: int | None = None, include_start: bool = True) -> float:
+    """Wall time of a "Run it here" on this CPU: 6·N FLOPs per token for forward and backward (Kaplan et al. 2020,
+    eq. 2.1 and §2.1) over every rank's tokens of every step and strategy, at ``CPU_FLOPS_PER_S`` per core (the
+    ranks share the cores), plus ``RANK_START_S`` per strategy for starting its processes. A conservative guess, to
+    say before a run how long it may take and to refuse hour-long ones; the run itself reports what it took."""
+    import os
+
+    cores = max(1, cores or os.cpu_count() or 1)
+    compute = 6 * n_params * seq_len * batch_size * steps * world_size * n_strategies / (CPU_FLOPS_PER_S * cores)
+    return compute + (RANK_START_S * n_strategies if include_start else 0.0)
 
 
 class DistributedRefused(ValueError):
@@ -179,14 +195,15 @@ def check_fits(architecture, strategies, world_size: int, seq_len: int, batch_si
     free = float(free_device_memory_bytes("cpu") if free_bytes is None else free_bytes)
     if need > free:
         raise DistributedRefused(
-            f"Not run: {world_size} ranks would need {need / 1e9:.2f} GB of RAM (predicted peak {worst / 1e9:.2f} GB "
+            f"Not run: {world_size} {'rank' if world_size == 1 else 'ranks'} would need {need / 1e9:.2f} GB of RAM (predicted peak {worst / 1e9:.2f} GB "
             f"per rank + {RANK_PROCESS_BYTES / 1e9:.1f} GB per rank process, 10 % margin) and {free / 1e9:.2f} GB is "
             "free. Choose fewer ranks, a sharding strategy, a smaller model or a shorter sequence.", worst)
     n = next(iter(predictions.values()))["n_params"]
     import os
 
     cores = max(1, os.cpu_count() or 1)
-    seconds = 6 * n * seq_len * batch_size * steps * world_size * len(predictions) / (CPU_FLOPS_PER_S * cores)
+    seconds = estimated_run_seconds(n, world_size, seq_len, batch_size, steps, len(predictions), cores,
+                                    include_start=False)
     if seconds > MAX_SECONDS:
         raise DistributedRefused(
             f"Not run: about {seconds / 60:.0f} minutes of compute on {cores} cores ({n / 1e6:.0f} M parameters, "

@@ -10,12 +10,17 @@ import pandas as pd
 from core.common.units import error_pct
 from core.distributed.launcher import DistributedRun
 from core.distributed.predict import predict_rank_peak
-from core.distributed.strategies import STRATEGIES, communication_volume_bytes
+from core.distributed.strategies import STRATEGIES, STRATEGY_LABELS, communication_volume_bytes
 
 
 def communicated_bytes(rank: dict) -> float:
     """Bytes one rank moved in the last step, in the ZeRO paper's accounting (an all-reduce counts twice)."""
     return float(sum(c["bytes"] * c["volume_factor"] for c in rank["collectives"]))
+
+
+def _shown(pct: float) -> float:
+    """An error as the table shows it (0.1 %), without a minus sign on a zero: −0.04 % reads "+0.0 %", not "-0.0 %"."""
+    return round(pct, 1) + 0.0
 
 
 def rank_rows(run: DistributedRun) -> list[dict]:
@@ -30,14 +35,14 @@ def rank_rows(run: DistributedRun) -> list[dict]:
         sent = communicated_bytes(rank)
         parts = rank["parts_bytes"]
         rows.append({
-            "rank": rank["rank"], "strategy": spec.strategy, "world size": run.world_size,
+            "rank": rank["rank"], "strategy": STRATEGY_LABELS[spec.strategy], "world size": run.world_size,
             "measured peak (MB)": measured / 1e6, "predicted peak (MB)": prediction["predicted_peak_bytes"] / 1e6,
-            "error (%)": error_pct(prediction["predicted_peak_bytes"], measured),
+            "error (%)": _shown(error_pct(prediction["predicted_peak_bytes"], measured)),
             "ZeRO paper formula (MB)": prediction["zero_paper_bytes"] / 1e6,
             "parameters held (MB)": parts.get("parameters", 0) / 1e6,
             "optimizer state held (MB)": parts.get("optimizer", 0) / 1e6,
             "sent per step (MB)": sent / 1e6, "ZeRO volume (MB)": volume / 1e6,
-            "volume error (%)": error_pct(volume, sent),
+            "volume error (%)": _shown(error_pct(volume, sent)),
             "peak at": rank.get("peak_at", ""),
         })
     return rows

@@ -24,6 +24,8 @@ STRATEGIES = {
     "zero2": "FSDP2, reshard_after_forward=False (ZeRO-2-like)",
     "zero3": "FSDP2, reshard_after_forward=True (ZeRO-3)",
 }
+# The short names every table, chart and picker uses for the strategies above.
+STRATEGY_LABELS = {"ddp": "DDP", "zero1": "ZeRO-1", "zero2": "ZeRO-2-like (FSDP2)", "zero3": "ZeRO-3 (FSDP2)"}
 VOLUME_PSI = {"ddp": 2.0, "zero1": 3.0, "zero2": 2.0, "zero3": 3.0}
 ZERO_STAGE = {"ddp": 0, "zero1": 1, "zero2": 2, "zero3": 3}
 

@@ -8,6 +8,7 @@ One call: ``render_distributed_panel(planner_architecture, key="dist")``; result
 from __future__ import annotations
 
 import json
+import time
 
 import pandas as pd
 import streamlit as st
@@ -15,14 +16,16 @@ import streamlit as st
 from core.plan.architectures import ArchitectureError, get_config
 from core.distributed import charts, report
 from core.distributed.launcher import MAX_WORLD_SIZE, DistributedRunError, run_strategies, torchrun_command
-from core.distributed.predict import DistributedRefused, check_fits
+from core.distributed.predict import DistributedRefused, check_fits, estimated_run_seconds
 from core.distributed.presets import PRESETS
-from core.distributed.strategies import STRATEGIES, StrategyError, communication_volume_bytes
+from core.distributed.strategies import STRATEGIES, STRATEGY_LABELS, StrategyError, communication_volume_bytes
 from core.common.scheduler import QueueLeft
+from core.common.units import format_duration_s
 from core.common.user_text import escape_markdown
+from core.plan.peak_memory.inputs import learned_position_limit
 
 PLANNER = "planner"
-STRATEGY_SHORT = {"ddp": "DDP", "zero1": "ZeRO-1", "zero2": "ZeRO-2-like (FSDP2)", "zero3": "ZeRO-3 (FSDP2)"}
+STRATEGY_SHORT = STRATEGY_LABELS  # one name per strategy in the picker, the tables and the chart
 
 
 class _SessionGone:
@@ -104,6 +107,13 @@ def render_distributed_panel(planner_architecture=None, *, key: str = "dist") ->
     beside the small presets. Returns this session's runs (core.distributed.launcher.DistributedRun)."""
     runs: list = st.session_state.setdefault(f"{key}_runs", [])
     st.subheader("Run it here: a real distributed training step")
+    # A run that was still going when this script last ran was ended by Stop (or another widget): say so, once.
+    active = st.session_state.pop(f"{key}_active", None)
+    if active is not None:
+        done = len(runs) - active["runs_before"]
+        st.warning(f"Stopped after {done} of {active['total']} strategies "
+                   f"({format_duration_s(time.perf_counter() - active['started'])}); the finished ones are kept "
+                   "below.", icon=":material/stop_circle:")
     st.caption("Starts N rank processes on this machine with **torch.distributed** (gloo on CPU; the same code runs "
                "on GPUs with NCCL under torchrun), trains a model with random weights for a few steps with each "
                "strategy, and shows each rank's measured peak memory and bytes communicated next to the "
@@ -135,8 +145,17 @@ def render_distributed_panel(planner_architecture=None, *, key: str = "dist") ->
     architecture = choices[choice]
     problem = None
     predictions = {}
+    notes = []
     try:
-        get_config(architecture)
+        cfg = get_config(architecture)
+        learned = learned_position_limit(architecture)
+        if learned is not None and int(seq_len) > learned:
+            raise ValueError(f"this model has learned position embeddings for {learned:,} tokens; choose a sequence "
+                             f"length of at most {learned:,}.")
+        if int(seq_len) > cfg["max_position_embeddings"]:
+            notes.append(f"{int(seq_len):,} tokens is past this model's {cfg['max_position_embeddings']:,} positions "
+                         "(its rotary positions extend, so the step runs): memory and communication are those of a "
+                         "longer-context model of this shape.")
         if not strategies:
             problem = "Choose at least one strategy."
         else:
@@ -152,8 +171,15 @@ def render_distributed_panel(planner_architecture=None, *, key: str = "dist") ->
                  "ZeRO paper formula (MB)": p["zero_paper_bytes"] / 1e6, "peak at": p["phase"],
                  "sent per rank per step (MB)": communication_volume_bytes(s, p["param_bytes"]) / 1e6}
                 for s, p in predictions.items()]
-        st.markdown(f"**Predicted before running** — {n / 1e6:,.2f} M parameters, {int(world)} ranks, "
-                    f"{int(seq_len)} tokens × {int(batch)} per rank, fp32 AdamW")
+        eta = estimated_run_seconds(n, int(world), int(seq_len), int(batch), int(steps), len(strategies))
+        ranks = "1 rank" if int(world) == 1 else f"{int(world)} ranks"
+        st.markdown(f"**Predicted before running** — {n / 1e6:,.2f} M parameters, {ranks}, {int(steps)} steps, "
+                    f"{int(seq_len):,} tokens × {int(batch)} per rank, fp32 AdamW; about {format_duration_s(eta)} "
+                    f"for {len(strategies)} {'strategy' if len(strategies) == 1 else 'strategies'} here")
+        st.caption("The estimate: 6·N FLOPs per token (Kaplan et al. 2020) at a conservative 20 GFLOP/s per core, "
+                   "plus about 6 s per strategy to start its processes; the run reports what each one took.")
+        for note in notes:
+            st.caption(note)
         st.dataframe(pd.DataFrame(rows), hide_index=True, key=f"{key}_predicted", column_config={
             "predicted peak per rank (MB)": _mb("predicted peak per rank (MB)"),
             "ZeRO paper formula (MB)": _mb("ZeRO paper formula (MB)"),
@@ -166,6 +192,9 @@ def render_distributed_panel(planner_architecture=None, *, key: str = "dist") ->
                    help="Start the ranks now; progress is shown per rank.")
     b2.button("Stop", key=f"{key}_stop", help="End every rank process now (the finished strategies are kept).")
     if go:
+        before = list(runs)
+        st.session_state[f"{key}_active"] = {"total": len(strategies), "runs_before": len(runs),
+                                             "started": time.perf_counter()}
         with st.status(f"Running {len(strategies)} strategies on {int(world)} ranks…", expanded=True) as status:
             bars = {}
 
@@ -184,12 +213,17 @@ def render_distributed_panel(planner_architecture=None, *, key: str = "dist") ->
             try:
                 run_strategies(architecture, strategies, int(world), seq_len=int(seq_len), batch_size=int(batch),
                                steps=int(steps), stop=_SessionGone(), on_progress=on_progress, on_run=on_run)
-                status.update(label="Finished", state="complete")
+                st.session_state.pop(f"{key}_active", None)
+                status.update(label=f"Finished {len(strategies)} of {len(strategies)} strategies", state="complete")
             except DistributedRefused as exc:
+                st.session_state.pop(f"{key}_active", None)
                 status.update(label="Not run", state="error")
                 st.warning(escape_markdown(exc))
             except (DistributedRunError, QueueLeft) as exc:
-                status.update(label="Stopped or failed", state="error")
+                # Stop ends this script run before here (Streamlit's rerun), so the notice above says "Stopped".
+                st.session_state.pop(f"{key}_active", None)
+                status.update(label=f"Failed after {len(runs) - len(before)} of {len(strategies)} strategies",
+                              state="error")
                 st.error(escape_markdown(exc))
     if runs:
         _show_results(runs, key)
