@@ -341,6 +341,16 @@ def test_run_it_here_says_what_it_will_run_how_long_and_past_the_positions():
     assert not any("Stopped after" in w.value for w in at.warning)  # said once
 
 
+def test_huge_inputs_keep_every_metric_short():
+    """Issue 32: a 10¹⁵-parameter plan at a huge context showed 'Parameters 1e+03T' and a GPU count of 15 digits cut
+    off in its box; every metric now reads in a few characters."""
+    at = run_page({"params": "999960000000000"})
+    assert not at.exception
+    values = {m.label: m.value for m in at.metric}
+    assert values["Parameters"] == "1 × 10¹⁵"
+    assert all("e+" not in v and len(v) <= 16 for v in values.values()), values
+
+
 def test_run_it_here_refuses_a_sequence_past_learned_positions():
     at = run_page({"model": "gpt2"})
     at.selectbox(key="dist_model").set_value("planner").run()

@@ -103,7 +103,23 @@ def test_format_count_has_one_home():
 
     assert compute.format_count is units.format_count and plan_io.format_count is units.format_count
     assert units.format_count(6738415616) == "6.74B" and units.format_count(124439808) == "124M"
-    assert units.format_count(2e15) == "2e+15" and units.format_count(float("inf")) == "inf"
+    assert units.format_count(2e15) == "2 × 10¹⁵" and units.format_count(float("inf")) == "inf"
+
+
+@pytest.mark.parametrize("value, shown", [
+    (999.96e12, "1 × 10¹⁵"), (999.96e6, "1B"), (999_999, "1M"), (999.4e6, "999M"), (8.722954806059943e26, "8.72 × 10²⁶"),
+    (1.4e12, "1.4T"), (-5e9, "-5B"), (12, "12")])
+def test_counts_round_before_choosing_a_unit_and_never_print_e_notation(value, shown):
+    """Issue 32: a count of 999.96 T read '1e+03T' and a perplexity '8.722954806059943e+26'."""
+    assert units.format_count(value) == shown and "e+" not in shown
+
+
+def test_whole_counts_and_sizes_stay_short():
+    assert units.format_whole(12_288) == "12,288" and units.format_whole(131_072_020) == "131M"
+    assert units.format_power(1e-5) == "1 × 10⁻⁵" and units.format_power(48_643) == "4.86 × 10⁴"
+    assert plan_io.format_gb(13.48e9) == "13.48 GB" and plan_io.format_gb(2_500e9) == "2,500.0 GB"
+    assert plan_io.format_gb(2.5e14) == "250 TB" and plan_io.format_gb(131_072_020e9) == "1.31 × 10⁸ GB"
+    assert plan_io.format_gb(-2_500e9) == "-2,500.0 GB"
 
 
 def test_model_weight_bytes_has_one_home():

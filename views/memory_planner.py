@@ -20,7 +20,7 @@ from views.components.distributed_panel import render_distributed_panel
 from views.components.measure_panel import render_measure_panel
 from core.plan.hardware import GPUS
 from core.io.plan_io import FIELDS, KV_DTYPES, SOURCES, ZERO_STAGE_NAMES, ZERO_STAGES, PlanInputError, format_gb
-from core.common.units import format_count
+from core.common.units import format_count, format_whole
 from views.components.columns import gb_columns
 from views.components.query_params import sync_query_params
 
@@ -270,10 +270,10 @@ with summary:
         m[1].metric("Train on 1 GPU", format_gb(single_train),
                     help="16 B/param of model states (K = 12) + activations of one micro-batch + CUDA context "
                          "(Training tab).")
-        m[2].metric(f"{gpu.name} GPUs to serve", "never" if n_serve is None else f"{n_serve:,}",
+        m[2].metric(f"{gpu.name} GPUs to serve", "never" if n_serve is None else format_whole(n_serve),
                     help=f"Fewest {gpu.name} GPUs holding the serving plan split evenly, each keeping "
                          f"{plan.inputs['headroom_pct']:g}% free and its own CUDA context.")
-        m[3].metric(f"GPUs to train ({stage_name})", "never" if n_train is None else f"{n_train:,}",
+        m[3].metric(f"GPUs to train ({stage_name})", "never" if n_train is None else format_whole(n_train),
                     help=f"Fewest data-parallel {gpu.name} GPUs for the chosen sharding strategy (Multi-GPU tab); "
                          "'never' when the unsharded part alone does not fit.")
         verdict = "fits" if serve <= usable else "does not fit"

@@ -41,17 +41,41 @@ def to_gb(n_bytes: float) -> float:
     return n_bytes / GB
 
 
+_SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
+def format_power(value: float, digits: int = 3) -> str:
+    """1.3e26 → '1.3 × 10²⁶' (a number too large or small for a suffix, as a reader writes it; never 'e+26')."""
+    v = float(value)
+    if not math.isfinite(v) or v == 0:
+        return str(v) if not math.isfinite(v) else "0"
+    mantissa, exponent = f"{v:.{digits - 1}e}".split("e")
+    mantissa = mantissa.rstrip("0").rstrip(".") if "." in mantissa else mantissa
+    return f"{mantissa} × 10{str(int(exponent)).translate(_SUPERSCRIPT)}"
+
+
 def format_count(value: float, digits: int = 3) -> str:
-    """175000000000 → '175B', 1.4e12 → '1.4T', 6.7e9 → '6.7B' (short scale, like the papers)."""
+    """175000000000 → '175B', 1.4e12 → '1.4T', 6.7e9 → '6.7B' (short scale, like the papers); rounded before the
+    unit is chosen (999.96M → '1B', never '1e+03M'), and from 10¹⁵ on as a power of ten ('1 × 10¹⁵')."""
     v = float(value)
     if not math.isfinite(v):
         return str(v)
-    for suffix, scale in (("Q", 1e15), ("T", 1e12), ("B", 1e9), ("M", 1e6), ("K", 1e3)):
+    v = float(f"{v:.{digits}g}")  # round first, so 999.96M is counted as the 1B it reads as
+    if abs(v) >= 1e15:
+        return format_power(v, digits)
+    for suffix, scale in (("T", 1e12), ("B", 1e9), ("M", 1e6), ("K", 1e3)):
         if abs(v) >= scale:
-            if suffix == "Q":
-                return f"{v:.{digits}g}"
             return f"{v / scale:.{digits}g}{suffix}"
     return f"{v:.{digits}g}"
+
+
+def format_whole(value: float) -> str:
+    """A count people read digit by digit while it is short ('12,288'), in the papers' short scale past 100,000
+    ('131M', '1 × 10¹⁸'), so a GPU count for an absurd input still fits its metric box."""
+    v = float(value)
+    if math.isfinite(v) and abs(v) < 1e5:
+        return f"{round(v):,}"
+    return format_count(v)
 
 
 def format_duration_s(seconds: float) -> str:

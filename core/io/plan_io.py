@@ -21,7 +21,7 @@ from core.plan import architectures, memory
 from core.common import safe_json, units
 from core.plan.architectures import ArchitectureError
 from core.plan.hardware import DEFAULT_GPU, GPUS, GPU, custom_gpu
-from core.common.units import GB, format_count  # format_count re-exported (core.io.plan_io.format_count)
+from core.common.units import GB, format_count, format_power  # format_count re-exported (core.io.plan_io.format_count)
 from core.io.url_state import choice_parser, number_parser
 from core.common.user_text import code, escape_markdown
 
@@ -65,15 +65,20 @@ def parse_param_count(text) -> int:
 
 
 def format_gb(n_bytes: float) -> str:
-    """Bytes → '13.48 GB' (GB = 1e9 bytes); small values in MB."""
+    """Bytes → '13.48 GB' (GB = 1e9 bytes); small values in MB; past 100,000 GB in TB, past 100,000 TB as a power of
+    ten ('1.31 × 10¹¹ GB'), so a metric box never holds a 15-digit number."""
     gb = n_bytes / GB
     if gb == 0:
         return "0 GB"
-    if gb < 0.1:
+    if abs(gb) < 0.1:
         return f"{n_bytes / 1e6:.3g} MB"
-    if gb < 100:
+    if abs(gb) < 100:
         return f"{gb:.2f} GB"
-    return f"{gb:,.1f} GB"
+    if abs(gb) < 1e5:
+        return f"{gb:,.1f} GB"
+    if abs(gb) < 1e8:
+        return f"{gb / 1e3:,.0f} TB"
+    return f"{format_power(gb)} GB"
 
 
 # ---------------------------------------------------------------------------------------------------------------
