@@ -1,6 +1,6 @@
 """The Evaluate page under AppTest: runs the bundled SmolLM2 over zero- and few-shot prompts, shows the verdict, the
 summary, every answer side by side and downloads; bad choices are explained, inputs kept."""
-from tests.apptest import app_test
+from tests.apptest import app_test, stray_writes
 
 PAGE = "views/evaluate.py"
 
@@ -16,6 +16,7 @@ def test_evaluate_runs_and_says_which_setup_is_best():
     at.number_input(key="ev_limit_review-sentiment").set_value(4).run()
     at.button(key="ev_run").click().run()
     assert not at.exception and not at.error
+    assert stray_writes(at) == []  # a bare expression once printed the run's EvalRun(...) above the verdict
     verdict = at.success[0].value
     assert verdict.startswith("Best on this task: SmolLM2-135M fp32 · ") and "few-shot" in verdict
     summary = at.dataframe[-2].value
@@ -74,3 +75,18 @@ def test_the_endpoint_variant_without_a_server_says_so(monkeypatch):
     assert any("Choose the endpoint" in w.value for w in at.warning)
     assert at.button(key="ev_run").disabled
     assert at.multiselect(key="ev_variants").value == ["fp32", "endpoint"]
+
+
+def test_a_failed_run_shows_its_error_and_nothing_else(monkeypatch):
+    """An endpoint that refuses the connection fails the run: the page says why, and no stray ``None`` (what magic
+    wrote for the bare expression in the run's ``finally:``) follows the error."""
+    monkeypatch.setenv("LLM_LAB_ENDPOINTS", '[{"name": "closed", "base_url": "http://127.0.0.1:9/v1", '
+                                            '"model": "smollm2"}]')
+    at = app_test(PAGE)
+    at.run()
+    at.multiselect(key="ev_techniques").set_value(["zero-shot"]).run()
+    at.multiselect(key="ev_variants").set_value(["endpoint"]).run()
+    at.number_input(key="ev_limit_review-sentiment").set_value(1).run()
+    at.button(key="ev_run").click().run()
+    assert not at.exception and at.error
+    assert stray_writes(at) == []

@@ -112,7 +112,8 @@ if go:
     except (ModelLoadError, runner.EvaluationInputError, EndpointError, ValueError) as exc:
         st.error(escape_markdown(exc), icon=":material/error:")
     finally:
-        st.session_state.pop("ev_partial", None) if "ev_result" in st.session_state else None
+        if "ev_result" in st.session_state:  # a finished run; a failed one leaves its rows for the next rerun
+            st.session_state.pop("ev_partial", None)
         bar.empty()
 elif st.session_state.get("ev_partial") is not None:
     partial = st.session_state.pop("ev_partial")  # Stop (a rerun) interrupted the run: keep its rows
