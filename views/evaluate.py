@@ -4,7 +4,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from core.common.user_text import escape_markdown
+from core.common.user_text import counted, escape_markdown
 from core.evaluate import charts, report, runner
 from core.evaluate.tasks import TASKS
 from core.evaluate.variants import ADAPTER, ENDPOINT, VARIANTS, adapter_files_from_zip, setups as build_setups
@@ -125,7 +125,7 @@ if result is None or not result.rows:
     st.info("No evaluation yet: choose the setups and press **Run evaluation**.")
     st.stop()
 if result.stopped:
-    st.warning(f"Stopped: {len(result.rows)} completions finished.", icon=":material/stop_circle:")
+    st.warning(f"Stopped: {counted(len(result.rows), 'completion')} finished.", icon=":material/stop_circle:")
 st.subheader("Which setup is best")
 st.success(runner.verdict(result))
 frame = report.summary_frame(result)
