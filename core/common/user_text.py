@@ -39,7 +39,8 @@ def clip(text, max_chars: int, ellipsis: str = "…") -> str:
 
 
 def counted(n: int, singular: str, plural: str | None = None) -> str:
-    """``n`` and its noun agreed in number: ``counted(1, "item")`` → "1 item", ``counted(8, "item")`` → "8 items"."""
+    """``n`` and its noun agreed in number: ``counted(1, "item")`` → "1 item", ``counted(8, "item")`` →
+    "8 items"."""
     return f"{n:,} {singular if n == 1 else plural or singular + 's'}"
 
 
