@@ -1,4 +1,5 @@
 """AppTest for a script of this repo by its repo-relative path (AppTest resolves relative paths against the caller)."""
+import re
 from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
@@ -19,3 +20,19 @@ def run_page_with_query(script: str, query: dict | None = None, timeout: float =
     at.run()
     assert not at.exception, at.exception
     return at
+
+
+# A Python repr as st.write / Streamlit magic shows it: None, True, a call-like EvalRun(task=...), a dict or a list
+_REPR = re.compile(r"(None|True|False|[A-Za-z_][\w.]*\(.*\)|\{.*\}|\[.*\])", re.DOTALL)
+
+
+def stray_writes(at: AppTest) -> list[str]:
+    """What a stray bare expression (Streamlit magic) or st.write of an object put in the page: st.help panels
+    (magic's view of an object), code / JSON blocks holding a repr, and a repr in backticks (``None``) as markdown.
+    Empty for a page that shows only what it means to."""
+    found = [f"help: {h.proto.name} = {h.proto.value}" for h in at.get("help")]
+    found += [f"code: {c.proto.code_text}" for c in at.get("code") if _REPR.fullmatch(c.proto.code_text.strip())]
+    found += [f"json: {j.proto.body}" for j in at.get("json") if re.search(r"[A-Za-z_]\w*\(\w+=", j.proto.body)]
+    found += [f"markdown: {m.value}" for m in at.markdown if _REPR.fullmatch(m.value.strip().strip("`").strip())
+              and m.value.strip().startswith("`")]
+    return found

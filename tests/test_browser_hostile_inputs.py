@@ -39,3 +39,33 @@ def test_markdown_in_a_model_name_creates_no_image(app_url, page):
     assert page.locator('[data-testid="stMain"] img[src*="x.png"]').count() == 0
     assert fetched == []
     assert exceptions_on_page(page) == []
+
+
+def test_a_long_paste_into_a_prompt_keeps_its_first_2000_characters(app_url, page):
+    """Issue 32: 10,000 characters into Optimize's 2,000-character prompt emptied the field (the browser ignored the
+    edit over max_chars) and the page said "The prompt is empty"."""
+    open_app_page(page, app_url, "/optimize")
+    box = page.locator('[data-testid="stTextInput"]').filter(has_text="Prompt for the side-by-side answers") \
+        .locator("input")
+    box.fill("z" * 10_000)
+    box.press("Enter")
+    page.locator('[data-testid="stAlert"]').filter(has_text="The prompt had 10,000 characters").wait_for(
+        timeout=60_000)
+    wait_until_idle(page)
+    assert box.input_value() == "z" * 2000
+    assert "The prompt is empty" not in page.locator('[data-testid="stMain"]').inner_text()
+    assert exceptions_on_page(page) == []
+
+
+def test_a_long_bad_parameter_count_is_quoted_short(app_url, page):
+    """Issue 32: a 10,000-character bad parameter count was echoed whole in a red box several screens tall."""
+    open_app_page(page, app_url, "/memory")
+    page.locator('[data-testid="stRadio"]').get_by_text("Parameter count", exact=False).first.click()
+    wait_until_idle(page)  # the field appears with the rerun the choice starts
+    box = page.locator('[data-testid="stTextInput"]').filter(has_text="Parameter count").locator("input")
+    box.fill("q" * 10_000)
+    box.press("Enter")
+    alert = page.locator('[data-testid="stAlert"]').filter(has_text="is not a parameter count").first
+    alert.wait_for(timeout=60_000)
+    assert len(alert.inner_text()) < 200 and "q" * 40 + "…" in alert.inner_text()
+    assert exceptions_on_page(page) == []

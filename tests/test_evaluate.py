@@ -71,6 +71,71 @@ def test_stop_keeps_the_finished_rows():
     assert run.stopped and len(run.rows) == 2
 
 
+def _run(scores: dict[str, list[bool]], stopped: bool = False, task: str = "review-sentiment") -> runner.EvalRun:
+    """An EvalRun whose setups ("model · technique") answered these items right (True) or wrong (False); for the
+    summarization task the booleans are ROUGE scores of 1 or 0."""
+    run = runner.EvalRun(task, stopped=stopped)
+    for label, answers in scores.items():
+        model, technique = label.split(" · ")
+        for i, right in enumerate(answers):
+            row = {"setup": label, "model": model, "technique": technique, "item": i, "seconds": 0.1}
+            if task == "review-sentiment":
+                row["correct"] = right
+            else:
+                row.update({"rouge1": float(right), "rouge2": float(right), "rougeL": float(right),
+                            "exact_match": right})
+            run.rows.append(row)
+    return run
+
+
+def test_the_verdict_names_a_tie_as_a_tie():
+    """Issue 32: one-shot and few-shot both at 100 % were announced as "Best: one-shot"."""
+    said = runner.verdict(_run({"m · zero-shot": [True] * 6 + [False] * 2, "m · one-shot": [True] * 8,
+                                "m · few-shot": [True] * 8}))
+    assert said.startswith("Best on this task: m · one-shot and m · few-shot tie at accuracy 100 % (8 items each).")
+    assert "On m, few-shot beats zero-shot (100 vs 75)." in said
+    every = runner.verdict(_run({"m · zero-shot": [True, False], "m · few-shot": [False, True],
+                                 "n · few-shot": [True, True, False, False]}))
+    assert every.startswith("Best on this task: none, m · zero-shot, m · few-shot and n · few-shot tie at "
+                            "accuracy 50 % (2, 2 and 4 items).")
+    assert "On m, few-shot ties with zero-shot (50 vs 50)." in every
+    one = runner.verdict(_run({"m · zero-shot": [True, True, False], "m · few-shot": [True, False, False]}))
+    assert one.startswith("Best on this task: m · zero-shot (accuracy 66.7 %, 3 items).")
+    assert "does not beat zero-shot (33.3 vs 66.7)" in one
+
+
+def test_the_verdict_agrees_counts_and_calls_a_one_answer_lead_what_it_is():
+    """Issue 32: with Items = 1 the verdict said "zero-shot (accuracy 100 %, 1 items)" as if it were a win."""
+    said = runner.verdict(_run({"m · zero-shot": [True], "m · few-shot": [False]}))
+    assert "1 item)" in said and "1 items" not in said
+    assert "one answer ahead of m · few-shot (0 %): with 1 item it is not a clear win" in said
+    close = runner.verdict(_run({"m · zero-shot": [True] * 7 + [False], "m · few-shot": [True] * 6 + [False] * 2}))
+    assert "one answer ahead of m · few-shot (75 %): with 8 items it is not a clear win" in close
+    clear = runner.verdict(_run({"m · zero-shot": [True] * 8, "m · few-shot": [True] * 4 + [False] * 4}))
+    assert "one answer" not in clear and "not a clear win" not in clear
+    alone = runner.verdict(_run({"m · one-shot": [True]}))
+    assert alone == "Best on this task: m · one-shot (accuracy 100 %, 1 item)."
+    summary = runner.verdict(_run({"m · zero-shot": [True], "m · few-shot": [False]}, task="dialogue-summarization"))
+    assert summary.startswith("Best on this task: m · zero-shot (rougeL F1 1, 1 item).")
+    assert "Scored on 1 item: one summary decides this ranking" in summary
+
+
+def test_the_verdict_marks_setups_scored_on_fewer_items():
+    """Issue 32: after Stop, setups with 8 and 16 items were ranked together without a note."""
+    said = runner.verdict(_run({"m · zero-shot": [True] * 12 + [False] * 4, "m · few-shot": [True] * 8},
+                               stopped=True))
+    assert said.startswith("Best on this task: m · few-shot (accuracy 100 %, 8 items).")
+    assert ("m · few-shot was scored on only 8 items, the others on 16 (the run was stopped): its score does not "
+            "compare with theirs.") in said
+    assert "few-shot beats zero-shot (100 vs 75, on 8 and 16 items)" in said
+    assert "one answer" not in said  # a lead over a setup of a different size is not counted in answers
+    two = runner.verdict(_run({"m · zero-shot": [True] * 4, "m · one-shot": [True], "m · few-shot": [False] * 2}))
+    assert ("m · one-shot (1 item) and m · few-shot (2 items) were scored on fewer items than the others (4): "
+            "their scores do not compare with the rest.") in two
+    full = runner.verdict(_run({"m · zero-shot": [True] * 4, "m · few-shot": [True] * 3 + [False]}))
+    assert "fewer items" not in full and "scored on only" not in full
+
+
 @pytest.fixture(scope="module")
 def smollm2():
     from core.run.models import load_model
@@ -86,7 +151,8 @@ def test_few_shot_against_zero_shot_on_the_bundled_classification_set(smollm2):
     assert rows["zero-shot"]["items"] == rows["few-shot"]["items"] == 16
     zero, few = rows["zero-shot"]["accuracy (%)"], rows["few-shot"]["accuracy (%)"]
     said = runner.verdict(run)
-    assert ("few-shot beats zero-shot" in said) == (few > zero) and ("does not beat" in said) == (few <= zero)
+    assert ("few-shot beats zero-shot" in said) == (few > zero) and ("does not beat" in said) == (few < zero)
+    assert ("few-shot ties with zero-shot" in said) == (few == zero)
     assert f"{few:.3g} vs {zero:.3g}" in said
     # every answer is a label the task knows, or "(none)", and correctness is the label against the reference
     for r in run.rows:

@@ -262,6 +262,18 @@ def test_parse_param_count_rejects(bad):
         plan_io.parse_param_count(bad)
 
 
+def test_a_long_bad_count_is_quoted_by_its_first_characters():
+    """Issue 32: a 10,000-character paste was echoed whole in the error, several screens tall."""
+    for pasted, start in (("x" * 10_000, "'" + "x" * 40 + "…' is not a parameter count"),
+                          ("9" * 10_000, "A parameter count must be between")):
+        with pytest.raises(plan_io.PlanInputError) as err:
+            plan_io.parse_param_count(pasted)
+        message = str(err.value)
+        assert message.startswith(start) and len(message) < 200 and pasted[:40] + "…" in message
+    with pytest.raises(plan_io.PlanInputError, match="^'seven' is not a parameter count"):
+        plan_io.parse_param_count(" seven ")  # a short value is quoted whole
+
+
 def test_config_url_round_trip():
     from core.plan.architectures import CATALOG
 

@@ -1,6 +1,7 @@
 """The Evaluate page under AppTest: runs the bundled SmolLM2 over zero- and few-shot prompts, shows the verdict, the
 summary, every answer side by side and downloads; bad choices are explained, inputs kept."""
-from tests.apptest import app_test
+from core.evaluate import runner
+from tests.apptest import app_test, stray_writes
 
 PAGE = "views/evaluate.py"
 
@@ -16,8 +17,13 @@ def test_evaluate_runs_and_says_which_setup_is_best():
     at.number_input(key="ev_limit_review-sentiment").set_value(4).run()
     at.button(key="ev_run").click().run()
     assert not at.exception and not at.error
+    assert stray_writes(at) == []  # a bare expression once printed the run's EvalRun(...) above the verdict
     verdict = at.success[0].value
-    assert verdict.startswith("Best on this task: SmolLM2-135M fp32 · ") and "few-shot" in verdict
+    assert verdict == runner.verdict(at.session_state["ev_result"])  # core's wording, ties named as ties
+    assert verdict.startswith(("Best on this task: SmolLM2-135M fp32 · ",
+                               "Best on this task: none, SmolLM2-135M fp32 · "))
+    assert "few-shot" in verdict
+    assert "4 items" in verdict and "1 items" not in verdict
     summary = at.dataframe[-2].value
     assert list(summary["technique"]) and set(summary["technique"]) == {"zero-shot", "few-shot"}
     assert (summary["items"] == 4).all()
@@ -74,3 +80,41 @@ def test_the_endpoint_variant_without_a_server_says_so(monkeypatch):
     assert any("Choose the endpoint" in w.value for w in at.warning)
     assert at.button(key="ev_run").disabled
     assert at.multiselect(key="ev_variants").value == ["fp32", "endpoint"]
+
+
+def test_a_failed_run_shows_its_error_and_nothing_else(monkeypatch):
+    """An endpoint that refuses the connection fails the run: the page says why, and no stray ``None`` (what magic
+    wrote for the bare expression in the run's ``finally:``) follows the error."""
+    monkeypatch.setenv("LLM_LAB_ENDPOINTS", '[{"name": "closed", "base_url": "http://127.0.0.1:9/v1", '
+                                            '"model": "smollm2"}]')
+    at = app_test(PAGE)
+    at.run()
+    at.multiselect(key="ev_techniques").set_value(["zero-shot"]).run()
+    at.multiselect(key="ev_variants").set_value(["endpoint"]).run()
+    at.number_input(key="ev_limit_review-sentiment").set_value(1).run()
+    at.button(key="ev_run").click().run()
+    assert not at.exception and at.error
+    assert stray_writes(at) == []
+
+
+def test_a_stopped_run_marks_the_setups_with_fewer_items():
+    """Stop mid-run (the page's next rerun finds the run's partial rows): the setup cut short is named in the verdict,
+    and the Stop notice counts its completions (issue 32)."""
+    from core.evaluate.tasks import eval_task
+
+    items = eval_task("review-sentiment").items
+    partial = runner.EvalRun("review-sentiment")
+    for technique, n in (("zero-shot", 4), ("few-shot", 1)):
+        for i in range(n):
+            partial.rows.append({"setup": f"m · {technique}", "model": "m", "technique": technique, "item": i,
+                                 "input": items[i].input, "reference": items[i].reference, "completion": "positive",
+                                 "reasoning": "", "seconds": 0.1, "answer": "positive",
+                                 "correct": items[i].reference == "positive"})
+    at = app_test(PAGE)
+    at.session_state["ev_partial"] = partial
+    at.run()
+    assert not at.exception and stray_writes(at) == []
+    assert any(w.value == "Stopped: 5 completions finished." for w in at.warning)
+    verdict = at.success[0].value
+    assert "m · few-shot was scored on only 1 item, the others on 4 (the run was stopped)" in verdict
+    assert verdict == runner.verdict(at.session_state["ev_result"])

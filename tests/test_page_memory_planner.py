@@ -125,6 +125,18 @@ def test_parameter_count_mode_and_bad_counts_keep_other_inputs():
     assert metrics(at)["Parameters"] == "7B" and not at.error
 
 
+def test_a_10000_character_parameter_count_is_quoted_short():
+    """Issue 32: a 10,000-character paste was echoed whole in a red box several screens tall."""
+    at = run_page()
+    at.radio(key="mem_source").set_value("params").run()
+    for pasted in ("y" * 10_000, "7" * 10_000):
+        at.text_input(key="mem_params").set_value(pasted).run()
+        assert not at.exception and len(at.error) == 1
+        shown = at.error[0].value
+        assert "parameter count" in shown and len(shown) < 200 and pasted[:40] + "…" in shown
+    assert at.text_input(key="mem_params").value == "7" * 10_000  # the field keeps what was typed, to correct it
+
+
 def test_pasted_config_json_good_and_bad():
     at = run_page()
     at.radio(key="mem_source").set_value("config").run()

@@ -76,3 +76,29 @@ def test_empty_choices_and_a_missing_model_are_explained_and_kept():
     assert not at.exception and at.error and "no-such-org/no-such-model" in at.error[0].value
     assert at.text_input(key="op_model").value == "no-such-org/no-such-model"
     assert at.multiselect(key="op_methods").value == ["remove-layers"]
+
+
+def test_a_long_paste_keeps_the_first_2000_characters_and_says_so():
+    """Issue 32: 10,000 characters pasted into a 2,000-character prompt emptied the field (the browser drops an edit
+    over Streamlit's max_chars) and the page said "The prompt is empty". The fields have no browser limit now; the
+    page keeps the first 2,000 characters, in the field too, and says so until the field is edited again."""
+    at = app_test(PAGE)
+    at.run()
+    pasted = "".join(f"word{i} " for i in range(2000))[:10_000]
+    for key, what in (("op_prompt", "The prompt"), ("op_soft_prompt", "The teacher's prompt")):
+        field = at.text_input(key=key)
+        assert not field.proto.max_chars and "2,000 characters" in field.proto.help
+        field.set_value(pasted).run()
+        assert not at.exception
+        assert at.text_input(key=key).value == pasted[:2000]
+        assert any(w.value == f"{what} had 10,000 characters, more than the 2,000 allowed: the first 2,000 are kept."
+                   for w in at.warning)
+    assert not any("prompt is empty" in w.value for w in at.warning) and not at.button(key="op_prune_run").disabled
+    at.multiselect(key="op_methods").set_value(["remove-layers"]).run()  # another control: the notes stay
+    assert sum("10,000 characters" in w.value for w in at.warning) == 2
+    at.text_input(key="op_prompt").set_value("A short prompt").run()
+    assert at.text_input(key="op_prompt").value == "A short prompt"
+    assert [w.value for w in at.warning if "10,000 characters" in w.value] == [
+        "The teacher's prompt had 10,000 characters, more than the 2,000 allowed: the first 2,000 are kept."]
+    at.text_input(key="op_prompt").set_value("").run()
+    assert any("The prompt is empty" in w.value for w in at.warning)  # a prompt really emptied is still refused

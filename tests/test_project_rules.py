@@ -531,3 +531,121 @@ def test_the_map_of_core_names_every_package_and_module():
     assert [m for m in modules if f"`{m}`" not in text and not m.endswith(charts_and_tables)] == []
     drawn = {word for line in text.splitlines() if line[:2].strip().isdigit() for word in line.split()}
     assert set(LAYERS) <= drawn
+
+
+# --- Streamlit magic: a bare expression in a page is written into the page -----------------------------------------
+def magic_written(source: str, filename: str = "<page>") -> list[tuple[int, str]]:
+    """(line, source) of every statement Streamlit's magic would write into the page (st.write), walked the way
+    streamlit/runtime/scriptrunner/magic.py walks a script: the bodies of def / with / for / while / if / try (its
+    handlers, else and finally) / match and a class's methods; a bare expression there is written unless it is a
+    call, a docstring (a string first in a module or a def), a yield or an await. So ``a if b else c``, a name, a
+    tuple, a string that is not a docstring and ``...`` are all written (default config: the last root call is not)."""
+    tree = ast.parse(source, filename)
+    found: list[tuple[int, str]] = []
+
+    def walk(body: list, parent: type) -> None:
+        for i, node in enumerate(body):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.With, ast.AsyncWith)):
+                walk(node.body, type(node))
+            elif isinstance(node, (ast.For, ast.AsyncFor, ast.While, ast.If)):
+                walk(node.body, type(node))
+                walk(node.orelse, type(node))
+            elif isinstance(node, ast.ClassDef):
+                for inner in node.body:
+                    if isinstance(inner, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                        walk(inner.body, type(inner))
+            elif isinstance(node, (ast.Try, ast.TryStar)):
+                for part in (node.body, node.finalbody, node.orelse):
+                    walk(part, type(node))
+                for handler in node.handlers:
+                    walk(handler.body, ast.ExceptHandler)
+            elif isinstance(node, ast.Match):
+                for case in node.cases:
+                    walk(case.body, ast.match_case)
+            elif isinstance(node, ast.Expr):
+                value = node.value
+                docstring = (i == 0 and isinstance(value, ast.Constant) and isinstance(value.value, str)
+                             and parent in (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef))
+                if not (docstring or isinstance(value, (ast.Call, ast.Yield, ast.YieldFrom, ast.Await))):
+                    found.append((node.lineno, ast.get_source_segment(source, node) or ast.dump(node)))
+
+    walk(tree.body, ast.Module)
+    return sorted(found)
+
+
+MAGIC_CASES = '''"""Module docstring: not written."""
+import streamlit as st
+st.write("a call: not written")
+x = 1
+x
+x if x else None
+"a string that is not a docstring"
+...
+x, x
+def f():
+    """Docstring: not written."""
+    yield 1
+    x
+with st.container():
+    "the first string in a with block is written"
+    st.button("call")
+for i in range(2):
+    i
+else:
+    [i]
+while False:
+    x
+try:
+    x + 1
+except ValueError:
+    -x
+else:
+    x.real
+finally:
+    st.session_state.pop("k", None) if x else None
+if x:
+    not x
+elif x:
+    {x}
+else:
+    x == 1
+match x:
+    case 1:
+        x
+class C:
+    x
+    def m(self):
+        self
+async def g():
+    await g()
+    x
+st.write("the last call")
+'''
+
+
+def test_no_page_has_an_expression_that_magic_would_write():
+    """A bare ``a if b else c`` in a page's ``finally:`` printed the run's object on the Evaluate page (issue 32)."""
+    offenders = [f"{path.relative_to(ROOT)}:{line}: {text}"
+                 for path in sorted((ROOT / "views").rglob("*.py"))
+                 for line, text in magic_written(path.read_text(), str(path))]
+    assert offenders == [], "Streamlit magic would write these into the page; assign them or call st.* instead:\n" \
+                            + "\n".join(offenders)
+
+
+def test_the_magic_check_finds_what_streamlit_magic_writes():
+    """The rule matches the installed Streamlit's own magic, case by case, so an upgrade that changes magic fails
+    here rather than silently letting a stray object into a page."""
+    from streamlit.runtime.scriptrunner.magic import add_magic
+
+    def streamlit_writes(source: str) -> list[int]:
+        return sorted(n.lineno for n in ast.walk(add_magic(source, "<page>"))
+                      if isinstance(n, ast.Call) and getattr(n.func, "attr", "") == "transparent_write")
+
+    ours = magic_written(MAGIC_CASES)
+    assert [line for line, _ in ours] == streamlit_writes(MAGIC_CASES)
+    assert ('x if x else None' in dict(ours).values() and '...' in dict(ours).values()
+            and 'st.session_state.pop("k", None) if x else None' in dict(ours).values())
+    assert all("not written" not in text and "call" not in text for _, text in ours)
+    for path in sorted((ROOT / "views").rglob("*.py")):
+        source = path.read_text()
+        assert [line for line, _ in magic_written(source)] == streamlit_writes(source), path

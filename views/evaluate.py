@@ -4,7 +4,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from core.common.user_text import escape_markdown
+from core.common.user_text import counted, escape_markdown
 from core.evaluate import charts, report, runner
 from core.evaluate.tasks import TASKS
 from core.evaluate.variants import ADAPTER, ENDPOINT, VARIANTS, adapter_files_from_zip, setups as build_setups
@@ -112,7 +112,8 @@ if go:
     except (ModelLoadError, runner.EvaluationInputError, EndpointError, ValueError) as exc:
         st.error(escape_markdown(exc), icon=":material/error:")
     finally:
-        st.session_state.pop("ev_partial", None) if "ev_result" in st.session_state else None
+        if "ev_result" in st.session_state:  # a finished run; a failed one leaves its rows for the next rerun
+            st.session_state.pop("ev_partial", None)
         bar.empty()
 elif st.session_state.get("ev_partial") is not None:
     partial = st.session_state.pop("ev_partial")  # Stop (a rerun) interrupted the run: keep its rows
@@ -124,7 +125,7 @@ if result is None or not result.rows:
     st.info("No evaluation yet: choose the setups and press **Run evaluation**.")
     st.stop()
 if result.stopped:
-    st.warning(f"Stopped: {len(result.rows)} completions finished.", icon=":material/stop_circle:")
+    st.warning(f"Stopped: {counted(len(result.rows), 'completion')} finished.", icon=":material/stop_circle:")
 st.subheader("Which setup is best")
 st.success(runner.verdict(result))
 frame = report.summary_frame(result)

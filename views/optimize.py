@@ -10,6 +10,7 @@ from core.run.models import BUNDLED_DECODER, ModelLoadError
 from core.optimize import charts, distillation, variants
 from core.common.scheduler import QueueLeft
 from core.common.user_text import escape_markdown
+from views.components.clipped_text import clipped_text_input
 from views.components.model_cache import cached_load_model
 
 st.title("Optimize")
@@ -86,8 +87,9 @@ with prune_tab:
                             help="Share of each linear layer's weights set to zero. 2:4 is always 50 %.")
     remove = p3.number_input("Layers to remove", min_value=1, max_value=60, value=4, step=1, key="op_remove",
                              help="For layer removal: how many whole transformer layers to take out.")
-    prompt = st.text_input("Prompt for the side-by-side answers", value=variants.DEFAULT_PROMPT, key="op_prompt",
-                           max_chars=2000, help="Each variant answers it greedily (up to 32 new tokens).")
+    prompt = clipped_text_input(st, "Prompt for the side-by-side answers", value=variants.DEFAULT_PROMPT,
+                                key="op_prompt", max_chars=2000, what="The prompt",
+                                help="Each variant answers it greedily (up to 32 new tokens).")
     problem = None
     if not methods:
         problem = "Choose at least one pruning method."
@@ -154,9 +156,10 @@ with distil_tab:
                 "T²·KL to the teacher, then scored on a different text: prune, then distil (Minitron, "
                 "Muralidharan et al. 2024).")
     t1, t2 = st.columns([3, 1])
-    soft_prompt = t1.text_input("Teacher's prompt", value="The capital of France is", key="op_soft_prompt",
-                                max_chars=2000, help="Plain text (no chat template); the chart shows the teacher's "
-                                                     "distribution of the next token.")
+    soft_prompt = clipped_text_input(t1, "Teacher's prompt", value="The capital of France is", key="op_soft_prompt",
+                                     max_chars=2000, what="The teacher's prompt",
+                                     help="Plain text (no chat template); the chart shows the teacher's "
+                                          "distribution of the next token.")
     temperature = t2.slider("Temperature T", min_value=1.0, max_value=10.0, value=distillation.DEFAULT_TEMPERATURE,
                             step=0.5, key="op_temperature",
                             help="Soft labels: softmax(logits / T). T = 1 is the model's own distribution; higher T "

@@ -6,6 +6,8 @@ so a model name like ``![x](http://host/x.png)`` would become an image the brows
 * :func:`code` puts the text in a CommonMark code span, whose content is never parsed as Markdown
   (https://spec.commonmark.org/0.31.2/#code-spans); the fence is one backtick longer than any run inside, so a
   name with backticks cannot close it early. Long text is shortened (a 5,000-character name is not echoed whole).
+* :func:`clip` keeps the first characters of a text (a prompt over its limit, a short quote of a bad value);
+  :func:`counted` writes a count with its noun agreed in number ("1 item", "8 items").
 * :func:`escape_markdown` backslash-escapes Markdown's active characters, as CommonMark allows before any ASCII
   punctuation (https://spec.commonmark.org/0.31.2/#backslash-escapes), for text shown inline (e.g. an exception's
   message that quotes a config value).
@@ -25,6 +27,21 @@ def shorten(text: str, max_chars: int = MAX_SHOWN_CHARS) -> str:
     if len(flat) <= max_chars:
         return flat
     return f"{flat[: max_chars - 1]}… ({len(flat):,} characters)"
+
+
+def clip(text, max_chars: int, ellipsis: str = "…") -> str:
+    """The first ``max_chars`` characters of ``text``, followed by ``ellipsis`` when some were cut (``""`` to keep
+    just the prefix); a text that fits comes back as it is."""
+    if max_chars < 0:
+        raise ValueError(f"max_chars must be 0 or more, got {max_chars}.")
+    text = str(text)
+    return text if len(text) <= max_chars else text[:max_chars] + ellipsis
+
+
+def counted(n: int, singular: str, plural: str | None = None) -> str:
+    """``n`` and its noun agreed in number: ``counted(1, "item")`` → "1 item", ``counted(8, "item")`` →
+    "8 items"."""
+    return f"{n:,} {singular if n == 1 else plural or singular + 's'}"
 
 
 def code(text, max_chars: int = MAX_SHOWN_CHARS) -> str:

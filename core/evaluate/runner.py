@@ -1,11 +1,13 @@
 """Run every setup (a prompt technique on a model variant) over a task's items, greedy, and score each completion."""
 from __future__ import annotations
 
+import math
 import threading
 import time
 from dataclasses import dataclass, field
 from typing import Callable
 
+from core.common.user_text import counted
 from core.evaluate.metrics import ROUGE_TYPES, exact_match, first_line, predicted_label, rouge
 from core.evaluate.tasks import EvalTask, eval_task
 from core.run.prompts import SHOT_COUNTS, ZERO_SHOT_COT_TRIGGER, build_icl_prompt
@@ -137,23 +139,74 @@ def score_key(task_key: str) -> str:
     return "accuracy (%)" if eval_task(task_key).kind == "classification" else "rougeL F1"
 
 
+def _names(labels: list[str]) -> str:
+    """"A", "A and B", "A, B and C"."""
+    return labels[0] if len(labels) == 1 else f"{', '.join(labels[:-1])} and {labels[-1]}"
+
+
+def _same_score(a: float, b: float) -> bool:
+    return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
+
+
+def _items(rows: list[dict]) -> str:
+    """The item counts of these summary rows: "8 items", "8 items each", or "8, 8 and 3 items" when they differ."""
+    counts = [r["items"] for r in rows]
+    if len(set(counts)) == 1:
+        return counted(counts[0], "item") + (" each" if len(rows) > 1 else "")
+    return f"{_names([f'{n:,}' for n in counts])} items"
+
+
 def verdict(run: EvalRun) -> str:
-    """One sentence: the best setup, and whether few-shot beat zero-shot on each model that ran both."""
+    """What the summary says, in sentences: the best setup, or the setups that tie for best; a lead of a single
+    answer called what it is; setups scored on fewer items than the others (a stopped run) named; and whether
+    few-shot beat zero-shot on each model that ran both."""
     rows = summary(run)
     if not rows:
         return "No completions yet."
     key = score_key(run.task)
+    metric = key.replace(" (%)", "")
     unit = " %" if key.endswith("(%)") else ""
     best = rows[0]
-    sentences = [f"Best on this task: {best['setup']} ({key.replace(' (%)', '')} {best[key]:.3g}{unit}, "
-                 f"{best['items']} items)."]
-    by_setup = {(r["model"], r["technique"]): r[key] for r in rows}
+    tied = [r for r in rows if _same_score(r[key], best[key])]
+    score = f"{metric} {best[key]:.3g}{unit}"
+    if len(tied) == 1:
+        sentences = [f"Best on this task: {best['setup']} ({score}, {counted(best['items'], 'item')})."]
+    elif len(tied) == len(rows):
+        sentences = [f"Best on this task: none, {_names([r['setup'] for r in tied])} tie at {score} "
+                     f"({_items(tied)})."]
+    else:
+        sentences = [f"Best on this task: {_names([r['setup'] for r in tied])} tie at {score} ({_items(tied)})."]
+    runner_up = rows[len(tied)] if len(tied) < len(rows) else None
+    if len(tied) == 1 and runner_up is not None and runner_up["items"] == best["items"]:
+        n = best["items"]
+        if key == "accuracy (%)" and round((best[key] - runner_up[key]) * n / 100) == 1:
+            sentences.append(f"That is one answer ahead of {runner_up['setup']} ({runner_up[key]:.3g}{unit}): "
+                             f"with {counted(n, 'item')} it is not a clear win; run more items.")
+        elif key != "accuracy (%)" and n == 1:
+            sentences.append("Scored on 1 item: one summary decides this ranking; run more items.")
+    most = max(r["items"] for r in rows)
+    partial = [r for r in rows if r["items"] < most]
+    if partial:
+        why = " (the run was stopped)" if run.stopped else ""
+        if len(partial) == 1:
+            sentences.append(f"{partial[0]['setup']} was scored on only {counted(partial[0]['items'], 'item')}, "
+                             f"the others on {most:,}{why}: its score does not compare with theirs.")
+        else:
+            named = _names([f"{r['setup']} ({counted(r['items'], 'item')})" for r in partial])
+            sentences.append(f"{named} were scored on fewer items than the others ({most:,}){why}: their scores "
+                             "do not compare with the rest.")
+    by_setup = {(r["model"], r["technique"]): r for r in rows}
     for model in dict.fromkeys(r["model"] for r in rows):
         zero, few = by_setup.get((model, "zero-shot")), by_setup.get((model, "few-shot"))
         if zero is None or few is None:
             continue
-        if few > zero:
-            sentences.append(f"On {model}, few-shot beats zero-shot ({few:.3g} vs {zero:.3g}).")
+        numbers = f"{few[key]:.3g} vs {zero[key]:.3g}"
+        if few["items"] != zero["items"]:
+            numbers += f", on {few['items']:,} and {counted(zero['items'], 'item')}"
+        if _same_score(few[key], zero[key]):
+            sentences.append(f"On {model}, few-shot ties with zero-shot ({numbers}).")
+        elif few[key] > zero[key]:
+            sentences.append(f"On {model}, few-shot beats zero-shot ({numbers}).")
         else:
-            sentences.append(f"On {model}, few-shot does not beat zero-shot ({few:.3g} vs {zero:.3g}).")
+            sentences.append(f"On {model}, few-shot does not beat zero-shot ({numbers}).")
     return " ".join(sentences)

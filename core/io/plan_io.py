@@ -23,7 +23,7 @@ from core.plan.architectures import ArchitectureError
 from core.plan.hardware import DEFAULT_GPU, GPUS, GPU, custom_gpu
 from core.common.units import GB, format_count, format_power  # format_count re-exported (core.io.plan_io.format_count)
 from core.io.url_state import choice_parser, number_parser
-from core.common.user_text import code, escape_markdown
+from core.common.user_text import clip, code, escape_markdown
 
 CUSTOM_GPU = "Custom GPU"
 SOURCES = {"catalog": "Catalog model", "params": "Parameter count", "config": "config.json"}
@@ -48,6 +48,14 @@ class PlanInputError(ValueError):
 _SUFFIX = {"": 1, "k": 1e3, "m": 1e6, "b": 1e9, "g": 1e9, "t": 1e12}
 
 
+QUOTED_CHARS = 40
+"""A bad value is quoted in its message up to this many characters (a 10,000-character paste is not echoed whole)."""
+
+
+def _quoted(text) -> str:
+    return clip(str(text).strip(), QUOTED_CHARS)
+
+
 def parse_param_count(text) -> int:
     """'7B', '6.74e9', '124,439,808', '350M' → an integer parameter count between 1e3 and 1e15."""
     if isinstance(text, (int, float)) and not isinstance(text, bool):
@@ -57,10 +65,12 @@ def parse_param_count(text) -> int:
         cleaned = re.sub(r"(params?|parameters)$", "", cleaned)
         match = re.fullmatch(r"([0-9]*\.?[0-9]+(?:e[+-]?[0-9]+)?)([kmbgt]?)", cleaned)
         if not match:
-            raise PlanInputError(f"'{text}' is not a parameter count. Write e.g. 7B, 350M, 6.74e9 or 124439808.")
+            raise PlanInputError(f"'{_quoted(text)}' is not a parameter count. Write e.g. 7B, 350M, 6.74e9 or "
+                                 "124439808.")
         value = float(match.group(1)) * _SUFFIX[match.group(2)]
     if not math.isfinite(value) or not MIN_PARAMS <= value <= MAX_PARAMS:
-        raise PlanInputError(f"A parameter count must be between 1 thousand and 1 quadrillion (1e15), got {text}.")
+        raise PlanInputError(f"A parameter count must be between 1 thousand and 1 quadrillion (1e15), got "
+                             f"{_quoted(text)}.")
     return int(round(value))
 
 
