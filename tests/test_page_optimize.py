@@ -76,3 +76,35 @@ def test_empty_choices_and_a_missing_model_are_explained_and_kept():
     assert not at.exception and at.error and "no-such-org/no-such-model" in at.error[0].value
     assert at.text_input(key="op_model").value == "no-such-org/no-such-model"
     assert at.multiselect(key="op_methods").value == ["remove-layers"]
+
+
+def _display(at, column):
+    """What the last table with ``column`` shows in that column (its Styler's display values), as text."""
+    import pyarrow as pa
+
+    frame = [d for d in at.dataframe if column in d.value.columns][-1]
+    shown = pa.ipc.open_stream(frame.proto.arrow_data.styler.display_values).read_all().to_pandas()
+    return list(shown[column])
+
+
+def test_layer_removal_alone_reads_well_and_a_refusal_leaves_no_progress_bar():
+    """Issue 32: 30 of 30 layers is refused without a stale "Measuring the dense model…" bar above the message; 29
+    removed reads "× 10²⁶" in the table, not 8.72e+26, under one KL name, and with no sparsity (layer removal adds
+    no zeros) there is a caption instead of one-dot charts."""
+    at = app_test(PAGE, timeout=600)
+    at.run()
+    at.multiselect(key="op_methods").set_value(["remove-layers"]).run()
+    at.number_input(key="op_remove").set_value(30).run()
+    at.button(key="op_prune_run").click().run()
+    assert not at.exception and "between 1 and 29" in at.error[0].value
+    assert not at.get("progress")
+    at.number_input(key="op_remove").set_value(29).run()
+    at.button(key="op_prune_run").click().run()
+    assert not at.exception and not at.error and not at.get("progress")
+    table = _frame(at, "Zeros (%)")
+    assert "KL to the dense model (nats)" in table.columns and "KL to fp32 (nats)" not in table.columns
+    assert table["Perplexity"].iloc[1] > 1e6  # a number underneath, so the column still sorts
+    shown = _display(at, "Perplexity")
+    assert "× 10" in shown[1] and "e+" not in shown[1] and "." in shown[0] and "×" not in shown[0]
+    assert not [c for c in at.get("plotly_chart") if "op_sparsity" in str(c.proto.id)]
+    assert any("No chart against sparsity" in c.value for c in at.caption)

@@ -54,6 +54,32 @@ def format_count(value: float, digits: int = 3) -> str:
     return f"{v:.{digits}g}"
 
 
+_SUPERSCRIPT = str.maketrans("0123456789-", "⁰¹²³⁴⁵⁶⁷⁸⁹⁻")
+
+
+def power_of_ten(exponent: int) -> str:
+    """3 → '10³', -2 → '10⁻²' (superscript digits, as a formula reads)."""
+    return "10" + str(int(exponent)).translate(_SUPERSCRIPT)
+
+
+def format_magnitude(value: float, decimals: int = 2, plain_below: float = 1e6, digits: int = 2) -> str:
+    """A number of any size that a person can read: below ``plain_below`` with thousands separators and
+    ``decimals`` decimals ('18.23', '48,642.71'), above it as a power of ten ('8.72 × 10²⁶', not
+    '8.722954806059943e+26'); '∞' / 'nan' for the non-finite."""
+    v = float(value)
+    if math.isnan(v):
+        return "nan"
+    if math.isinf(v):
+        return "∞" if v > 0 else "−∞"
+    if abs(v) < plain_below:
+        return f"{v:,.{decimals}f}"
+    exponent = math.floor(math.log10(abs(v)))
+    mantissa = v / 10 ** exponent
+    if round(abs(mantissa), digits) >= 10:  # 9.999e26 rounds to 10.00: carry into the exponent
+        exponent, mantissa = exponent + 1, mantissa / 10
+    return f"{mantissa:.{digits}f} × {power_of_ten(exponent)}"
+
+
 def format_duration_s(seconds: float) -> str:
     """A short duration in a readable unit: '845 ms' below 1 s, '1.23 s' / '45.2 s' below 2 minutes, then
     '3 min 25 s' and '2 h 05 min' (a 117.6 s wait reads '117.6 s', not '117,645 ms')."""
