@@ -62,3 +62,11 @@ def test_layer_removal_alone_has_no_sparsity_to_chart():
 def test_format_magnitude_reads_like_a_formula(value, text):
     assert format_magnitude(value) == text
     assert power_of_ten(-3) == "10⁻³"
+
+
+def test_the_dense_label_sits_on_its_line_on_the_log_axis():
+    """add_hline's annotation took 18.2 as a log10 exponent (10^18.2), which is what stretched the axis to 10³⁵."""
+    fig = charts.sparsity_figure([DENSE, *MAGNITUDE])
+    (label,) = fig.layout.annotations
+    assert label.text == "dense: 18.2" and label.y == pytest.approx(math.log10(18.2))
+    assert charts.sparsity_figure([DENSE, *MAGNITUDE], "kl_mean_nats").layout.annotations[0].y == 0

@@ -76,7 +76,14 @@ def sparsity_figure(rows: list[dict], metric: str = "perplexity") -> go.Figure:
     if dense is not None:
         ys.append(dense[metric])
         xs.append(dense.get("sparsity_pct", 0.0))
-        fig.add_hline(y=dense[metric], line_dash="dash", annotation_text=f"dense: {dense[metric]:.3g}")
+        fig.add_hline(y=dense[metric], line_dash="dash")
+        # Written by hand: on a log axis an annotation's y is log10 of the value, and add_hline's own annotation
+        # put perplexity 33.6 at 10^33.6, which stretched the autorange to 10³⁵ (issue 32).
+        at = dense[metric]
+        if metric == "perplexity" and _finite(at) and at > 0:
+            at = math.log10(at)
+        fig.add_annotation(x=1, xref="paper", xanchor="right", y=at, yanchor="bottom", showarrow=False,
+                           text=f"dense: {dense[metric]:.3g}")
     if metric == "perplexity":
         yaxis = _log_axis(ys)
     else:
