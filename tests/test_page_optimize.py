@@ -1,6 +1,8 @@
 """The Optimize page under AppTest on the bundled SmolLM2: pruning measured (zeros cost the same bytes, removed layers
 fewer), soft labels, a short prune-then-distil run that lowers the student's KL, and the line-up of fp32, int8, NF4,
 pruned and distilled with a task score; bad choices are explained and inputs kept."""
+import json
+
 from tests.apptest import app_test
 
 PAGE = "views/optimize.py"
@@ -105,6 +107,8 @@ def test_layer_removal_alone_reads_well_and_a_refusal_leaves_no_progress_bar():
     assert "KL to the dense model (nats)" in table.columns and "KL to fp32 (nats)" not in table.columns
     assert table["Perplexity"].iloc[1] > 1e6  # a number underneath, so the column still sorts
     shown = _display(at, "Perplexity")
+    columns = json.loads([d for d in at.dataframe if "Zeros (%)" in d.value.columns][-1].proto.columns)
+    assert columns["Perplexity"]["type_config"]["type"] == "text"  # a number column flags "8.72 × 10²⁶" invalid
     assert "× 10" in shown[1] and "e+" not in shown[1] and "." in shown[0] and "×" not in shown[0]
     assert not [c for c in at.get("plotly_chart") if "op_sparsity" in str(c.proto.id)]
     assert any("No chart against sparsity" in c.value for c in at.caption)

@@ -44,9 +44,10 @@ def _mb(value) -> str:
 
 
 QUALITY_CONFIG = {
-    # Perplexity's numbers come from _readable (a pandas Styler): 8.72 × 10²⁶ when layers are gone, not 8.72e+26
-    "Perplexity": st.column_config.NumberColumn(help="exp(mean negative log-likelihood) of the bundled reference "
-                                                     "text; lower is better."),
+    # Perplexity's text comes from _readable (a pandas Styler): 8.72 × 10²⁶ when layers are gone, not 8.72e+26. A
+    # text column shows it as written (a number column re-parses it and flags "8.72 × 10²⁶" as invalid).
+    "Perplexity": st.column_config.TextColumn(alignment="right", help="exp(mean negative log-likelihood) of the "
+                                                                     "bundled reference text; lower is better."),
     "KL to the dense model (nats)": st.column_config.NumberColumn(
         format="%.4f", help="Mean KL divergence of the next-token distributions from the dense fp32 model's."),
     "Top-1 agreement (%)": st.column_config.NumberColumn(format="%.1f %%", help="Positions where the most likely "
