@@ -81,7 +81,7 @@ def test_a_tiny_run_shows_results_and_the_download():
     assert "Loss, last step (nats/token)" in [m.label for m in at.metric]
     assert all(m.proto.help for m in at.metric), [m.label for m in at.metric if not m.proto.help]
     assert len(at.get("download_button")) == 1
-    assert any(t.label == "Base + LoRA adapter" for t in at.text_area)
+    assert any(m.value == "**Base + LoRA adapter**" for m in at.markdown) and not at.text_area
     assert run.model_released
 
 
@@ -107,5 +107,58 @@ def test_prompt_tuning_is_a_method_with_its_exact_count_and_a_real_run():
     at.run()
     assert not at.exception
     assert run.result.trainable_params == 2304
-    assert any(t.label == "Base + soft prompt" for t in at.text_area)
+    assert any(m.value == "**Base + soft prompt**" for m in at.markdown) and not at.text_area
     assert at.radio(key="ft_method").value == "prompt-tuning"
+
+
+def test_start_help_follows_the_method_and_a_long_run_is_estimated_before_it_starts():
+    """Issue 32: with prompt tuning the Start button spoke of LoRA adapters, and 10,000 steps (hours here) were
+    accepted without a word."""
+    from core.finetune import pace
+
+    pace.forget_paces()
+    at = app_test(PAGE)
+    at.run()
+    assert "LoRA adapters" in at.button(key="ft_start").help
+    assert "about" in _texts(at.caption) and "s/step" in _texts(at.caption)  # the default run: a caption
+    at.radio(key="ft_method").set_value("prompt-tuning").run()
+    assert "LoRA" not in at.button(key="ft_start").help and "soft-prompt" in at.button(key="ft_start").help
+    at.number_input(key="ft_steps").set_value(10_000).run()
+    assert not at.exception and not at.button(key="ft_start").disabled
+    warning = _texts(at.warning)
+    assert "10,000 steps takes about" in warning and " h " in warning and "assumed" in warning
+
+
+def test_the_answers_are_readable_text_and_the_status_says_its_state_once():
+    """A finished run (built here, not trained) shows its answers as text, not greyed-out disabled boxes, and its
+    progress label reads "Finished: step 2/2, …" (not "Finished. done")."""
+    from core.finetune.runner import Comparison, FinetuneProgress, FinetuneResult, FinetuneSettings, FinetuneStep
+
+    steps = (FinetuneStep(1, 3.387, 60, 0.8, 0.8), FinetuneStep(2, 2.5, 60, 0.8, 1.6))
+    result = FinetuneResult(FinetuneSettings(steps=2), steps, False, 1.6, 1000,
+                            (Comparison("Say hi", "Hello! *How* are you?", "Ahoy, matey!\nArr."),),
+                            {"adapter_config.json": b"{}"})
+
+    class Finished:
+        def __init__(self):
+            self.result = result
+
+        def progress(self):
+            return FinetuneProgress("done", 2, 2, 2.5, 75.0, 3.0, "Finished.")
+
+        def steps(self):
+            return list(steps)
+
+    run = Finished()
+    at = app_test(PAGE)
+    at.session_state["ft_run"] = run
+    at.session_state["ft_shown"] = run
+    at.run()
+    assert not at.exception
+    assert not at.text_area
+    shown = [m.value for m in at.markdown]
+    assert "**Base model**" in shown and "**Base + LoRA adapter**" in shown
+    assert r"Hello\! \*How\* are you?" in shown  # the answer's own characters, not Markdown
+    assert "Ahoy, matey\\!  \nArr." in shown
+    label = at.get("progress")[0].proto.text
+    assert label.startswith("Finished: step 2/2") and "done" not in label

@@ -1,6 +1,8 @@
 """The Optimize page under AppTest on the bundled SmolLM2: pruning measured (zeros cost the same bytes, removed layers
 fewer), soft labels, a short prune-then-distil run that lowers the student's KL, and the line-up of fp32, int8, NF4,
 pruned and distilled with a task score; bad choices are explained and inputs kept."""
+import json
+
 from tests.apptest import app_test
 
 PAGE = "views/optimize.py"
@@ -102,3 +104,37 @@ def test_a_long_paste_keeps_the_first_2000_characters_and_says_so():
         "The teacher's prompt had 10,000 characters, more than the 2,000 allowed: the first 2,000 are kept."]
     at.text_input(key="op_prompt").set_value("").run()
     assert any("The prompt is empty" in w.value for w in at.warning)  # a prompt really emptied is still refused
+
+
+def _display(at, column):
+    """What the last table with ``column`` shows in that column (its Styler's display values), as text."""
+    import pyarrow as pa
+
+    frame = [d for d in at.dataframe if column in d.value.columns][-1]
+    shown = pa.ipc.open_stream(frame.proto.arrow_data.styler.display_values).read_all().to_pandas()
+    return list(shown[column])
+
+
+def test_layer_removal_alone_reads_well_and_a_refusal_leaves_no_progress_bar():
+    """Issue 32: 30 of 30 layers is refused without a stale "Measuring the dense model…" bar above the message; 29
+    removed reads "× 10²⁶" in the table, not 8.72e+26, under one KL name, and with no sparsity (layer removal adds
+    no zeros) there is a caption instead of one-dot charts."""
+    at = app_test(PAGE, timeout=600)
+    at.run()
+    at.multiselect(key="op_methods").set_value(["remove-layers"]).run()
+    at.number_input(key="op_remove").set_value(30).run()
+    at.button(key="op_prune_run").click().run()
+    assert not at.exception and "between 1 and 29" in at.error[0].value
+    assert not at.get("progress")
+    at.number_input(key="op_remove").set_value(29).run()
+    at.button(key="op_prune_run").click().run()
+    assert not at.exception and not at.error and not at.get("progress")
+    table = _frame(at, "Zeros (%)")
+    assert "KL to the dense model (nats)" in table.columns and "KL to fp32 (nats)" not in table.columns
+    assert table["Perplexity"].iloc[1] > 1e6  # a number underneath, so the column still sorts
+    shown = _display(at, "Perplexity")
+    columns = json.loads([d for d in at.dataframe if "Zeros (%)" in d.value.columns][-1].proto.columns)
+    assert columns["Perplexity"]["type_config"]["type"] == "text"  # a number column flags "8.72 × 10²⁶" invalid
+    assert "× 10" in shown[1] and "e+" not in shown[1] and "." in shown[0] and "×" not in shown[0]
+    assert not [c for c in at.get("plotly_chart") if "op_sparsity" in str(c.proto.id)]
+    assert any("No chart against sparsity" in c.value for c in at.caption)

@@ -10,9 +10,12 @@ from core.finetune.runner import (COMPARE_MAX_NEW_TOKENS, DEFAULT_LEARNING_RATES
                                   active_run, check_settings, load_dataset, start_finetune)
 from core.run.models import ModelLoadError
 from core.common.units import GB
+from core.common.user_text import escape_markdown
+from core.finetune.pace import estimate_run
 
 PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 DEFAULTS = FinetuneSettings()
+LONG_RUN_S = 600  # an estimate above 10 minutes is a warning, not a caption
 
 st.title("Fine-tune")
 st.caption("LoRA or prompt tuning on the bundled SmolLM2-135M-Instruct with PEFT: the base weights stay frozen; LoRA "
@@ -99,6 +102,12 @@ else:
                    f"{int(virtual_tokens)} positions (plan_finetune; this run keeps the base in fp32, ≤ "
                    f"{plan['required_bytes'] / GB:,.2f} GB) of {plan['free_bytes'] / GB:,.1f} GB free.")
 
+    estimate = estimate_run(settings, plan)
+    if estimate["seconds"] is not None and estimate["seconds"] > LONG_RUN_S:
+        st.warning(estimate["text"], icon=":material/schedule:")
+    else:
+        st.caption(estimate["text"])
+
 run = st.session_state.get("ft_run")
 other = active_run()
 if other is not None and other is not run:
@@ -106,8 +115,11 @@ if other is not None and other is not run:
             "machine; start yours when it has finished.", icon=":material/hourglass_top:")
 
 b1, b2, _ = st.columns([1, 1, 4])
+START_HELP = {"lora": "Load a fresh copy of SmolLM2, add LoRA adapters and train them on the bundled data set.",
+              "prompt-tuning": "Load a fresh copy of SmolLM2, put trainable soft-prompt embeddings before every input "
+                               "and train only them on the bundled data set (the model stays untouched)."}
 start = b1.button("Start fine-tune", type="primary", key="ft_start", disabled=problem is not None,
-                  help="Load a fresh copy of SmolLM2, add LoRA adapters and train them on the bundled data set.")
+                  help=START_HELP[method])
 stop = b2.button("Stop", key="ft_stop", help="Stop after the current step; the adapter trained so far is still "
                                             "compared and downloadable.")
 
@@ -135,7 +147,7 @@ def show_progress() -> None:
     if current is None:
         return
     p = current.progress()
-    st.progress(min(p.step / max(p.total_steps, 1), 1.0), text=f"{p.message} {p.describe()}")
+    st.progress(min(p.step / max(p.total_steps, 1), 1.0), text=p.status_line())
     m1, m2, m3, m4 = st.columns(4)
     result = current.result if p.finished else None
     if result is None:  # live numbers while it runs
@@ -171,12 +183,15 @@ def show_comparison(result, key_prefix: str) -> None:
                "prompts are not in the training set.")
     for n, c in enumerate(result.comparisons):
         st.markdown(f"**{c.prompt}**")
-        left, right = st.columns(2)
-        left.text_area("Base model", c.base, disabled=True, key=f"{key_prefix}_base_{n}",
-                       help="SmolLM2 without the adapter.")
+        # Plain text in bordered boxes: the answers are results to read, not greyed-out disabled inputs (issue 32)
         adapter = "LoRA adapter" if result.settings.method == "lora" else "soft prompt"
-        right.text_area(f"Base + {adapter}", c.adapted, disabled=True, key=f"{key_prefix}_adapted_{n}",
-                        help=f"The same model with the trained {adapter}.")
+        for column, title, help_text, answer in zip(
+                st.columns(2), ("Base model", f"Base + {adapter}"),
+                ("SmolLM2 without the adapter.", f"The same model with the trained {adapter}."), (c.base, c.adapted)):
+            with column.container(border=True):
+                st.markdown(f"**{title}**", help=help_text)
+                st.markdown(escape_markdown(answer).replace("\n", "  \n") if answer.strip()
+                            else "_(an empty answer)_")
     name = (f"smollm2-lora-r{result.settings.rank}" if result.settings.method == "lora"
             else f"smollm2-prompt-tuning-{result.settings.num_virtual_tokens}")
     st.download_button("Download adapter (PEFT safetensors, zip)", result.adapter_zip(),

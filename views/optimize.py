@@ -9,6 +9,7 @@ import streamlit as st
 from core.run.models import BUNDLED_DECODER, ModelLoadError
 from core.optimize import charts, distillation, variants
 from core.common.scheduler import QueueLeft
+from core.common.units import format_magnitude
 from core.common.user_text import escape_markdown
 from views.components.clipped_text import clipped_text_input
 from views.components.model_cache import cached_load_model
@@ -44,10 +45,12 @@ def _mb(value) -> str:
 
 
 QUALITY_CONFIG = {
-    "Perplexity": st.column_config.NumberColumn(format="%.2f", help="exp(mean negative log-likelihood) of the "
-                                                                  "bundled reference text; lower is better."),
-    "KL to fp32 (nats)": st.column_config.NumberColumn(format="%.4f", help="Mean KL divergence of the next-token "
-                                                                          "distributions from the dense fp32 model's."),
+    # Perplexity's text comes from _readable (a pandas Styler): 8.72 × 10²⁶ when layers are gone, not 8.72e+26. A
+    # text column shows it as written (a number column re-parses it and flags "8.72 × 10²⁶" as invalid).
+    "Perplexity": st.column_config.TextColumn(alignment="right", help="exp(mean negative log-likelihood) of the "
+                                                                     "bundled reference text; lower is better."),
+    "KL to the dense model (nats)": st.column_config.NumberColumn(
+        format="%.4f", help="Mean KL divergence of the next-token distributions from the dense fp32 model's."),
     "Top-1 agreement (%)": st.column_config.NumberColumn(format="%.1f %%", help="Positions where the most likely "
                                                                                "next token equals the dense model's."),
     "Weights (MB)": st.column_config.NumberColumn(format="%.1f", help="Bytes of every tensor the model holds "
@@ -63,6 +66,14 @@ QUALITY_CONFIG = {
     "Review sentiment, few-shot (% correct)": st.column_config.NumberColumn(
         format="%.0f %%", help="Accuracy on the Evaluate page's review-sentiment items, few-shot prompt."),
 }
+
+
+
+def _readable(table: pd.DataFrame):
+    """The table with its perplexities written for people (format_magnitude: '18.23', '8.72 × 10²⁶'); the numbers
+    underneath stay numbers, so the column still sorts."""
+    return table.style.format({"Perplexity": format_magnitude}, subset=["Perplexity"], na_rep="")
+
 
 prune_tab, distil_tab, lineup_tab = st.tabs(["Prune", "Distil", "Line-up"])
 
@@ -120,9 +131,10 @@ with prune_tab:
                                               on_row=on_row)
                 st.session_state["op_prune_rows"] = rows
                 st.session_state.pop("op_prune_partial", None)
-                bar.empty()
             except (ValueError, RuntimeError, MemoryError) as exc:  # VariantError, PruningError, QueueLeft, OOM
                 _failed(exc, "op_prune_partial", "Pruning")
+            finally:  # a refused choice must not leave "Measuring the dense model…" above its message
+                bar.empty()
             # Stop reruns the page in the middle of the study: the partial rows stay in the session for that rerun
     elif st.session_state.get("op_prune_partial") is not None:  # Stop (a rerun) interrupted the study
         st.session_state["op_prune_rows"] = st.session_state.pop("op_prune_partial")
@@ -132,10 +144,15 @@ with prune_tab:
         if st.session_state.pop("op_prune_stopped", False):
             st.warning(f"Stopped: {len(rows)} variants measured.", icon=":material/stop_circle:")
         table = variants.lineup_table(rows).drop(columns=["Review sentiment, few-shot (% correct)"])
-        st.dataframe(table, hide_index=True, key="op_prune_table", column_config=QUALITY_CONFIG)
-        c1, c2 = st.columns(2)
-        c1.plotly_chart(charts.sparsity_figure(rows, "perplexity"), key="op_sparsity_ppl")
-        c2.plotly_chart(charts.sparsity_figure(rows, "kl_mean_nats"), key="op_sparsity_kl")
+        st.dataframe(_readable(table), hide_index=True, key="op_prune_table", column_config=QUALITY_CONFIG)
+        if charts.has_sparsity_spread(rows):
+            c1, c2 = st.columns(2)
+            c1.plotly_chart(charts.sparsity_figure(rows, "perplexity"), key="op_sparsity_ppl")
+            c2.plotly_chart(charts.sparsity_figure(rows, "kl_mean_nats"), key="op_sparsity_kl")
+        else:
+            st.caption("No chart against sparsity: layer and head removal add no zeros (every variant here sits at "
+                       "the model's natural ~0 %), so the table compares them. Add magnitude, Wanda or 2:4 for "
+                       "quality against sparsity.")
         st.markdown("**Answers side by side**")
         st.dataframe(pd.DataFrame([{"variant": r["variant"], "answer": r["answer"]} for r in rows]),
                      hide_index=True, key="op_prune_answers")
@@ -292,7 +309,7 @@ with lineup_tab:
             if "reason" in r:
                 st.warning(f"{r['variant']}: {escape_markdown(r['reason'])}", icon=":material/block:")
         table = variants.lineup_table(rows)
-        st.dataframe(table, hide_index=True, key="op_lineup_table", column_config=QUALITY_CONFIG)
+        st.dataframe(_readable(table), hide_index=True, key="op_lineup_table", column_config=QUALITY_CONFIG)
         st.plotly_chart(charts.lineup_figure(table), key="op_lineup_chart")
         d1, d2 = st.columns(2)
         d1.download_button("Download CSV", variants.rows_csv(rows), file_name="llm_lab_optimize.csv",

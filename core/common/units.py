@@ -51,7 +51,7 @@ def format_power(value: float, digits: int = 3) -> str:
         return str(v) if not math.isfinite(v) else "0"
     mantissa, exponent = f"{v:.{digits - 1}e}".split("e")
     mantissa = mantissa.rstrip("0").rstrip(".") if "." in mantissa else mantissa
-    return f"{mantissa} × 10{str(int(exponent)).translate(_SUPERSCRIPT)}"
+    return f"{mantissa} × {power_of_ten(int(exponent))}"
 
 
 def format_count(value: float, digits: int = 3) -> str:
@@ -76,6 +76,29 @@ def format_whole(value: float) -> str:
     if math.isfinite(v) and abs(v) < 1e5:
         return f"{round(v):,}"
     return format_count(v)
+
+
+def power_of_ten(exponent: int) -> str:
+    """3 → '10³', -2 → '10⁻²' (superscript digits, as a formula reads)."""
+    return "10" + str(int(exponent)).translate(_SUPERSCRIPT)
+
+
+def format_magnitude(value: float, decimals: int = 2, plain_below: float = 1e6, digits: int = 2) -> str:
+    """A number of any size that a person can read: below ``plain_below`` with thousands separators and
+    ``decimals`` decimals ('18.23', '48,642.71'), above it as a power of ten ('8.72 × 10²⁶', not
+    '8.722954806059943e+26'); '∞' / 'nan' for the non-finite."""
+    v = float(value)
+    if math.isnan(v):
+        return "nan"
+    if math.isinf(v):
+        return "∞" if v > 0 else "−∞"
+    if abs(v) < plain_below:
+        return f"{v:,.{decimals}f}"
+    exponent = math.floor(math.log10(abs(v)))
+    mantissa = v / 10 ** exponent
+    if round(abs(mantissa), digits) >= 10:  # 9.999e26 rounds to 10.00: carry into the exponent
+        exponent, mantissa = exponent + 1, mantissa / 10
+    return f"{mantissa:.{digits}f} × {power_of_ten(exponent)}"
 
 
 def format_duration_s(seconds: float) -> str:

@@ -2,6 +2,7 @@
 (``plans_figure``) and the Fine-tune page's live loss curve (``loss_curve_figure``)."""
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 
 import plotly.graph_objects as go
@@ -30,11 +31,30 @@ def loss_curve_figure(steps: Sequence, total_steps: int | None = None) -> go.Fig
                              hovertemplate="step %{x}<br>%{y:,.0f} tokens/s<extra></extra>"),
                   secondary_y=True)
     fig.update_xaxes(title_text="optimizer step", range=[0.5, max(total_steps or 0, max(x, default=1)) + 0.5])
-    fig.update_yaxes(title_text="training loss (nats/token)", rangemode="tozero", secondary_y=False)
-    fig.update_yaxes(title_text="tokens/s", rangemode="tozero", showgrid=False, secondary_y=True)
-    fig.update_layout(height=340, margin=dict(l=10, r=10, t=30, b=10), legend=dict(orientation="h", y=1.12),
+    # Both y axes fixed from the data with round ticks: the first step's loss (3.39) sat above an autoranged 0–3
+    # axis, and the speed axis read 72.8 / 48.6 / 24.3 (issue 32).
+    loss_top, loss_step = nice_axis([r["loss"] for r in rows])
+    speed_top, speed_step = nice_axis([r["tokens_per_s"] for r in rows])
+    fig.update_yaxes(title_text="training loss (nats/token)", range=[0, loss_top], tick0=0, dtick=loss_step,
+                     secondary_y=False)
+    fig.update_yaxes(title_text="speed (tokens/s)", range=[0, speed_top], tick0=0, dtick=speed_step,
+                     tickformat=",.0f" if speed_step >= 1 else ",.2~f", showgrid=False, secondary_y=True)
+    # The legend under the plot, so it covers no point (it sat over the first steps' loss).
+    fig.update_layout(height=380, margin=dict(l=10, r=10, t=30, b=10),
+                      legend=dict(orientation="h", x=0, xanchor="left", y=-0.3, yanchor="top"),
                       hovermode="x unified")
     return fig
+
+
+def nice_axis(values: Sequence[float], ticks: int = 4, headroom: float = 1.08) -> tuple[float, float]:
+    """(top, step) of an axis from 0 that holds ``values`` with ``headroom``: a 1-2-2.5-5 × 10^k step giving about
+    ``ticks`` intervals, and a top that is a whole number of steps (3.387 → (4, 1); 72.8 tokens/s → (80, 20))."""
+    finite = [float(v) for v in values if v is not None and math.isfinite(v) and v > 0]
+    top = max(finite, default=1.0) * headroom
+    raw = top / ticks
+    magnitude = 10 ** math.floor(math.log10(raw))
+    step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw * (1 - 1e-9))
+    return step * math.ceil(top / step - 1e-9), step
 
 
 COMPONENT_COLORS = {

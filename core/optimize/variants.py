@@ -232,7 +232,8 @@ def pruning_study(base, methods=("magnitude", "wanda"), sparsities=DEFAULT_SPARS
 LINEUP_COLUMNS = {
     "variant": "Variant", "weight_mb": "Weights (MB)", "parameters_m": "Parameters (M)", "layers": "Layers",
     "sparsity_pct": "Zeros (%)", "tokens_per_s": "Speed (tok/s)", "generation_peak_mb": "Generation peak (MB)",
-    "perplexity": "Perplexity", "kl_mean_nats": "KL to fp32 (nats)", "top1_agreement": "Top-1 agreement (%)",
+    "perplexity": "Perplexity", "kl_mean_nats": "KL to the dense model (nats)",
+    "top1_agreement": "Top-1 agreement (%)",
     "task_score": "Review sentiment, few-shot (% correct)",
 }
 
