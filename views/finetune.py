@@ -12,6 +12,7 @@ from core.run.models import ModelLoadError
 from core.common.units import GB
 from core.common.user_text import escape_markdown
 from core.finetune.pace import estimate_run
+from views.components.whole_number import whole_number_input
 
 PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 DEFAULTS = FinetuneSettings()
@@ -33,16 +34,18 @@ method = st.radio("Method", list(METHOD_LABELS), format_func=METHOD_LABELS.get, 
                        "only virtual tokens × hidden size (576) soft-prompt parameters train.")
 lora = method == "lora"
 c1, c2, c3, c4 = st.columns(4)
+bad_entries: dict[str, str | None] = {}  # whole-number entries outside their range, by field
 virtual_tokens, rank, alpha, dropout = DEFAULTS.num_virtual_tokens, DEFAULTS.rank, DEFAULTS.alpha, DEFAULTS.dropout
 if not lora:
-    virtual_tokens = c1.number_input("Virtual tokens", min_value=1, max_value=256, value=DEFAULTS.num_virtual_tokens,
-                                     step=1, key="ft_virtual_tokens",
-                                     help="Soft tokens prepended to every input; each is a trainable embedding of "
-                                          "the model's hidden size (576 numbers for SmolLM2).")
+    virtual_tokens, bad_entries["virtual"] = whole_number_input(
+        c1, "Virtual tokens", lo=1, hi=256, value=DEFAULTS.num_virtual_tokens, key="ft_virtual_tokens",
+        help="Soft tokens prepended to every input; each is a trainable embedding of the model's hidden size (576 "
+             "numbers for SmolLM2).")
 else:
-    rank = c1.number_input("Rank r", min_value=0, max_value=4096, value=DEFAULTS.rank, step=1, key="ft_rank",
-                           help="LoRA rank: A is r × d_in and B is d_out × r for each targeted matrix. Must be at "
-                                "least 1 and at most the smallest adapted layer width (576 for SmolLM2's attention).")
+    rank, bad_entries["rank"] = whole_number_input(
+        c1, "Rank r", lo=1, hi=4096, value=DEFAULTS.rank, key="ft_rank",
+        help="LoRA rank: A is r × d_in and B is d_out × r for each targeted matrix. At most the smallest adapted "
+             "layer width (576 for SmolLM2's attention).")
     alpha = c2.number_input("Alpha", min_value=0.0, max_value=4096.0, value=float(DEFAULTS.alpha), step=1.0,
                             key="ft_alpha", help="LoRA scaling: the update B·A is multiplied by alpha / r (a number, "
                                                  "no unit). alpha = 2·r is a common choice.")
@@ -60,16 +63,17 @@ if lora:
                              key="ft_targets", help="Which linear layers of every transformer block get a LoRA "
                                                     "adapter: attention (q/k/v/o) and/or the MLP (gate/up/down).")
 d1, d2, d3, d4, d5 = st.columns(5)
-steps = d1.number_input("Steps", min_value=1, max_value=10_000, value=DEFAULTS.steps, step=5, key="ft_steps",
-                        help="Optimizer steps (each one a batch). The default 12 shows the answer template; each step "
-                             "takes seconds on a free CPU (see tokens/s while it runs).")
-seq_len = d2.number_input("Sequence length (tokens)", min_value=16, max_value=8192, value=DEFAULTS.seq_len, step=16,
-                          key="ft_seq", help="Longest training example in tokens; longer ones are cut. The bundled "
-                                             "examples are 55–67 tokens in the chat template (the prompt alone "
-                                             "about 36).")
-batch = d3.number_input("Batch (sequences)", min_value=1, max_value=512, value=DEFAULTS.batch_size, step=1,
-                        key="ft_batch", help="Examples per optimizer step. Memory and time per step grow with "
-                                             "batch × sequence length.")
+steps, bad_entries["steps"] = whole_number_input(
+    d1, "Steps", lo=1, hi=10_000, value=DEFAULTS.steps, step=5, key="ft_steps",
+    help="Optimizer steps (each one a batch). The default 12 shows the answer template; each step takes seconds on "
+         "a free CPU (see tokens/s while it runs).")
+seq_len, bad_entries["seq"] = whole_number_input(
+    d2, "Sequence length (tokens)", lo=16, hi=8192, value=DEFAULTS.seq_len, step=16, key="ft_seq",
+    help="Longest training example in tokens; longer ones are cut. The bundled examples are 55–67 tokens in the "
+         "chat template (the prompt alone about 36).")
+batch, bad_entries["batch"] = whole_number_input(
+    d3, "Batch (sequences)", lo=1, hi=512, value=DEFAULTS.batch_size, key="ft_batch",
+    help="Examples per optimizer step. Memory and time per step grow with batch × sequence length.")
 seed = d4.number_input("Seed", min_value=0, max_value=2**31 - 1, value=DEFAULTS.seed, step=1, key="ft_seed",
                        help="Seeds the adapter's initialisation and the example order; the comparison answers are "
                             "greedy, so they do not depend on it.")
@@ -83,8 +87,10 @@ settings = FinetuneSettings(rank=int(rank), alpha=float(alpha), dropout=float(dr
                             seq_len=int(seq_len), batch_size=int(batch), seed=int(seed),
                             compare_max_new_tokens=int(answer_tokens), method=method,
                             num_virtual_tokens=int(virtual_tokens))
-problem = None
+problem = " ".join(p for p in bad_entries.values() if p) or None
 try:
+    if problem:  # an entry out of range: say so, and start nothing with a number that was not entered
+        raise FinetuneError(problem)
     plan = check_settings(settings)
 except (FinetuneError, ModelLoadError) as exc:
     problem = str(exc)

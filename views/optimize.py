@@ -11,6 +11,7 @@ from core.optimize import charts, distillation, variants
 from core.common.scheduler import QueueLeft
 from core.common.units import format_magnitude
 from core.common.user_text import escape_markdown
+from views.components.whole_number import whole_number_input
 from views.components.clipped_text import clipped_text_input
 from views.components.model_cache import cached_load_model
 
@@ -96,13 +97,15 @@ with prune_tab:
     levels = p2.multiselect("Sparsities (magnitude, Wanda)", [10, 20, 30, 40, 50, 60, 70], default=[10, 30, 50, 70],
                             key="op_sparsities", format_func=lambda v: f"{v} %",
                             help="Share of each linear layer's weights set to zero. 2:4 is always 50 %.")
-    remove = p3.number_input("Layers to remove", min_value=1, max_value=60, value=4, step=1, key="op_remove",
-                             help="For layer removal: how many whole transformer layers to take out.")
+    remove, bad_remove = whole_number_input(p3, "Layers to remove", lo=1, hi=60, value=4, key="op_remove",
+                                            help="For layer removal: how many whole transformer layers to take out.")
     prompt = clipped_text_input(st, "Prompt for the side-by-side answers", value=variants.DEFAULT_PROMPT,
                                 key="op_prompt", max_chars=2000, what="The prompt",
                                 help="Each variant answers it greedily (up to 32 new tokens).")
     problem = None
-    if not methods:
+    if bad_remove and "remove-layers" in methods:
+        problem = bad_remove
+    elif not methods:
         problem = "Choose at least one pruning method."
     elif {"magnitude", "wanda"} & set(methods) and not levels:
         problem = "Choose at least one sparsity for magnitude or Wanda."
@@ -204,19 +207,22 @@ with distil_tab:
 
     st.markdown("**Prune, then distil**")
     s1, s2, s3, s4 = st.columns(4)
-    d_remove = s1.number_input("Layers to remove", min_value=1, max_value=60, value=distillation.DEFAULT_REMOVE,
-                               step=1, key="op_d_remove",
-                               help="The student is the teacher without this many layers (lowest Block Influence).")
-    d_steps = s2.number_input("Steps", min_value=1, max_value=distillation.MAX_STEPS, value=distillation.DEFAULT_STEPS,
-                              step=1, key="op_d_steps", help="Training steps of one window each (a few seconds "
-                                                             "per step for SmolLM2 on a CPU).")
+    d_remove, bad_d_remove = whole_number_input(
+        s1, "Layers to remove", lo=1, hi=60, value=distillation.DEFAULT_REMOVE, key="op_d_remove",
+        help="The student is the teacher without this many layers (lowest Block Influence).")
+    d_steps, bad_d_steps = whole_number_input(
+        s2, "Steps", lo=1, hi=distillation.MAX_STEPS, value=distillation.DEFAULT_STEPS, key="op_d_steps",
+        help="Training steps of one window each (a few seconds per step for SmolLM2 on a CPU).")
     d_lr = s3.select_slider("Learning rate", options=[1e-5, 3e-5, 1e-4, 3e-4, 1e-3],
                             value=distillation.DEFAULT_LEARNING_RATE, key="op_d_lr", format_func=lambda v: f"{v:g}",
                             help="AdamW's learning rate for every weight of the student.")
     d_seq = s4.select_slider("Tokens per step", options=[32, 64, 128, 256], value=distillation.DEFAULT_SEQ_LEN,
                              key="op_d_seq", help="Window of the training text per step.")
+    distil_problem = bad_d_remove or bad_d_steps
+    if distil_problem:
+        st.warning(distil_problem, icon=":material/edit:")
     e1, e2, _ = st.columns([1, 1, 4])
-    go_distil = e1.button("Distil", type="primary", key="op_distil_run",
+    go_distil = e1.button("Distil", type="primary", key="op_distil_run", disabled=distil_problem is not None,
                           help=f"Trains the student at T = {temperature:g}, then scores it on the reference text.")
     e2.button("Stop", key="op_distil_stop", help="Stop training; the loss so far is kept (a stopped run is not "
                                                  "scored).")

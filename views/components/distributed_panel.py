@@ -23,6 +23,7 @@ from core.common.scheduler import QueueLeft
 from core.common.units import format_duration_s
 from core.common.user_text import escape_markdown
 from core.plan.peak_memory.inputs import learned_position_limit
+from views.components.whole_number import whole_number_input
 
 PLANNER = "planner"
 STRATEGY_SHORT = STRATEGY_LABELS  # one name per strategy in the picker, the tables and the chart
@@ -124,13 +125,13 @@ def render_distributed_panel(planner_architecture=None, *, key: str = "dist") ->
                           key=f"{key}_model",
                           help="Small Llama shapes train in seconds per rank on a CPU; the planner's model is built "
                                "with random weights (memory and communication do not depend on weight values).")
-    world = c2.number_input("Ranks (world size)", min_value=1, max_value=MAX_WORLD_SIZE, value=2, step=1,
-                            key=f"{key}_world",
-                            help="Processes started here, one per simulated GPU; each uses one CPU thread.")
-    steps = c3.number_input("Steps", min_value=4, max_value=100, value=4, step=1, key=f"{key}_steps",
-                            help="Two warm-up steps (the first creates the optimizer state), one measured for "
-                                 "memory, the last counted for communication; more steps only lengthen the loss "
-                                 "curve.")
+    world, bad_world = whole_number_input(c2, "Ranks (world size)", lo=1, hi=MAX_WORLD_SIZE, value=2,
+                                          key=f"{key}_world", help="Processes started here, one per simulated GPU; "
+                                                                   "each uses one CPU thread.")
+    steps, bad_steps = whole_number_input(c3, "Steps", lo=4, hi=100, value=4, key=f"{key}_steps",
+                                          help="Two warm-up steps (the first creates the optimizer state), one "
+                                               "measured for memory, the last counted for communication; more steps "
+                                               "only lengthen the loss curve.")
     c4, c5, c6 = st.columns([2, 1, 1])
     strategies = c4.multiselect("Strategies", list(STRATEGIES), default=list(STRATEGIES), key=f"{key}_strategies",
                                 format_func=STRATEGY_SHORT.get,
@@ -138,15 +139,19 @@ def render_distributed_panel(planner_architecture=None, *, key: str = "dist") ->
                                      "optimizer state; FSDP2 fully_shard shards parameters, gradients and optimizer "
                                      "state, keeping gathered parameters from forward to backward "
                                      "(reshard_after_forward=False, ZeRO-2-like) or gathering them again (ZeRO-3).")
-    seq_len = c5.number_input("Sequence length (tokens)", min_value=2, max_value=8192, value=32, step=16,
-                              key=f"{key}_seq", help="Tokens per sequence of each rank's micro-batch.")
-    batch = c6.number_input("Micro-batch (sequences per rank)", min_value=1, max_value=1024, value=1, step=1,
-                            key=f"{key}_batch", help="Sequences per rank per step (data parallel: each rank its own).")
+    seq_len, bad_seq = whole_number_input(c5, "Sequence length (tokens)", lo=2, hi=8192, value=32, step=16,
+                                          key=f"{key}_seq", help="Tokens per sequence of each rank's micro-batch.")
+    batch, bad_batch = whole_number_input(c6, "Micro-batch (sequences per rank)", lo=1, hi=1024, value=1,
+                                          key=f"{key}_batch",
+                                          help="Sequences per rank per step (data parallel: each rank its own).")
+    entry_problems = [p for p in (bad_world, bad_steps, bad_seq, bad_batch) if p]
     architecture = choices[choice]
     problem = None
     predictions = {}
     notes = []
     try:
+        if entry_problems:  # out of range: say so, and run nothing with a number that was not entered
+            raise ValueError(" ".join(entry_problems))
         cfg = get_config(architecture)
         learned = learned_position_limit(architecture)
         if learned is not None and int(seq_len) > learned:
