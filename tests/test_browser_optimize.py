@@ -29,3 +29,22 @@ def test_optimize_in_chromium(app_url, page):
     # the loss so far (the Prune tab's hidden charts come first in the page)
     page.locator('[data-testid="stPlotlyChart"] .main-svg:visible').first.wait_for(timeout=60_000)
     assert exceptions_on_page(page) == []
+
+
+def test_an_out_of_range_entry_blocks_the_run_in_the_browser(app_url, page):
+    """Issue 32 item 4: 99999 layers turned red while "Prune and measure" stayed enabled and ran with 4."""
+    open_app_page(page, app_url, "/optimize")
+    wait_for_main_text(page, "Optimize", "Zeros in dense tensors save no memory")
+    box = page.get_by_label("Layers to remove", exact=True).first  # the Prune tab's (the Distil tab has one too)
+    box.fill("99999")
+    box.press("Enter")
+    wait_for_main_text(page, "Layers to remove must be at most 60", "99,999 was entered")
+    wait_until_idle(page)
+    assert box.input_value() == "99999"  # kept as typed
+    assert page.get_by_role("button", name="Prune and measure").is_disabled()
+    box.fill("4")
+    box.press("Enter")
+    wait_until_idle(page)
+    page.wait_for_function("() => !document.body.innerText.includes('99,999 was entered')", timeout=60_000)
+    assert page.get_by_role("button", name="Prune and measure").is_enabled()
+    assert exceptions_on_page(page) == []
