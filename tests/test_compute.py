@@ -1,10 +1,11 @@
-"""core.plan.compute, core.plan.training_runs and core.plan.compute_charts against the numbers the papers publish."""
+"""core.plan.compute, compute_plan, compute_text, core.plan.training_runs and core.plan.compute_charts against the
+numbers the papers publish."""
 import math
 
 import plotly.graph_objects as go
 import pytest
 
-from core.plan import compute, compute_charts
+from core.plan import compute, compute_charts, compute_plan, compute_text
 from core.plan.compute import ComputeInputError
 from core.plan.hardware import GPUS, get_gpu
 from core.plan.training_runs import REFERENCE_RUNS, get_run, reference_table, run_summary
@@ -13,7 +14,7 @@ A100 = get_gpu("A100 80GB SXM")
 
 
 def a100_cluster(n_gpus=256, mfu=0.4, price=2.0):
-    return compute.Cluster(A100.name, A100.peak_flops, n_gpus, mfu, price)
+    return compute_plan.Cluster(A100.name, A100.peak_flops, n_gpus, mfu, price)
 
 
 # ---------------------------------------------------------------- units and the 6ND rule
@@ -164,14 +165,14 @@ def test_loss_optimal_allocation_is_the_minimum_of_the_iso_flop_curve():
 
 def test_plan_from_budget_params_and_data_limit():
     cluster = a100_cluster()
-    p = compute.plan_from_budget(5.76e23, cluster)
+    p = compute_plan.plan_from_budget(5.76e23, cluster)
     assert p.n_params == pytest.approx(69.3e9, rel=0.01) and p.tokens_per_param == pytest.approx(20)
     assert p.gpu_hours == pytest.approx(5.76e23 / (312e12 * 0.4) / 3600)
     assert p.days == pytest.approx(p.gpu_hours / 256 / 24)
     assert p.cost_dollars == pytest.approx(2 * p.gpu_hours)
-    q = compute.plan_from_params(7e9, cluster)
+    q = compute_plan.plan_from_params(7e9, cluster)
     assert q.n_tokens == 140e9 and q.flops == pytest.approx(6 * 7e9 * 140e9)
-    r = compute.plan_from_data_limit(700e9, cluster, flops_per_param_token=8)
+    r = compute_plan.plan_from_data_limit(700e9, cluster, flops_per_param_token=8)
     assert r.n_params == pytest.approx(35e9) and r.flops == pytest.approx(8 * 35e9 * 700e9)
     rows = {row["quantity"]: row for row in q.as_rows()}
     assert rows["Training compute"]["unit"] == "PF/s-days"
@@ -181,12 +182,12 @@ def test_plan_from_budget_params_and_data_limit():
 def test_budget_from_a_cluster_round_trips_to_its_days():
     cluster = a100_cluster(n_gpus=256)
     budget = compute.cluster_flops(256, 30, A100.peak_flops, 0.4)
-    plan = compute.plan_from_budget(budget, cluster)
+    plan = compute_plan.plan_from_budget(budget, cluster)
     assert plan.days == pytest.approx(30)
 
 
 def test_data_limited_alternatives_spend_more_for_less():
-    rows = compute.data_limited_alternatives(700e9, a100_cluster())
+    rows = compute_plan.data_limited_alternatives(700e9, a100_cluster())
     by_size = {r["size vs compute-optimal"]: r for r in rows}
     assert by_size[1.0]["parameters"] == pytest.approx(35e9)
     assert by_size[2.0]["extra compute vs optimal (FLOPs)"] == pytest.approx(by_size[1.0]["compute (FLOPs)"])
@@ -203,7 +204,7 @@ def test_data_limited_alternatives_spend_more_for_less():
     ("70B", 70e9), ("1.4T", 1.4e12), ("700b", 700e9), ("5.76e23", 5.76e23), ("175,000,000,000", 175e9),
     (" 3 640 ", 3640), ("12k", 12e3), ("2.5M", 2.5e6), ("1e9", 1e9)])
 def test_parse_quantity_accepts_what_people_type(text, value):
-    assert compute.parse_quantity(text) == pytest.approx(value)
+    assert compute_text.parse_quantity(text) == pytest.approx(value)
 
 
 @pytest.mark.parametrize("text, message", [
@@ -211,14 +212,14 @@ def test_parse_quantity_accepts_what_people_type(text, value):
     ("1e400", "too large"), ("nan", "not a number"), ("inf", "not a number")])
 def test_parse_quantity_rejects_garbage_with_a_message(text, message):
     with pytest.raises(ComputeInputError, match=message):
-        compute.parse_quantity(text, "Model size")
+        compute_text.parse_quantity(text, "Model size")
 
 
 @pytest.mark.parametrize("text, message", [("0", "positive"), ("-5B", "positive"), ("1e40", "plausible range"),
                                            ("10", "plausible range")])
 def test_parse_in_range_rejects_zero_negative_and_absurd(text, message):
     with pytest.raises(ComputeInputError, match=message):
-        compute.parse_in_range(text, compute.MIN_PARAMS, compute.MAX_PARAMS, "Model size", "parameters")
+        compute_text.parse_in_range(text, compute_text.MIN_PARAMS, compute_text.MAX_PARAMS, "Model size", "parameters")
 
 
 def test_formulas_reject_zero_negative_and_impossible_mfu():
@@ -229,7 +230,7 @@ def test_formulas_reject_zero_negative_and_impossible_mfu():
     with pytest.raises(ComputeInputError):
         compute.training_days(1e20, 8, A100.peak_flops, 1.5)
     with pytest.raises(ComputeInputError):
-        compute.Cluster("x", A100.peak_flops, 8, 0.0, 1.0)
+        compute_plan.Cluster("x", A100.peak_flops, 8, 0.0, 1.0)
     with pytest.raises(ComputeInputError):
         compute.training_cost(10, -1)
     with pytest.raises(ComputeInputError):
@@ -237,15 +238,15 @@ def test_formulas_reject_zero_negative_and_impossible_mfu():
 
 
 def test_formatting():
-    assert compute.format_count(175e9) == "175B"
-    assert compute.format_count(1.4e12) == "1.4T"
-    assert compute.format_input_count(7e10) == "70B"
-    assert compute.parse_quantity(compute.format_input_count(6.7e9)) == 6.7e9
-    assert compute.format_number(3.14e23) == "3.14e23"
-    assert compute.format_number(1022362) == "1,022,362"
-    assert compute.format_dollars(2.04e6) == "$2.04M"
-    assert compute.format_duration_days(840) == "2.3 years"
-    assert compute.format_duration_days(0.5) == "12.0 hours"
+    assert compute_text.format_count(175e9) == "175B"
+    assert compute_text.format_count(1.4e12) == "1.4T"
+    assert compute_text.format_input_count(7e10) == "70B"
+    assert compute_text.parse_quantity(compute_text.format_input_count(6.7e9)) == 6.7e9
+    assert compute_text.format_number(3.14e23) == "3.14e23"
+    assert compute_text.format_number(1022362) == "1,022,362"
+    assert compute_text.format_dollars(2.04e6) == "$2.04M"
+    assert compute_text.format_duration_days(840) == "2.3 years"
+    assert compute_text.format_duration_days(0.5) == "12.0 hours"
 
 
 # ---------------------------------------------------------------- charts
@@ -278,19 +279,19 @@ def test_reference_runs_figure_is_log_log_with_the_20x_line():
 
 
 def test_data_limit_figure_marks_the_optimal_model():
-    rows = compute.data_limited_alternatives(700e9, a100_cluster())
+    rows = compute_plan.data_limited_alternatives(700e9, a100_cluster())
     fig = compute_charts.data_limit_figure(rows)
     assert len(fig.data[0].x) == len(rows)
     assert fig.data[1].y[0] == pytest.approx(rows[1]["fitted loss (nats/token)"])
 
 
 def test_format_duration_s_picks_a_readable_unit():
-    assert compute.format_duration_s(0.0123) == "12.3 ms"
-    assert compute.format_duration_s(0.2) == "200 ms"
-    assert compute.format_duration_s(0.9994) == "999 ms"
-    assert compute.format_duration_s(1.234) == "1.23 s"
-    assert compute.format_duration_s(117.645) == "117.6 s"  # was shown as "117,645 ms"
-    assert compute.format_duration_s(205) == "3 min 25 s"
-    assert compute.format_duration_s(7500) == "2 h 05 min"
-    assert compute.format_duration_s(0) == "0 ms"
-    assert compute.format_duration_s(float("nan")) == "nan"
+    assert compute_text.format_duration_s(0.0123) == "12.3 ms"
+    assert compute_text.format_duration_s(0.2) == "200 ms"
+    assert compute_text.format_duration_s(0.9994) == "999 ms"
+    assert compute_text.format_duration_s(1.234) == "1.23 s"
+    assert compute_text.format_duration_s(117.645) == "117.6 s"  # was shown as "117,645 ms"
+    assert compute_text.format_duration_s(205) == "3 min 25 s"
+    assert compute_text.format_duration_s(7500) == "2 h 05 min"
+    assert compute_text.format_duration_s(0) == "0 ms"
+    assert compute_text.format_duration_s(float("nan")) == "nan"

@@ -1,10 +1,10 @@
 """Row builders of the Compute planner (core.plan.compute_tables), checked against core.plan.compute's formulas."""
 
-from core.plan import compute, compute_tables
+from core.plan import compute_plan, compute_tables, compute_text
 from core.plan.hardware import GPUS
 from core.plan.training_runs import reference_table
 
-CLUSTER = compute.Cluster("A100 80GB SXM", 312e12, 1024, 0.4, 2.0)
+CLUSTER = compute_plan.Cluster("A100 80GB SXM", 312e12, 1024, 0.4, 2.0)
 
 
 def test_percent_or_dash():
@@ -13,9 +13,9 @@ def test_percent_or_dash():
 
 
 def test_data_limit_rows_measure_extra_compute_against_the_optimal_model():
-    rows = compute.data_limited_alternatives(1.4e12, CLUSTER, 6, 20)
+    rows = compute_plan.data_limited_alternatives(1.4e12, CLUSTER, 6, 20)
     shown = compute_tables.data_limit_rows(rows)
-    assert len(shown) == len(rows) == len(compute.DATA_LIMIT_MODEL_MULTIPLIERS)
+    assert len(shown) == len(rows) == len(compute_plan.DATA_LIMIT_MODEL_MULTIPLIERS)
     by_size = {r["model size"].split("×")[0]: r for r in shown}
     assert by_size["1"]["model size"] == "1× = 70B"  # Chinchilla: 1.4T tokens / 20 → 70B parameters
     assert by_size["1"]["extra compute vs optimal (%)"] == 0 and by_size["1"]["tokens/param"] == 20.0
@@ -33,7 +33,7 @@ def test_reference_run_rows_run_each_model_on_your_cluster():
     for raw, row in zip(rows, shown):
         hours = raw["compute k·N·D (FLOPs)"] / (312e12 * 0.4) / 3600
         assert row[column] == round(hours / 1024 / 24, 1)
-        assert row["cost on your cluster (US$)"] == compute.format_dollars(hours * 2.0)
+        assert row["cost on your cluster (US$)"] == compute_text.format_dollars(hours * 2.0)
         assert row["implied MFU (%)"] == compute_tables.percent_or_dash(raw["implied MFU (k·N·D)"])
         assert row["run"] == raw["run"]
     chinchilla = next(r for r in shown if r["run"].startswith("Chinchilla"))

@@ -1,5 +1,6 @@
-"""core.serve.endpoints / core.serve.load_test against a tiny real HTTP server written here (protocol-error cases a healthy vLLM
-never produces: malformed, truncated and error streams, HTTP errors, unknown models), plus configuration safety."""
+"""core.serve.endpoints and its siblings (capabilities, sse, endpoint_generation, endpoint_scoring) and
+core.serve.load_test against a tiny real HTTP server written here (protocol-error cases a healthy vLLM never produces:
+malformed, truncated and error streams, HTTP errors, unknown models), plus configuration safety."""
 from __future__ import annotations
 
 import json
@@ -10,6 +11,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from core.serve import endpoints as E
+from core.serve.capabilities import PLAIN_MAX_LOGPROBS, probe
+from core.serve.endpoint_generation import generate, request_body, stream_generate
+from core.serve.endpoint_scoring import perplexity, prompt_logprobs
 from core.serve.load_test import LoadTestInputError, check_parameters, run_load_test_detailed, summarize_level, RequestRecord
 from core.run.sampling import DecodingSettings
 
@@ -104,7 +108,7 @@ def _closed_port() -> int:
 
 
 def test_stream_maps_tokens_logprobs_and_usage(endpoint):
-    result = E.generate(endpoint, "The capital of France is", DecodingSettings(max_new_tokens=2))
+    result = generate(endpoint, "The capital of France is", DecodingSettings(max_new_tokens=2))
     assert result.completion == " Paris."
     assert [s.token for s in result.steps] == [" Paris", "."]
     assert result.steps[0].probability == pytest.approx(0.904837, rel=1e-5)  # exp(-0.1)
@@ -117,11 +121,11 @@ def test_stream_maps_tokens_logprobs_and_usage(endpoint):
 
 def test_plain_server_is_probed_as_not_vllm_and_key_sent_only_as_header(endpoint):
     Handler.seen_headers.clear()
-    caps = E.probe(endpoint)
+    caps = probe(endpoint)
     assert caps.models == ("tiny",) and not caps.is_vllm
     assert set(caps.unsupported()) == {"top_k", "repetition_penalty", "beam search"}
-    body = E.request_body(endpoint, "x", DecodingSettings(do_sample=True, top_k=5), 10, caps)
-    assert "top_k" not in body and body["logprobs"] == E.PLAIN_MAX_LOGPROBS
+    body = request_body(endpoint, "x", DecodingSettings(do_sample=True, top_k=5), 10, caps)
+    assert "top_k" not in body and body["logprobs"] == PLAIN_MAX_LOGPROBS
     assert all(h.get("Authorization") == f"Bearer {SECRET}" for h in Handler.seen_headers)
 
 
@@ -133,7 +137,7 @@ def test_plain_server_is_probed_as_not_vllm_and_key_sent_only_as_header(endpoint
 ])
 def test_broken_streams_give_clear_errors_and_keep_tokens(endpoint, mode, expected):
     Handler.mode = mode
-    stream = E.stream_generate(endpoint, "Hello", DecodingSettings(max_new_tokens=4))
+    stream = stream_generate(endpoint, "Hello", DecodingSettings(max_new_tokens=4))
     with pytest.raises(E.EndpointError, match=expected) as info:
         for _ in stream:
             pass
@@ -146,18 +150,18 @@ def test_broken_streams_give_clear_errors_and_keep_tokens(endpoint, mode, expect
 def test_unknown_model_and_dead_port(server):
     wrong = E.Endpoint("tiny-server", server, "no-such-model")
     with pytest.raises(E.EndpointError, match="does not serve a model named 'no-such-model'.*serves: tiny"):
-        E.probe(wrong)
+        probe(wrong)
     with pytest.raises(E.EndpointError, match="does not serve a model named 'no-such-model'"):
-        E.generate(wrong, "Hi", DecodingSettings(max_new_tokens=2))
+        generate(wrong, "Hi", DecodingSettings(max_new_tokens=2))
     dead = E.Endpoint("dead", f"http://127.0.0.1:{_closed_port()}/v1", "tiny", api_key=SECRET)
     with pytest.raises(E.EndpointError, match="Cannot connect to 'dead'") as info:
-        E.generate(dead, "Hi")
+        generate(dead, "Hi")
     assert SECRET not in str(info.value)
 
 
 def test_echo_scoring_fallback(endpoint):
-    assert E.prompt_logprobs(endpoint, "a b c") == [-1.0, -2.0]
-    assert E.perplexity([-1.0, -2.0]) == pytest.approx(4.481689, rel=1e-6)
+    assert prompt_logprobs(endpoint, "a b c") == [-1.0, -2.0]
+    assert perplexity([-1.0, -2.0]) == pytest.approx(4.481689, rel=1e-6)
 
 
 def test_load_test_counts_errors(endpoint):
@@ -247,7 +251,7 @@ def test_generate_page_disables_controls_a_plain_server_ignores(endpoint, monkey
 
 
 def test_closing_the_stream_early_gives_a_stopped_result(endpoint):
-    stream = E.stream_generate(endpoint, "Hello", DecodingSettings(max_new_tokens=4))
+    stream = stream_generate(endpoint, "Hello", DecodingSettings(max_new_tokens=4))
     iterator = iter(stream)
     next(iterator)
     iterator.close()

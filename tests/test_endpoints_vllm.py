@@ -13,6 +13,9 @@ import pytest
 import torch
 
 from core.serve import endpoints as E
+from core.serve.capabilities import probe
+from core.serve.endpoint_generation import generate
+from core.serve.endpoint_scoring import perplexity, prompt_logprobs
 from core.serve.load_test import run_load_test_detailed
 from core.run.sampling import DecodingSettings
 from tests.apptest import app_test
@@ -33,7 +36,7 @@ def local_model():
 
 
 def test_probe_identifies_vllm(vllm_endpoint):
-    caps = E.probe(vllm_endpoint)
+    caps = probe(vllm_endpoint)
     assert caps.is_vllm and "smollm2" in caps.models and caps.unsupported() == {}
     assert caps.max_logprobs == 20 and caps.max_model_len == 2048
 
@@ -43,7 +46,7 @@ def test_greedy_tokens_and_logprobs_match_local_transformers(vllm_endpoint, loca
 
     settings = DecodingSettings(max_new_tokens=16)
     local = run_generation(local_model, PROMPT, settings)
-    served = E.generate(vllm_endpoint, PROMPT, settings, top_logprobs=5, capabilities=E.probe(vllm_endpoint))
+    served = generate(vllm_endpoint, PROMPT, settings, top_logprobs=5, capabilities=probe(vllm_endpoint))
     assert served.prompt.input_ids[0].tolist() == local.prompt.input_ids[0].tolist()
     assert served.token_ids == local.token_ids, (served.completion, local.completion)
     assert served.completion == local.completion
@@ -57,14 +60,14 @@ def test_prompt_logprobs_match_local_forward_pass(vllm_endpoint, local_model):
     from core.run.quantization import load_reference_text
 
     text = load_reference_text()[:1500]
-    served = E.prompt_logprobs(vllm_endpoint, text)
+    served = prompt_logprobs(vllm_endpoint, text)
     ids = local_model.tokenizer(text, return_tensors="pt").input_ids
     with torch.no_grad():
         logits = local_model.model(ids).logits[0].float()
     local = torch.log_softmax(logits[:-1], dim=-1).gather(1, ids[0, 1:, None])[:, 0].tolist()
     assert len(served) == len(local) == ids.shape[1] - 1
     assert max(abs(a - b) for a, b in zip(served, local)) < LOGPROB_TOLERANCE
-    assert E.perplexity(served) == pytest.approx(math.exp(-sum(local) / len(local)), rel=1e-4)
+    assert perplexity(served) == pytest.approx(math.exp(-sum(local) / len(local)), rel=1e-4)
 
 
 def _decode_window(record):
@@ -98,12 +101,12 @@ def test_load_test_batches_requests(vllm_endpoint):
 def test_wrong_model_and_dead_port_are_clear(vllm_endpoint):
     wrong = E.Endpoint("local-vllm", vllm_endpoint.base_url, "no-such-model")
     with pytest.raises(E.EndpointError, match="does not serve a model named 'no-such-model'.*smollm2"):
-        E.probe(wrong)
+        probe(wrong)
     with pytest.raises(E.EndpointError, match="does not serve a model named 'no-such-model'"):
-        E.generate(wrong, PROMPT, DecodingSettings(max_new_tokens=2))
+        generate(wrong, PROMPT, DecodingSettings(max_new_tokens=2))
     dead = E.Endpoint("dead", f"http://127.0.0.1:{free_port()}/v1", "smollm2")
     with pytest.raises(E.EndpointError, match="Cannot connect to 'dead'"):
-        E.generate(dead, PROMPT)
+        generate(dead, PROMPT)
 
 
 def test_evaluate_scores_the_endpoint_beside_the_same_model_run_locally(vllm_endpoint, local_model):

@@ -2,7 +2,7 @@
 restores its inputs from the URL and links to the memory planner."""
 import pytest
 
-from core.plan import compute
+from core.plan import compute, compute_plan, compute_text
 from tests.apptest import app_test, run_page_with_query
 
 PAGE = "views/compute_planner.py"
@@ -36,11 +36,11 @@ def test_page_renders_the_default_plan(default_page):
     # default: 256 A100-80GB for 30 days at 40% MFU → C = 8.28e22 FLOPs, N_opt = sqrt(C/120) ≈ 26.3B
     budget = compute.cluster_flops(256, 30, 312e12, 0.4)
     n_opt, d_opt = compute.chinchilla_optimal(budget)
-    assert shown["Model size N (parameters)"] == compute.format_count(n_opt) == "26.3B"
+    assert shown["Model size N (parameters)"] == compute_text.format_count(n_opt) == "26.3B"
     assert shown["Training tokens D"] == "525B"
     assert shown["Wall-clock time"] == "30.0 days"
     assert shown["Training compute (PF/s-days)"] == "958"
-    assert shown["Cost (US$)"] == compute.format_dollars(256 * 30 * 24 * 2.0)
+    assert shown["Cost (US$)"] == compute_text.format_dollars(256 * 30 * 24 * 2.0)
     assert not at.error and not at.warning
     # charts, tables and downloads
     assert len(at.get("plotly_chart")) == 2
@@ -89,7 +89,7 @@ def test_more_gpus_finish_sooner_and_a_longer_run_buys_a_bigger_model():
 def test_budget_in_pflop_s_days_gives_gpt3_scale():
     at = run_page({"mode": "budget", "unit": "pfsd", "pfsd": "3640"})
     n, d = compute.chinchilla_optimal(compute.flops_from_pflop_s_days(3640))
-    assert metrics(at)["Model size N (parameters)"] == compute.format_count(n)
+    assert metrics(at)["Model size N (parameters)"] == compute_text.format_count(n)
     assert metrics(at)["Training compute (PF/s-days)"] == "3,640"
     at.radio(key="compute_budget_unit").set_value("flops").run()
     at.text_input(key="compute_budget_flops").set_value("5.76e23").run()
@@ -153,9 +153,9 @@ def test_query_params_restore_every_input():
     assert at.selectbox(key="compute_gpu").value == "H100 SXM"
     assert at.number_input(key="compute_n_gpus").value == 1024
     assert at.number_input(key="compute_mfu_percent").value == 50.0
-    plan = compute.plan_from_params(13e9, compute.Cluster("H100 SXM", 989e12, 1024, 0.5, 3.5))
-    assert metrics(at)["Cost (US$)"] == compute.format_dollars(plan.cost_dollars)
-    assert metrics(at)["GPU-hours"] == compute.format_number(plan.gpu_hours)
+    plan = compute_plan.plan_from_params(13e9, compute_plan.Cluster("H100 SXM", 989e12, 1024, 0.5, 3.5))
+    assert metrics(at)["Cost (US$)"] == compute_text.format_dollars(plan.cost_dollars)
+    assert metrics(at)["GPU-hours"] == compute_text.format_number(plan.gpu_hours)
 
 
 def test_a_link_with_only_params_opens_the_model_size_view():

@@ -99,9 +99,9 @@ def test_bad_devices_raise_a_clear_device_error():
 
 
 def test_format_count_has_one_home():
-    from core.plan import compute
+    from core.plan import compute_text
 
-    assert compute.format_count is units.format_count and plan_io.format_count is units.format_count
+    assert compute_text.format_count is units.format_count and plan_io.format_count is units.format_count
     assert units.format_count(6738415616) == "6.74B" and units.format_count(124439808) == "124M"
     assert units.format_count(2e15) == "2 × 10¹⁵" and units.format_count(float("inf")) == "inf"
 

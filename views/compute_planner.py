@@ -1,6 +1,7 @@
 """Compute planner: training FLOPs, petaFLOP/s-days, GPU time and cost, Chinchilla-optimal sizing.
 
-Thin page: reads widgets (whose values live in the URL), calls core.plan.compute / core.plan.training_runs /
+Thin page: reads widgets (whose values live in the URL), calls core.plan.compute (formulas) /
+core.plan.compute_plan (plans) / core.plan.compute_text (parsing, formatting) / core.plan.training_runs /
 core.plan.compute_charts, renders.
 """
 from __future__ import annotations
@@ -11,7 +12,7 @@ import pandas as pd
 import streamlit as st
 from streamlit.errors import StreamlitPageNotFoundError
 
-from core.plan import compute, compute_charts, compute_tables
+from core.plan import compute, compute_charts, compute_plan, compute_tables, compute_text
 from core.plan.compute_tables import percent_or_dash
 from core.plan.compute import ComputeInputError
 from core.plan.hardware import GPUS, get_gpu
@@ -122,7 +123,7 @@ with right:
     k = base_k + (compute.RECOMPUTE_EXTRA_FLOPS_PER_PARAM_TOKEN if recompute else 0.0)
     gpu = get_gpu(gpu_name)
     mfu = mfu_percent / 100
-    cluster = compute.Cluster(gpu.name, gpu.peak_flops, int(n_gpus), mfu, float(price))
+    cluster = compute_plan.Cluster(gpu.name, gpu.peak_flops, int(n_gpus), mfu, float(price))
     st.caption(
         f"{n_gpus:,} × {gpu.name} at {gpu.bf16_tflops:g} TFLOP/s peak × {mfu_percent:g}% MFU = "
         f"**{cluster.sustained_flops / 1e15:,.3g} PF/s** sustained, i.e. "
@@ -145,13 +146,13 @@ with left:
                 text = st.text_input(
                     "Compute budget (FLOPs)", key="compute_budget_flops", max_chars=40,
                     help="Total training FLOPs, e.g. 5.76e23 (Gopher's and Chinchilla's budget) or 3.14e23 (GPT-3).")
-                budget = compute.parse_in_range(text, compute.MIN_FLOPS, compute.MAX_FLOPS, "Compute budget", "FLOPs")
+                budget = compute_text.parse_in_range(text, compute_text.MIN_FLOPS, compute_text.MAX_FLOPS, "Compute budget", "FLOPs")
             elif unit == "pfsd":
                 text = st.text_input(
                     "Compute budget (PF/s-days)", key="compute_budget_pfsd", max_chars=40,
                     help="petaFLOP/s-days: 1e15 FLOP/s for one day = 8.64e19 FLOPs. GPT-3 used ~3,640.")
-                budget = compute.flops_from_pflop_s_days(compute.parse_in_range(
-                    text, compute.MIN_PFLOP_S_DAYS, compute.MAX_PFLOP_S_DAYS, "Compute budget", "PF/s-days"))
+                budget = compute.flops_from_pflop_s_days(compute_text.parse_in_range(
+                    text, compute_text.MIN_PFLOP_S_DAYS, compute_text.MAX_PFLOP_S_DAYS, "Compute budget", "PF/s-days"))
             else:
                 days = st.number_input(
                     "Days of training", min_value=0.01, max_value=3650.0, step=1.0, format="%.2f",
@@ -159,23 +160,23 @@ with left:
                     help="Wall-clock days the cluster on the right trains for. Compute = GPUs × days × 86,400 s × "
                          "peak × MFU.")
                 budget = compute.cluster_flops(n_gpus, days, gpu.peak_flops, mfu)
-            st.caption(f"Budget = **{compute.format_number(budget)} FLOPs** = "
-                       f"**{compute.format_number(compute.pflop_s_days(budget))} PF/s-days**.")
-            plan = compute.plan_from_budget(budget, cluster, k, ratio)
+            st.caption(f"Budget = **{compute_text.format_number(budget)} FLOPs** = "
+                       f"**{compute_text.format_number(compute.pflop_s_days(budget))} PF/s-days**.")
+            plan = compute_plan.plan_from_budget(budget, cluster, k, ratio)
         elif mode == "params":
             text = st.text_input(
                 "Model size (parameters)", key="compute_params", max_chars=40,
                 help="Parameter count, e.g. 7B, 70B, 175000000000. Shared with the memory planner via the URL "
                      "(?params=).")
-            plan = compute.plan_from_params(
-                compute.parse_in_range(text, compute.MIN_PARAMS, compute.MAX_PARAMS, "Model size", "parameters"),
+            plan = compute_plan.plan_from_params(
+                compute_text.parse_in_range(text, compute_text.MIN_PARAMS, compute_text.MAX_PARAMS, "Model size", "parameters"),
                 cluster, k, ratio)
         else:
             text = st.text_input(
                 "Data limit (training tokens)", key="compute_tokens", max_chars=40,
                 help="Tokens you have, e.g. 700B (BloombergGPT's ~700B-token corpus) or 1.4T.")
-            plan = compute.plan_from_data_limit(
-                compute.parse_in_range(text, compute.MIN_TOKENS, compute.MAX_TOKENS, "Data limit", "tokens"),
+            plan = compute_plan.plan_from_data_limit(
+                compute_text.parse_in_range(text, compute_text.MIN_TOKENS, compute_text.MAX_TOKENS, "Data limit", "tokens"),
                 cluster, k, ratio)
     except ComputeInputError as err:
         error = str(err)
@@ -190,34 +191,34 @@ st.divider()
 if plan is not None:
     st.subheader("The plan")
     m = st.columns(4)
-    m[0].metric("Model size N (parameters)", compute.format_count(plan.n_params),
+    m[0].metric("Model size N (parameters)", compute_text.format_count(plan.n_params),
                 help="Parameters of the model (compute-optimal unless you entered it).")
-    m[1].metric("Training tokens D", compute.format_count(plan.n_tokens),
+    m[1].metric("Training tokens D", compute_text.format_count(plan.n_tokens),
                 delta=f"{plan.tokens_per_param:.1f} tokens/param", delta_color="off", delta_arrow="off",
                 help="Training tokens and the tokens-per-parameter ratio D/N.")
-    m[2].metric("Training compute (FLOPs)", compute.format_number(plan.flops),
+    m[2].metric("Training compute (FLOPs)", compute_text.format_number(plan.flops),
                 help=f"C = {k:g}·N·D floating-point operations.")
-    m[3].metric("Training compute (PF/s-days)", compute.format_number(plan.pflop_s_days),
+    m[3].metric("Training compute (PF/s-days)", compute_text.format_number(plan.pflop_s_days),
                 help="C ÷ 8.64e19 FLOPs per petaFLOP/s-day.")
     m = st.columns(4)
-    m[0].metric("GPU-hours", compute.format_number(plan.gpu_hours),
+    m[0].metric("GPU-hours", compute_text.format_number(plan.gpu_hours),
                 help=f"C ÷ ({gpu.bf16_tflops:g} TFLOP/s × {mfu_percent:g}% MFU) ÷ 3,600 s.")
-    m[1].metric("Wall-clock time", compute.format_duration_days(plan.days),
+    m[1].metric("Wall-clock time", compute_text.format_duration_days(plan.days),
                 delta=f"on {plan.n_gpus:,} GPUs", delta_color="off", delta_arrow="off",
                 help="GPU-hours ÷ number of GPUs ÷ 24; assumes perfect scaling across GPUs.")
-    m[2].metric("Cost (US$)", compute.format_dollars(plan.cost_dollars),
+    m[2].metric("Cost (US$)", compute_text.format_dollars(plan.cost_dollars),
                 delta=f"at ${plan.price_per_gpu_hour:,.2f}/GPU-h", delta_color="off", delta_arrow="off",
                 help="GPU-hours × price per GPU-hour (compute only: no storage, network, staff or failed runs).")
-    m[3].metric("Inference (FLOPs per token)", compute.format_number(plan.inference_flops_per_token),
+    m[3].metric("Inference (FLOPs per token)", compute_text.format_number(plan.inference_flops_per_token),
                 help="≈ 2·N FLOPs per generated token (forward pass only).")
 
     st.markdown(md(
-        f"Train a **{compute.format_count(plan.n_params)}-parameter** model on **{compute.format_count(plan.n_tokens)} "
-        f"tokens** ({plan.tokens_per_param:.1f} tokens/parameter): **{compute.format_number(plan.flops)} FLOPs** = "
-        f"**{compute.format_number(plan.pflop_s_days)} PF/s-days** ≈ **{compute.format_number(plan.gpu_hours)} GPU-hours** "
-        f"on {gpu.name} at {mfu_percent:g}% MFU → **{compute.format_duration_days(plan.days)}** on {plan.n_gpus:,} GPUs, "
-        f"**{compute.format_dollars(plan.cost_dollars)}** at ${plan.price_per_gpu_hour:,.2f} per GPU-hour. "
-        f"Serving {compute.format_count(plan.flops / plan.inference_flops_per_token)} generated tokens would cost as "
+        f"Train a **{compute_text.format_count(plan.n_params)}-parameter** model on **{compute_text.format_count(plan.n_tokens)} "
+        f"tokens** ({plan.tokens_per_param:.1f} tokens/parameter): **{compute_text.format_number(plan.flops)} FLOPs** = "
+        f"**{compute_text.format_number(plan.pflop_s_days)} PF/s-days** ≈ **{compute_text.format_number(plan.gpu_hours)} GPU-hours** "
+        f"on {gpu.name} at {mfu_percent:g}% MFU → **{compute_text.format_duration_days(plan.days)}** on {plan.n_gpus:,} GPUs, "
+        f"**{compute_text.format_dollars(plan.cost_dollars)}** at ${plan.price_per_gpu_hour:,.2f} per GPU-hour. "
+        f"Serving {compute_text.format_count(plan.flops / plan.inference_flops_per_token)} generated tokens would cost as "
         f"much compute as training did (C ÷ 2N)."))
 
     with st.expander("Show the arithmetic"):
@@ -228,7 +229,7 @@ if plan is not None:
             f"- GPU-hours: C ÷ (peak × MFU) ÷ 3,600 = {plan.flops:.4g} ÷ ({gpu.peak_flops:.4g} × {mfu:.3g}) ÷ 3,600 = "
             f"**{plan.gpu_hours:,.0f}**.\n"
             f"- Days: {plan.gpu_hours:,.0f} ÷ {plan.n_gpus:,} GPUs ÷ 24 = **{plan.days:,.2f}**.\n"
-            f"- Cost: {plan.gpu_hours:,.0f} × ${plan.price_per_gpu_hour:,.2f} = **{compute.format_dollars(plan.cost_dollars)}**.\n"
+            f"- Cost: {plan.gpu_hours:,.0f} × ${plan.price_per_gpu_hour:,.2f} = **{compute_text.format_dollars(plan.cost_dollars)}**.\n"
             f"- Chinchilla: D = {ratio:g}·N; from a budget, N_opt = √(C ÷ (k·{ratio:g})) = "
             f"√({plan.flops:.4g} ÷ {k * ratio:g}) (Hoffmann et al. 2022).\n"
             f"- Inference: 2·N = {plan.inference_flops_per_token:.4g} FLOPs per generated token (Kaplan et al. 2020).\n"
@@ -238,16 +239,16 @@ if plan is not None:
     if mode == "budget":
         n_fit, d_fit = compute.loss_optimal_allocation(plan.flops, k)
         st.info(
-            f"The {ratio:g}-tokens-per-parameter rule sizes this budget at {compute.format_count(plan.n_params)} "
+            f"The {ratio:g}-tokens-per-parameter rule sizes this budget at {compute_text.format_count(plan.n_params)} "
             f"parameters. The Chinchilla approach-3 loss fit (rounded constants, N_opt ∝ C^0.45) puts its own "
-            f"minimum at {compute.format_count(n_fit)} parameters on {compute.format_count(d_fit)} tokens "
+            f"minimum at {compute_text.format_count(n_fit)} parameters on {compute_text.format_count(d_fit)} tokens "
             f"({d_fit / n_fit:.0f} tokens/param) — the paper's approaches disagree at large budgets; the rule follows "
             "its approaches 1 and 2.")
     if mode == "data":
-        rows = compute.data_limited_alternatives(plan.n_tokens, cluster, k, ratio)
+        rows = compute_plan.data_limited_alternatives(plan.n_tokens, cluster, k, ratio)
         st.markdown(
-            f"**With {compute.format_count(plan.n_tokens)} tokens, the largest compute-optimal model has "
-            f"{compute.format_count(plan.n_params)} parameters.** A bigger model on the same data costs "
+            f"**With {compute_text.format_count(plan.n_tokens)} tokens, the largest compute-optimal model has "
+            f"{compute_text.format_count(plan.n_params)} parameters.** A bigger model on the same data costs "
             "proportionally more compute for a shrinking gain in fitted loss; a smaller one is cheaper to train "
             "and to serve but leaves loss on the table.")
         table = pd.DataFrame(rows)
@@ -265,7 +266,7 @@ if plan is not None:
     with link_cols[0]:
         try:
             st.page_link(
-                MEMORY_PAGE, label=f"Memory needed for this {compute.format_count(plan.n_params)}-parameter model →",
+                MEMORY_PAGE, label=f"Memory needed for this {compute_text.format_count(plan.n_params)}-parameter model →",
                 icon=":material/memory:", query_params={"params": str(int(round(plan.n_params)))},
                 help="Opens the memory planner with this parameter count (URL ?params=).")
         except StreamlitPageNotFoundError:  # outside the multipage app (a lone script, AppTest) the page is unknown

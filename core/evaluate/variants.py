@@ -65,11 +65,11 @@ LoadModel = Callable[..., object]  # load_model-like: options → a LoadedModel
 def endpoint_generator(endpoint) -> Generate:
     """Greedy completions from a server (``core.serve.endpoints.Endpoint``): temperature 0, the same prompt text."""
     from core.run.sampling import DecodingSettings
-    from core.serve import endpoints
+    from core.serve.endpoint_generation import generate as generate_on
 
     def generate(prompt: str, max_new_tokens: int) -> str:
         settings = DecodingSettings(do_sample=False, max_new_tokens=int(max_new_tokens))
-        return endpoints.generate(endpoint, prompt, settings, top_logprobs=0).completion
+        return generate_on(endpoint, prompt, settings, top_logprobs=0).completion
 
     return generate
 

@@ -5,7 +5,7 @@ parser's message); writing turns a widget's value into URL text (None keeps an i
 """
 from __future__ import annotations
 
-from core.plan import compute
+from core.plan import compute, compute_text
 from core.plan.compute import ComputeInputError
 from core.plan.hardware import DEFAULT_GPU, GPUS
 from core.io.url_state import choice_parser, number_parser, parse_bool
@@ -18,11 +18,11 @@ def _count_field(state_key, default, low, high, what, unit, fmt, as_int):
     """A free-text quantity field: parse checks the link's text is in [low, high] and shows it with `fmt`; write puts
     a valid entry in the URL (a whole number when `as_int`) and keeps an invalid one out (None)."""
     def parse(text):
-        return fmt(compute.parse_in_range(text, low, high, what, unit))
+        return fmt(compute_text.parse_in_range(text, low, high, what, unit))
 
     def write(value):
         try:
-            v = compute.parse_in_range(value, low, high, what, unit)
+            v = compute_text.parse_in_range(value, low, high, what, unit)
         except ComputeInputError:
             return None  # invalid text stays on the page, not in the URL
         return str(int(round(v))) if as_int else f"{v:.6g}"
@@ -32,15 +32,15 @@ def _count_field(state_key, default, low, high, what, unit, fmt, as_int):
 FIELDS = {
     "mode": ("compute_mode", "budget", choice_parser(list(MODES)), str),
     "unit": ("compute_budget_unit", "cluster", choice_parser(list(UNITS)), str),
-    "flops": _count_field("compute_budget_flops", "5.76e23", compute.MIN_FLOPS, compute.MAX_FLOPS, "Compute budget",
+    "flops": _count_field("compute_budget_flops", "5.76e23", compute_text.MIN_FLOPS, compute_text.MAX_FLOPS, "Compute budget",
                           "FLOPs", lambda v: f"{v:.4g}", as_int=False),
-    "pfsd": _count_field("compute_budget_pfsd", "3640", compute.MIN_PFLOP_S_DAYS, compute.MAX_PFLOP_S_DAYS,
+    "pfsd": _count_field("compute_budget_pfsd", "3640", compute_text.MIN_PFLOP_S_DAYS, compute_text.MAX_PFLOP_S_DAYS,
                          "Compute budget", "PF/s-days", lambda v: f"{v:.6g}", as_int=False),
     "days": ("compute_budget_days", 30.0, number_parser(0.01, 3650.0), lambda v: f"{v:g}"),
-    "params": _count_field("compute_params", "7B", compute.MIN_PARAMS, compute.MAX_PARAMS, "Model size", "parameters",
-                           compute.format_input_count, as_int=True),
-    "tokens": _count_field("compute_tokens", "700B", compute.MIN_TOKENS, compute.MAX_TOKENS, "Data limit", "tokens",
-                           compute.format_input_count, as_int=True),
+    "params": _count_field("compute_params", "7B", compute_text.MIN_PARAMS, compute_text.MAX_PARAMS, "Model size", "parameters",
+                           compute_text.format_input_count, as_int=True),
+    "tokens": _count_field("compute_tokens", "700B", compute_text.MIN_TOKENS, compute_text.MAX_TOKENS, "Data limit", "tokens",
+                           compute_text.format_input_count, as_int=True),
     "gpu": ("compute_gpu", DEFAULT_GPU, choice_parser(list(GPUS)), str),
     "gpus": ("compute_n_gpus", 256, number_parser(1, 1_000_000, integer=True), str),
     "mfu": ("compute_mfu_percent", compute.DEFAULT_MFU * 100, number_parser(1.0, 100.0), lambda v: f"{v:g}"),

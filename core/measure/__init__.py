@@ -9,7 +9,7 @@ weight values) on the chosen device:
 - ``measure_training_step``: one steady-state training step (forward, backward, AdamW step) with the ``"fp32"`` or
   the ``"mixed_precision"`` recipe (``torch.autocast`` 16-bit compute, fp32 master weights, gradients and AdamW
   states), with or without gradient checkpointing. A warm-up step creates the optimizer states first, as in any run.
-- ``measure_finetune_step``: the same for LoRA / QLoRA fine-tuning through PEFT (``core.measure.finetune``).
+- ``measure_finetune_step``: the same for LoRA / QLoRA fine-tuning through PEFT (``core.measure.finetune_run``).
 
 How memory is measured (the ``method`` of every result; ``core.measure.trackers``):
 
@@ -30,8 +30,10 @@ family, its dtypes under ``torch.autocast`` and the kernels PyTorch picks on the
 ``ledger_table`` lists one layer).
 
 Modules (shared leaves come from ``core.common.checks``, ``core.common.device`` and ``core.common.units``): ``inputs``,
-``trackers`` (the instrument), ``ledger`` + ``predict`` (the prediction), ``results`` (typed results), ``run`` (the
-measurements), ``report`` (tables, CSV, JSON) and ``charts`` (Plotly). Plain Python, no Streamlit.
+``trackers`` (the instrument), ``ledger`` + ``predict`` (the prediction), ``results`` (typed results), ``harness``
+(what the measurements share: guards, a random-weight model, a random batch), ``run`` (the inference and training
+measurements), ``finetune_run`` (the fine-tuning one), ``report`` (tables, CSV, JSON) and ``charts`` (Plotly). Plain
+Python, no Streamlit.
 """
 from __future__ import annotations
 
@@ -47,8 +49,10 @@ from core.plan.peak_memory.predict import RULE_OF_THUMB_BYTES_PER_PARAM, predict
 from core.plan.peak_memory.components import COMPONENT_LABELS, component_ids, labelled
 from core.measure.report import components_table, ledger_table, result_row, results_csv, results_json, results_table
 from core.measure.results import FinetuneMeasurement, InferenceMeasurement, TrainingMeasurement
-from core.measure.run import (CPU_FLOPS_PER_S, GUARD_MARGIN, estimated_seconds, free_memory, measure_finetune_step,
-                              measure_inference, measure_training_step)
+from core.common.process_memory import free_released_memory as free_memory
+from core.measure.finetune_run import measure_finetune_step
+from core.measure.harness import CPU_FLOPS_PER_S, GUARD_MARGIN, estimated_seconds
+from core.measure.run import measure_inference, measure_training_step
 from core.measure.trackers import (PhaseMemory, bf16_matmul_scratch, cpu_kernels, matmul_workspace_bytes,
                                    measurement_method, resolve_device_type, tracker_for)
 

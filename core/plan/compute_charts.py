@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import plotly.graph_objects as go
 
-from core.plan import compute
+from core.plan import compute, compute_plan, compute_text
 
 _PALETTE = ["#4F46E5", "#0EA5E9", "#10B981", "#F59E0B", "#EF4444", "#8B5CF6", "#EC4899"]
 _PLAN_COLOR = "#DC2626"
@@ -35,7 +35,7 @@ def iso_flop_figure(budgets_flops, flops_per_param_token: float = 6, tokens_per_
         high = max(n_fit, n_rule) * 20
         grid = compute.log_grid(low, high, points)
         losses = compute.iso_flop_curve(c, grid, flops_per_param_token)
-        label = f"{compute.format_number(c, 2)} FLOPs ({compute.format_number(compute.pflop_s_days(c))} PF/s-days)"
+        label = f"{compute_text.format_number(c, 2)} FLOPs ({compute_text.format_number(compute.pflop_s_days(c))} PF/s-days)"
         fig.add_trace(go.Scatter(
             x=grid, y=losses, mode="lines", name=label, line={"color": color, "width": 2},
             legendgroup=label,
@@ -44,20 +44,20 @@ def iso_flop_figure(budgets_flops, flops_per_param_token: float = 6, tokens_per_
             x=[n_fit], y=[compute.chinchilla_loss(n_fit, d_fit)], mode="markers", legendgroup=label,
             name="minimum of the fit" if i == 0 else None, showlegend=i == 0,
             marker={"symbol": "diamond", "size": 11, "color": color, "line": {"color": "black", "width": 1}},
-            hovertemplate=(f"fit minimum: N = {compute.format_count(n_fit)}, D = {compute.format_count(d_fit)} tokens "
+            hovertemplate=(f"fit minimum: N = {compute_text.format_count(n_fit)}, D = {compute_text.format_count(d_fit)} tokens "
                            f"({d_fit / n_fit:.0f} tokens/param)<br>loss %{{y:.4f}} nats/token<extra></extra>")))
         fig.add_trace(go.Scatter(
             x=[n_rule], y=[compute.chinchilla_loss(n_rule, d_rule)], mode="markers", legendgroup=label,
             name=f"{tokens_per_param:g} tokens/param rule" if i == 0 else None, showlegend=i == 0,
             marker={"symbol": "circle-open", "size": 10, "color": color, "line": {"width": 2}},
-            hovertemplate=(f"{tokens_per_param:g}× rule: N = {compute.format_count(n_rule)}, "
-                           f"D = {compute.format_count(d_rule)} tokens<br>loss %{{y:.4f}} nats/token<extra></extra>")))
+            hovertemplate=(f"{tokens_per_param:g}× rule: N = {compute_text.format_count(n_rule)}, "
+                           f"D = {compute_text.format_count(d_rule)} tokens<br>loss %{{y:.4f}} nats/token<extra></extra>")))
     if plan is not None:
         n, d = plan
         fig.add_trace(go.Scatter(
             x=[n], y=[compute.chinchilla_loss(n, d)], mode="markers", name="your plan",
             marker={"symbol": "star", "size": 18, "color": _PLAN_COLOR, "line": {"color": "black", "width": 1}},
-            hovertemplate=(f"your plan: N = {compute.format_count(n)}, D = {compute.format_count(d)} tokens"
+            hovertemplate=(f"your plan: N = {compute_text.format_count(n)}, D = {compute_text.format_count(d)} tokens"
                            "<br>loss %{y:.4f} nats/token<extra></extra>")))
     fig.update_layout(
         title="Iso-FLOP curves of the Chinchilla loss fit",
@@ -97,7 +97,7 @@ def reference_runs_figure(rows: list[dict], tokens_per_param: float = 20,
         fig.add_trace(go.Scatter(
             x=[n], y=[d], mode="markers", name="your plan",
             marker={"symbol": "star", "size": 18, "color": _PLAN_COLOR, "line": {"color": "black", "width": 1}},
-            hovertemplate=(f"your plan: {compute.format_count(n)} params, {compute.format_count(d)} tokens "
+            hovertemplate=(f"your plan: {compute_text.format_count(n)} params, {compute_text.format_count(d)} tokens "
                            f"({d / n:.1f} tokens/param)<extra></extra>")))
     fig.update_layout(
         title="Published training runs: parameters vs. training tokens",
@@ -111,13 +111,13 @@ def reference_runs_figure(rows: list[dict], tokens_per_param: float = 20,
 def data_limit_figure(rows: list[dict]) -> go.Figure:
     """Fitted loss (Hoffmann et al. 2022, Eq. 2) against compute for models of growing size on one data limit.
 
-    `rows` are `core.plan.compute.data_limited_alternatives` dicts: the curve flattens past the compute-optimal
+    `rows` are `core.plan.compute_plan.data_limited_alternatives` dicts: the curve flattens past the compute-optimal
     size — each extra PF/s-day buys less loss.
     """
     fig = go.Figure()
     fig.add_trace(go.Scatter(
         x=[r["compute (PF/s-days)"] for r in rows], y=[r["fitted loss (nats/token)"] for r in rows],
-        mode="lines+markers+text", text=[f"{r['size vs compute-optimal']:g}× ({compute.format_count(r['parameters'])})"
+        mode="lines+markers+text", text=[f"{r['size vs compute-optimal']:g}× ({compute_text.format_count(r['parameters'])})"
                                          for r in rows],
         textposition="top right", marker={"size": 10, "color": _PALETTE[0]}, name="same data, bigger model",
         customdata=[[r["tokens per parameter"]] for r in rows],

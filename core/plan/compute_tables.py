@@ -1,13 +1,13 @@
-"""Display rows of the Compute planner's tables, built from core.plan.compute / core.plan.training_runs results.
+"""Display rows of the Compute planner's tables, built from core.plan.compute_plan / core.plan.training_runs results.
 
 The page renders these as they are; each number keeps its unit in the column name. Sources of the numbers are in
-the functions that make the input rows (``compute.data_limited_alternatives``, ``training_runs.reference_table``).
+the functions that make the input rows (``compute_plan.data_limited_alternatives``, ``training_runs.reference_table``).
 """
 from __future__ import annotations
 
 from typing import Any
 
-from core.plan import compute
+from core.plan import compute, compute_plan, compute_text
 from core.plan.hardware import GPUS
 from core.common.units import format_count
 
@@ -21,7 +21,7 @@ def percent_or_dash(fraction) -> str:
 
 
 def data_limit_rows(rows: list[dict]) -> list[dict[str, Any]]:
-    """``compute.data_limited_alternatives`` rows for display: size as "1.5× = 105B", rounded values, and the extra
+    """``compute_plan.data_limited_alternatives`` rows for display: size as "1.5× = 105B", rounded values, and the extra
     compute of each size as % of the compute-optimal model's (the row with multiplier 1)."""
     optimal = next(r for r in rows if r["size vs compute-optimal"] == 1.0)
     return [{
@@ -37,13 +37,13 @@ def data_limit_rows(rows: list[dict]) -> list[dict[str, Any]]:
     } for r in rows]
 
 
-def reference_run_rows(rows: list[dict], cluster: compute.Cluster) -> list[dict[str, Any]]:
+def reference_run_rows(rows: list[dict], cluster: compute_plan.Cluster) -> list[dict[str, Any]]:
     """``training_runs.reference_table`` rows for display, each also run on ``cluster``: days and cost of its
-    k·N·D FLOPs at the cluster's MFU and price (``compute.run_on_cluster``)."""
+    k·N·D FLOPs at the cluster's MFU and price (``compute_plan.run_on_cluster``)."""
     days_column = f"days on your {cluster.n_gpus:,} × {cluster.gpu_name}"
     table = []
     for r in rows:
-        here = compute.run_on_cluster(r["compute k·N·D (FLOPs)"], cluster)
+        here = compute_plan.run_on_cluster(r["compute k·N·D (FLOPs)"], cluster)
         table.append({
             "run": r["run"],
             "params": format_count(r["parameters"]),
@@ -57,7 +57,7 @@ def reference_run_rows(rows: list[dict], cluster: compute.Cluster) -> list[dict[
             "implied MFU (%)": percent_or_dash(r["implied MFU (k·N·D)"]),
             "implied util. from published FLOPs (%)": percent_or_dash(r["implied utilisation (published FLOPs)"]),
             days_column: round(here["days"], 1),
-            "cost on your cluster (US$)": compute.format_dollars(here["cost_dollars"]),
+            "cost on your cluster (US$)": compute_text.format_dollars(here["cost_dollars"]),
             "source": r["source"],
         })
     return table

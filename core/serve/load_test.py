@@ -41,15 +41,9 @@ import httpx
 import numpy as np
 import pandas as pd
 
-from core.serve.endpoints import (
-    Capabilities,
-    Endpoint,
-    EndpointError,
-    describe_http_error,
-    iter_completion_chunks,
-    probe,
-    timeout,
-)
+from core.serve.capabilities import Capabilities, probe
+from core.serve.endpoints import Endpoint, EndpointError, describe_http_error, timeout
+from core.serve.sse import iter_completion_chunks
 from core.common.checks import check_int, check_positive_int
 from core.serve.arrivals import ArrivalInputError, arrival_times_s, check_burstiness, check_rate
 from core.serve.slo import SLO, goodput_per_s

@@ -13,6 +13,8 @@ import pandas as pd
 import streamlit as st
 
 from core.serve import endpoints as E
+from core.serve.capabilities import Capabilities, probe
+from core.serve.endpoint_generation import generate, stream_generate
 from core.run.generation_charts import (
     color_legend_html,
     colored_tokens_html,
@@ -79,7 +81,7 @@ def select_endpoint(key: str) -> E.Endpoint | None:
         return None
 
 
-def probe_or_error(endpoint: E.Endpoint) -> E.Capabilities | None:
+def probe_or_error(endpoint: E.Endpoint) -> Capabilities | None:
     """The server's capabilities (cached per session for PROBE_TTL_S), or None after showing why it is unusable."""
     cache = st.session_state.setdefault("_endpoint_probes", {})
     cache_key = (endpoint.name, endpoint.base_url, endpoint.model)
@@ -87,7 +89,7 @@ def probe_or_error(endpoint: E.Endpoint) -> E.Capabilities | None:
     if hit is not None and time.monotonic() - hit[0] < PROBE_TTL_S:
         return hit[1]
     try:
-        capabilities = E.probe(endpoint)
+        capabilities = probe(endpoint)
     except E.EndpointError as exc:
         cache.pop(cache_key, None)
         st.error(escape_markdown(exc), icon=":material/cloud_off:")
@@ -96,13 +98,13 @@ def probe_or_error(endpoint: E.Endpoint) -> E.Capabilities | None:
     return capabilities
 
 
-def _server_caption(capabilities: E.Capabilities) -> None:
+def _server_caption(capabilities: Capabilities) -> None:
     kind = "vLLM" if capabilities.is_vllm else "an OpenAI-compatible server (not vLLM)"
     length = f" · context {capabilities.max_model_len:,} tokens" if capabilities.max_model_len else ""
     st.caption(f"Server: {kind} · up to {capabilities.max_logprobs} alternatives per token{length}")
 
 
-def _settings_controls(key: str, capabilities: E.Capabilities, compact: bool = False,
+def _settings_controls(key: str, capabilities: Capabilities, compact: bool = False,
                        preset: tuple = ("greedy", 1.0, 50, 1.0)) -> tuple[DecodingSettings, int]:
     unsupported = capabilities.unsupported()
     modes = [m for m in DECODING_MODES if m != "beam search" or "beam search" not in unsupported]
@@ -170,7 +172,7 @@ def _show_result(result, key: str) -> None:
                           help="Prompt, settings, completion, timings and every token's alternatives (no API key).")
 
 
-def _generate_tab(endpoint: E.Endpoint, capabilities: E.Capabilities, prompt: str, key: str) -> None:
+def _generate_tab(endpoint: E.Endpoint, capabilities: Capabilities, prompt: str, key: str) -> None:
     settings, max_alternatives = _settings_controls(key, capabilities)
     cols = st.columns(3)
     max_new = cols[0].number_input("Max new tokens", 1, 4096, 20, 1, key=f"{key}_max_new",
@@ -192,7 +194,7 @@ def _generate_tab(endpoint: E.Endpoint, capabilities: E.Capabilities, prompt: st
         st.session_state[f"{key}_running"] = None
     live = st.empty()
     if run:
-        stream = E.stream_generate(endpoint, prompt, settings, int(top_n), capabilities)
+        stream = stream_generate(endpoint, prompt, settings, int(top_n), capabilities)
         st.session_state[f"{key}_running"] = stream
         st.session_state[f"{key}_run_id"] = st.session_state.get(f"{key}_run_id", 0) + 1
         try:
@@ -216,7 +218,7 @@ def _generate_tab(endpoint: E.Endpoint, capabilities: E.Capabilities, prompt: st
 PRESETS = [("greedy", 1.0, 50, 1.0), ("sampling", 0.7, 50, 1.0), ("sampling", 1.3, 0, 0.9)]
 
 
-def _compare_tab(endpoint: E.Endpoint, capabilities: E.Capabilities, prompt: str, key: str) -> None:
+def _compare_tab(endpoint: E.Endpoint, capabilities: Capabilities, prompt: str, key: str) -> None:
     st.write("The same prompt under two or three settings on the server, side by side, with the same seed.")
     top = st.columns(3)
     count = top[0].slider("Settings to compare", 2, 3, 3, 1, key=f"{key}_count", help="How many settings to run.")
@@ -236,7 +238,7 @@ def _compare_tab(endpoint: E.Endpoint, capabilities: E.Capabilities, prompt: str
         try:
             for done, (label, settings) in enumerate(compared):
                 bar.progress(done / len(compared), text=f"Setting {label}: {settings.mode}…")
-                results[label] = E.generate(endpoint, prompt, settings, 5, capabilities)
+                results[label] = generate(endpoint, prompt, settings, 5, capabilities)
             st.session_state[f"{key}_results"] = results
         except E.EndpointError as exc:
             st.error(escape_markdown(exc), icon=":material/cloud_off:")

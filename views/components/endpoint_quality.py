@@ -6,6 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from core.serve import endpoints as E
+from core.serve.endpoint_scoring import perplexity, prompt_logprobs
 from core.common.user_text import escape_markdown
 from views.components.endpoint_panel import probe_or_error, select_endpoint
 
@@ -23,10 +24,10 @@ def render_served_perplexity(reference_text: str, reference_tokens: int, local_r
             if probe_or_error(endpoint) is not None:
                 with st.spinner(f"Scoring on {endpoint.name}…"):
                     try:
-                        logprobs = E.prompt_logprobs(endpoint, reference_text)[: max(int(reference_tokens) - 1, 1)]
+                        logprobs = prompt_logprobs(endpoint, reference_text)[: max(int(reference_tokens) - 1, 1)]
                         st.session_state["q_ep_result"] = {
                             "endpoint": endpoint.name, "model": endpoint.model, "scored_tokens": len(logprobs) + 1,
-                            "perplexity": E.perplexity(logprobs)}
+                            "perplexity": perplexity(logprobs)}
                     except E.EndpointError as exc:
                         st.error(escape_markdown(exc), icon=":material/cloud_off:")
         served = st.session_state.get("q_ep_result")

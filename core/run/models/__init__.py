@@ -15,8 +15,9 @@ Bundled models (work offline, installed as pip packages, never imported):
 Quantization hook: ``quantization="int8" | "nf4" | "fp4"`` builds a ``transformers.BitsAndBytesConfig``
 (https://huggingface.co/docs/transformers/quantization/bitsandbytes); bitsandbytes 0.50 runs all three on CPU.
 
-Modules: ``bundled`` (the bundled models, their names and folders), ``loading`` (load by name, build from a
-config, release) and ``derived`` (``as_loaded``: a LoadedModel around a transformed copy of another's model). Import
+Modules: ``bundled`` (the bundled models, their names and folders), ``load_options`` (device, dtype, kind,
+quantization config), ``loading`` (``LoadedModel``, load by name, release), ``random_weights`` (build from a config
+with random weights) and ``derived`` (``as_loaded``: a LoadedModel around a transformed copy of another's model). Import
 the names below from this package.
 """
 from __future__ import annotations
@@ -26,9 +27,10 @@ from core.run.models.bundled import (BUNDLED_DECODER, BUNDLED_ENCODER, ModelLoad
                                      bundled_folders, bundled_gguf_path, cache_root, canonical_name,
                                      ensure_bundled_decoder)
 from core.run.models.derived import as_loaded
-from core.run.models.loading import (DTYPE_NAMES, KINDS, QUANTIZATIONS, SHORT_DTYPE, LoadedModel, bnb_config,
-                                     context_window_of, detect_kind, load_model, load_tokenizer, random_model,
-                                     release_model, resolve_dtype, select_device)
+from core.run.models.load_options import (DTYPE_NAMES, KINDS, QUANTIZATIONS, SHORT_DTYPE, bnb_config, detect_kind,
+                                          resolve_dtype, select_device)
+from core.run.models.loading import LoadedModel, context_window_of, load_model, load_tokenizer, release_model
+from core.run.models.random_weights import random_model
 
 __all__ = ["BUNDLED_DECODER", "BUNDLED_ENCODER", "DTYPE_NAMES", "KINDS", "QUANTIZATIONS", "SHORT_DTYPE", "LoadedModel",
            "ModelLoadError", "ProgressCallback", "as_loaded", "bnb_config", "bundled_decoder_cache_dir",

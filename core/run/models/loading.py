@@ -1,10 +1,9 @@
-"""Loading a model by name (local folder, the bundled ones, or the Hugging Face hub) or building one from a config
-with random weights, on the chosen device and dtype, optionally quantized with bitsandbytes; and releasing it."""
+"""Loading a model by name (local folder, the bundled ones, or the Hugging Face hub) on the chosen device and dtype,
+optionally quantized with bitsandbytes, into a ``LoadedModel``; its tokenizer; and releasing it. The load options
+(device, dtype, kind, quantization config) are ``core.run.models.load_options``; random-weight models built from a
+config, ``core.run.models.random_weights``."""
 from __future__ import annotations
 
-import copy
-import importlib.metadata
-import importlib.util
 import os
 import time
 from dataclasses import dataclass, field
@@ -14,7 +13,6 @@ from typing import Any
 import torch
 
 from core.common import safe_json
-from core.common.device import DeviceError, resolve_device
 from core.common.process_memory import free_released_memory
 from core.common.user_text import code, escape_markdown
 from core.plan import model_size
@@ -23,24 +21,10 @@ from core.run.model_policy import ModelPolicy
 from core.run.models.bundled import (BUNDLED_DECODER, BUNDLED_ENCODER, ModelLoadError, ProgressCallback,
                                      bundled_encoder_dir, bundled_folders, canonical_name, ensure_bundled_decoder,
                                      with_bundled_hint)
+from core.run.models.load_options import (QUANTIZATIONS, SHORT_DTYPE, auto_class, bnb_config,
+                                          check_quantization_runs_here, detect_kind, dtype_notes, resolve_dtype,
+                                          select_device)
 from core.run.prompts import has_chat_template
-
-
-KINDS = ("decoder", "encoder", "encoder-decoder")
-QUANTIZATIONS = (None, "int8", "nf4", "fp4")
-DTYPE_NAMES = {
-    "fp32": torch.float32, "float32": torch.float32,
-    "fp16": torch.float16, "float16": torch.float16, "half": torch.float16,
-    "bf16": torch.bfloat16, "bfloat16": torch.bfloat16,
-}
-SHORT_DTYPE = {torch.float32: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16"}
-
-# model_type values of encoder-only families: their config also maps to a *ForCausalLM class in transformers
-# (e.g. BertLMHeadModel), so the architecture list decides and this set is the fallback.
-_ENCODER_MODEL_TYPES = {
-    "bert", "roberta", "distilbert", "albert", "electra", "deberta", "deberta-v2", "xlm-roberta", "mpnet",
-    "camembert", "modernbert", "ernie", "nomic_bert", "xlm", "funnel", "squeezebert", "mobilebert", "layoutlm",
-}
 
 
 @dataclass
@@ -106,110 +90,6 @@ def context_window_of(config, tokenizer=None) -> int:
     return 512  # T5-style relative positions have no hard limit; 512 is what they were trained on.
 
 
-# ---------------------------------------------------------------------------------------------------------------------
-# Devices and dtypes
-
-
-def select_device(device: str | torch.device = "auto") -> torch.device:
-    """"auto" picks CUDA > MPS > CPU; an explicit "cpu" / "cuda" / "cuda:1" / "mps" is checked to exist.
-
-    The one resolver is ``core.common.device.resolve_device``; this raises its message as a ``ModelLoadError``.
-    """
-    try:
-        return resolve_device(device)
-    except DeviceError as exc:
-        raise ModelLoadError(str(exc)) from exc
-
-
-def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:
-    """"auto": fp32 on CPU (fastest and exact there), bf16 on CUDA GPUs that support it else fp16, fp16 on MPS."""
-    if isinstance(dtype, torch.dtype):
-        if dtype not in SHORT_DTYPE:
-            raise ModelLoadError(f"Unsupported dtype {dtype}; use fp32, fp16 or bf16.")
-        resolved = dtype
-    else:
-        key = (dtype or "auto").strip().lower()
-        if key == "auto":
-            if device.type == "cuda":
-                return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-            if device.type == "mps":
-                return torch.float16
-            return torch.float32
-        if key not in DTYPE_NAMES:
-            raise ModelLoadError(f"Unknown dtype '{dtype}'. Use 'auto', 'fp32', 'fp16' or 'bf16'.")
-        resolved = DTYPE_NAMES[key]
-    if resolved == torch.bfloat16 and device.type == "cuda" and not torch.cuda.is_bf16_supported():
-        raise ModelLoadError("This GPU does not support bf16 (it needs compute capability 8.0+); use fp16 or fp32.")
-    return resolved
-
-
-def _dtype_notes(dtype: torch.dtype, device: torch.device) -> list[str]:
-    # Measured with torch 2.13 on CPU: fp16 matmuls run (results match fp32 to the first tokens) but are several
-    # times slower than fp32, because most CPUs have no native fp16 arithmetic.
-    if device.type == "cpu" and dtype == torch.float16:
-        return ["fp16 runs on this CPU but is much slower than fp32: CPUs lack native fp16 math (it is emulated)."]
-    if device.type == "cpu" and dtype == torch.bfloat16:
-        return ["bf16 on CPU saves memory; its speed depends on the CPU's bf16 support."]
-    return []
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# Kinds and names
-
-
-def detect_kind(config) -> str:
-    """"decoder" | "encoder" | "encoder-decoder" from a transformers config (architectures first, then model_type)."""
-    if getattr(config, "is_encoder_decoder", False):
-        return "encoder-decoder"
-    architectures = list(getattr(config, "architectures", None) or [])
-    for arch in architectures:
-        if arch.endswith(("ForConditionalGeneration",)) and getattr(config, "is_encoder_decoder", False):
-            return "encoder-decoder"
-        if arch.endswith(("ForCausalLM", "LMHeadModel")) and not arch.startswith(("Bert", "Roberta")):
-            return "decoder"
-    model_type = getattr(config, "model_type", "")
-    if model_type in _ENCODER_MODEL_TYPES:
-        return "decoder" if getattr(config, "is_decoder", False) else "encoder"
-    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
-
-    if model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES:
-        return "decoder"
-    return "encoder"
-
-
-def _auto_class(kind: str):
-    from transformers import AutoModel, AutoModelForCausalLM, AutoModelForSeq2SeqLM
-
-    return {"decoder": AutoModelForCausalLM, "encoder": AutoModel, "encoder-decoder": AutoModelForSeq2SeqLM}[kind]
-
-
-def bnb_config(quantization: str, compute_dtype: torch.dtype = torch.float32, double_quant: bool = False):
-    """BitsAndBytesConfig for "int8" (LLM.int8(), Dettmers et al. 2022) or 4-bit "nf4" / "fp4" (QLoRA, Dettmers et
-    al. 2023, section 3). ``double_quant`` also quantizes the 4-bit block scales; ``compute_dtype`` is the dtype
-    the 4-bit matmuls run in."""
-    from transformers import BitsAndBytesConfig
-
-    if quantization == "int8":
-        return BitsAndBytesConfig(load_in_8bit=True)
-    if quantization in ("nf4", "fp4"):
-        return BitsAndBytesConfig(
-            load_in_4bit=True,
-            bnb_4bit_quant_type=quantization,
-            bnb_4bit_use_double_quant=bool(double_quant),
-            bnb_4bit_compute_dtype=compute_dtype,
-        )
-    raise ModelLoadError(f"Unknown quantization '{quantization}'. Use none, 'int8', 'nf4' or 'fp4'.")
-
-
-def _check_quantization_runs_here(quantization: str, device: torch.device) -> None:
-    if importlib.util.find_spec("bitsandbytes") is None:
-        raise ModelLoadError(f"{quantization} quantization needs the bitsandbytes package, which is not installed.")
-    if device.type == "mps":
-        raise ModelLoadError(
-            f"{quantization} quantization (bitsandbytes) does not run on Apple MPS; choose device 'cpu' or a CUDA GPU."
-        )
-
-
 def load_tokenizer(name: str | None = None):
     """Tokenizer of a bundled model (default: the bundled encoder's) or of a local folder / cached Hub id.
 
@@ -245,10 +125,6 @@ def _weights_location(resolved: str, report: ProgressCallback | None = None,
     except model_policy.ModelPolicyError as exc:
         raise ModelLoadError(with_bundled_hint(str(exc))) from None
     return (Path(permitted.location) if permitted.kind == "folder" else None), permitted.label
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# Loading
 
 
 def load_model(
@@ -290,7 +166,7 @@ def load_model(
         raise ModelLoadError(f"Unknown quantization '{quantization}'. Use none, 'int8', 'nf4' or 'fp4'.")
     if attn_implementation not in (None, "eager", "sdpa", "flash_attention_2", "flash_attention_3", "flex_attention"):
         raise ModelLoadError(f"Unknown attention implementation '{attn_implementation}'. Use 'eager' or 'sdpa'.")
-    notes = _dtype_notes(torch_dtype, target_device)
+    notes = dtype_notes(torch_dtype, target_device)
 
     from transformers import AutoConfig, AutoTokenizer
 
@@ -322,13 +198,13 @@ def load_model(
     if attn_implementation:
         load_kwargs["attn_implementation"] = attn_implementation
     if quantization:
-        _check_quantization_runs_here(quantization, target_device)
+        check_quantization_runs_here(quantization, target_device)
         compute = resolve_dtype(compute_dtype, target_device) if compute_dtype else torch_dtype
         load_kwargs["quantization_config"] = bnb_config(quantization, compute, double_quant)
         load_kwargs["device_map"] = {"": str(target_device) if target_device.type != "cuda" else target_device.index or 0}
 
     try:
-        model = _auto_class(kind).from_pretrained(location, **load_kwargs)
+        model = auto_class(kind).from_pretrained(location, **load_kwargs)
     except ModelLoadError:
         raise
     except Exception as exc:  # noqa: BLE001
@@ -344,7 +220,7 @@ def load_model(
         tokenizer = AutoTokenizer.from_pretrained(location, trust_remote_code=trust_remote_code)
     except Exception as exc:  # noqa: BLE001
         raise ModelLoadError(with_bundled_hint(f"{code(resolved)} loaded but its tokenizer did not: {escape_markdown(exc)}.")) from exc
-    _ensure_pad_token(tokenizer)
+    ensure_pad_token(tokenizer)
 
     return LoadedModel(
         model=model,
@@ -386,123 +262,10 @@ def _explain_weights_failure(name: str, quantization: str | None, device: torch.
     return f"Could not load the weights of {code(name)}: {text}."
 
 
-def _ensure_pad_token(tokenizer) -> None:
+def ensure_pad_token(tokenizer) -> None:
+    """Give a tokenizer without a pad token its EOS token as pad (batched generation and training pad)."""
     if getattr(tokenizer, "pad_token", None) is None and getattr(tokenizer, "eos_token", None) is not None:
         tokenizer.pad_token = tokenizer.eos_token
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# Random-weight models
-
-
-def _config_from(config) -> Any:
-    from transformers import AutoConfig, PretrainedConfig
-
-    if isinstance(config, PretrainedConfig):
-        return copy.deepcopy(config)
-    if isinstance(config, str):
-        try:
-            from core.plan import architectures  # memory-planner helper's catalog (optional at import time)
-
-            return architectures.hf_config(config)
-        except ImportError as exc:
-            raise ModelLoadError(f"Unknown architecture '{config}': the architecture catalog is not available.") from exc
-        except Exception as exc:  # noqa: BLE001
-            raise ModelLoadError(f"Unknown architecture '{config}': {exc}") from exc
-    if isinstance(config, dict):
-        values = dict(config)
-        model_type = values.pop("model_type", None)
-        if not model_type:
-            raise ModelLoadError("A config dict needs a 'model_type' (e.g. 'llama', 'bert', 't5').")
-        try:
-            return AutoConfig.for_model(model_type, **values)
-        except Exception as exc:  # noqa: BLE001
-            raise ModelLoadError(f"Cannot build a '{model_type}' config: {exc}") from exc
-    raise ModelLoadError(f"random_model needs a config (PretrainedConfig, dict or catalog id), got {type(config).__name__}.")
-
-
-def _align_config_with_tokenizer(config, tokenizer) -> None:
-    """Make vocab size and special-token ids valid for the tokenizer (the random model will see its ids)."""
-    vocab = len(tokenizer)
-    configs = [config]
-    for sub in ("text_config", "encoder", "decoder"):
-        if hasattr(config, sub) and getattr(config, sub) is not None and hasattr(getattr(config, sub), "vocab_size"):
-            configs.append(getattr(config, sub))
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    eos = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else getattr(tokenizer, "sep_token_id", None)
-    bos = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else getattr(tokenizer, "cls_token_id", None)
-    for cfg in configs:
-        cfg.vocab_size = vocab
-        for attr, value in (("pad_token_id", pad), ("eos_token_id", eos), ("bos_token_id", bos)):
-            current = getattr(cfg, attr, None)
-            if value is not None and (current is None or not isinstance(current, int) or current >= vocab):
-                setattr(cfg, attr, value)
-        start = getattr(cfg, "decoder_start_token_id", None)
-        if getattr(cfg, "is_encoder_decoder", False) and (start is None or start >= vocab):
-            cfg.decoder_start_token_id = pad  # T5 convention: decoding starts from the pad token
-
-
-def random_model(
-    config,
-    kind: str | None = None,
-    tokenizer=None,
-    dtype: str | torch.dtype = "auto",
-    device: str | torch.device = "auto",
-    attn_implementation: str | None = None,
-    seed: int = 0,
-) -> LoadedModel:
-    """A model built with ``from_config`` (random weights, reproducible with ``seed``), for architectures whose
-    weights are not available offline (e.g. a tiny T5 for the attention page).
-
-    tokenizer: a tokenizer object, a bundled name ("minilm", "smollm2"), or None → the bundled MiniLM tokenizer;
-    the config's vocab size and special-token ids are set to match it.
-    """
-    started = time.perf_counter()
-    hf_config = _config_from(config)
-    target_device = select_device(device)
-    torch_dtype = resolve_dtype(dtype, target_device)
-    if tokenizer is None or isinstance(tokenizer, str):
-        tokenizer = load_tokenizer(tokenizer)
-    _ensure_pad_token(tokenizer)
-    _align_config_with_tokenizer(hf_config, tokenizer)
-    kind = kind or detect_kind(hf_config)
-    if kind not in KINDS:
-        raise ModelLoadError(f"Unknown model kind '{kind}'. Use one of {', '.join(KINDS)}.")
-    if attn_implementation:
-        hf_config._attn_implementation = attn_implementation
-    try:  # size from the config before from_config allocates every weight
-        model_size.check_fits(hf_config, torch_dtype, target_device)
-    except model_size.ModelTooLargeError as exc:
-        raise ModelLoadError(str(exc)) from None
-    try:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            kwargs = {"dtype": torch_dtype}
-            if attn_implementation:
-                kwargs["attn_implementation"] = attn_implementation
-            model = _auto_class(kind).from_config(hf_config, **kwargs)
-    except Exception as exc:  # noqa: BLE001
-        raise ModelLoadError(f"Cannot build a random-weight {kind} from this config: {exc}") from exc
-    try:
-        model.to(target_device)
-    except Exception as exc:  # noqa: BLE001
-        raise ModelLoadError(f"The random-weight model does not fit on {target_device}: {exc}") from exc
-    model.eval()
-    model_type = getattr(hf_config, "model_type", "model")
-    label = getattr(hf_config, "_name_or_path", "") or model_type
-    return LoadedModel(
-        model=model,
-        tokenizer=tokenizer,
-        device=target_device,
-        kind=kind,
-        name=f"{label} (random weights)",
-        dtype=torch_dtype,
-        quantization=None,
-        random_weights=True,
-        load_seconds=time.perf_counter() - started,
-        source=f"{model_type} config, random weights (seed {seed})",
-        notes=_dtype_notes(torch_dtype, target_device),
-    )
 
 
 def release_model(loaded: LoadedModel | None) -> None:
