@@ -112,9 +112,11 @@ def test_a_stopped_run_marks_the_setups_with_fewer_items():
                                  "correct": items[i].reference == "positive"})
     at = app_test(PAGE)
     at.session_state["ev_partial"] = partial
+    at.session_state["ev_planned"] = 8  # what the page said before the run: 2 setups × 4 items
     at.run()
     assert not at.exception and stray_writes(at) == []
-    assert any(w.value == "Stopped: 5 completions finished." for w in at.warning)
+    assert any(w.value == "Stopped after 5 of 8 completions; the finished ones are scored below."
+               for w in at.warning)
     verdict = at.success[0].value
     assert "m · few-shot was scored on only 1 item, the others on 4 (the run was stopped)" in verdict
     assert verdict == runner.verdict(at.session_state["ev_result"])

@@ -2,18 +2,25 @@
 quality and a task score."""
 from __future__ import annotations
 
+import time
 
 import pandas as pd
 import streamlit as st
 
 from core.run.models import BUNDLED_DECODER, ModelLoadError
 from core.optimize import charts, distillation, variants
+from core.common import pace
 from core.common.scheduler import QueueLeft
 from core.common.units import format_magnitude
 from core.common.user_text import escape_markdown
 from views.components.whole_number import whole_number_input
 from views.components.clipped_text import clipped_text_input
 from views.components.model_cache import cached_load_model
+
+PRUNE_PACE = "optimize.pruned-variant"
+# Measured 2026-12-07 (issue 32's report): the default study, 10 variants of SmolLM2, took 58 s on a 2-core CPU.
+PRUNE_PRIOR_S, PRUNE_PRIOR_SOURCE = 5.8, "the default 10-variant study took 58 s on a 2-core CPU"
+DISTIL_PACE = "optimize.distillation-step"
 
 st.title("Optimize")
 st.caption("Make a model smaller or faster and see what it costs: prune weights or whole layers, distil a pruned "
@@ -113,6 +120,9 @@ with prune_tab:
         problem = "The prompt is empty: type a prompt for the variants to answer."
     if problem:
         st.warning(problem, icon=":material/edit:")
+    else:
+        planned = len(variants.study_plan(methods, [v / 100 for v in levels]))
+        st.caption(pace.estimate(PRUNE_PACE, planned, "variant", PRUNE_PRIOR_S, PRUNE_PRIOR_SOURCE)["text"])
     b1, b2, _ = st.columns([1, 1, 4])
     go_prune = b1.button("Prune and measure", type="primary", key="op_prune_run", disabled=problem is not None,
                          help="Prunes a copy for every method and sparsity, then measures each (a few seconds per "
@@ -124,10 +134,13 @@ with prune_tab:
         if base is not None:
             partial: list[dict] = []
             st.session_state["op_prune_partial"] = partial
+            st.session_state["op_prune_planned"] = len(variants.study_plan(methods, [v / 100 for v in levels]))
             bar = st.progress(0.0, text="Measuring the dense model…")
+            started = time.perf_counter()
             try:
                 def on_row(row, done, total):
                     partial.append(row)
+                    pace.record(PRUNE_PACE, time.perf_counter() - started, done)  # kept if Stop ends the study
                     bar.progress(done / total, text=f"{row['variant']}: measured ({done}/{total})")
 
                 rows = variants.pruning_study(base, methods, [v / 100 for v in levels], int(remove), prompt=prompt,
@@ -145,7 +158,9 @@ with prune_tab:
     rows = st.session_state.get("op_prune_rows")
     if rows:
         if st.session_state.pop("op_prune_stopped", False):
-            st.warning(f"Stopped: {len(rows)} variants measured.", icon=":material/stop_circle:")
+            planned = st.session_state.get("op_prune_planned")
+            st.warning(f"Stopped after {len(rows)} of {planned if planned else '?'} variants; the measured ones are "
+                       "kept.", icon=":material/stop_circle:")
         table = variants.lineup_table(rows).drop(columns=["Review sentiment, few-shot (% correct)"])
         st.dataframe(_readable(table), hide_index=True, key="op_prune_table", column_config=QUALITY_CONFIG)
         if charts.has_sparsity_spread(rows):
@@ -221,6 +236,12 @@ with distil_tab:
     distil_problem = bad_d_remove or bad_d_steps
     if distil_problem:
         st.warning(distil_problem, icon=":material/edit:")
+    elif pace.measured(DISTIL_PACE) is not None:
+        st.caption(pace.estimate(DISTIL_PACE, int(d_steps), "step", 0.0, "")["text"]
+                   + " Then the student is scored (about as long as one pruned variant).")
+    else:
+        st.caption("No distillation step measured here yet: the first run shows its pace (a few seconds per step "
+                   "for SmolLM2 on a CPU), and the next one is estimated from it.")
     e1, e2, _ = st.columns([1, 1, 4])
     go_distil = e1.button("Distil", type="primary", key="op_distil_run", disabled=distil_problem is not None,
                           help=f"Trains the student at T = {temperature:g}, then scores it on the reference text.")
@@ -230,13 +251,15 @@ with distil_tab:
         st.session_state.pop("op_distil", None)
         base = _base()
         if base is not None:
-            partial = {"losses": [], "temperature": temperature}
+            partial = {"losses": [], "temperature": temperature, "planned": int(d_steps)}
             st.session_state["op_distil_partial"] = partial
             bar = st.progress(0.0, text="Starting…")
             chart = st.empty()
+            started = time.perf_counter()
             try:
                 def on_step(p):
                     partial["losses"].append(p.loss)
+                    pace.record(DISTIL_PACE, time.perf_counter() - started, len(partial["losses"]))
                     chart.plotly_chart(charts.loss_figure(partial["losses"], temperature), key=f"op_loss_{p.step}")
 
                 result = distillation.prune_and_distil(
@@ -251,7 +274,8 @@ with distil_tab:
             # Stop reruns the page in the middle of training: the losses so far stay in the session for that rerun
     elif st.session_state.get("op_distil_partial") is not None:
         stopped = st.session_state.pop("op_distil_partial")
-        st.warning(f"Stopped after {len(stopped['losses'])} steps; the student was not scored.",
+        st.warning(f"Stopped after {len(stopped['losses'])} of {stopped.get('planned', '?')} steps; the student was "
+                   "not scored.",
                    icon=":material/stop_circle:")
         if stopped["losses"]:
             st.plotly_chart(charts.loss_figure(stopped["losses"], stopped["temperature"]), key="op_loss_stopped")

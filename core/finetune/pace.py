@@ -5,7 +5,7 @@ The pace is measured: every finished run records its seconds per trained token (
 per method and device, and ``estimate_run`` scales it to the settings at hand (tokens per step = batch × the
 tokens of a bundled example, at most the sequence length). Before any run has been measured in this process the
 estimate is the plan's training FLOPs per token (``plan_finetune``'s ``flops_per_token``) at ``CPU_FLOPS_PER_S``
-(core.measure.run: 2 × 10¹⁰ FLOP/s, a stated guess for PyTorch on a few CPU cores), and says so.
+(core.measure.harness: 2 × 10¹⁰ FLOP/s, a stated guess for PyTorch on a few CPU cores), and says so.
 
 Plain Python (no Streamlit).
 """
@@ -15,7 +15,7 @@ import threading
 from collections.abc import Mapping, Sequence
 
 from core.common.units import format_duration_s, format_magnitude
-from core.measure.run import CPU_FLOPS_PER_S
+from core.measure.harness import CPU_FLOPS_PER_S
 
 EXAMPLE_TOKENS = 61
 """Tokens of a typical bundled training example in the chat template (they are 55–67; padding is not trained)."""

@@ -176,6 +176,23 @@ PRUNING_METHODS = ("magnitude", "wanda", "2:4-magnitude", "2:4-wanda", "remove-l
 DEFAULT_SPARSITIES = (0.1, 0.3, 0.5, 0.7)
 
 
+def study_plan(methods, sparsities) -> list[tuple[str, float | None]]:
+    """The variants ``pruning_study`` measures, in order, as ``(method, sparsity)``: the dense model first, then
+    each unstructured method at each sparsity, the 2:4 methods at 50 % and the structured removals once each (so a
+    page can say before the run how many there are). Unknown methods are left out."""
+    chosen = [m for m in PRUNING_METHODS if m in set(methods)]
+    levels = sorted({round(float(s), 4) for s in sparsities})
+    plan: list[tuple[str, float | None]] = [("dense", None)]
+    for method in chosen:
+        if method in ("magnitude", "wanda"):
+            plan += [(method, s) for s in levels]
+        elif method.startswith("2:4"):
+            plan.append((method, 0.5))
+        else:
+            plan.append((method, None))
+    return plan
+
+
 def pruning_study(base, methods=("magnitude", "wanda"), sparsities=DEFAULT_SPARSITIES, layers: int = 4, *,
                   prompt: str = DEFAULT_PROMPT, max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
                   on_row: Callable[[dict, int, int], None] | None = None, stop=None) -> list[dict]:
@@ -200,14 +217,7 @@ def pruning_study(base, methods=("magnitude", "wanda"), sparsities=DEFAULT_SPARS
         raise VariantError(f"Remove between 1 and {total_layers - 1} layers.")
     ids, calibration = reference_ids(base.tokenizer), calibration_ids(base.tokenizer)
     dense = reference_logits(base, ids)
-    plan = [("dense", None)]
-    for method in chosen:
-        if method in ("magnitude", "wanda"):
-            plan += [(method, s) for s in levels]
-        elif method.startswith("2:4"):
-            plan.append((method, 0.5))
-        else:
-            plan.append((method, None))
+    plan = study_plan(chosen, levels)
     rows = []
     for method, sparsity in plan:
         if stop is not None and stop.is_set():
