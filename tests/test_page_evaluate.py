@@ -54,7 +54,7 @@ def test_chain_of_thought_runs_from_the_page_and_shows_its_reasoning():
     at.button(key="ev_run").click().run()
     assert not at.exception and not at.error
     assert any(e.label.startswith("Chain-of-thought reasoning (2 answers)") for e in at.expander)
-    reasoning = [d.value for d in at.dataframe if "reasoning" in d.value.columns][-1]
+    reasoning = [t.value for t in at.table if "reasoning" in t.value.columns][-1]  # wraps: long text is read whole
     assert len(reasoning) == 2 and reasoning["reasoning"].str.len().min() > 0
 
 

@@ -34,7 +34,8 @@ def test_prune_distil_and_line_up():
         < table.loc["magnitude 60 %", "Perplexity"]
     assert table.loc["magnitude 60 %", "Weights (MB)"] == table.loc["dense (fp32)", "Weights (MB)"]
     assert table.loc["4 layers removed", "Weights (MB)"] < table.loc["dense (fp32)", "Weights (MB)"]
-    assert len(_frame(at, "answer")) == 5
+    answers = [t.value for t in at.table if "answer" in t.value.columns][-1]  # a wrapping table, not a grid
+    assert len(answers) == 5
 
     at.button(key="op_soft_run").click().run()
     soft = _frame(at, "p at T=1 (%)")

@@ -13,6 +13,7 @@ from core.evaluate.tasks import TASKS
 from core.evaluate.variants import ADAPTER, ENDPOINT, VARIANTS, adapter_files_from_zip, setups as build_setups
 from core.run.models import ModelLoadError
 from core.serve.endpoints import EndpointError
+from views.components.columns import fitted_columns
 from views.components.endpoint_panel import select_endpoint
 from views.components.model_cache import cached_load_model
 
@@ -155,7 +156,7 @@ st.subheader("Which setup is best")
 st.success(runner.verdict(result))
 frame = report.summary_frame(result)
 score = runner.score_key(result.task)
-st.dataframe(frame, hide_index=True, key="ev_summary", column_config={
+st.dataframe(frame, hide_index=True, key="ev_summary", column_config=fitted_columns(frame, {
     "accuracy (%)": st.column_config.NumberColumn(format="%.1f %%", help="Share of items whose answer names the "
                                                                          "reference label."),
     "rouge1 F1": st.column_config.NumberColumn(format="%.3f", help="Unigram overlap F1 with the reference (0–1)."),
@@ -163,16 +164,15 @@ st.dataframe(frame, hide_index=True, key="ev_summary", column_config={
     "rougeL F1": st.column_config.NumberColumn(format="%.3f", help="Longest common subsequence F1 (0–1)."),
     "exact match (%)": st.column_config.NumberColumn(format="%.0f %%"),
     "seconds per item": st.column_config.NumberColumn(format="%.2f s", help="Wall time per completion here."),
-})
+}))
 st.plotly_chart(charts.summary_figure(frame, score), key="ev_chart")
 st.markdown("**Every answer, side by side**")
-st.dataframe(report.examples_frame(result), hide_index=True, key="ev_examples")
+st.table(report.examples_frame(result), hide_index=True)  # wraps: a summary is a sentence a data grid would cut
 reasoned = [r for r in result.rows if r.get("reasoning")]
 if reasoned:
     with st.expander(f"Chain-of-thought reasoning ({len(reasoned)} answers)"):
-        st.dataframe(pd.DataFrame([{"setup": r["setup"], "item": r["item"], "reasoning": r["reasoning"],
-                                    "answer": r["answer"]} for r in reasoned]), hide_index=True,
-                     key="ev_reasoning")
+        st.table(pd.DataFrame([{"setup": r["setup"], "item": r["item"], "reasoning": r["reasoning"],
+                                "answer": r["answer"]} for r in reasoned]), hide_index=True)
 d1, d2 = st.columns(2)
 d1.download_button("Download CSV", report.run_csv(result), file_name=f"llm_lab_eval_{result.task}.csv",
                    mime="text/csv", key="ev_csv", on_click="ignore",

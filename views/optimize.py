@@ -13,6 +13,7 @@ from core.common import pace
 from core.common.scheduler import QueueLeft
 from core.common.units import format_magnitude
 from core.common.user_text import escape_markdown
+from views.components.columns import fitted_columns
 from views.components.whole_number import whole_number_input
 from views.components.clipped_text import clipped_text_input
 from views.components.model_cache import cached_load_model
@@ -162,7 +163,8 @@ with prune_tab:
             st.warning(f"Stopped after {len(rows)} of {planned if planned else '?'} variants; the measured ones are "
                        "kept.", icon=":material/stop_circle:")
         table = variants.lineup_table(rows).drop(columns=["Review sentiment, few-shot (% correct)"])
-        st.dataframe(_readable(table), hide_index=True, key="op_prune_table", column_config=QUALITY_CONFIG)
+        st.dataframe(_readable(table), hide_index=True, key="op_prune_table",
+                     column_config=fitted_columns(table, QUALITY_CONFIG))
         if charts.has_sparsity_spread(rows):
             c1, c2 = st.columns(2)
             c1.plotly_chart(charts.sparsity_figure(rows, "perplexity"), key="op_sparsity_ppl")
@@ -172,8 +174,8 @@ with prune_tab:
                        "the model's natural ~0 %), so the table compares them. Add magnitude, Wanda or 2:4 for "
                        "quality against sparsity.")
         st.markdown("**Answers side by side**")
-        st.dataframe(pd.DataFrame([{"variant": r["variant"], "answer": r["answer"]} for r in rows]),
-                     hide_index=True, key="op_prune_answers")
+        # a wrapping table: an answer is a sentence, which a data grid cuts at its column's edge
+        st.table(pd.DataFrame([{"variant": r["variant"], "answer": r["answer"]} for r in rows]), hide_index=True)
         d1, d2 = st.columns(2)
         d1.download_button("Download CSV", variants.rows_csv(rows), file_name="llm_lab_pruning.csv",
                            mime="text/csv", key="op_prune_csv", on_click="ignore",
@@ -339,7 +341,8 @@ with lineup_tab:
             if "reason" in r:
                 st.warning(f"{r['variant']}: {escape_markdown(r['reason'])}", icon=":material/block:")
         table = variants.lineup_table(rows)
-        st.dataframe(_readable(table), hide_index=True, key="op_lineup_table", column_config=QUALITY_CONFIG)
+        st.dataframe(_readable(table), hide_index=True, key="op_lineup_table",
+                     column_config=fitted_columns(table, QUALITY_CONFIG))
         st.plotly_chart(charts.lineup_figure(table), key="op_lineup_chart")
         d1, d2 = st.columns(2)
         d1.download_button("Download CSV", variants.rows_csv(rows), file_name="llm_lab_optimize.csv",

@@ -23,6 +23,7 @@ from core.common.scheduler import QueueLeft
 from core.common.units import format_duration_s
 from core.common.user_text import escape_markdown
 from core.plan.peak_memory.inputs import learned_position_limit
+from views.components.columns import fitted_columns
 from views.components.whole_number import whole_number_input
 
 PLANNER = "planner"
@@ -84,7 +85,7 @@ def _label(key: str, planner_architecture) -> str:
 
 def _show_results(runs: list, key: str) -> None:
     table = report.runs_table(runs)
-    st.dataframe(table, hide_index=True, key=f"{key}_table", column_config=COLUMNS)
+    st.dataframe(table, hide_index=True, key=f"{key}_table", column_config=fitted_columns(table, COLUMNS))
     st.plotly_chart(charts.measured_vs_predicted_figure(table), key=f"{key}_chart")
     worst = table["error (%)"].abs().max()
     worst_volume = table["volume error (%)"].abs().max()
@@ -185,10 +186,11 @@ def render_distributed_panel(planner_architecture=None, *, key: str = "dist") ->
                    "plus about 6 s per strategy to start its processes; the run reports what each one took.")
         for note in notes:
             st.caption(note)
-        st.dataframe(pd.DataFrame(rows), hide_index=True, key=f"{key}_predicted", column_config={
+        predicted = pd.DataFrame(rows)
+        st.dataframe(predicted, hide_index=True, key=f"{key}_predicted", column_config=fitted_columns(predicted, {
             "predicted peak per rank (MB)": _mb("predicted peak per rank (MB)"),
             "ZeRO paper formula (MB)": _mb("ZeRO paper formula (MB)"),
-            "sent per rank per step (MB)": _mb("sent per rank per step (MB)")})
+            "sent per rank per step (MB)": _mb("sent per rank per step (MB)")}))
     if problem:
         st.warning(escape_markdown(problem), icon=":material/block:")
 
