@@ -386,6 +386,14 @@ def test_no_module_of_core_passes_600_lines():
     assert long == {}, f"split these along their seams (core/README.md): {long}"
 
 
+def test_no_view_passes_400_lines():
+    """Pages are thin scripts (read widgets, call core, render); a tab's body or a results renderer that grows goes
+    into a render_* function under views/components/ (issue 31)."""
+    long = {str(p.relative_to(ROOT)): n for p in (ROOT / "views").rglob("*.py")
+            if (n := len(p.read_text().splitlines())) > 400}
+    assert long == {}, f"move self-contained sections into views/components/: {long}"
+
+
 # --- old paths of moved modules: gone, and used nowhere --------------------------------------------------------------
 OLD_PATHS = {
     "core.checks": "core.common.checks",

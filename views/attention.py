@@ -6,7 +6,6 @@ core.run.attention_charts (figures), renders.
 from __future__ import annotations
 
 import functools
-import html
 
 import numpy as np
 import streamlit as st
@@ -15,6 +14,8 @@ from core.run import attention as A
 from core.run import attention_charts as C
 from core.run.models import BUNDLED_DECODER, BUNDLED_ENCODER, ModelLoadError, random_model
 from core.common.user_text import code, escape_markdown
+from views.components.attention_focus_view import render_token_focus
+from views.components.attention_stats_view import render_head_statistics
 from views.components.model_cache import cached_load_model
 from core.io.html_export import standalone_html
 from core.io.url_state import slug
@@ -310,82 +311,10 @@ elif view == "layers":
     csv_export = _view_csv(per_layer[layer], f"attention-layer{layer}-mean-over-heads.csv")
 
 elif view == "stats":
-    columns = [c for c in A.STATISTIC_DESCRIPTIONS if not stats[c].isna().all()]
-    statistic = st.selectbox("Statistic", columns, key="statistic",
-                             format_func=lambda c: f"{c}: {A.STATISTIC_DESCRIPTIONS[c]}",
-                             help="Which per-head number to draw as a layers × heads heatmap. The table below has "
-                                  "all of them. Definitions follow Clark et al. 2019 (What Does BERT Look At?) and "
-                                  "Xiao et al. 2023 (attention sinks).")
-    st.plotly_chart(C.statistics_heatmap(stats, statistic), key="stats_chart")
-    counts = stats["pattern"].value_counts()
-    st.markdown("**Heads by dominant pattern** (over half of their attention): " +
-                ", ".join(f"{name} {count}" for name, count in counts.items()) + f" of {len(stats)} heads.")
-    st.dataframe(
-        stats, hide_index=True, key="stats_table",
-        column_config={
-            "entropy_bits": st.column_config.NumberColumn("entropy (bits)", format="%.2f",
-                                                          help=A.STATISTIC_DESCRIPTIONS["entropy_bits"]),
-            "normalized_entropy": st.column_config.NumberColumn("normalised entropy", format="%.2f",
-                                                                help=A.STATISTIC_DESCRIPTIONS["normalized_entropy"]),
-            "sink_share": st.column_config.NumberColumn("first token", format="percent",
-                                                        help=A.STATISTIC_DESCRIPTIONS["sink_share"]),
-            "previous_token_share": st.column_config.NumberColumn(
-                "previous token", format="percent", help=A.STATISTIC_DESCRIPTIONS["previous_token_share"]),
-            "self_share": st.column_config.NumberColumn("itself", format="percent",
-                                                        help=A.STATISTIC_DESCRIPTIONS["self_share"]),
-            "mean_distance_tokens": st.column_config.NumberColumn(
-                "mean distance (tokens)", format="%.1f", help=A.STATISTIC_DESCRIPTIONS["mean_distance_tokens"]),
-            "max_weight": st.column_config.NumberColumn("largest weight", format="%.2f",
-                                                        help=A.STATISTIC_DESCRIPTIONS["max_weight"]),
-            "pattern": st.column_config.TextColumn("pattern", help="The pattern holding over half of the head's "
-                                                                    "attention, if any."),
-        })
-    csv_export = (stats.to_csv(index=False, float_format="%.6g"), "attention-head-statistics.csv")
+    csv_export = render_head_statistics(stats)
 
 elif view == "focus":
-    use_mean = st.checkbox("Average over heads", value=True, key="focus_mean",
-                           help="On: the mean of all heads of each layer. Off: only the head chosen above.")
-    focus_head = None if use_mean else head
-    query_positions = list(range(shown.offset_queries, shown.offset_queries + len(shown.query_tokens)))
-    query_labels = A.indexed_labels(shown.query_tokens, shown.offset_queries)
-    # A causal model's last token sees the whole text; in a bidirectional one every token does.
-    default_index = len(query_positions) - 1 if maps.causal else len(query_positions) // 2
-    query_pick = st.selectbox(
-        "Token" if maps.is_self_attention else "Output token (what it reads in the input)",
-        query_positions, index=default_index, format_func=lambda p: query_labels[p - shown.offset_queries],
-        key="focus_token",
-        help="The token to follow through the layers: what it attends to, and what attends to it.")
-    key_pick = query_pick
-    if not maps.is_self_attention:
-        key_positions = list(range(shown.offset_keys, shown.offset_keys + len(shown.key_tokens)))
-        key_labels = A.indexed_labels(shown.key_tokens, shown.offset_keys)
-        key_pick = st.selectbox("Input token (which output tokens read it)", key_positions,
-                                format_func=lambda p: key_labels[p - shown.offset_keys], key="focus_source_token",
-                                help="A token of the encoder's input; the bars show how much each output token's "
-                                     "cross-attention puts on it.")
-    outgoing = A.token_focus(shown, query_pick - shown.offset_queries, focus_head)
-    incoming = A.token_focus(shown, key_pick - shown.offset_keys, focus_head)
-    who = "all heads" if focus_head is None else f"head {focus_head}"
-    tabs = st.tabs([f"What '{outgoing.query_token}' attends to", f"What attends to '{incoming.key_token}'"])
-    panels = (
-        (outgoing.attends_to, shown.key_tokens, query_pick, shown.offset_keys, "focus_out_chart",
-         f"Attention of '{html.escape(outgoing.query_token)}' (position {query_pick})"),
-        (incoming.attended_by, shown.query_tokens, key_pick, shown.offset_queries, "focus_in_chart",
-         f"Attention paid to '{html.escape(incoming.key_token)}' (position {key_pick})"),
-    )
-    for tab, (values, axis_tokens, position, offset, chart_key, subject) in zip(tabs, panels):
-        with tab:
-            # For self-attention the picked token is on the bar axis too: draw it in red.
-            fig = C.token_focus_figure(values, axis_tokens, position if maps.is_self_attention else None,
-                                       f"{subject} in every layer, {who}", offset=offset)
-            st.plotly_chart(fig, key=chart_key)
-    st.caption("Bars: the weight in each layer (red: the token itself)." +
-               (" In a causal model a token can only attend to itself and earlier tokens, and only later tokens "
-                "can attend to it." if maps.causal else ""))
-    frame = A.matrix_frame(outgoing.attends_to, [f"layer {i}" for i in range(maps.n_layers)], shown.key_tokens,
-                           0, shown.offset_keys)
-    frame.index = [f"layer {i}" for i in range(maps.n_layers)]
-    csv_export = (frame.to_csv(float_format="%.6g"), f"attention-token{query_pick}-per-layer.csv")
+    fig, csv_export = render_token_focus(maps, shown, head)
 
 elif view == "compare":
     st.markdown(

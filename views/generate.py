@@ -1,53 +1,29 @@
 """Generate: live generation with every sampling control, and the probability behind every token."""
 from __future__ import annotations
 
-import json
 import threading
 
-import pandas as pd
 import streamlit as st
 
-from core.run.generation import (
-    STAGE_LABELS,
-    GenerationError,
-    GenerationInputError,
-    GenerationResult,
-    StepEvent,
-    decode_tokens_per_s,
-    next_token_logits,
-    prepare_prompt,
-    run_generation,
-    stream_generation,
-)
-from core.run.generation_charts import (
-    color_legend_html,
-    colored_tokens_html,
-    compare_figure,
-    display_token,
-    probability_timeline_figure,
-    shape_figure,
-    step_distribution_figure,
-    step_table_rows,
-)
+from core.run.generation import GenerationError, GenerationInputError, next_token_logits, prepare_prompt, stream_generation
+from core.run.generation_charts import colored_tokens_html, display_token, shape_figure
 from core.common.units import format_duration_s
 from core.run.models import BUNDLED_DECODER, BUNDLED_ENCODER
 from core.run.prompts import EXAMPLE_SETS, SHOT_COUNTS, build_icl_prompt
 from views.components.fast_generation_panel import render_fast_generation_panel
 from core.run.sampling import DECODING_MODES, DecodingSettings, generation_config_defaults, shape_distribution, shape_table
 from core.common.user_text import code, escape_markdown
+from views.components.compare_panel import render_compare_panel
+from views.components.generation_result import render_generation_result, render_metric_row
 from views.components.model_cache import load_model_or_error
-from views.components.sampler_controls import more_sampler_controls, render_pipeline
+from views.components.sampler_controls import MODE_HELP, more_sampler_controls, render_pipeline
 from views.components.speculative_panel import render_speculative_panel
 from views.components.technique_builder import technique_prompt_builder
 from views.components.token_tools import render_token_tools
-from views.components.queue_panel import render_limits_caption, ttft_metrics, wait_for_turn
+from views.components.queue_panel import render_limits_caption, wait_for_turn
 from views.components.endpoint_panel import RUNTIME_HELP, RUNTIMES, render_endpoint_runtime
 
 DEFAULTS = generation_config_defaults()  # transformers' GenerationConfig defaults
-MODE_HELP = (
-    "Greedy always takes the most likely next token; random sampling draws the next token from the (reshaped) "
-    "probability distribution; beam search keeps the `num_beams` most likely partial sequences and returns the best."
-)
 
 st.title("Generate")
 st.caption(
@@ -161,84 +137,6 @@ else:
 
 
 # ---------------------------------------------------------------------------------------------------------------------
-# Helpers
-
-
-def metric_row(container, result: GenerationResult | None, steps: list[StepEvent], queue_wait_s: float = 0.0) -> None:
-    """Speed and progress of a finished result, or (result None) of a generation still streaming its steps."""
-    cols = container.columns(5)
-    ttft = result.ttft_s if result is not None else (steps[0].time_s if steps else None)
-    whole_run = result is not None and not result.streamed  # beam search: no per-token timing
-    ttft_metrics(cols[0], cols[4], None if whole_run else ttft,
-                 result.queue_wait_s if result is not None else queue_wait_s)
-    rate = result.tokens_per_s if whole_run else decode_tokens_per_s(steps)
-    cols[1].metric("Speed", f"{rate:,.1f} tokens/s" if rate else "—",
-                   help="Beam search: generated tokens ÷ the whole run's time (prefill included), since its tokens "
-                        "are not timed one by one." if whole_run
-                   else "Tokens generated per second after the first one (decode speed); shown from the second token.")
-    cols[2].metric("Generated", f"{len(steps)} tokens", help="New tokens so far (the prompt is not counted).")
-    reason = {"eos": "end of text", "max_new_tokens": "token limit", "time_limit": "time limit", "stopped": "Stop"}
-    cols[3].metric("Finished by", reason.get(result.stop_reason, "—") if result else "running…",
-                   help="Why generation ended: the model's end-of-text token, the max-new-tokens limit, this server's "
-                        "per-request time limit, or Stop.")
-    if whole_run:
-        container.caption(f"Beam search is not streamed: no time to first token, and the speed is "
-                          f"{result.new_tokens} tokens over the whole {format_duration_s(result.total_s)} run.")
-
-
-def show_result(result: GenerationResult, key_prefix: str = "gen") -> None:
-    for note in result.notes:
-        st.info(note, icon=":material/info:")
-    if not result.steps:
-        st.warning("No tokens were generated.")
-        return
-    n = len(result.steps)
-    step_index = 0
-    if n > 1:
-        step_index = st.slider(
-            "Inspect step", 0, n - 1, value=0, key=f"{key_prefix}_step",
-            help="Pick a generated token to see the distribution it was chosen from (it is outlined in the text).",
-        )
-    st.markdown(colored_tokens_html(result.steps, selected=step_index, prompt_text=None), unsafe_allow_html=True)
-    st.markdown(color_legend_html(), unsafe_allow_html=True)
-    metric_row(st, result, result.steps)
-    step = result.steps[step_index]
-    chart_col, table_col = st.columns([1, 1])
-    chart_col.plotly_chart(step_distribution_figure(step), width="stretch", key=f"{key_prefix}_step_chart")
-    rows = step_table_rows(step)
-    if result.settings.mode == "greedy":
-        table_col.caption(
-            f"Step {step.index}: greedy decoding always takes the most likely token (here the model's "
-            f"#{step.raw_rank} choice), so it was chosen with probability 1."
-        )
-    else:
-        table_col.caption(
-            f"Step {step.index}: {step.kept_tokens:,} candidate token(s) survived top-k / top-p; the chosen token was "
-            f"the model's #{step.raw_rank} choice."
-        )
-    bar = lambda label, text: st.column_config.ProgressColumn(label, format="%.3f", min_value=0.0, max_value=1.0,  # noqa: E731
-                                                              help=text, width="small")
-    table_col.dataframe(
-        pd.DataFrame(rows), hide_index=True, height=380,
-        column_config={
-            "token": st.column_config.TextColumn("token", width="small", help="▶ marks the chosen token."),
-            "id": st.column_config.NumberColumn("id", width="small", help="Token id in the vocabulary."),
-            "model p": bar("model p", STAGE_LABELS["raw"]),
-            "adjusted p": bar("adjusted p", STAGE_LABELS["temperature"]),
-            "sampled-from p": bar("sampled-from p", STAGE_LABELS["filtered"]),
-        },
-    )
-    st.plotly_chart(probability_timeline_figure(result.steps), width="stretch", key=f"{key_prefix}_timeline")
-    table = pd.DataFrame([s.to_row() for s in result.steps])
-    dl = st.columns(2)
-    dl[0].download_button("Download steps (CSV)", table.to_csv(index=False), "generation_steps.csv", "text/csv",
-                          key=f"{key_prefix}_csv", help="Every generated token with its probabilities and timing.")
-    dl[1].download_button("Download run (JSON)", json.dumps(result.to_dict(), indent=2), "generation.json",
-                          "application/json", key=f"{key_prefix}_json",
-                          help="Prompt, settings, completion, timings and every step's top alternatives.")
-
-
-# ---------------------------------------------------------------------------------------------------------------------
 generate_tab, shape_tab, compare_tab, fast_tab = st.tabs(
     [":material/edit_note: Generate", ":material/tune: Shape the distribution", ":material/compare: Compare settings",
      ":material/bolt: Fast generation (GPU)"])
@@ -322,7 +220,7 @@ with generate_tab:
                     for _ in stream:
                         live_text.markdown(colored_tokens_html(stream.steps), unsafe_allow_html=True)
                         with live_metrics.container():
-                            metric_row(st, None, stream.steps, stream.queue_wait_s)
+                            render_metric_row(st, None, stream.steps, stream.queue_wait_s)
                 else:
                     with st.spinner(f"Beam search with {settings.num_beams} beams (not streamed)…", show_time=True):
                         for _ in stream:
@@ -353,7 +251,7 @@ with generate_tab:
             if result.stop_reason == "stopped":
                 st.warning(f"Stopped after {result.new_tokens} tokens (Stop, or a control changed while generating).",
                            icon=":material/stop_circle:")
-            show_result(result, key_prefix=f"gen_{st.session_state.get('gen_run_id', 0)}")
+            render_generation_result(result, key_prefix=f"gen_{st.session_state.get('gen_run_id', 0)}")
             render_token_tools(loaded, prompt, use_chat, result,
                                key_prefix=f"gen_{st.session_state.get('gen_run_id', 0)}")
         elif not run:
@@ -422,72 +320,8 @@ with shape_tab:
 
 
 # ---------------------------------------------------------------------------------------------------------------------
-PRESETS = [
-    ("greedy", 1.0, 50, 1.0),
-    ("sampling", 0.7, 50, 1.0),
-    ("sampling", 1.3, 0, 0.9),
-    ("beam search", 1.0, 50, 1.0),
-]
-
 with compare_tab:
-    st.write("The same prompt under two to four settings, side by side, with the same seed.")
-    top_row = st.columns(3)
-    count = top_row[0].slider("Settings to compare", 2, 4, 3, 1, key="cmp_count",
-                              help="How many decoding settings to run side by side.")
-    cmp_max_new = top_row[1].number_input("Max new tokens", 1, 256, 20, 1, key="cmp_max_new",
-                                          help="Upper limit on generated tokens for every setting.")
-    cmp_seed = top_row[2].number_input("Seed", 0, 2**31 - 1, 0, 1, key="cmp_seed",
-                                       help="One seed for all settings, so differences come from the settings alone.")
-    columns = st.columns(count)
-    compared = []
-    for i, column in enumerate(columns):
-        preset = PRESETS[i]
-        with column:
-            st.markdown(f"**Setting {chr(65 + i)}**")
-            cmode = st.selectbox("Decoding", list(DECODING_MODES), index=DECODING_MODES.index(preset[0]),
-                                 key=f"cmp_mode_{i}", help=MODE_HELP)
-            ctemp = st.slider("Temperature", 0.0, 2.0, preset[1], 0.05, key=f"cmp_temperature_{i}",
-                              disabled=cmode != "sampling", help="Below 1 sharpens, above 1 flattens; 0 = greedy.")
-            ctopk = st.number_input("Top-k", 0, 1000, preset[2], 1, key=f"cmp_top_k_{i}", disabled=cmode != "sampling",
-                                    help="Sample among the k most likely tokens (0 = no limit).")
-            ctopp = st.slider("Top-p", 0.0, 1.0, preset[3], 0.01, key=f"cmp_top_p_{i}", disabled=cmode != "sampling",
-                              help="Sample within the smallest top set holding probability p (1 = no limit).")
-            compared.append((chr(65 + i), DecodingSettings.for_mode(
-                cmode, temperature=float(ctemp), top_k=int(ctopk), top_p=float(ctopp), max_new_tokens=int(cmp_max_new),
-                seed=int(cmp_seed))))
-    if st.button("Run comparison", type="primary", key="cmp_run", disabled=preview is None,
-                 help="Generate once per setting (one after another) with the same prompt and seed."):
-        results = {}
-        bar = st.progress(0.0, text="Generating…")
-        try:
-            for done, (label, cmp_settings) in enumerate(compared):
-                bar.progress(done / len(compared), text=f"Setting {label}: {cmp_settings.mode}…")
-                results[label] = run_generation(loaded, prompt, cmp_settings, use_chat_template=use_chat)
-            st.session_state["cmp_results"] = results
-        except (GenerationInputError, GenerationError) as exc:
-            st.error(str(exc), icon=":material/block:")
-        finally:
-            bar.empty()
-    results = st.session_state.get("cmp_results")
-    if results:
-        out_cols = st.columns(len(results))
-        for column, (label, res) in zip(out_cols, results.items()):
-            with column:
-                s = res.settings
-                detail = {"greedy": "", "sampling": f" · T={s.temperature:g}, top-k={s.top_k}, top-p={s.top_p:g}",
-                          "beam search": f" · {s.num_beams} beams"}[s.mode]
-                st.markdown(f"**{label}: {s.mode}**{detail}")
-                st.markdown(colored_tokens_html(res.steps), unsafe_allow_html=True)
-                st.caption(f"{res.new_tokens} tokens · {res.tokens_per_s:,.1f} tokens/s · "
-                           f"mean model p {res.mean_probability:.2f}")
-                for note in res.notes:
-                    st.caption(f":material/info: {note}")
-        st.plotly_chart(compare_figure({f"{k}: {v.settings.mode}": v for k, v in results.items()}),
-                        width="stretch", key="cmp_chart")
-        st.download_button(
-            "Download comparison (JSON)", json.dumps({k: v.to_dict() for k, v in results.items()}, indent=2),
-            "comparison.json", "application/json", key="cmp_json", help="All compared runs with settings and steps.",
-        )
+    render_compare_panel(loaded, prompt, use_chat, ready=preview is not None)
 
 with fast_tab:
     render_fast_generation_panel(loaded, prompt, int(max_new), key="fastgen")

@@ -8,6 +8,11 @@ import streamlit as st
 from core.run.sampling import ignored_controls, pipeline_stages
 from core.run.sampling_charts import pipeline_figure
 
+MODE_HELP = (  # the Decoding picker's help, on the Generate and Compare settings tabs
+    "Greedy always takes the most likely next token; random sampling draws the next token from the (reshaped) "
+    "probability distribution; beam search keeps the `num_beams` most likely partial sequences and returns the best."
+)
+
 HELP = {
     "min_p": "Keep only tokens whose probability is at least min-p × the top token's probability (Nguyen et al. 2024). "
              "Scales with the model's confidence. 0 = off.",
