@@ -15,7 +15,7 @@ import threading
 from collections.abc import Mapping, Sequence
 
 from core.common.units import format_duration_s, format_magnitude
-from core.measure.run import CPU_FLOPS_PER_S
+from core.measure import CPU_FLOPS_PER_S
 
 EXAMPLE_TOKENS = 61
 """Tokens of a typical bundled training example in the chat template (they are 55–67; padding is not trained)."""
