@@ -5,7 +5,8 @@ import pytest
 
 from core.finetune import pace
 from core.finetune.charts import loss_curve_figure, nice_axis
-from core.finetune.runner import FinetuneProgress, FinetuneSettings, FinetuneStep, check_settings
+from core.finetune.results import FinetuneProgress, FinetuneStep
+from core.finetune.settings import FinetuneSettings, check_settings
 
 ROWS = [{"step": 1, "loss": 3.387, "tokens_per_s": 72.8}, {"step": 2, "loss": 2.9, "tokens_per_s": 48.6},
         {"step": 3, "loss": 2.1, "tokens_per_s": 24.3}]

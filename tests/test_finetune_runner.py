@@ -7,8 +7,9 @@ import pytest
 import torch
 
 from core.finetune import FinetuneError
-from core.finetune.runner import (FinetuneBusy, FinetuneSettings, check_settings, encode_examples, load_dataset,
-                                  next_token_logits, start_finetune)
+from core.finetune.data import encode_examples, load_dataset
+from core.finetune.runner import FinetuneBusy, next_token_logits, start_finetune
+from core.finetune.settings import FinetuneSettings, check_settings
 from core.run.models import load_model, load_tokenizer
 
 # Small steps so the module stays cheap on 2 shared cores; lr 3e-3 lowers the loss within 4 steps.

@@ -242,9 +242,10 @@ def test_training_min_gpus_per_stage():
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# core.io.plan_io: inputs in the URL, the assembled plan, exports; core.plan.memory_charts figures
+# core.plan.memory_plan: the assembled plan; core.io.plan_io: its inputs in the URL, exports;
+# core.plan.memory_charts figures
 # ---------------------------------------------------------------------------------------------------------------
-from core.plan import memory_charts
+from core.plan import memory_charts, memory_plan, memory_tables
 from core.io import plan_io
 
 
@@ -252,26 +253,26 @@ from core.io import plan_io
                                            ("124,439,808", 124_439_808), ("1.5 b params", 1_500_000_000),
                                            (70e9, 70_000_000_000)])
 def test_parse_param_count(text, expected):
-    assert plan_io.parse_param_count(text) == expected
-    assert plan_io.parse_param_count(plan_io.format_count_input(expected)) == expected
+    assert memory_plan.parse_param_count(text) == expected
+    assert memory_plan.parse_param_count(plan_io.format_count_input(expected)) == expected
 
 
 @pytest.mark.parametrize("bad", ["", "seven", "-5", "0", "1e30", "7X", "nan", True])
 def test_parse_param_count_rejects(bad):
-    with pytest.raises(plan_io.PlanInputError):
-        plan_io.parse_param_count(bad)
+    with pytest.raises(memory_plan.PlanInputError):
+        memory_plan.parse_param_count(bad)
 
 
 def test_a_long_bad_count_is_quoted_by_its_first_characters():
     """Issue 32: a 10,000-character paste was echoed whole in the error, several screens tall."""
     for pasted, start in (("x" * 10_000, "'" + "x" * 40 + "…' is not a parameter count"),
                           ("9" * 10_000, "A parameter count must be between")):
-        with pytest.raises(plan_io.PlanInputError) as err:
-            plan_io.parse_param_count(pasted)
+        with pytest.raises(memory_plan.PlanInputError) as err:
+            memory_plan.parse_param_count(pasted)
         message = str(err.value)
         assert message.startswith(start) and len(message) < 200 and pasted[:40] + "…" in message
-    with pytest.raises(plan_io.PlanInputError, match="^'seven' is not a parameter count"):
-        plan_io.parse_param_count(" seven ")  # a short value is quoted whole
+    with pytest.raises(memory_plan.PlanInputError, match="^'seven' is not a parameter count"):
+        memory_plan.parse_param_count(" seven ")  # a short value is quoted whole
 
 
 def test_config_url_round_trip():
@@ -281,10 +282,10 @@ def test_config_url_round_trip():
     back = plan_io.decode_config(plan_io.encode_config(cfg))
     assert param_count(back) == param_count(cfg)
     assert back["sliding_window"] == 4096 and "rope_theta" not in back  # shape keys only: short URLs
-    with pytest.raises(plan_io.PlanInputError):
+    with pytest.raises(memory_plan.PlanInputError):
         plan_io.decode_config("%%%not-base64")
-    with pytest.raises(plan_io.PlanInputError):
-        plan_io.parse_config_text("{broken")
+    with pytest.raises(memory_plan.PlanInputError):
+        memory_plan.parse_config_text("{broken")
 
 
 def test_query_params_round_trip_and_fallbacks():
@@ -301,9 +302,9 @@ def test_query_params_round_trip_and_fallbacks():
 
 
 def test_build_plan_numbers_follow_the_formulas():
-    choice = plan_io.choose_model("catalog", "meta-llama/Llama-2-7b-hf")
-    gpu = plan_io.selected_gpu("A100 80GB SXM", 80)
-    plan = plan_io.build_plan(choice, gpu, n_gpus=64, stage=1, recompute="full", train_seq=4096, micro_batch=2)
+    choice = memory_plan.choose_model("catalog", "meta-llama/Llama-2-7b-hf")
+    gpu = memory_plan.selected_gpu("A100 80GB SXM", 80)
+    plan = memory_plan.build_plan(choice, gpu, n_gpus=64, stage=1, recompute="full", train_seq=4096, micro_batch=2)
     n = 6_738_415_616
     acts = 32 * 2 * 4096 * 2 * 4096  # full recompute: 2·s·b·h per layer
     assert plan.activations_by_recompute["full"] == acts
@@ -317,7 +318,7 @@ def test_build_plan_numbers_follow_the_formulas():
     assert a100["usable (GB)"] * 1e9 == pytest.approx(plan.usable_bytes)
     assert a100["min GPUs, DDP"] is None
     assert a100["min GPUs, ZeRO-3 / FSDP"] == training_min_gpus(n, 3, acts, 1.3, 72e9)
-    rows = plan_io.plan_rows(plan)
+    rows = memory_tables.plan_rows(plan)
     assert {"section", "item", "value", "unit"} == set(rows[0])
     csv_text = plan_io.plan_csv(plan)
     assert csv_text.startswith("section,item,value,unit") and "GPU fit: H200 SXM" in csv_text
@@ -326,9 +327,9 @@ def test_build_plan_numbers_follow_the_formulas():
 
 
 def test_raw_count_uses_the_nearest_catalog_shape():
-    choice = plan_io.choose_model("params", params_text="125M")
+    choice = memory_plan.choose_model("params", params_text="125M")
     assert choice.shape_source == "gpt2" and not choice.exact
-    assert plan_io.nearest_catalog_decoder(70e9) in ("meta-llama/Llama-2-70b-hf", "meta-llama/Meta-Llama-3-70B")
+    assert memory_plan.nearest_catalog_decoder(70e9) in ("meta-llama/Llama-2-70b-hf", "meta-llama/Meta-Llama-3-70B")
 
 
 def test_figures():

@@ -1,7 +1,7 @@
 """Row builders of the Memory planner (core.plan.memory_tables): the page renders these, the numbers are checked here."""
 import pytest
 
-from core.plan import memory, memory_tables
+from core.plan import memory, memory_plan, memory_tables
 from core.io import plan_io
 
 N_LLAMA2_7B = 6_738_415_616
@@ -9,10 +9,10 @@ N_LLAMA2_7B = 6_738_415_616
 
 @pytest.fixture(scope="module")
 def plan():
-    choice = plan_io.choose_model("catalog", "meta-llama/Llama-2-7b-hf")
-    gpu = plan_io.selected_gpu("A100 80GB SXM", 80)
-    return plan_io.build_plan(choice, gpu, weight_format="nf4", n_gpus=8, stage=2, recompute="full",
-                              train_seq=4096, micro_batch=1, overhead_gb=1.3)
+    choice = memory_plan.choose_model("catalog", "meta-llama/Llama-2-7b-hf")
+    gpu = memory_plan.selected_gpu("A100 80GB SXM", 80)
+    return memory_plan.build_plan(choice, gpu, weight_format="nf4", n_gpus=8, stage=2, recompute="full",
+                                  train_seq=4096, micro_batch=1, overhead_gb=1.3)
 
 
 def test_parameter_rows_share_and_bf16_size(plan):
@@ -63,8 +63,8 @@ def test_chart_inputs_merge_fp16_bf16_and_label_components(plan):
 
 
 def test_zero_rows_follow_the_zero_paper(plan):
-    rows = memory_tables.zero_rows(plan, plan_io.ZERO_STAGES)
-    assert [r["strategy"] for r in rows] == list(plan_io.ZERO_STAGES.values())
+    rows = memory_tables.zero_rows(plan, memory_plan.ZERO_STAGES)
+    assert [r["strategy"] for r in rows] == list(memory_plan.ZERO_STAGES.values())
     zero2 = rows[2]  # ZeRO-2 on 8 GPUs: fp16 weights whole, gradients and optimizer sharded
     assert zero2["weights (GB)"] == pytest.approx(2 * N_LLAMA2_7B / 1e9)
     assert zero2["gradients (GB)"] == pytest.approx(2 * N_LLAMA2_7B / 8 / 1e9)
@@ -72,8 +72,8 @@ def test_zero_rows_follow_the_zero_paper(plan):
     for r, parts in zip(rows, plan.zero.values()):
         assert r["per GPU (GB)"] == pytest.approx(sum(parts.values()) / 1e9)
         assert r["fits the GPU"] == (sum(parts.values()) <= plan.usable_bytes)
-    bars = memory_tables.zero_bars(plan, plan_io.ZERO_STAGE_NAMES)
-    assert set(bars[plan_io.ZERO_STAGE_NAMES[3]]) == {"weights", "gradients", "optimizer states", "activations",
+    bars = memory_tables.zero_bars(plan, memory_plan.ZERO_STAGE_NAMES)
+    assert set(bars[memory_plan.ZERO_STAGE_NAMES[3]]) == {"weights", "gradients", "optimizer states", "activations",
                                                       "CUDA context"}
 
 
@@ -110,5 +110,5 @@ def test_breakdowns_are_keyed_on_ids_and_labels_live_in_one_map(plan):
                                                         "activation workspace", "CUDA context"}
     assert set(exported["training_mixed_precision_bytes"]) == {"weights", "gradients", "optimizer", "activations",
                                                                "CUDA context"}
-    items = {(r["section"], r["item"]) for r in plan_io.plan_rows(plan)}
+    items = {(r["section"], r["item"]) for r in memory_tables.plan_rows(plan)}
     assert ("inference fp16", "KV cache") in items and ("training, mixed precision (1 GPU)", "CUDA context") in items

@@ -132,7 +132,8 @@ def test_start_help_follows_the_method_and_a_long_run_is_estimated_before_it_sta
 def test_the_answers_are_readable_text_and_the_status_says_its_state_once():
     """A finished run (built here, not trained) shows its answers as text, not greyed-out disabled boxes, and its
     progress label reads "Finished: step 2/2, …" (not "Finished. done")."""
-    from core.finetune.runner import Comparison, FinetuneProgress, FinetuneResult, FinetuneSettings, FinetuneStep
+    from core.finetune.results import Comparison, FinetuneProgress, FinetuneResult, FinetuneStep
+    from core.finetune.settings import FinetuneSettings
 
     steps = (FinetuneStep(1, 3.387, 60, 0.8, 0.8), FinetuneStep(2, 2.5, 60, 0.8, 1.6))
     result = FinetuneResult(FinetuneSettings(steps=2), steps, False, 1.6, 1000,

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from core.plan import architectures, memory
-from core.io import plan_io
+from core.plan import memory_plan
 from tests.apptest import run_page_with_query
 
 PAGE = "views/memory_planner.py"
@@ -38,7 +38,7 @@ def test_default_plan_renders(default_page):
     assert shown["fp16/bf16 weights"] == "16.06 GB"
     assert shown["KV cache"] == "0.54 GB"  # 2·32·8·128·4096·2 bytes
     serve = memory.inference_breakdown("meta-llama/Meta-Llama-3-8B", "bf16", 4096, 1, 2)
-    assert shown["Serve on 1 GPU"] == plan_io.format_gb(sum(serve.values())) == "21.11 GB"
+    assert shown["Serve on 1 GPU"] == memory_plan.format_gb(sum(serve.values())) == "21.11 GB"
     assert shown["A100 80GB SXM GPUs to serve"] == "1"
     assert not at.error and not plan_warnings(at)
     assert len(at.get("plotly_chart")) == 7  # + the fine-tuning tab's LoRA vs full chart
@@ -83,7 +83,7 @@ def test_precision_context_and_stage_change_the_plan():
     at.selectbox(key="mem_weight_format").set_value("nf4").run()
     after = metrics(at)
     assert after["Serve on 1 GPU"] != before["Serve on 1 GPU"]
-    assert after["Weights (nf4)"] == plan_io.format_gb(
+    assert after["Weights (nf4)"] == memory_plan.format_gb(
         sum(memory.weight_memory("meta-llama/Meta-Llama-3-8B", "nf4").values()))
     at.number_input(key="mem_context").set_value(32768).run()
     assert metrics(at)["KV cache"] == "4.29 GB"  # 8× the 4096-token cache
@@ -98,7 +98,7 @@ def test_precision_context_and_stage_change_the_plan():
 
 def test_custom_gpu():
     at = run_page()
-    at.selectbox(key="mem_gpu").set_value(plan_io.CUSTOM_GPU).run()
+    at.selectbox(key="mem_gpu").set_value(memory_plan.CUSTOM_GPU).run()
     at.number_input(key="mem_custom_gpu_gb").set_value(24.0).run()
     shown = metrics(at)
     assert "Custom GPU (24 GB) GPUs to serve" in shown
@@ -166,7 +166,7 @@ def test_query_params_restore_the_inputs():
     assert at.radio(key="mem_stage").value == 1
     assert at.selectbox(key="mem_weight_format").value == "int8"
     expected_kv = memory.model_kv_cache_bytes("mistralai/Mistral-7B-v0.1", 32768, 4, 2)  # window-capped
-    assert metrics(at)["KV cache"] == plan_io.format_gb(expected_kv) == "2.15 GB"
+    assert metrics(at)["KV cache"] == memory_plan.format_gb(expected_kv) == "2.15 GB"
     assert any("Sliding-window" in i.value for i in at.info)
     assert not plan_warnings(at)
 
@@ -175,7 +175,7 @@ def test_invalid_query_values_fall_back_with_a_warning():
     at = run_page({"ctx": "abc", "model": "no-such-model", "gpu": "H100 SXM", "stage": "7"})
     assert len(plan_warnings(at)) == 3
     assert at.number_input(key="mem_context").value == 4096
-    assert at.selectbox(key="mem_model").value == plan_io.DEFAULT_MODEL
+    assert at.selectbox(key="mem_model").value == memory_plan.DEFAULT_MODEL
     assert at.radio(key="mem_stage").value == 3
     assert at.selectbox(key="mem_gpu").value == "H100 SXM"  # the valid values are kept
 
@@ -247,7 +247,7 @@ def test_finetune_tab_plans_lora_next_to_full_fine_tuning(default_page):
     lora = plan_finetune("meta-llama/Meta-Llama-3-8B", "lora", 16, ["q", "k", "v", "o"], 1024, 4,
                          base_precision="bf16", dropout=0.05)
     full = plan_finetune("meta-llama/Meta-Llama-3-8B", "full", None, None, 1024, 4)
-    assert shown["Trainable parameters"] == plan_io.format_count(lora["trainable_params"]) == "13.6M"
+    assert shown["Trainable parameters"] == memory_plan.format_count(lora["trainable_params"]) == "13.6M"
     assert shown["LoRA peak memory"] == f"{lora['total_bytes'] / 1e9:.2f} GB"
     assert shown["Full fine-tuning peak"] == f"{full['total_bytes'] / 1e9:.2f} GB"
     assert lora["total_bytes"] < full["total_bytes"]
@@ -287,7 +287,7 @@ def test_finetune_tab_plans_prompt_tuning_with_peft_s_count():
     shown = metrics(at)
     plan = plan_finetune("meta-llama/Meta-Llama-3-8B", "prompt-tuning", None, None, 1024, 4, num_virtual_tokens=50)
     assert plan["trainable_params"] == 50 * 4096
-    assert shown["Trainable parameters"] == plan_io.format_count(50 * 4096)
+    assert shown["Trainable parameters"] == memory_plan.format_count(50 * 4096)
     assert shown["Prompt tuning peak memory"] == f"{plan['total_bytes'] / 1e9:.2f} GB"
     assert at.number_input(key="ft_seq").value == 1024  # the shared inputs kept across methods
 

@@ -4,9 +4,8 @@ import pytest
 import torch
 
 from core.common import checks, device, units
-from core.plan import hardware, memory, memory_charts
+from core.plan import hardware, memory, memory_charts, memory_plan
 from core.run import models
-from core.io import plan_io
 from core.run.quantization import QuantizationInputError
 from core.run.quantization.compare import _check_int as quantization_check_int
 
@@ -22,7 +21,7 @@ def test_one_bytes_per_value_table_behind_every_dtype_table():
     assert units.BYTES_PER_VALUE == {"fp32": 4, "fp16": 2, "bf16": 2, "fp8": 1, "int8": 1, "int4": 0.5}
     for name, b in memory.BYTES_PER_PARAM.items():
         assert units.bytes_per_value(name) == b
-    assert plan_io.KV_DTYPES == {"fp32": 4.0, "fp16": 2.0, "bf16": 2.0, "fp8": 1.0}
+    assert memory_plan.KV_DTYPES == {"fp32": 4.0, "fp16": 2.0, "bf16": 2.0, "fp8": 1.0}
     with pytest.raises(ValueError, match="Unknown dtype 'fp64'.*fp32"):
         units.bytes_per_value("fp64")
 
@@ -101,7 +100,7 @@ def test_bad_devices_raise_a_clear_device_error():
 def test_format_count_has_one_home():
     from core.plan import compute_text
 
-    assert compute_text.format_count is units.format_count and plan_io.format_count is units.format_count
+    assert compute_text.format_count is units.format_count and memory_plan.format_count is units.format_count
     assert units.format_count(6738415616) == "6.74B" and units.format_count(124439808) == "124M"
     assert units.format_count(2e15) == "2 × 10¹⁵" and units.format_count(float("inf")) == "inf"
 
@@ -117,9 +116,9 @@ def test_counts_round_before_choosing_a_unit_and_never_print_e_notation(value, s
 def test_whole_counts_and_sizes_stay_short():
     assert units.format_whole(12_288) == "12,288" and units.format_whole(131_072_020) == "131M"
     assert units.format_power(1e-5) == "1 × 10⁻⁵" and units.format_power(48_643) == "4.86 × 10⁴"
-    assert plan_io.format_gb(13.48e9) == "13.48 GB" and plan_io.format_gb(2_500e9) == "2,500.0 GB"
-    assert plan_io.format_gb(2.5e14) == "250 TB" and plan_io.format_gb(131_072_020e9) == "1.31 × 10⁸ GB"
-    assert plan_io.format_gb(-2_500e9) == "-2,500.0 GB"
+    assert memory_plan.format_gb(13.48e9) == "13.48 GB" and memory_plan.format_gb(2_500e9) == "2,500.0 GB"
+    assert memory_plan.format_gb(2.5e14) == "250 TB" and memory_plan.format_gb(131_072_020e9) == "1.31 × 10⁸ GB"
+    assert memory_plan.format_gb(-2_500e9) == "-2,500.0 GB"
 
 
 def test_model_weight_bytes_has_one_home():

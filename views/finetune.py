@@ -6,8 +6,9 @@ import streamlit as st
 
 from core.finetune import FinetuneError
 from core.finetune.charts import loss_curve_figure
-from core.finetune.runner import (COMPARE_MAX_NEW_TOKENS, DEFAULT_LEARNING_RATES, FinetuneBusy, FinetuneSettings,
-                                  active_run, check_settings, load_dataset, start_finetune)
+from core.finetune.data import load_dataset
+from core.finetune.runner import FinetuneBusy, active_run, start_finetune
+from core.finetune.settings import COMPARE_MAX_NEW_TOKENS, DEFAULT_LEARNING_RATES, FinetuneSettings, check_settings
 from core.run.models import ModelLoadError
 from core.common.units import GB
 from core.common.user_text import escape_markdown

@@ -19,7 +19,8 @@ from views.components.finetune_plan_panel import render_finetune_plan_panel
 from views.components.distributed_panel import render_distributed_panel
 from views.components.measure_panel import render_measure_panel
 from core.plan.hardware import GPUS
-from core.io.plan_io import FIELDS, KV_DTYPES, SOURCES, ZERO_STAGE_NAMES, ZERO_STAGES, PlanInputError, format_gb
+from core.io.plan_io import FIELDS
+from core.plan.memory_plan import KV_DTYPES, SOURCES, ZERO_STAGE_NAMES, ZERO_STAGES, PlanInputError, format_gb
 from core.common.units import format_count, format_whole
 from views.components.columns import gb_columns
 from views.components.query_params import sync_query_params

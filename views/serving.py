@@ -12,7 +12,7 @@ from core.plan import architectures, serving, serving_capacity, serving_charts
 from core.io import plan_io, serving_url
 from core.plan.architectures import ArchitectureError
 from core.plan.hardware import GPUS
-from core.io.plan_io import CUSTOM_GPU, SOURCES, PlanInputError
+from core.plan.memory_plan import CUSTOM_GPU, SOURCES, PlanInputError
 from core.common.units import GB, format_count
 from core.common.user_text import escape_markdown
 from views.components.query_params import sync_query_params

@@ -17,7 +17,7 @@ SPEED_COLOR = "#94A3B8"
 def loss_curve_figure(steps: Sequence, total_steps: int | None = None) -> go.Figure:
     """Training loss (nats/token over the answer tokens) per optimizer step, with tokens/s on a second axis.
 
-    ``steps``: objects with ``step``, ``loss`` and ``tokens_per_s`` (``core.finetune.runner.FinetuneStep``) or dicts
+    ``steps``: objects with ``step``, ``loss`` and ``tokens_per_s`` (``core.finetune.results.FinetuneStep``) or dicts
     with those keys. ``total_steps`` fixes the x range so the curve grows into a stable frame while training."""
     rows = [s if isinstance(s, dict) else s.to_dict() for s in steps]
     x = [r["step"] for r in rows]

@@ -15,7 +15,8 @@ from core.io import plan_io
 from core.plan import serving, serving_capacity
 from core.plan.hardware import GPU, GPUS, custom_gpu
 from core.common.units import GB
-from core.io.plan_io import CUSTOM_GPU, Field, PlanInputError
+from core.io.plan_io import Field
+from core.plan.memory_plan import CUSTOM_GPU, PlanInputError, choose_model
 from core.io.url_state import choice_parser, number_parser
 from core.common.user_text import code, escape_markdown
 
@@ -112,7 +113,8 @@ def selected_gpu(values: Mapping[str, Any]) -> GPU:
 
 
 def model_input(choice) -> Any:
-    """What ``plan_serving`` takes for a ``plan_io.ModelChoice``: the config when known, else the parameter count."""
+    """What ``plan_serving`` takes for a ``ModelChoice`` (core.plan.memory_plan): the config when known, else the
+    parameter count."""
     if choice.config is not None:
         return choice.config
     return choice.n_params
@@ -207,9 +209,8 @@ def target_users(values: Mapping[str, Any]) -> int:
 
 
 def check_model_choice(values: Mapping[str, Any]):
-    """``plan_io.choose_model`` for the shared model inputs (raises PlanInputError / ArchitectureError)."""
-    return plan_io.choose_model(values["mem_source"], values["mem_model"], values["mem_params"],
-                                values["mem_config_text"])
+    """``memory_plan.choose_model`` for the shared model inputs (raises PlanInputError / ArchitectureError)."""
+    return choose_model(values["mem_source"], values["mem_model"], values["mem_params"], values["mem_config_text"])
 
 
 __all__ = ["FIELDS", "defaults", "parse_query_params", "to_query_params", "selected_gpu", "model_input",

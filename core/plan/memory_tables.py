@@ -1,4 +1,4 @@
-"""Rows and chart inputs of the Memory planner, built from a ``core.io.plan_io.MemoryPlan`` (bytes in, GB out).
+"""Rows and chart inputs of the Memory planner, built from a ``core.plan.memory_plan.MemoryPlan`` (bytes in, GB out).
 
 The page only renders what these return, so every share, GB conversion and table here has a unit test. Columns that
 end in "(GB)" hold GB = 1e9 bytes (``core.common.units.GB``); labels of components come from ``memory.COMPONENT_LABELS``.
@@ -7,7 +7,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from core.plan import memory
 from core.plan.memory import component_label
+from core.plan.memory_plan import ZERO_STAGES, MemoryPlan
 from core.common.units import GB, bytes_per_value
 
 NOT_WEIGHTS = ("kv_cache", "activation_workspace", "cuda_context")
@@ -119,3 +121,46 @@ def fit_display_rows(plan) -> list[dict[str, Any]]:
                 shown[column] = value
         rows.append(shown)
     return rows
+
+
+def plan_rows(plan: MemoryPlan) -> list[dict[str, Any]]:
+    """The plan as rows (section, item, value, unit): the summary table, and the CSV export
+    (``core.io.plan_io.plan_csv``)."""
+    rows: list[dict[str, Any]] = []
+
+    def add(section, item, value, unit):
+        rows.append({"section": section, "item": item, "value": value, "unit": unit})
+
+    m = plan.model
+    add("model", "model", m.label, "")
+    add("model", "parameters", m.n_params, "parameters")
+    add("model", "parameter count exact (from architecture)", m.exact, "")
+    add("model", "shape used for KV cache and activations", m.shape_source, "")
+    for comp, count in plan.breakdown.items():
+        add("parameters", comp, count, "parameters")
+    for fmt, parts in plan.inference.items():
+        for comp, value in memory.export_keys(parts).items():
+            add(f"inference {fmt}", comp, round(value / GB, 4), "GB")
+        add(f"inference {fmt}", "total", round(sum(parts.values()) / GB, 4), "GB")
+    add("KV cache", "tokens cached per sequence", plan.kv_tokens, "tokens")
+    add("KV cache", "per token per sequence", round(plan.kv_per_token_bytes / 1e6, 6), "MB")
+    for comp, value in plan.rule_of_thumb.items():
+        add("training, rule of thumb (24 B/param)", comp, round(value / GB, 4), "GB")
+    add("training, rule of thumb (24 B/param)", "total", round(sum(plan.rule_of_thumb.values()) / GB, 4), "GB")
+    add("training, rule of thumb (24 B/param)", "store fp32 weights", round(plan.store_fp32_bytes / GB, 4), "GB")
+    for comp, value in memory.export_keys(plan.mixed_precision).items():
+        add("training, mixed precision (1 GPU)", comp, round(value / GB, 4), "GB")
+    add("training, mixed precision (1 GPU)", "total", round(sum(plan.mixed_precision.values()) / GB, 4), "GB")
+    for option, value in plan.activations_by_recompute.items():
+        add("activations per micro-batch", f"recompute {option}", round(value / GB, 4), "GB")
+    for s, parts in plan.zero.items():
+        section = f"per GPU, {ZERO_STAGES[s]}, {plan.inputs['n_gpus']} GPUs"
+        for comp, value in memory.export_keys(parts).items():
+            add(section, comp, round(value / GB, 4), "GB")
+        add(section, "total", round(sum(parts.values()) / GB, 4), "GB")
+    for row in plan.fit_rows:
+        for key, value in row.items():
+            if key != "GPU":
+                add(f"GPU fit: {row['GPU']}", key, value if value is not None else "never", "")
+    return rows
+
