@@ -1,6 +1,6 @@
 """Memory planner: what a model needs to serve, to fine-tune, to pre-train, and on which GPUs.
 
-Thin page: reads widgets (whose values live in the URL via core.io.plan_io.FIELDS), calls core.io.plan_io.build_plan
+Thin page: reads widgets (whose values live in the URL via core.io.plan_io.FIELDS), calls core.plan.memory_plan.build_plan
 (formulas in core.plan.memory, shapes in core.plan.architectures), renders tables and core.plan.memory_charts figures.
 """
 from __future__ import annotations
@@ -9,7 +9,7 @@ import pandas as pd
 import streamlit as st
 from streamlit.errors import StreamlitPageNotFoundError
 
-from core.plan import architectures, memory, memory_charts, memory_tables
+from core.plan import architectures, memory, memory_charts, memory_plan, memory_tables
 from core import measure
 from core.io import plan_io
 from core.common.safe_json import MAX_CONFIG_CHARS
@@ -20,8 +20,8 @@ from views.components.distributed_panel import render_distributed_panel
 from views.components.measure_panel import render_measure_panel
 from core.plan.hardware import GPUS
 from core.io.plan_io import FIELDS
-from core.plan.memory_plan import KV_DTYPES, SOURCES, ZERO_STAGE_NAMES, ZERO_STAGES, PlanInputError, format_gb
-from core.common.units import format_count, format_whole
+from core.plan.memory_plan import KV_DTYPES, SOURCES, ZERO_STAGES, PlanInputError, format_gb
+from core.common.units import format_count
 from views.components.columns import gb_columns
 from views.components.query_params import sync_query_params
 from views.components.memory_plan_results import (render_fit_tables, render_inference_results, render_summary,
@@ -116,7 +116,7 @@ with model_col.container(border=True):
 
     choice = None
     try:
-        choice = plan_io.choose_model(source, st.session_state["mem_model"], st.session_state["mem_params"],
+        choice = memory_plan.choose_model(source, st.session_state["mem_model"], st.session_state["mem_params"],
                                       st.session_state["mem_config_text"])
     except (PlanInputError, ArchitectureError) as err:  # messages quote the config's values: shown as text
         st.error(escape_markdown(err))
@@ -154,12 +154,12 @@ with gpu_col.container(border=True):
     st.subheader("GPU and assumptions")
     g = st.columns(2) + st.columns(2)
     gpu_name = g[0].selectbox(
-        "GPU", [*GPUS, plan_io.CUSTOM_GPU], key="mem_gpu",
+        "GPU", [*GPUS, memory_plan.CUSTOM_GPU], key="mem_gpu",
         help="Catalog GPUs from NVIDIA datasheets (sources: docs/references/gpus.md in the repository), or "
              "'Custom GPU' to enter its memory.")
     g[1].number_input(
         "Custom GPU memory (GB)", min_value=1.0, max_value=100_000.0, step=8.0, format="%.1f",
-        key="mem_custom_gpu_gb", disabled=gpu_name != plan_io.CUSTOM_GPU,
+        key="mem_custom_gpu_gb", disabled=gpu_name != memory_plan.CUSTOM_GPU,
         help="Memory of your own GPU in GB (10⁹ bytes); used when 'Custom GPU' is selected.")
     g[2].number_input(
         "Headroom kept free (%)", min_value=0.0, max_value=90.0, step=5.0, format="%.0f", key="mem_headroom_pct",
@@ -171,7 +171,7 @@ with gpu_col.container(border=True):
         help="Fixed memory every GPU process takes before any model: CUDA context and PyTorch kernels. Default "
              f"{memory.DEFAULT_CUDA_OVERHEAD_GB} GB, as measured in Hugging Face's 'Model training anatomy' guide. "
              "Edit to your own measurement (nvidia-smi after torch initialises).")
-gpu = plan_io.selected_gpu(gpu_name, st.session_state["mem_custom_gpu_gb"])
+gpu = memory_plan.selected_gpu(gpu_name, st.session_state["mem_custom_gpu_gb"])
 capacity_label = f"{gpu.name}: {gpu.memory_gb:g} GB"
 
 summary = st.container(border=True)
@@ -239,7 +239,7 @@ with tab_multi:
 plan = None
 if choice is not None:
     try:
-        plan = plan_io.build_plan(
+        plan = memory_plan.build_plan(
             choice, gpu, weight_format=st.session_state["mem_weight_format"],
             kv_dtype=st.session_state["mem_kv_dtype"], context=st.session_state["mem_context"],
             batch=st.session_state["mem_batch"], workspace_pct=st.session_state["mem_workspace_pct"],
@@ -331,7 +331,7 @@ with tab_export:
                              help="Opens the compute planner with this parameter count (URL ?params=).")
             except StreamlitPageNotFoundError:  # a lone script (AppTest) has no page registry
                 st.markdown(f"[Compute to train this model →](/compute?params={count})")
-        st.dataframe(pd.DataFrame(plan_io.plan_rows(plan)).astype({"value": str}), hide_index=True,
+        st.dataframe(pd.DataFrame(memory_tables.plan_rows(plan)).astype({"value": str}), hide_index=True,
                      width="stretch", key="mem_summary_table", height=320)
 
 # ---- Fine-tuning with LoRA / QLoRA / prompt tuning (core.finetune) -----------------------------------------------

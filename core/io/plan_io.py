@@ -21,8 +21,6 @@ from core.plan.architectures import ArchitectureError
 from core.plan.hardware import DEFAULT_GPU, GPUS
 from core.plan.memory_plan import (CUSTOM_GPU, DEFAULT_MODEL, KV_DTYPES, SOURCES, MemoryPlan, PlanInputError,
                                    parse_config_text, parse_param_count)
-# Planning, not I/O (core.plan.memory_plan), re-exported: the Memory planner page calls plan_io.build_plan etc.
-from core.plan.memory_plan import build_plan, choose_model, selected_gpu  # noqa: F401
 from core.plan.memory_tables import plan_rows
 from core.io.url_state import choice_parser, number_parser
 from core.common.user_text import code, escape_markdown

@@ -1,6 +1,6 @@
 """The memory planner's results, one function per place on the page: the *At a glance* summary and the bodies of the
 Inference, Training, Multi-GPU and GPU-fit tabs. Thin: every number comes from the plan that
-core.io.plan_io.build_plan made (tables from core.plan.memory_tables, figures from core.plan.memory_charts).
+core.plan.memory_plan.build_plan made (tables from core.plan.memory_tables, figures from core.plan.memory_charts).
 
 Each ``render_*`` takes the plan and what it is drawn against (the chosen model, the GPU and its capacity label) and
 draws into the current container; widget keys are the page's own (``mem_*``).
@@ -11,7 +11,7 @@ import pandas as pd
 import streamlit as st
 
 from core.common.units import format_count, format_whole
-from core.io.plan_io import KV_DTYPES, ZERO_STAGE_NAMES, ZERO_STAGES, format_gb
+from core.plan.memory_plan import KV_DTYPES, ZERO_STAGE_NAMES, ZERO_STAGES, format_gb
 from core.plan import architectures, memory, memory_charts, memory_tables
 from views.components.columns import gb_columns
 
