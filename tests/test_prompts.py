@@ -2,7 +2,7 @@
 import pytest
 
 from core.run.models import load_tokenizer
-from core.run.prompts import EXAMPLE_SETS, build_icl_prompt, render_prompt
+from core.run.prompts import EXAMPLE_SETS, build_icl_prompt, chat_ids, chat_text, render_prompt
 
 
 @pytest.fixture(scope="module")
@@ -53,3 +53,31 @@ def test_model_without_chat_template_falls_back_with_a_note():
     rendered = render_prompt(minilm, "Hello there", use_chat_template=True)
     assert not rendered.used_chat_template and rendered.text == "Hello there"
     assert "no chat template" in rendered.notes[0]
+
+
+# The chat-template tokenisation has one home (chat_text / chat_ids); the formulas its four former copies used are
+# written out below, so a change to the shared one that would move their token ids fails here.
+EQUIVALENCE_PROMPTS = ["hi", "Explain in two sentences why a lighthouse is useful to ships.", "  spaces  \n newline",
+                       "<|im_start|>x", "émoji 🚀 ünïcode"]
+
+
+@pytest.mark.parametrize("prompt", EQUIVALENCE_PROMPTS)
+def test_chat_ids_match_the_former_call_sites(smollm_tokenizer, prompt):
+    tok = smollm_tokenizer
+    turn = [{"role": "user", "content": prompt}]
+    text = tok.apply_chat_template(turn, tokenize=False, add_generation_prompt=True)
+    assert chat_text(tok, prompt) == text
+    encoded = tok(text, add_special_tokens=False)["input_ids"]  # render_prompt, quantization compare, optimize variants
+    applied = tok.apply_chat_template(turn, tokenize=True, add_generation_prompt=True)  # finetune data
+    applied = list(applied["input_ids"] if hasattr(applied, "keys") else applied)
+    assert chat_ids(tok, prompt) == list(encoded) == applied
+    assert chat_ids(tok, prompt) == render_prompt(tok, prompt, use_chat_template=True).input_ids
+    system = tok.apply_chat_template([{"role": "system", "content": "Be terse."}] + turn, tokenize=False,
+                                     add_generation_prompt=True)
+    assert chat_text(tok, prompt, "Be terse.") == system == render_prompt(tok, prompt, True, "Be terse.").text
+
+
+def test_chat_ids_without_a_template_are_the_plain_prompt():
+    minilm = load_tokenizer("minilm")
+    assert chat_text(minilm, "Hello there") == "Hello there"
+    assert chat_ids(minilm, "Hello there") == list(minilm("Hello there")["input_ids"])

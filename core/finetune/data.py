@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 from core.run.models import BUNDLED_DECODER
+from core.run.prompts import chat_ids
 from core.common.paths import DATA_DIR
 
 DATA_PATH = DATA_DIR / "finetune_pirate.json"
@@ -36,19 +37,12 @@ def load_dataset(path: Path | str = DATA_PATH) -> FinetuneDataset:
                            tuple(raw["comparison_prompts"]))
 
 
-def chat_prompt_ids(tokenizer, prompt: str) -> list[int]:
-    """Token ids of ``prompt`` as one user turn in the model's chat template, ready for the answer."""
-    ids = tokenizer.apply_chat_template([{"role": "user", "content": prompt}], tokenize=True,
-                                        add_generation_prompt=True)
-    return list(ids["input_ids"] if isinstance(ids, dict) or hasattr(ids, "keys") else ids)
-
-
 def encode_examples(tokenizer, examples, seq_len: int) -> list[tuple[list[int], list[int]]]:
     """(input_ids, labels) per example in the model's chat template, cut to ``seq_len`` tokens; the prompt's labels
     are -100 so only the answer (and its end-of-turn token) is learned."""
     out = []
     for prompt, response in examples:
-        prompt_ids = chat_prompt_ids(tokenizer, prompt)
+        prompt_ids = chat_ids(tokenizer, prompt)
         answer_ids = tokenizer(response + tokenizer.eos_token, add_special_tokens=False)["input_ids"]
         ids = (prompt_ids + answer_ids)[:seq_len]
         labels = ([-100] * len(prompt_ids) + answer_ids)[:seq_len]
@@ -80,5 +74,5 @@ def min_seq_len() -> int:
     if not _MIN_SEQ_LEN:
         from core.run.models import load_tokenizer
         tokenizer = load_tokenizer(BUNDLED_DECODER)
-        _MIN_SEQ_LEN.append(1 + min(len(chat_prompt_ids(tokenizer, p)) for p, _ in load_dataset().examples))
+        _MIN_SEQ_LEN.append(1 + min(len(chat_ids(tokenizer, p)) for p, _ in load_dataset().examples))
     return _MIN_SEQ_LEN[0]

@@ -30,14 +30,14 @@ from pathlib import Path
 
 import torch
 
-from core.finetune.data import (DATA_PATH, FinetuneDataset, chat_prompt_ids, encode_examples, load_dataset,
-                                min_seq_len, pad_batch)
+from core.finetune.data import DATA_PATH, FinetuneDataset, encode_examples, load_dataset, min_seq_len, pad_batch
 from core.finetune.pace import record_pace
 from core.finetune.results import ADAPTER_FILES, Comparison, FinetuneProgress, FinetuneResult, FinetuneStep
 from core.finetune.settings import (COMPARE_MAX_NEW_TOKENS, DEFAULT_LEARNING_RATES, LIVE_METHODS, TARGET_CHOICES,
                                     FinetuneSettings, bundled_config, check_settings)
 from core.plan.finetune import FinetuneError, peft_target_modules
 from core.run.models import BUNDLED_DECODER
+from core.run.prompts import chat_ids
 from core.common.scheduler import GENERATION_QUEUE, QueueLeft
 
 # The run's vocabulary from before the split into data / settings / results stays importable from here.
@@ -266,7 +266,7 @@ class FinetuneRun:
 
 
 def _prompt_tensor(tokenizer, prompt: str, device) -> torch.Tensor:
-    return torch.tensor([chat_prompt_ids(tokenizer, prompt)], device=device)
+    return torch.tensor([chat_ids(tokenizer, prompt)], device=device)
 
 
 @torch.no_grad()

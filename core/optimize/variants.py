@@ -18,6 +18,7 @@ from typing import Callable
 import numpy as np
 
 from core.run import pruning
+from core.run.prompts import chat_ids
 from core.run.pruning import calibration_ids, pruned_copy
 
 DEFAULT_PROMPT = "Explain in two sentences why a lighthouse is useful to ships."
@@ -45,14 +46,6 @@ def reference_logits(loaded, ids) -> np.ndarray:
 
     with GENERATION_QUEUE.admit("optimize"), torch.inference_mode():
         return loaded.model(input_ids=ids.to(loaded.device)).logits[0].float().cpu().numpy()
-
-
-def _chat_ids(tokenizer, prompt: str):
-    if getattr(tokenizer, "chat_template", None):
-        text = tokenizer.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False,
-                                             add_generation_prompt=True)
-        return tokenizer(text, return_tensors="pt", add_special_tokens=False).input_ids
-    return tokenizer(prompt, return_tensors="pt").input_ids
 
 
 def task_score(loaded, task: str = TASK, technique: str = TASK_TECHNIQUE, limit: int | None = None) -> float:
@@ -94,7 +87,7 @@ def _measure(label, loaded, *, dense_logits, ids, kind, prompt, max_new_tokens, 
            **pruning.quality(dense_logits, logits, ids[0]), "notes": "; ".join(loaded.notes)}
     row["top1_agreement"] *= 100.0
     tokenizer = loaded.tokenizer
-    prompt_ids = _chat_ids(tokenizer, prompt).to(loaded.device)
+    prompt_ids = torch.tensor([chat_ids(tokenizer, prompt)], dtype=torch.long, device=loaded.device)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     free_released_memory()
     with GENERATION_QUEUE.admit("optimize"):

@@ -146,6 +146,24 @@ def has_chat_template(tokenizer) -> bool:
     return bool(getattr(tokenizer, "chat_template", None))
 
 
+def chat_text(tokenizer, prompt: str, system_prompt: str | None = None) -> str:
+    """``prompt`` as one user turn (after a system turn, when ``system_prompt`` is given) plus the assistant header, in
+    the tokenizer's chat template; the prompt itself when the tokenizer has no template."""
+    if not has_chat_template(tokenizer):
+        return prompt
+    messages = ([{"role": "system", "content": system_prompt}] if system_prompt else []) + [
+        {"role": "user", "content": prompt}
+    ]
+    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+
+def chat_ids(tokenizer, prompt: str, system_prompt: str | None = None) -> list[int]:
+    """The token ids of ``chat_text``: the one home of chat-template tokenisation (the Generate page, the
+    Quantization comparison, the optimized variants and the fine-tuning data all use it). A templated text is encoded
+    without special tokens (the template writes its own); a plain prompt gets the tokenizer's usual ones."""
+    return render_prompt(tokenizer, prompt, use_chat_template=True, system_prompt=system_prompt).input_ids
+
+
 def render_prompt(tokenizer, prompt: str, use_chat_template: bool = False, system_prompt: str | None = None) -> RenderedPrompt:
     """Apply the chat template (as a single user turn plus the assistant header) or use the text as is.
 
@@ -155,15 +173,8 @@ def render_prompt(tokenizer, prompt: str, use_chat_template: bool = False, syste
     if use_chat_template and not has_chat_template(tokenizer):
         notes.append("This model has no chat template, so the prompt is sent as plain text.")
         use_chat_template = False
-    if use_chat_template:
-        messages = ([{"role": "system", "content": system_prompt}] if system_prompt else []) + [
-            {"role": "user", "content": prompt}
-        ]
-        text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
-    else:
-        text = prompt
-        ids = tokenizer(text)["input_ids"]
+    text = chat_text(tokenizer, prompt, system_prompt) if use_chat_template else prompt
+    ids = tokenizer(text, add_special_tokens=not use_chat_template)["input_ids"]
     return RenderedPrompt(text=text, input_ids=list(ids), used_chat_template=use_chat_template, notes=notes)
 
 

@@ -24,6 +24,7 @@ from core.run.quantization.variants import (COMPUTE_DTYPES, DEFAULT_MAX_NEW_TOKE
                                             VariantSpec, load_reference_text, normalize_variants)
 from core.run.quantization.weights import (detach_from_checkpoint, device_memory_in_use, model_weight_bytes,
                                            planner_model, predicted_weight_bytes)
+from core.run.prompts import render_prompt
 from core.run.tokens import token_texts
 
 
@@ -91,13 +92,13 @@ def _empty_row(spec: VariantSpec) -> dict:
     return VariantResult(variant=spec.name, label=spec.label, quantization=spec.quantization).to_dict()
 
 
-def _prompt_ids(tokenizer, prompt: str, use_chat_template: bool):
-    """Token ids of the prompt, wrapped in the tokenizer's chat template when it has one and it is asked for."""
-    if use_chat_template and getattr(tokenizer, "chat_template", None):
-        text = tokenizer.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False,
-                                             add_generation_prompt=True)
-        return tokenizer(text, return_tensors="pt", add_special_tokens=False)
-    return tokenizer(prompt, return_tensors="pt")
+def _prompt_inputs(tokenizer, prompt: str, use_chat_template: bool) -> dict:
+    """``generate()``'s inputs for the prompt, wrapped in the tokenizer's chat template when it has one and it is asked
+    for (core.run.prompts.render_prompt, the Generate page's rendering)."""
+    import torch
+
+    ids = torch.tensor([render_prompt(tokenizer, prompt, use_chat_template).input_ids], dtype=torch.long)
+    return {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
 
 
 @contextlib.contextmanager
@@ -220,7 +221,7 @@ def compare_variants(
         raise QuantizationInputError(
             f"The reference text has only {reference_ids.shape[1]} tokens; perplexity needs at least "
             f"{MIN_REFERENCE_TOKENS}.")
-    prompt_inputs = _prompt_ids(tokenizer, prompt, use_chat_template)
+    prompt_inputs = _prompt_inputs(tokenizer, prompt, use_chat_template)
     del tokenizer
 
     keep_dtype = (models.SHORT_DTYPE[models.resolve_dtype("auto", target_device)]
