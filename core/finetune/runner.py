@@ -36,6 +36,7 @@ from core.finetune.results import ADAPTER_FILES, Comparison, FinetuneProgress, F
 from core.finetune.settings import (COMPARE_MAX_NEW_TOKENS, DEFAULT_LEARNING_RATES, LIVE_METHODS, TARGET_CHOICES,
                                     FinetuneSettings, bundled_config, check_settings)
 from core.plan.finetune import FinetuneError, peft_target_modules
+from core.run.generation import last_token_logits
 from core.run.models import BUNDLED_DECODER
 from core.run.prompts import chat_ids
 from core.common.scheduler import GENERATION_QUEUE, QueueLeft
@@ -278,8 +279,7 @@ def _greedy_answer(model, tokenizer, prompt: str, device, max_new_tokens: int) -
     return tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True).strip()
 
 
-@torch.no_grad()
 def next_token_logits(model, tokenizer, prompt: str, device="cpu") -> torch.Tensor:
-    """Logits of the next token after ``prompt`` in the chat template (fp32, on the CPU)."""
-    ids = _prompt_tensor(tokenizer, prompt, device)
-    return model(input_ids=ids).logits[0, -1].float().cpu()
+    """Logits of the next token after ``prompt`` in the chat template (fp32, on the CPU;
+    core.run.generation.last_token_logits)."""
+    return last_token_logits(model, _prompt_tensor(tokenizer, prompt, device))

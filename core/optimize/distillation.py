@@ -87,14 +87,14 @@ def entropy_bits(probabilities) -> float:
 
 
 def next_token_logits(loaded, prompt: str) -> np.ndarray:
-    """The model's logits for the token after ``prompt`` (plain text, no chat template), float32."""
-    import torch
+    """The model's logits for the token after ``prompt`` (plain text, no chat template, its last 512 tokens), float32
+    (core.run.generation.last_token_logits, as numpy)."""
+    from core.run.generation import last_token_logits
 
     if not isinstance(prompt, str) or not prompt.strip():
         raise DistillationError("The prompt is empty: type a few words for the teacher to continue.")
     ids = loaded.tokenizer(prompt, return_tensors="pt").input_ids[:, -512:]
-    with torch.inference_mode():
-        return loaded.model(input_ids=ids.to(loaded.device)).logits[0, -1].float().cpu().numpy()
+    return last_token_logits(loaded.model, ids.to(loaded.device)).numpy()
 
 
 def temperature_table(logits_row, tokenizer, temperatures=(1.0, DEFAULT_TEMPERATURE), top: int = 10) -> list[dict]:

@@ -19,12 +19,12 @@ from __future__ import annotations
 from core.run.generation.events import (STAGE_LABELS, STAGES, Alternative, GenerationResult, StepEvent,
                                         decode_tokens_per_s)
 from core.run.generation.prepare import (GenerationInputError, PreparedPrompt, generate_kwargs, generate_text,
-                                         next_token_logits, prepare_generation, prepare_prompt)
+                                         last_token_logits, next_token_logits, prepare_generation, prepare_prompt)
 from core.run.generation.stream import (GenerationError, GenerationStream, continue_from, run_generation,
                                         stream_generation)
 
 
 __all__ = ["STAGES", "STAGE_LABELS", "Alternative", "GenerationError", "GenerationInputError", "GenerationResult",
            "GenerationStream", "PreparedPrompt", "StepEvent", "continue_from", "decode_tokens_per_s",
-           "generate_kwargs", "generate_text", "next_token_logits", "prepare_generation", "prepare_prompt",
-           "run_generation", "stream_generation"]
+           "generate_kwargs", "generate_text", "last_token_logits", "next_token_logits", "prepare_generation",
+           "prepare_prompt", "run_generation", "stream_generation"]

@@ -1,6 +1,6 @@
 """Prompt preparation and plain generation: the prompt rendered, truncated from the left to fit the context and
 checked (bad input is refused here with a user-facing message), the keyword arguments of ``generate()``, and
-``generate_text`` / ``next_token_logits``."""
+``generate_text`` / ``next_token_logits`` (over ``last_token_logits``, the one next-token forward pass)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
@@ -180,6 +180,16 @@ def model_inputs(loaded: LoadedModel, prepared: PreparedPrompt) -> dict[str, tor
     return {"input_ids": input_ids, "attention_mask": torch.ones_like(input_ids)}
 
 
+def last_token_logits(model, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+    """A causal LM's raw logits for the token after ``input_ids`` (1, n): one forward pass without gradients, shape
+    (vocab,), fp32 on the CPU. The one home of this forward pass: ``next_token_logits`` below, and the distillation's
+    and fine-tuning's own ``next_token_logits`` (which tokenize their prompt their way first), call it."""
+    inputs = {"input_ids": input_ids} if attention_mask is None else {"input_ids": input_ids,
+                                                                      "attention_mask": attention_mask}
+    with torch.no_grad():
+        return model(**inputs).logits[0, -1].float().cpu()
+
+
 def next_token_logits(loaded: LoadedModel, prepared: PreparedPrompt) -> torch.Tensor:
     """The model's raw logits for the token right after the prompt: one forward pass, shape (vocab,), fp32 on the CPU.
 
@@ -189,8 +199,7 @@ def next_token_logits(loaded: LoadedModel, prepared: PreparedPrompt) -> torch.Te
     _require_generator(loaded)
     if loaded.kind != "decoder":
         raise GenerationInputError(f"'{loaded.name}' is not a decoder (causal LM); its next-token logits need a decoder input.")
-    with torch.no_grad():
-        return loaded.model(**model_inputs(loaded, prepared)).logits[0, -1].float().cpu()
+    return last_token_logits(loaded.model, **model_inputs(loaded, prepared))
 
 
 def new_tokens(loaded: LoadedModel, prepared: PreparedPrompt, sequences: torch.Tensor) -> list[int]:
