@@ -214,6 +214,27 @@ def test_next_token_logits_are_generate_first_step_raw_logits(lm):
     assert first.token_id == int(torch.argmax(logits))
 
 
+def test_the_three_next_token_logits_share_one_forward_pass(lm):
+    """Generate's, distillation's and fine-tuning's next_token_logits keep their signatures and return types over
+    core.run.generation.last_token_logits: same numbers for the same ids."""
+    import numpy as np
+
+    from core.finetune.runner import next_token_logits as finetune_logits
+    from core.optimize.distillation import next_token_logits as distillation_logits
+    from core.run.generation import last_token_logits, next_token_logits
+
+    plain = next_token_logits(lm, prepare_prompt(lm, PROMPT, 1))
+    distilled = distillation_logits(lm, PROMPT)
+    assert isinstance(distilled, np.ndarray) and distilled.dtype == np.float32
+    assert np.allclose(distilled, plain.numpy(), atol=1e-4)
+    chat = next_token_logits(lm, prepare_prompt(lm, PROMPT, 1, use_chat_template=True))
+    tuned = finetune_logits(lm.model, lm.tokenizer, PROMPT, lm.device)
+    assert isinstance(tuned, torch.Tensor) and tuned.device.type == "cpu" and not tuned.requires_grad
+    assert torch.allclose(tuned, chat, atol=1e-4)
+    ids = lm.tokenizer(PROMPT, return_tensors="pt").input_ids.to(lm.device)
+    assert torch.equal(last_token_logits(lm.model, ids), torch.from_numpy(distilled))
+
+
 def test_mean_probability_is_the_mean_of_the_chosen_tokens_model_probability(lm):
     result = run_generation(lm, PROMPT, DecodingSettings(max_new_tokens=4))
     assert result.mean_probability == pytest.approx(sum(s.probability for s in result.steps) / len(result.steps))
