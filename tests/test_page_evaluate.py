@@ -24,10 +24,10 @@ def test_evaluate_runs_and_says_which_setup_is_best():
                                "Best on this task: none, SmolLM2-135M fp32 · "))
     assert "few-shot" in verdict
     assert "4 items" in verdict and "1 items" not in verdict
-    summary = at.dataframe[-2].value
+    summary = at.dataframe[-1].value
     assert list(summary["technique"]) and set(summary["technique"]) == {"zero-shot", "few-shot"}
     assert (summary["items"] == 4).all()
-    side_by_side = at.dataframe[-1].value
+    side_by_side = at.table[-1].value  # every answer in a wrapping table (issue 32: a grid cut summaries)
     assert len(side_by_side) == 4 and "SmolLM2-135M fp32 · few-shot" in side_by_side.columns
     labels = [d.proto.label for d in at.get("download_button")]
     assert labels == ["Download CSV", "Download JSON"]
@@ -66,7 +66,7 @@ def test_a_pruned_variant_runs_from_the_page():
     at.number_input(key="ev_limit_review-sentiment").set_value(2).run()
     at.button(key="ev_run").click().run()
     assert not at.exception and not at.error
-    summary = at.dataframe[-2].value
+    summary = at.dataframe[-1].value
     assert set(summary["model"]) == {"SmolLM2-135M fp32", "SmolLM2-135M 4 layers removed"}
 
 
