@@ -1,4 +1,6 @@
 """core.run.models with the real bundled models and real bitsandbytes."""
+import sys
+
 import pytest
 import torch
 from transformers import AutoConfig
@@ -186,3 +188,20 @@ def test_load_tokenizer_resolves_names_like_load_model(tmp_path):
     for load in (load_tokenizer, load_model):
         with pytest.raises(ModelLoadError, match="does not exist"):
             load(str(missing))
+
+
+def test_the_bundled_packages_stay_found_while_sys_path_changes(monkeypatch):
+    """Streamlit inserts and removes a script's folder in sys.path on every run; a lookup walking sys.path on another
+    thread at that moment once skipped site-packages, and a fine-tune reported the bundled model "not installed"
+    (CI, 2026-12-08). Once found, the bundled files are known without another walk; a walk that truly finds nothing
+    still says how to install them."""
+    from core.run.models import bundled
+
+    gguf, encoder = models.bundled_gguf_path(), models.bundled_encoder_dir()
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if "site-packages" not in p])
+    assert models.bundled_gguf_path() == gguf and models.bundled_encoder_dir() == encoder
+    monkeypatch.setattr(bundled, "_LOCATED", {})
+    with pytest.raises(ModelLoadError, match="not installed"):
+        models.bundled_gguf_path()
+    with pytest.raises(ModelLoadError, match="not installed"):
+        models.bundled_encoder_dir()

