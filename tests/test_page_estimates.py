@@ -52,3 +52,17 @@ def test_evaluate_says_how_many_completions_and_how_long_before_running():
     assert "About 9.84 s for 24 completions" in _captions(at)  # 3 techniques × 1 variant × 8 items at 0.41 s
     at.selectbox(key="ev_task").set_value("dialogue-summarization").run()
     assert "completions, at about 1.50 s per completion (3.8 × a one-word label's" in _captions(at)
+
+
+def test_core_says_the_size_and_time_of_a_study_and_of_an_evaluation():
+    from core.evaluate import runner
+    from core.optimize import variants
+
+    study = variants.study_estimate(["magnitude", "wanda", "remove-layers"], [0.1, 0.3, 0.5, 0.7])
+    assert study["variants"] == 10 == len(variants.study_plan(["magnitude", "wanda", "remove-layers"],
+                                                              [0.1, 0.3, 0.5, 0.7]))
+    assert study["seconds"] == pytest.approx(58.0) and not study["measured"]
+    evaluation = runner.run_estimate("review-sentiment", 24)
+    assert evaluation["seconds"] == pytest.approx(24 * 0.41) and "24 completions" in evaluation["text"]
+    pace.record(f"{runner.EVAL_PACE}.review-sentiment", 12.0, 24)
+    assert runner.run_estimate("review-sentiment", 48)["seconds"] == pytest.approx(24.0)

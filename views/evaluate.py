@@ -17,13 +17,6 @@ from views.components.columns import fitted_columns
 from views.components.endpoint_panel import select_endpoint
 from views.components.model_cache import cached_load_model
 
-EVAL_PACE = "evaluate.completion"
-# Seconds per greedy completion of SmolLM2 before any run here, and where each figure comes from.
-EVAL_PRIORS = {
-    "review-sentiment": (0.41, "the default 24-completion run took 9.8 s on a 2-core CPU, 2026-12-07"),
-    # 3.8 × a label's: 8.6 s against 2.3 s per completion, side by side on 6 items of each (a busy 2-core CPU)
-    "dialogue-summarization": (1.5, "3.8 × a one-word label's, measured side by side on this kind of CPU, 2026-12-07"),
-}
 
 st.title("Evaluate")
 st.caption("Which setup is best on a task? Runs a small bundled task set (CC0, written for LLM Lab; test items never "
@@ -98,8 +91,7 @@ planned = len(techniques) * len(variants) * int(limit)
 if problem:
     st.warning(problem, icon=":material/edit:")
 else:
-    prior_s, prior_source = EVAL_PRIORS.get(task_key, EVAL_PRIORS["review-sentiment"])
-    st.caption(pace.estimate(f"{EVAL_PACE}.{task_key}", planned, "completion", prior_s, prior_source)["text"]
+    st.caption(runner.run_estimate(task_key, planned)["text"]
                + (" Zero-shot CoT draws two completions per item (reasoning, then the answer)."
                   if runner.COT in techniques else ""))
 b1, b2, _ = st.columns([1, 1, 4])
@@ -128,7 +120,7 @@ if go:
             if not clock:
                 clock.update(t=time.perf_counter(), done=done)
             elif done > clock["done"]:
-                pace.record(f"{EVAL_PACE}.{task_key}", time.perf_counter() - clock["t"], done - clock["done"])
+                pace.record(f"{runner.EVAL_PACE}.{task_key}", time.perf_counter() - clock["t"], done - clock["done"])
             bar.progress(done / total, text=f"{row['setup']}: item {row['item'] + 1} — {done}/{total} completions")
 
         result = runner.run_evaluation(task_key, setups, int(limit), on_row=on_row)

@@ -18,9 +18,6 @@ from views.components.whole_number import whole_number_input
 from views.components.clipped_text import clipped_text_input
 from views.components.model_cache import cached_load_model
 
-PRUNE_PACE = "optimize.pruned-variant"
-# Measured 2026-12-07 (issue 32's report): the default study, 10 variants of SmolLM2, took 58 s on a 2-core CPU.
-PRUNE_PRIOR_S, PRUNE_PRIOR_SOURCE = 5.8, "the default 10-variant study took 58 s on a 2-core CPU"
 DISTIL_PACE = "optimize.distillation-step"
 
 st.title("Optimize")
@@ -122,8 +119,7 @@ with prune_tab:
     if problem:
         st.warning(problem, icon=":material/edit:")
     else:
-        planned = len(variants.study_plan(methods, [v / 100 for v in levels]))
-        st.caption(pace.estimate(PRUNE_PACE, planned, "variant", PRUNE_PRIOR_S, PRUNE_PRIOR_SOURCE)["text"])
+        st.caption(variants.study_estimate(methods, [v / 100 for v in levels])["text"])
     b1, b2, _ = st.columns([1, 1, 4])
     go_prune = b1.button("Prune and measure", type="primary", key="op_prune_run", disabled=problem is not None,
                          help="Prunes a copy for every method and sparsity, then measures each (a few seconds per "
@@ -141,7 +137,7 @@ with prune_tab:
             try:
                 def on_row(row, done, total):
                     partial.append(row)
-                    pace.record(PRUNE_PACE, time.perf_counter() - started, done)  # kept if Stop ends the study
+                    pace.record(variants.PRUNE_PACE, time.perf_counter() - started, done)  # kept if Stop ends the study
                     bar.progress(done / total, text=f"{row['variant']}: measured ({done}/{total})")
 
                 rows = variants.pruning_study(base, methods, [v / 100 for v in levels], int(remove), prompt=prompt,

@@ -135,6 +135,24 @@ def summary(run: EvalRun) -> list[dict]:
     return sorted(out, key=lambda e: -e[key])
 
 
+EVAL_PACE = "evaluate.completion"
+"""``core.common.pace`` kind prefix: seconds per completion measured here, per task (``EVAL_PACE.<task>``)."""
+# Seconds per greedy completion of SmolLM2 before any run here, and where each figure comes from.
+EVAL_PRIORS = {
+    "review-sentiment": (0.41, "the default 24-completion run took 9.8 s on a 2-core CPU, 2026-12-07"),
+    # 3.8 × a label's: 8.6 s against 2.3 s per completion, side by side on 6 items of each (a busy 2-core CPU)
+    "dialogue-summarization": (1.5, "3.8 × a one-word label's, measured side by side on this kind of CPU, 2026-12-07"),
+}
+
+
+def run_estimate(task_key: str, completions: int) -> dict:
+    """How long ``completions`` greedy completions of ``task_key`` will take (``core.common.pace.estimate``)."""
+    from core.common import pace
+
+    prior_s, prior_source = EVAL_PRIORS.get(task_key, EVAL_PRIORS["review-sentiment"])
+    return pace.estimate(f"{EVAL_PACE}.{task_key}", completions, "completion", prior_s, prior_source)
+
+
 def score_key(task_key: str) -> str:
     return "accuracy (%)" if eval_task(task_key).kind == "classification" else "rougeL F1"
 

@@ -169,6 +169,21 @@ PRUNING_METHODS = ("magnitude", "wanda", "2:4-magnitude", "2:4-wanda", "remove-l
 DEFAULT_SPARSITIES = (0.1, 0.3, 0.5, 0.7)
 
 
+PRUNE_PACE = "optimize.pruned-variant"
+"""``core.common.pace`` kind: seconds per variant of a pruning study measured here."""
+# Measured 2026-12-07 (issue 32's report): the default study, 10 variants of SmolLM2, took 58 s on a 2-core CPU.
+PRUNE_PRIOR_S, PRUNE_PRIOR_SOURCE = 5.8, "the default 10-variant study took 58 s on a 2-core CPU"
+
+
+def study_estimate(methods, sparsities) -> dict:
+    """How long ``pruning_study`` will take for these choices (``core.common.pace.estimate``: the pace measured here,
+    else the prior above), with ``variants``, the count ``study_plan`` gives."""
+    from core.common import pace
+
+    planned = len(study_plan(methods, sparsities))
+    return {**pace.estimate(PRUNE_PACE, planned, "variant", PRUNE_PRIOR_S, PRUNE_PRIOR_SOURCE), "variants": planned}
+
+
 def study_plan(methods, sparsities) -> list[tuple[str, float | None]]:
     """The variants ``pruning_study`` measures, in order, as ``(method, sparsity)``: the dense model first, then
     each unstructured method at each sparsity, the 2:4 methods at 50 % and the structured removals once each (so a
