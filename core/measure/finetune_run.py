@@ -10,7 +10,8 @@ from core.common.process_memory import free_released_memory as free_memory
 from core.common.scheduler import GENERATION_QUEUE
 from core.plan.peak_memory.inputs import check_setting
 from core.measure.harness import (build_random_model, check_time, enable_checkpointing, guard_memory, random_ids,
-                                  result_identity, step_peak, tensor_bytes, training_batch, warm_up_device)
+                                  measured_step, result_identity, step_components, tensor_bytes, training_batch,
+                                  warm_up_device)
 from core.measure.results import FinetuneMeasurement
 from core.measure.trackers import tracker_for
 
@@ -124,26 +125,14 @@ def _measure_finetune_step(model_name, method, rank, target_modules, seq_len, ba
         loss = None
         states = tensor_bytes([v for st in optimizer.state.values() for v in st.values() if torch.is_tensor(v)])
         resident = load.end + states
-        with tracker.phase() as fwd:
-            loss = forward()
-        with tracker.phase() as bwd:
-            loss.backward()
-            loss = None
-        grads = tensor_bytes([p.grad for p in trainable])
-        with tracker.phase() as opt:
-            optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
+        fwd, bwd, opt, grads = measured_step(tracker, forward, lambda value: value.backward(), optimizer.step,
+                                             optimizer, trainable)
         reserved = tracker.reserved() if dev.type == "cuda" else None
     finally:
         del model, optimizer, batch, loss
         free_memory()
-    phases, peak_phase, measured = step_peak(resident, fwd, bwd, opt)
-    comps = {"weights": float(load.end), "adapter_optimizer_states": float(states)}
-    if peak_phase == "optimizer step":
-        comps["adapter_gradients"] = float(grads)
-    else:
-        comps["activations_kept"] = float(fwd.end)
-    comps["temporaries_at_peak"] = float(max(0.0, measured - sum(comps.values())))
+    phases, peak_phase, measured, comps = step_components(
+        resident, fwd, bwd, opt, {"weights": load.end, "adapter_optimizer_states": states}, grads, "adapter_gradients")
     what = (f"{method}, {int(num_virtual_tokens)} virtual tokens" if method == "prompt-tuning"
             else f"{method} r={plan.rank} on {'/'.join(plan.target_modules)}")
     setting = (f"{what}, {plan.base_precision} base, {seq_len} tok × {batch_size}"

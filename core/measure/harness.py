@@ -148,6 +148,37 @@ def step_peak(resident: float, fwd, bwd, opt) -> tuple[dict[str, float], str, fl
     return phases, peak_phase, phases[peak_phase]
 
 
+def measured_step(tracker, forward, backward, step, optimizer, grad_params) -> tuple:
+    """One training step after its warm-up, each phase under ``tracker``: ``forward()`` returns the loss,
+    ``backward(loss)`` and ``step()`` run the other two; the loss is dropped after the backward pass, as a training
+    loop drops it. Returns the three phases and the gradients' bytes (of ``grad_params``) before the step."""
+    with tracker.phase() as fwd:
+        loss = forward()
+    with tracker.phase() as bwd:
+        backward(loss)
+        loss = None
+    grad_bytes = tensor_bytes([p.grad for p in grad_params])
+    with tracker.phase() as opt:
+        step()
+    optimizer.zero_grad(set_to_none=True)
+    return fwd, bwd, opt, grad_bytes
+
+
+def step_components(resident: float, fwd, bwd, opt, held: Mapping[str, float], grad_bytes: float,
+                    grad_key: str = "gradients") -> tuple[dict[str, float], str, float, dict[str, float]]:
+    """The step's phase peaks (``step_peak``) and what makes up its peak: what it held from before (``held``), then
+    the gradients if the optimizer step is the peak, else the activations the forward pass kept, and the
+    temporaries at the peak (the rest)."""
+    phases, peak_phase, measured = step_peak(resident, fwd, bwd, opt)
+    comps = {k: float(v) for k, v in held.items()}
+    if peak_phase == "optimizer step":
+        comps[grad_key] = float(grad_bytes)
+    else:
+        comps["activations_kept"] = float(fwd.end)
+    comps["temporaries_at_peak"] = float(max(0.0, measured - sum(comps.values())))
+    return phases, peak_phase, measured, comps
+
+
 def _device_label(device) -> str:
     info = detect_hardware(str(device))
     if info["device"] == "cuda":

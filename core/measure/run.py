@@ -13,7 +13,8 @@ from core.plan.peak_memory.inputs import check_setting, normalize_dtype, normali
 from core.plan.peak_memory.ledger import cuda_has_flash_attention
 from core.plan.peak_memory.predict import predict_inference, predict_training_step
 from core.measure.harness import (build_random_model, check_time, enable_checkpointing, guard_memory, random_ids,
-                                  result_identity, step_peak, tensor_bytes, training_batch, warm_up_device)
+                                  measured_step, result_identity, step_components, tensor_bytes, training_batch,
+                                  warm_up_device)
 from core.measure.results import InferenceMeasurement, TrainingMeasurement
 from core.plan.peak_memory.components import component_ids
 from core.measure.trackers import matmul_workspace_bytes, tracker_for
@@ -197,26 +198,13 @@ def _measure_training_step(architecture, recipe, seq_len, batch_size, gradient_c
         weights = tensor_bytes(list(model.parameters()) + list(model.buffers()))
         states = tensor_bytes([v for st in optimizer.state.values() for v in st.values() if torch.is_tensor(v)])
         resident = (tracker.allocated() - base) if dev.type == "cuda" else weights + states
-        with tracker.phase() as fwd:
-            loss = forward()
-        with tracker.phase() as bwd:
-            backward(loss)
-            loss = None
-        grads = tensor_bytes([p.grad for p in model.parameters()])
-        with tracker.phase() as opt:
-            step()
-        optimizer.zero_grad(set_to_none=True)
+        fwd, bwd, opt, grads = measured_step(tracker, forward, backward, step, optimizer, model.parameters())
         reserved = tracker.reserved() if dev.type == "cuda" else None
     finally:
         del model, optimizer, batch, loss
         free_memory()
-    phases, peak_phase, measured = step_peak(resident, fwd, bwd, opt)
-    comps = {"weights": float(weights), "optimizer_states": float(states)}
-    if peak_phase == "optimizer step":
-        comps["gradients"] = float(grads)
-    else:
-        comps["activations_kept"] = float(fwd.end)
-    comps["temporaries_at_peak"] = float(max(0.0, measured - sum(comps.values())))
+    phases, peak_phase, measured, comps = step_components(
+        resident, fwd, bwd, opt, {"weights": weights, "optimizer_states": states}, grads)
     setting = f"{recipe.replace('_', ' ')}, {seq_len} tok × {batch_size}"
     setting += ", checkpointing" if gradient_checkpointing else ""
     return TrainingMeasurement(
