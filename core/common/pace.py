@@ -9,11 +9,27 @@ as it shares the machine. Plain Python (no Streamlit).
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 
 from core.common.units import format_duration_s
 
 _LOCK = threading.Lock()
-_PACES: dict[str, float] = {}
+_PACES: dict[str, dict] = {}
+
+
+def remember(kind: str, pace: Mapping) -> None:
+    """Keep ``pace`` (a record of plain values: seconds per unit and whatever the caller needs to scale it) as the
+    latest of ``kind``. The one store of every measured pace in the process (``record`` and the fine-tune's
+    ``core.finetune.pace`` write here)."""
+    with _LOCK:
+        _PACES[kind] = dict(pace)
+
+
+def recall(kind: str) -> dict | None:
+    """A copy of the latest pace record of ``kind``, or None."""
+    with _LOCK:
+        pace = _PACES.get(kind)
+    return dict(pace) if pace is not None else None
 
 
 def record(kind: str, seconds: float, units: int) -> float | None:
@@ -22,15 +38,14 @@ def record(kind: str, seconds: float, units: int) -> float | None:
     if units <= 0 or not seconds > 0:
         return None
     per_unit = float(seconds) / int(units)
-    with _LOCK:
-        _PACES[kind] = per_unit
+    remember(kind, {"s_per_unit": per_unit})
     return per_unit
 
 
 def measured(kind: str) -> float | None:
     """Seconds per unit of ``kind`` last measured in this process, or None."""
-    with _LOCK:
-        return _PACES.get(kind)
+    pace = recall(kind)
+    return pace.get("s_per_unit") if pace else None
 
 
 def forget() -> None:

@@ -2,7 +2,7 @@
 although the pace measured here made it hours).
 
 The pace is measured: every finished run records its seconds per trained token (``record_pace``, from the runner),
-per method and device, and ``estimate_run`` scales it to the settings at hand (tokens per step = batch × the
+per method and device, in the process's one pace store (``core.common.pace``), and ``estimate_run`` scales it to the settings at hand (tokens per step = batch × the
 tokens of a bundled example, at most the sequence length). Before any run has been measured in this process the
 estimate is the plan's training FLOPs per token (``plan_finetune``'s ``flops_per_token``) at ``CPU_FLOPS_PER_S``
 (core.measure.harness: 2 × 10¹⁰ FLOP/s, a stated guess for PyTorch on a few CPU cores), and says so.
@@ -11,17 +11,18 @@ Plain Python (no Streamlit).
 """
 from __future__ import annotations
 
-import threading
 from collections.abc import Mapping, Sequence
 
+from core.common.pace import forget, recall, remember
 from core.common.units import format_duration_s, format_magnitude
 from core.measure.harness import CPU_FLOPS_PER_S
 
 EXAMPLE_TOKENS = 61
 """Tokens of a typical bundled training example in the chat template (they are 55–67; padding is not trained)."""
 
-_LOCK = threading.Lock()
-_PACES: dict[str, dict] = {}
+
+def _kind(method: str) -> str:
+    return f"finetune {method} token"
 
 
 def record_pace(method: str, device_type: str, steps: Sequence, batch_size: int) -> dict | None:
@@ -36,22 +37,18 @@ def record_pace(method: str, device_type: str, steps: Sequence, batch_size: int)
         return None
     record = {"s_per_token": seconds / tokens, "s_per_step": seconds / len(rows), "batch_size": int(batch_size),
               "device_type": device_type}
-    with _LOCK:
-        _PACES[method] = record
+    remember(_kind(method), record)
     return record
 
 
 def measured_pace(method: str) -> dict | None:
     """The last recorded pace of ``method`` in this process (this server's device), or None."""
-    with _LOCK:
-        record = _PACES.get(method)
-    return dict(record) if record else None
+    return recall(_kind(method))
 
 
 def forget_paces() -> None:
     """Drop every recorded pace (tests)."""
-    with _LOCK:
-        _PACES.clear()
+    forget()
 
 
 def tokens_per_step(settings) -> int:
