@@ -391,3 +391,16 @@ def test_per_param_and_overhead_arguments_say_their_unit_and_old_keywords_still_
     with pytest.raises(ValueError, match="overhead"):
         inference_breakdown(7e9, "fp16", 1, 1, overhead_bytes=-1)
 
+
+
+def test_kv_cache_formula_text_carries_the_numbers_the_formula_multiplies():
+    """Issue 31: the KV-cache explanation comes from the formula's module, with the same terms it multiplies."""
+    from core.plan import architectures
+    from core.common.units import format_gb
+    shape = architectures.get_config("meta-llama/Llama-2-7b-hf")
+    kv = memory.model_kv_cache_bytes(shape, 4096, 2, 2)
+    text = memory.kv_cache_formula_text(shape, 4096, 4096, 2, 2, kv, kv / 4096 / 2)
+    assert text.startswith("**KV cache** = 2 × 32 layers × 32 KV heads × 128 head dim × 4,096 tokens × 2 sequences")
+    assert f"**{format_gb(kv)}**" in text and kv == 2 * 32 * 32 * 128 * 4096 * 2 * 2
+    bert = architectures.get_config("bert-base-uncased")
+    assert "no KV cache" in memory.kv_cache_formula_text(bert, 128, 128, 1, 2, 0, 0)

@@ -54,6 +54,23 @@ def format_power(value: float, digits: int = 3) -> str:
     return f"{mantissa} × {power_of_ten(int(exponent))}"
 
 
+def format_gb(n_bytes: float) -> str:
+    """Bytes → '13.48 GB' (GB = 1e9 bytes); small values in MB; past 100,000 GB in TB, past 100,000 TB as a power of
+    ten ('1.31 × 10¹¹ GB'), so a metric box never holds a 15-digit number."""
+    gb = n_bytes / GB
+    if gb == 0:
+        return "0 GB"
+    if abs(gb) < 0.1:
+        return f"{n_bytes / 1e6:.3g} MB"
+    if abs(gb) < 100:
+        return f"{gb:.2f} GB"
+    if abs(gb) < 1e5:
+        return f"{gb:,.1f} GB"
+    if abs(gb) < 1e8:
+        return f"{gb / 1e3:,.0f} TB"
+    return f"{format_power(gb)} GB"
+
+
 def format_count(value: float, digits: int = 3) -> str:
     """175000000000 → '175B', 1.4e12 → '1.4T', 6.7e9 → '6.7B' (short scale, like the papers); rounded before the
     unit is chosen (999.96M → '1B', never '1e+03M'), and from 10¹⁵ on as a power of ten ('1 × 10¹⁵')."""

@@ -22,7 +22,7 @@ from collections.abc import Mapping
 
 from core.plan import architectures
 from core.common import checks
-from core.common.units import BYTES_PER_VALUE, GB, subset  # GB re-exported (a contract: core.plan.memory.GB)
+from core.common.units import BYTES_PER_VALUE, GB, format_gb, subset  # GB re-exported (a contract: core.plan.memory.GB)
 
 BYTES_PER_PARAM: dict[str, float] = subset(("fp32", "fp16", "bf16", "int8", "int4"))
 
@@ -184,6 +184,33 @@ def model_kv_cache_bytes(model, seq_len: int, batch_size: int, bytes_per_value: 
         tokens = min(seq_len, group.window) if group.window else seq_len
         total += float(group.layers) * group.values_per_token * tokens * batch_size * bytes_per_value
     return total
+
+
+def kv_cache_formula_text(shape: Mapping, context_tokens: int, cached_tokens: int, batch_size: int,
+                          bytes_per_value: float, kv_bytes: float, kv_per_token_bytes: float) -> str:
+    """The KV-cache formula with this model's numbers in it (Markdown, one paragraph), the same terms
+    ``kv_cache_bytes`` and ``model_kv_cache_bytes`` multiply: 2 (K and V) · layers · KV heads · head dim · tokens ·
+    sequences · bytes per value (Vaswani et al. 2017, §3.2); one term per group of layers for MLA (DeepSeek-V2
+    §2.1.2, the compressed latent) and local/global hybrids; ``cached_tokens`` is what a sliding window keeps of
+    ``context_tokens`` (Mistral 7B §2). Encoders cache nothing."""
+    if shape["kind"] == "encoder":
+        return "Encoders do not generate text, so there is no KV cache."
+    total = f"**{format_gb(kv_bytes)}**"
+    groups = architectures.kv_groups(shape)
+    if shape.get("mla") or len(groups) > 1:
+        terms = [f"{g.layers}{' local (≤ ' + format(g.window, ',') + ' tokens)' if g.window else ''} layers × "
+                 f"{g.values_per_token:,} values" for g in groups]
+        return (f"**KV cache** = ({' + '.join(terms)}) per token × {context_tokens:,} tokens × {batch_size} "
+                f"sequences × {bytes_per_value:g} bytes = {total}"
+                + (" — MLA caches a compressed latent (kv_lora_rank + qk_rope_head_dim) per layer "
+                   "(DeepSeek-V2 §2.1.2)." if shape.get("mla") else
+                   " — sliding-window layers stop growing at the window."))
+    layers = shape["num_hidden_layers"] if shape["kind"] == "decoder" else 2 * shape["num_decoder_layers"]
+    return (f"**KV cache** = 2 × {layers} layers × {shape['num_key_value_heads']} KV heads × "
+            f"{shape['head_dim']} head dim × {cached_tokens:,} tokens × {batch_size} sequences × "
+            f"{bytes_per_value:g} bytes = {total} ({kv_per_token_bytes / 1e6:.3g} MB per token per sequence)."
+            + (" Encoder-decoder: decoder self-attention + cross-attention caches."
+               if shape["kind"] == "encoder-decoder" else ""))
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from typing import Any
 from core.plan import architectures, memory
 from core.common import safe_json, units
 from core.plan.hardware import GPUS, GPU, custom_gpu
-from core.common.units import GB, format_count, format_power  # format_count re-exported (memory_plan.format_count)
+from core.common.units import GB, format_count, format_gb  # re-exported (memory_plan.format_count, .format_gb)
 from core.common.user_text import clip
 
 CUSTOM_GPU = "Custom GPU"
@@ -64,23 +64,6 @@ def parse_param_count(text) -> int:
         raise PlanInputError(f"A parameter count must be between 1 thousand and 1 quadrillion (1e15), got "
                              f"{_quoted(text)}.")
     return int(round(value))
-
-
-def format_gb(n_bytes: float) -> str:
-    """Bytes → '13.48 GB' (GB = 1e9 bytes); small values in MB; past 100,000 GB in TB, past 100,000 TB as a power of
-    ten ('1.31 × 10¹¹ GB'), so a metric box never holds a 15-digit number."""
-    gb = n_bytes / GB
-    if gb == 0:
-        return "0 GB"
-    if abs(gb) < 0.1:
-        return f"{n_bytes / 1e6:.3g} MB"
-    if abs(gb) < 100:
-        return f"{gb:.2f} GB"
-    if abs(gb) < 1e5:
-        return f"{gb:,.1f} GB"
-    if abs(gb) < 1e8:
-        return f"{gb / 1e3:,.0f} TB"
-    return f"{format_power(gb)} GB"
 
 
 def parse_config_text(text: str) -> dict:

@@ -60,28 +60,11 @@ def render_inference_results(plan, choice, gpu, capacity_label: str) -> None:
     free = gpu.memory_bytes - sum(selected.values())
     m[3].metric(f"Left on {gpu.name}", format_gb(free) if free >= 0 else f"−{format_gb(-free)}",
                 help="GPU memory minus the total; negative means it does not fit on one GPU.")
-    if shape["kind"] == "encoder":
-        st.caption("Encoders do not generate text, so there is no KV cache.")
-    elif shape.get("mla") or len(architectures.kv_groups(shape)) > 1:
-        # MLA (compressed latent) or local/global hybrids: one term per group of layers (architectures.kv_groups)
-        terms = [f"{g.layers}{' local (≤ ' + format(g.window, ',') + ' tokens)' if g.window else ''} layers × "
-                 f"{g.values_per_token:,} values" for g in architectures.kv_groups(shape)]
-        st.markdown(f"**KV cache** = ({' + '.join(terms)}) per token × {plan.inputs['context']:,} tokens × "
-                    f"{plan.inputs['batch']} "
-                    f"sequences × {KV_DTYPES[plan.inputs['kv_dtype']]:g} bytes = "
-                    f"**{format_gb(selected['kv_cache'])}**"
-                    + (" — MLA caches a compressed latent (kv_lora_rank + qk_rope_head_dim) per layer "
-                       "(DeepSeek-V2 §2.1.2)." if shape.get("mla") else
-                       " — sliding-window layers stop growing at the window."))
-    else:
-        layers = shape["num_hidden_layers"] if shape["kind"] == "decoder" else 2 * shape["num_decoder_layers"]
-        st.markdown(
-            f"**KV cache** = 2 × {layers} layers × {shape['num_key_value_heads']} KV heads × "
-            f"{shape['head_dim']} head dim × {plan.kv_tokens:,} tokens × {plan.inputs['batch']} sequences × "
-            f"{KV_DTYPES[plan.inputs['kv_dtype']]:g} bytes = **{format_gb(selected['kv_cache'])}** "
-            f"({plan.kv_per_token_bytes / 1e6:.3g} MB per token per sequence)."
-            + (" Encoder-decoder: decoder self-attention + cross-attention caches." if shape["kind"] ==
-               "encoder-decoder" else ""))
+    kv_text = memory.kv_cache_formula_text(shape, plan.inputs["context"], plan.kv_tokens, plan.inputs["batch"],
+                                           KV_DTYPES[plan.inputs["kv_dtype"]], selected["kv_cache"],
+                                           plan.kv_per_token_bytes)
+    (st.caption if shape["kind"] == "encoder" else st.markdown)(kv_text)
+    if shape["kind"] != "encoder" and not shape.get("mla") and len(architectures.kv_groups(shape)) == 1:
         window = shape.get("sliding_window_effective")
         if window and plan.inputs["context"] > window:
             st.info(f"Sliding-window attention: each layer caches at most {window:,} tokens, so the cache "
