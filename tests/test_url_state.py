@@ -28,12 +28,27 @@ def test_number_and_bool_parse_valid_text():
 
 
 def test_compute_planner_url_fields_round_trip():
-    state_key, default, parse, write = compute_url.FIELDS["params"]
-    assert state_key == "compute_params"
-    assert parse(write("70B")) == "70B"
-    assert write("-5") is None  # an invalid entry stays out of the URL
+    f = compute_url.FIELDS["params"]
+    assert f.state_key == "compute_params"
+    assert f.parse(f.write("70B")) == "70B"
+    assert f.write("-5") is None  # an invalid entry stays out of the URL
     with pytest.raises(ValueError):
-        compute_url.FIELDS["gpus"][2]("0")
+        compute_url.FIELDS["gpus"].parse("0")
+    values, problems = compute_url.parse_query_params({"params": "70B", "gpus": "0", "nope": "1"})
+    assert values == {"compute_params": "70B", "compute_n_gpus": 256, "compute_mode": "params"}  # memory's link
+    assert len(problems) == 1 and "gpus=0" in problems[0] and "using the default (256)" in problems[0]
+    assert compute_url.to_query_params({**compute_url.defaults(), "compute_params": "bad"}).get("params") is None
+
+
+def test_every_planner_round_trips_its_defaults_through_the_one_codec():
+    """Issue 31: the three planners' URL round trip is one codec (core.io.url_state.UrlCodec)."""
+    from core.io import plan_io, serving_url
+    from core.io.url_state import UrlCodec
+    for url in (plan_io, compute_url, serving_url):
+        assert isinstance(url.CODEC, UrlCodec)
+        query = url.to_query_params(url.defaults())
+        values, problems = url.parse_query_params(query)
+        assert not problems and url.to_query_params({**url.defaults(), **values}) == query, url.__name__
 
 
 def test_slug_names_downloads_safely():

@@ -16,10 +16,11 @@ from core.plan import compute, compute_charts, compute_plan, compute_tables, com
 from core.plan.compute_tables import percent_or_dash
 from core.plan.compute import ComputeInputError
 from core.plan.hardware import GPUS, get_gpu
+from core.io import compute_url
 from core.io.compute_url import FIELDS, MODES, UNITS
 from core.plan.training_runs import reference_table
-from core.common.user_text import code, escape_markdown
-from views.components.query_params import sync_query_params
+from core.common.user_text import escape_markdown
+from views.components.query_params import restore_inputs_from_url, write_inputs_to_url
 
 MEMORY_PAGE = "views/memory_planner.py"
 
@@ -29,44 +30,7 @@ def md(text: str) -> str:
     return text.replace("$", "\\$")
 
 
-# ----------------------------------------------------------------------------------------------
-# Inputs that live in the URL: URL key → (session-state key, default, parse URL text, write URL text)
-# ----------------------------------------------------------------------------------------------
-
-URL_WRITTEN = "compute_url_written"
-
-
-def restore_inputs_from_url() -> list[str]:
-    """Load inputs from the URL when it differs from what this page last wrote (a shared link, or a
-    link from the memory planner). Invalid values fall back to defaults; returns the warnings."""
-    ours = {k: v for k, v in st.query_params.to_dict().items() if k in FIELDS}
-    for url_key, (state_key, default, _, _) in FIELDS.items():
-        st.session_state.setdefault(state_key, default)
-    if not ours or ours == st.session_state.get(URL_WRITTEN):
-        return []
-    problems = []
-    for url_key, text in ours.items():
-        state_key, default, parse, _ = FIELDS[url_key]
-        try:
-            st.session_state[state_key] = parse(text)
-        except (ValueError, TypeError) as err:
-            st.session_state[state_key] = default
-            problems.append(f"{code(f'{url_key}={text}', 60)} ({escape_markdown(err)}) — using the default, "
-                            f"{escape_markdown(repr(default))}.")
-    if "params" in ours and "mode" not in ours:  # a link from the memory planner: plan from that size
-        st.session_state["compute_mode"] = "params"
-    return problems
-
-
-def write_inputs_to_url() -> None:
-    """Every input into st.query_params, so a copied link reopens the same plan."""
-    wanted = {}
-    for url_key, (state_key, _, _, write) in FIELDS.items():
-        text = write(st.session_state[state_key])
-        if text is not None:
-            wanted[url_key] = text
-    sync_query_params(wanted, FIELDS)
-    st.session_state[URL_WRITTEN] = wanted
+URL_WRITTEN = "compute_url_written"  # the inputs live in the URL: core.io.compute_url.FIELDS
 
 
 # ----------------------------------------------------------------------------------------------
@@ -80,7 +44,7 @@ st.caption(
     "parameter (Hoffmann et al. 2022, *Chinchilla*); 1 petaFLOP/s-day = 10¹⁵ FLOP/s × 86,400 s = 8.64 × 10¹⁹ FLOPs."
 )
 
-for problem in restore_inputs_from_url():
+for problem in restore_inputs_from_url(compute_url, URL_WRITTEN):
     st.warning(f"Ignored an invalid value in the link: {problem}")
 
 left, right = st.columns([1.1, 1], gap="large")
@@ -182,7 +146,7 @@ with left:
         error = str(err)
         st.error(f"{escape_markdown(error)} The rest of the page uses the other inputs as they are.")
 
-write_inputs_to_url()
+write_inputs_to_url(compute_url, URL_WRITTEN)
 
 # ----------------------------------------------------------------------------------------------
 # The plan
@@ -271,7 +235,7 @@ if plan is not None:
                 help="Opens the memory planner with this parameter count (URL ?params=).")
         except StreamlitPageNotFoundError:  # outside the multipage app (a lone script, AppTest) the page is unknown
             st.markdown(f"[Memory needed for this model →](/memory?params={int(round(plan.n_params))})")
-    inputs = {url_key: st.session_state[state_key] for url_key, (state_key, _, _, _) in FIELDS.items()}
+    inputs = {url_key: st.session_state[f.state_key] for url_key, f in FIELDS.items()}
     link_cols[1].download_button(
         "Download the plan (CSV)", pd.DataFrame(plan.as_rows()).to_csv(index=False), "compute_plan.csv", "text/csv",
         key="compute_download_csv", help="Every number of the plan with its unit.")

@@ -19,11 +19,10 @@ from views.components.finetune_plan_panel import render_finetune_plan_panel
 from views.components.distributed_panel import render_distributed_panel
 from views.components.measure_panel import render_measure_panel
 from core.plan.hardware import GPUS
-from core.io.plan_io import FIELDS
 from core.plan.memory_plan import KV_DTYPES, SOURCES, ZERO_STAGES, PlanInputError, format_gb
 from core.common.units import format_count
 from views.components.columns import gb_columns
-from views.components.query_params import sync_query_params
+from views.components.query_params import restore_inputs_from_url, write_inputs_to_url
 from views.components.memory_plan_results import (render_fit_tables, render_inference_results, render_summary,
                                                   render_training_results, render_zero_results)
 
@@ -35,26 +34,6 @@ UPLOAD_SEEN = "mem_config_upload_seen"
 # ----------------------------------------------------------------------------------------------
 # Inputs ↔ URL
 # ----------------------------------------------------------------------------------------------
-def restore_inputs_from_url() -> list[str]:
-    """Keep every input across reruns and, when the URL differs from what this page last wrote (a shared link, or
-    the compute planner's /memory?params=...), load the inputs from it. Returns messages about invalid values."""
-    for key, default in plan_io.defaults().items():
-        # Re-assigning keeps values of widgets that are not drawn in this run (e.g. the catalog model while a
-        # parameter count is being planned), so switching back restores them.
-        st.session_state[key] = st.session_state.get(key, default)
-    ours = {k: v for k, v in st.query_params.to_dict().items() if k in FIELDS}
-    if not ours or ours == st.session_state.get(URL_WRITTEN):
-        return []
-    values, problems = plan_io.parse_query_params(ours)
-    for key, value in values.items():
-        st.session_state[key] = value
-    return problems
-
-
-def write_inputs_to_url() -> None:
-    wanted = plan_io.to_query_params({k: st.session_state[k] for k in plan_io.defaults()})
-    sync_query_params(wanted, FIELDS)
-    st.session_state[URL_WRITTEN] = wanted
 
 
 # ----------------------------------------------------------------------------------------------
@@ -66,7 +45,7 @@ st.caption(
     "from the architecture (tied weights once); formulas from the ZeRO paper (Rajbhandari et al. 2019) and "
     "Korthikanti et al. 2022 (all sources: docs/references/formulas.md in the repository). GB = 10⁹ bytes. Every input is in the page URL: copy it to share this plan."
 )
-for problem in restore_inputs_from_url():
+for problem in restore_inputs_from_url(plan_io, URL_WRITTEN):
     st.warning(f"Ignored an invalid value in the link: {problem}")
 
 # ---- Model ------------------------------------------------------------------------------------
@@ -362,4 +341,4 @@ with tab_measure:
             dtype=weight_format if weight_format in ("fp32", "fp16", "bf16") else "bf16",
             recipe="mixed_precision", key="measure")
 
-write_inputs_to_url()
+write_inputs_to_url(plan_io, URL_WRITTEN)

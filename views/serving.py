@@ -15,31 +15,10 @@ from core.plan.hardware import GPUS
 from core.plan.memory_plan import CUSTOM_GPU, SOURCES, PlanInputError
 from core.common.units import GB, format_count
 from core.common.user_text import escape_markdown
-from views.components.query_params import sync_query_params
+from views.components.query_params import restore_inputs_from_url, write_inputs_to_url
 from views.components.serving_measure_panel import render_serving_measure_panel
 
 URL_WRITTEN = "srv_url_written"
-
-
-def restore_inputs_from_url() -> list[str]:
-    """Keep every input across reruns; load them from the URL when it differs from what this page last wrote."""
-    # The memory planner's inputs too: re-assigning keeps them while this page runs (Streamlit drops the state of
-    # widgets a run does not draw), so the model, GPU and the rest are still there on /memory.
-    for key, default in {**plan_io.defaults(), **serving_url.defaults()}.items():
-        st.session_state[key] = st.session_state.get(key, default)
-    ours = {k: v for k, v in st.query_params.to_dict().items() if k in serving_url.FIELDS}
-    if not ours or ours == st.session_state.get(URL_WRITTEN):
-        return []
-    values, problems = serving_url.parse_query_params(ours)
-    for key, value in values.items():
-        st.session_state[key] = value
-    return problems
-
-
-def write_inputs_to_url() -> None:
-    wanted = serving_url.to_query_params({k: st.session_state[k] for k in serving_url.defaults()})
-    sync_query_params(wanted, serving_url.FIELDS)
-    st.session_state[URL_WRITTEN] = wanted
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
@@ -61,7 +40,7 @@ st.caption(
     "prefill and decode as in Pope et al. 2022, \"Efficiently Scaling Transformer Inference\". GB = 10⁹ bytes, "
     "GiB = 2³⁰ bytes. The model and GPU are shared with the Memory planner; every input is in the page URL."
 )
-for problem in restore_inputs_from_url():
+for problem in restore_inputs_from_url(serving_url, URL_WRITTEN, keep=plan_io.defaults()):
     st.warning(f"Ignored an invalid value in the link: {problem}")
 
 ss = st.session_state
@@ -347,4 +326,4 @@ with tab_export:
                                  "serving_latency_curve.csv", "text/csv", key="srv_download_curve",
                                  help="TTFT, TPOT and tokens/s for 1–256 concurrent users.")
 
-write_inputs_to_url()
+write_inputs_to_url(serving_url, URL_WRITTEN)

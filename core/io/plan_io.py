@@ -11,19 +11,16 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Any
 
 from core.plan import architectures, memory
 from core.common import safe_json
-from core.plan.architectures import ArchitectureError
 from core.plan.hardware import DEFAULT_GPU, GPUS
 from core.plan.memory_plan import (CUSTOM_GPU, DEFAULT_MODEL, KV_DTYPES, SOURCES, MemoryPlan, PlanInputError,
                                    parse_config_text, parse_param_count)
 from core.plan.memory_tables import plan_rows
-from core.io.url_state import choice_parser, number_parser
-from core.common.user_text import code, escape_markdown
+from core.io.url_state import Field, UrlCodec, choice_parser, number_parser  # Field re-exported
 
 MAX_CONFIG_URL_CHARS = 4000
 
@@ -67,17 +64,6 @@ def decode_config(token: str) -> dict:
 # ---------------------------------------------------------------------------------------------------------------
 # URL fields
 # ---------------------------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Field:
-    """One input: URL key ↔ session-state key, default value, parse (URL text → value), write (value → URL text)."""
-
-    url_key: str
-    state_key: str
-    default: Any
-    parse: Callable[[str], Any]
-    write: Callable[[Any], str | None] = str
-
-
 _choice = choice_parser
 _number = number_parser
 
@@ -146,9 +132,14 @@ FIELDS: dict[str, Field] = {f.url_key: f for f in [
 ]}
 
 
+CODEC = UrlCodec(FIELDS.values())
+SOURCE_KEYS = {"catalog": "model", "config": "cfg", "params": "params"}
+"""The URL key of each model source; a link carries only the chosen source's."""
+
+
 def defaults() -> dict[str, Any]:
     """Session-state key → default value."""
-    return {f.state_key: f.default for f in FIELDS.values()}
+    return CODEC.defaults()
 
 
 def parse_query_params(query: Mapping[str, str]) -> tuple[dict[str, Any], list[str]]:
@@ -157,18 +148,7 @@ def parse_query_params(query: Mapping[str, str]) -> tuple[dict[str, Any], list[s
     Invalid values fall back to their default; unknown keys are ignored. A link with ``params`` but no ``src``
     (e.g. from the compute planner: /memory?params=7000000000) plans from that raw parameter count.
     """
-    values: dict[str, Any] = {}
-    problems: list[str] = []
-    for url_key, text in query.items():
-        f = FIELDS.get(url_key)
-        if f is None:
-            continue
-        try:
-            values[f.state_key] = f.parse(text)
-        except (PlanInputError, ArchitectureError, ValueError, TypeError) as exc:
-            values[f.state_key] = f.default
-            problems.append(f"{code(f'{url_key}={text}', 60)}: {escape_markdown(exc)} — using the default "
-                            f"({f.write(f.default) or 'empty'}).")
+    values, problems = CODEC.parse(query)
     if "params" in query and "src" not in query:
         values["mem_source"] = "params"
     if "cfg" in query and "src" not in query and values.get("mem_config_text"):
@@ -177,22 +157,10 @@ def parse_query_params(query: Mapping[str, str]) -> tuple[dict[str, Any], list[s
 
 
 def to_query_params(values: Mapping[str, Any]) -> dict[str, str]:
-    """Session-state values → URL query params (inputs that cannot be written, e.g. invalid text, are left out)."""
-    out: dict[str, str] = {}
+    """Session-state values → URL query params (inputs that cannot be written, e.g. invalid text, are left out; of
+    the model's three sources only the chosen one's key)."""
     source = values.get("mem_source", "catalog")
-    for url_key, f in FIELDS.items():
-        if url_key == "model" and source != "catalog":
-            continue
-        if url_key == "cfg" and source != "config":
-            continue
-        if url_key == "params" and source != "params":
-            continue
-        if f.state_key not in values:
-            continue
-        text = f.write(values[f.state_key])
-        if text is not None:
-            out[url_key] = text
-    return out
+    return CODEC.write(values, skip=[key for src, key in SOURCE_KEYS.items() if src != source])
 
 
 def plan_csv(plan: MemoryPlan) -> str:

@@ -15,10 +15,8 @@ from core.io import plan_io
 from core.plan import serving, serving_capacity
 from core.plan.hardware import GPU, GPUS, custom_gpu
 from core.common.units import GB
-from core.io.plan_io import Field
 from core.plan.memory_plan import CUSTOM_GPU, PlanInputError, choose_model
-from core.io.url_state import choice_parser, number_parser
-from core.common.user_text import code, escape_markdown
+from core.io.url_state import Field, UrlCodec, choice_parser, number_parser
 
 SHARED_URL_KEYS = ("src", "model", "params", "cfg", "gpu", "gpu_gb")
 LOAD_KINDS = {"users": "Concurrent users", "rate": "Requests per second"}
@@ -58,45 +56,31 @@ FIELDS: dict[str, Field] = {
 }
 
 
+CODEC = UrlCodec(FIELDS.values())
+
+
 def defaults() -> dict[str, Any]:
     """Session-state key → default value."""
-    return {f.state_key: f.default for f in FIELDS.values()}
+    return CODEC.defaults()
 
 
 def parse_query_params(query: Mapping[str, str]) -> tuple[dict[str, Any], list[str]]:
-    """URL query → (session values for the keys present, problems); invalid values fall back to the default."""
-    shared = {k: v for k, v in query.items() if k in SHARED_URL_KEYS}
-    values, problems = plan_io.parse_query_params(shared)
-    for url_key, text in query.items():
-        f = FIELDS.get(url_key)
-        if f is None or url_key in SHARED_URL_KEYS:
-            continue
-        try:
-            values[f.state_key] = f.parse(text)
-        except (ValueError, TypeError) as exc:
-            values[f.state_key] = f.default
-            problems.append(f"{code(f'{url_key}={text}', 60)}: {escape_markdown(exc)} — using the default "
-                            f"({f.write(f.default)}).")
-    return values, problems
+    """URL query → (session values for the keys present, problems); invalid values fall back to the default. The
+    shared model keys read as the Memory planner reads them (a ``params`` link plans from a parameter count)."""
+    values, problems = plan_io.parse_query_params({k: v for k, v in query.items() if k in SHARED_URL_KEYS})
+    ours, more = CODEC.parse({k: v for k, v in query.items() if k not in SHARED_URL_KEYS})
+    return {**values, **ours}, problems + more
 
 
 def to_query_params(values: Mapping[str, Any]) -> dict[str, str]:
     """Session values → URL query params (the model source's own key only; custom-GPU keys only for a custom GPU)."""
     out = {k: v for k, v in plan_io.to_query_params(values).items() if k in SHARED_URL_KEYS}
     custom = values.get("mem_gpu") == CUSTOM_GPU
-    for url_key, f in FIELDS.items():
-        if url_key in SHARED_URL_KEYS or f.state_key not in values:
-            continue
-        if url_key in ("gpu_bw", "gpu_tflops", "gpu_link") and not custom:
-            continue
-        if url_key == ("rps" if values.get("srv_load_kind") != "rate" else "users"):
-            continue
-        text = f.write(values[f.state_key])
-        if text is not None:
-            out[url_key] = text
+    skip = [*SHARED_URL_KEYS, "rps" if values.get("srv_load_kind") != "rate" else "users"]
     if not custom:
+        skip += ["gpu_bw", "gpu_tflops", "gpu_link"]
         out.pop("gpu_gb", None)
-    return out
+    return {**out, **CODEC.write(values, skip=skip)}
 
 
 def selected_gpu(values: Mapping[str, Any]) -> GPU:
