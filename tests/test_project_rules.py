@@ -450,6 +450,7 @@ OLD_PATHS = {
     "core.plan_io": "core.io.plan_io",
     "core.html_export": "core.io.html_export",
     "core.optimize.pruning": "core.run.pruning",
+    "core.measure.run": "core.measure.steps",
 }
 """Module paths from before core/ was regrouped by domain (December 2026) -> where each module went. Their aliases
 (a meta-path finder that ``import core`` installed) are removed; nothing may import or name these paths."""

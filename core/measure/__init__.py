@@ -31,8 +31,8 @@ family, its dtypes under ``torch.autocast`` and the kernels PyTorch picks on the
 
 Modules (shared leaves come from ``core.common.checks``, ``core.common.device`` and ``core.common.units``): ``inputs``,
 ``trackers`` (the instrument), ``ledger`` + ``predict`` (the prediction), ``results`` (typed results), ``harness``
-(what the measurements share: guards, a random-weight model, a random batch), ``run`` (the inference and training
-measurements), ``finetune_run`` (the fine-tuning one), ``report`` (tables, CSV, JSON) and ``charts`` (Plotly). Plain
+(what the measurements share: guards, a random-weight model, a random batch), ``steps`` (the inference and training
+step measurements), ``finetune_run`` (the fine-tuning one), ``report`` (tables, CSV, JSON) and ``charts`` (Plotly). Plain
 Python, no Streamlit.
 """
 from __future__ import annotations
@@ -52,7 +52,7 @@ from core.measure.results import FinetuneMeasurement, InferenceMeasurement, Trai
 from core.common.process_memory import free_released_memory as free_memory
 from core.measure.finetune_run import measure_finetune_step
 from core.measure.harness import CPU_FLOPS_PER_S, GUARD_MARGIN, estimated_seconds
-from core.measure.run import measure_inference, measure_training_step
+from core.measure.steps import measure_inference, measure_training_step
 from core.measure.trackers import (PhaseMemory, bf16_matmul_scratch, cpu_kernels, matmul_workspace_bytes,
                                    measurement_method, resolve_device_type, tracker_for)
 

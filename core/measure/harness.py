@@ -1,6 +1,6 @@
 """What every measurement shares: the guards that refuse a run (memory, time), a random-weight model built on the
 device, a warmed-up device, a random batch, the storage bytes of tensors, the phase peaks of a training step and the
-fields every result starts with. The measurements themselves are ``core.measure.run`` (inference, training) and
+fields every result starts with. The measurements themselves are ``core.measure.steps`` (an inference prefill and a training step) and
 ``core.measure.finetune_run`` (LoRA / QLoRA / prompt tuning through PEFT).
 
 Measurements take a turn in the process-wide model-work queue (``core.common.scheduler.GENERATION_QUEUE``): CUDA's

@@ -82,7 +82,7 @@ def predict_request(request: MeasureRequest, device_type: str, flash_attention: 
 def run_request(request: MeasureRequest, max_seconds: float | None = None) -> dict:
     """Run one measurement (``measure_inference`` / ``measure_training_step`` / ``measure_finetune_step``)."""
     from core.measure.finetune_run import measure_finetune_step
-    from core.measure.run import measure_inference, measure_training_step
+    from core.measure.steps import measure_inference, measure_training_step
 
     check_mode(request.mode)
     if request.mode == "inference":
