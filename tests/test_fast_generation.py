@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from core.run import fast_generation as fg
+from core.run import fast_generation_charts
 from core.run import models
 from core.plan.hardware import get_gpu
 
@@ -83,10 +84,10 @@ def test_fast_path_refuses_cleanly_without_cuda(tiny):
 
 
 def test_speed_figure_has_the_three_bars():
-    fig = fg.speed_figure(40.0, 120.0, 900.0, "H100 SXM")
+    fig = fast_generation_charts.speed_figure(40.0, 120.0, 900.0, "H100 SXM")
     assert list(fig.data[0].x) == [40.0, 120.0, 900.0]
     assert "H100 SXM" in fig.data[0].y[2]
-    assert len(fg.speed_figure(40.0, None, 900.0).data[0].x) == 2
+    assert len(fast_generation_charts.speed_figure(40.0, None, 900.0).data[0].x) == 2
 
 
 def _panel_script():

@@ -12,6 +12,7 @@ and to the memory-bandwidth bound on decode speed.
   yields B tokens for one read of the weights.
 
 Plain Python, no Streamlit. Timing lives here as functions; speed numbers are produced by benchmarks, not tests.
+The figure is ``core.run.fast_generation_charts.speed_figure``.
 """
 from __future__ import annotations
 
@@ -299,24 +300,3 @@ def compare_generation(loaded, prompt: str, max_new_tokens: int, gpu_name: str |
     return replace(result,
                    default_text=loaded.tokenizer.decode(result.default_token_ids, skip_special_tokens=True),
                    fast_text=loaded.tokenizer.decode(result.fast_token_ids, skip_special_tokens=True))
-
-
-def speed_figure(default_tokens_per_s: float | None, fast_tokens_per_s: float | None,
-                 bound_tokens_per_s: float | None, gpu_name: str | None = None):
-    """Horizontal bars: tokens/s of the default path, the fast path and the bandwidth bound."""
-    import plotly.graph_objects as go
-
-    names, values, colors = [], [], []
-    for name, value, color in (("default generate()", default_tokens_per_s, "#6b7280"),
-                               ("static cache + torch.compile", fast_tokens_per_s, "#2563eb"),
-                               (f"bandwidth bound{f' ({gpu_name})' if gpu_name else ''}", bound_tokens_per_s,
-                                "#dc2626")):
-        if value is not None:
-            names.append(name)
-            values.append(value)
-            colors.append(color)
-    fig = go.Figure(go.Bar(x=values, y=names, orientation="h", marker_color=colors,
-                           text=[f"{v:,.0f} tok/s" for v in values], textposition="auto",
-                           hovertemplate="%{y}: %{x:,.1f} tokens/s<extra></extra>"))
-    fig.update_layout(xaxis_title="tokens per second", height=260, margin=dict(t=20, b=10, l=10, r=10))
-    return fig

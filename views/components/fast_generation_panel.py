@@ -10,6 +10,7 @@ import json
 import streamlit as st
 
 from core.run import fast_generation as fg
+from core.run import fast_generation_charts
 from core.plan import hardware
 from core.common.units import GB
 from core.common.user_text import escape_markdown
@@ -82,7 +83,7 @@ def render_fast_generation_panel(loaded, prompt: str, max_new_tokens: int, *, ke
         if result.bound_tokens_per_s:
             c3.metric("Share of the bound", f"{100 * result.fast_fraction_of_bound:.0f} %",
                       help=f"Fast path ÷ bound ({result.bound_tokens_per_s:,.0f} tok/s on {result.gpu}).")
-        st.plotly_chart(fg.speed_figure(result.default_tokens_per_s, result.fast_tokens_per_s,
+        st.plotly_chart(fast_generation_charts.speed_figure(result.default_tokens_per_s, result.fast_tokens_per_s,
                                         result.bound_tokens_per_s, result.gpu), key=f"{key}_chart")
         if result.same_output:
             st.success(f"Same greedy output from both paths ({result.new_tokens} tokens).")
