@@ -7,7 +7,8 @@ Those runs use activation recomputation (§5.1: eq. (3) counts it) and no ZeRO; 
 table: the planner uses 1 (an assumption, stated in each row).
 
 Korthikanti et al. 2022, "Reducing Activation Recomputation in Large Transformer Models" (arXiv:2205.05198),
-Table 3 (configurations: 80 GB A100s, sequence 2,048, sequence parallelism + selective recomputation) and Table 5 /
+Table 3 (configurations: 80 GB A100s, sequence 2,048, micro-batch 4 / 1 / 1 / 1, the interleaved schedule with 3
+virtual stages for 175B and 530B, sequence parallelism + selective recomputation) and Table 5 /
 the Megatron-LM README (model and hardware FLOPs utilisation: 22B 41.5 / 43.7 %, 175B 51.4 / 52.8 %, 530B 56.0 /
 57.0 %, 1T 56.3 / 57.0 %).
 """
@@ -44,6 +45,7 @@ class PublishedRun:
     published_mfu_pct: float | None = None
     published_hfu_pct: float | None = None
     micro_batch: int = 1  # not published in Narayanan et al. Table 1: assumed
+    virtual_stages: int = 1
     sequence_parallel: bool = False
     recompute: str = "full"
     seq_len: int = 2048
@@ -54,7 +56,7 @@ class PublishedRun:
         return self.gpus // (self.tp * self.pp)
 
     def layout(self) -> Layout:
-        return Layout(tp=self.tp, pp=self.pp, dp=self.dp, micro_batch=self.micro_batch,
+        return Layout(tp=self.tp, pp=self.pp, dp=self.dp, micro_batch=self.micro_batch, virtual_stages=self.virtual_stages,
                       sequence_parallel=self.sequence_parallel, recompute=self.recompute)
 
     def to_dict(self) -> dict:
@@ -80,17 +82,17 @@ NARAYANAN_TABLE1: tuple[PublishedRun, ...] = (
 )
 
 
-def _korthikanti(name, params_b, heads, hidden, layers, tp, pp, gpus, batch, micro, mfu, hfu) -> PublishedRun:
+def _korthikanti(name, params_b, heads, hidden, layers, tp, pp, gpus, batch, micro, v, mfu, hfu) -> PublishedRun:
     return PublishedRun(name, params_b, heads, hidden, layers, tp, pp, gpus, batch, KORTHIKANTI_2022,
-                        published_mfu_pct=mfu, published_hfu_pct=hfu, micro_batch=micro, sequence_parallel=True,
-                        recompute="selective")
+                        published_mfu_pct=mfu, published_hfu_pct=hfu, micro_batch=micro, virtual_stages=v,
+                        sequence_parallel=True, recompute="selective")
 
 
 KORTHIKANTI_TABLE: tuple[PublishedRun, ...] = (
-    _korthikanti("GPT 22B (SP + selective)", 22, 64, 6144, 48, 8, 1, 8, 4, 4, 41.5, 43.7),
-    _korthikanti("GPT 175B (SP + selective)", 175, 96, 12288, 96, 8, 8, 64, 64, 1, 51.4, 52.8),
-    _korthikanti("GPT 530B (SP + selective)", 530, 128, 20480, 105, 8, 35, 280, 280, 1, 56.0, 57.0),
-    _korthikanti("GPT 1T (SP + selective)", 1000, 160, 25600, 128, 8, 64, 512, 512, 1, 56.3, 57.0),
+    _korthikanti("GPT 22B (SP + selective)", 22, 64, 6144, 48, 8, 1, 8, 4, 4, 1, 41.5, 43.7),
+    _korthikanti("GPT 175B (SP + selective)", 175, 96, 12288, 96, 8, 8, 64, 64, 1, 3, 51.4, 52.8),
+    _korthikanti("GPT 530B (SP + selective)", 530, 128, 20480, 105, 8, 35, 280, 280, 1, 3, 56.0, 57.0),
+    _korthikanti("GPT 1T (SP + selective)", 1000, 160, 25600, 128, 8, 64, 512, 512, 1, 1, 56.3, 57.0),
 )
 
 PUBLISHED_RUNS: tuple[PublishedRun, ...] = NARAYANAN_TABLE1 + KORTHIKANTI_TABLE
@@ -121,3 +123,19 @@ def predict_published(run: PublishedRun, **step_kwargs) -> dict:
 def published_comparison(runs: tuple[PublishedRun, ...] = PUBLISHED_RUNS, **step_kwargs) -> list[dict]:
     """``predict_published`` for every bundled run."""
     return [predict_published(r, **step_kwargs) for r in runs]
+
+
+def markdown_table(rows: list[dict]) -> str:
+    """The published runs beside the planner (README and docs/references/parallel-runs.md)."""
+    lines = ["| run | TP | PP | v | DP | GPUs | batch | mb | recompute | published TFLOP/s/GPU | planner | error | "
+             "published MFU | planner MFU | per-GPU peak (GB) |", "|---|" + "---:|" * 14]
+    for r in rows:
+        def pct(value):
+            return "–" if value is None else f"{value:+.1f} %"
+        lines.append(
+            f"| {r['name']} | {r['tp']} | {r['pp']} | {r['virtual_stages']} | {r['dp']} | {r['gpus']:,} | "
+            f"{r['global_batch']:,} | {r['micro_batch']} | {r['recompute']}{' + SP' if r['sequence_parallel'] else ''}"
+            f" | {r['published_tflops_per_gpu'] or '–'} | {r['predicted_tflops_per_gpu']:.1f} | "
+            f"{pct(r['tflops_error_pct'])} | {r['published_mfu_pct'] or '–'}{' %' if r['published_mfu_pct'] else ''}"
+            f" | {r['predicted_mfu_pct']:.1f} % | {r['per_gpu_peak_bytes'] / 1e9:.1f} |")
+    return "\n".join(lines)
