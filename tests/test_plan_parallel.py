@@ -243,3 +243,32 @@ def test_charts_stack_the_typed_results():
     assert sum(t.y[0] for t in fig.data) == pytest.approx(plan.memory.total_bytes / 1e9)
     fig = step_time_figure([("best", plan.step)])
     assert sum(t.x[0] for t in fig.data) == pytest.approx(plan.step.total_s)
+
+
+def test_grouped_query_heads_and_experts():
+    llama3 = model_shape("meta-llama/Meta-Llama-3-70B")  # 64 query heads, 8 key/value heads
+    plan = evaluate_layout(llama3, get_gpu("H100 SXM"), Cluster(2, 8), Layout(tp=16), 4096, 16)
+    assert any("key/value heads" in w for w in plan.why_infeasible)
+    with pytest.raises(LayoutError, match="mixture of experts"):
+        model_shape("mistralai/Mixtral-8x7B-v0.1")
+
+
+def test_table_rows_for_the_page():
+    from core.plan import parallel_tables
+
+    model = model_shape("meta-llama/Llama-2-70b-hf")
+    result = plan_layouts(model, get_gpu("H100 SXM"), default_cluster("H100 SXM", 64), 4096, 512, 2e12,
+                          price_per_gpu_hour=2.0, zero_stages=(1,), micro_batches=(1,))
+    rows = parallel_tables.layout_rows(result.feasible, 5)
+    assert [r["rank"] for r in rows] == [1, 2, 3, 4, 5]
+    best = result.best
+    assert rows[0]["step time (s)"] == round(best.step.total_s, 3)
+    assert rows[0]["cost ($)"] == round(best.training.gpu_hours * 2.0)
+    assert rows[0]["MFU (%)"] == round(100 * best.step.mfu, 1)
+    why = parallel_tables.infeasible_rows(result.infeasible)
+    assert len(why) == len(result.infeasible) and all(r["why infeasible"] for r in why)
+    counts = {r["reason"]: r["layouts"] for r in parallel_tables.reason_counts(result.infeasible)}
+    assert counts["does not fit in GPU memory"] == sum("Needs" in p.why_infeasible[0] for p in result.infeasible)
+    assert parallel_tables.preset("GPT 1.7B").published_tflops_per_gpu == 137
+    with pytest.raises(KeyError, match="Known"):
+        parallel_tables.preset("GPT-5")

@@ -79,6 +79,9 @@ def model_shape(model) -> ModelShape:
         parts = architectures.param_breakdown(model)
     except (ArchitectureError, KeyError, TypeError) as exc:
         raise LayoutError(f"Model not understood: {exc}") from None
+    if c.get("num_experts_total"):
+        raise LayoutError(f"{c.get('_name_or_path', model)!r} is a mixture of experts: its layouts need expert "
+                          "parallelism, which this planner does not cover (dense decoders only).")
     if c.get("kind") != "decoder":
         raise LayoutError(f"The layout planner covers decoder-only models; {c.get('_name_or_path', model)!r} is "
                           f"{c.get('kind')!r}.")
@@ -134,7 +137,9 @@ class Layout:
         return {**asdict(self), "gpus": self.gpus}
 
 
-# GPU generation → (intra-node link one direction bytes/s, inter-node bytes/s per node one direction, GPUs per node).
+# NVLink generation → one GPU's NVLink bandwidth, one direction (datasheet both-direction figure / 2), and a DGX
+# node's InfiniBand, one direction: 8 NICs × 200 Gb/s HDR (DGX A100), 8 × 400 Gb/s NDR (DGX H100), 4 × 100 Gb/s EDR
+# (DGX-1 V100), in bytes/s.
 _LINKS = {"NVLink 3": 600e9 / 2, "NVLink 4": 900e9 / 2, "NVLink 2": 300e9 / 2}
 _INFINIBAND = {"NVLink 3": 8 * 200e9 / 8, "NVLink 4": 8 * 400e9 / 8, "NVLink 2": 4 * 100e9 / 8}
 
@@ -186,6 +191,9 @@ def why_infeasible_shape(model: ModelShape, layout: Layout, cluster: Cluster, gl
     why = []
     if model.heads % layout.tp:
         why.append(f"{model.heads} attention heads are not divisible by TP = {layout.tp}.")
+    elif model.kv_heads % layout.tp:
+        why.append(f"{model.kv_heads} key/value heads (grouped-query attention) are not divisible by TP = "
+                   f"{layout.tp} (Megatron-LM: num_query_groups must be a multiple of the TP size).")
     stages = layout.pp * layout.virtual_stages
     if model.layers % stages:
         why.append(f"{model.layers} layers are not divisible by PP × v = {layout.pp} × {layout.virtual_stages}.")
