@@ -17,6 +17,7 @@ stages, d DP):
 - embedding and output layer (Korthikanti et al. 2022, §4.3): the embedding's dropout mask sbh per micro-batch in
   flight on the first stage; on the last stage the output layer's 2sbh input and the fp32 logits 4sbV/t for the
   cross entropy;
+- full recomputation's working set: one layer's activations re-created during its backward pass (§5);
 - a fixed CUDA context / allocator reserve (``core.plan.memory.DEFAULT_CUDA_OVERHEAD_BYTES``).
 """
 from __future__ import annotations
@@ -66,6 +67,17 @@ def layer_activation_bytes(model: ModelShape, seq_len: int, micro_batch: int, la
     return (attention_activation_bytes(model, seq_len, micro_batch, layout)
             + mlp_activation_bytes(model, seq_len, micro_batch, layout)
             + layernorm_activation_bytes(model, seq_len, micro_batch, layout))
+
+
+def recompute_working_bytes(model: ModelShape, seq_len: int, layout: Layout) -> float:
+    """Under full recomputation the backward pass re-runs one layer's forward and holds all of that layer's
+    activations until its gradients are done (Korthikanti et al. 2022, §5; Chen et al. 2016, "Training Deep Nets
+    with Sublinear Memory Cost", §3): one layer's Table 2 bytes without recomputation. 0 otherwise."""
+    if layout.recompute != "full":
+        return 0.0
+    stored = Layout(layout.tp, layout.pp, layout.dp, layout.zero_stage, layout.micro_batch, layout.virtual_stages,
+                    layout.sequence_parallel, "none")
+    return layer_activation_bytes(model, seq_len, layout.micro_batch, stored)
 
 
 def in_flight_microbatches(layout: Layout, num_microbatches: int, stage: int = 0) -> float:
@@ -135,6 +147,7 @@ def stage_memory(model: ModelShape, layout: Layout, seq_len: int, num_microbatch
     if stage == 0:
         per_microbatch += embedding_activation_bytes(model, seq_len, b, layout)
     activations = per_microbatch * in_flight_microbatches(layout, num_microbatches, stage)
+    activations += recompute_working_bytes(model, seq_len, layout)
     if stage == layout.pp - 1:
         activations += output_activation_bytes(model, seq_len, b, layout)
     return StageMemory(stage, params, states["weights"], states["gradients"], states["optimizer"], activations,
