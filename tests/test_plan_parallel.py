@@ -274,3 +274,16 @@ def test_table_rows_for_the_page():
     assert parallel_tables.preset("GPT 1.7B").published_tflops_per_gpu == 137
     with pytest.raises(KeyError, match="Known"):
         parallel_tables.preset("GPT-5")
+
+
+def test_flash_attention_stores_no_scores():
+    flash = Layout(tp=8, sequence_parallel=True, flash_attention=True)
+    lse = 4 * 96 * 2048 * 1 / 8  # one fp32 log-sum-exp per query row and head, over t
+    assert layer_activation_bytes(GPT175, 2048, 1, flash) == pytest.approx(34 / 8 * SBH + lse)
+    model = model_shape("meta-llama/Llama-2-70b-hf")
+    gpu, cluster = get_gpu("H100 SXM"), default_cluster("H100 SXM", 64)
+    plain = plan_layouts(model, gpu, cluster, 4096, 512, zero_stages=(1,))
+    fused = plan_layouts(model, gpu, cluster, 4096, 512, zero_stages=(1,), flash_attention=True)
+    assert len(fused.feasible) > len(plain.feasible)
+    assert all(p.layout.flash_attention for p in fused.feasible)
+    assert fused.best.step.total_s <= plain.best.step.total_s

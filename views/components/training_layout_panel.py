@@ -95,6 +95,10 @@ def _search_space(key: str) -> tuple[tuple, float, float]:
         sp = c[2].checkbox("Consider sequence parallelism", value=True, key=f"{key}_sp",
                            help="Split the layer norms' and dropouts' activations over the TP group too "
                                 "(Korthikanti et al. 2022 §4.2.2); same communication volume.")
+        flash = c[1].checkbox("FlashAttention", value=False, key=f"{key}_flash",
+                              help="Attention kernels that never store the s×s scores (Dao et al. 2022): drops "
+                                   "Korthikanti's 5as²b term from every layer's activations. Off reproduces the "
+                                   "papers' 2021–2022 runs.")
         efficiency = c[2].number_input("Matmul efficiency", min_value=0.05, max_value=1.0,
                                        value=float(MATMUL_EFFICIENCY), step=0.05, key=f"{key}_eff",
                                        help="Fraction of the bf16 peak the matmuls reach; 0.6 reproduces Narayanan "
@@ -103,7 +107,7 @@ def _search_space(key: str) -> tuple[tuple, float, float]:
                                   key=f"{key}_price", help="Sets the cost column; 0 leaves it out.")
     space = (("recomputes", tuple(recompute) or RECOMPUTE_OPTIONS), ("zero_stages", tuple(zero) or (0,)),
              ("micro_batches", tuple(micro) or (1,)), ("virtual_stages", tuple(virtual) or (1,)),
-             ("sequence_parallel", (False, True) if sp else (False,)))
+             ("sequence_parallel", (False, True) if sp else (False,)), ("flash_attention", flash))
     return space, efficiency, price
 
 
