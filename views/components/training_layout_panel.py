@@ -55,21 +55,24 @@ def _inputs(key: str):
                     gpu=run.gpu, gpus=run.gpus, per_node=8, seq_len=run.seq_len, batch=run.global_batch,
                     tokens=300e9), run, []
     c = st.columns(4)
-    model_id = c[0].selectbox("Model", parallel_tables.layout_model_ids(), key=f"{key}_model", help="Dense decoder-only catalog models (mixtures of experts "
-                                                       "need expert parallelism, not planned here).")
+    model_id = c[0].selectbox("Model", parallel_tables.layout_model_ids(), key=f"{key}_model",
+                              help="Dense decoder-only catalog models (mixtures of experts need expert "
+                                   "parallelism, not planned here).")
     gpu = c[0].selectbox("GPU", list(GPUS), key=f"{key}_gpu",
                          help="Catalog GPU: memory, dense bf16 peak and HBM bandwidth from NVIDIA's datasheets; its "
                               "NVLink generation sets the intra-node link, InfiniBand per DGX node the inter-node.")
-    problems = []
-    gpus, p = _whole(c[1], "GPUs", f"{key}_gpus", 1, 65_536, help="GPUs in the cluster: TP × PP × DP must use all of them.")
-    problems.append(p)
-    per_node, p = _whole(c[1], "GPUs per node", f"{key}_per_node", 1, 16, help="GPUs joined by NVLink in one server (8 in a DGX); TP beyond it crosses "
-                                          "InfiniBand.")
-    problems.append(p)
-    seq_len, p = _whole(c[2], "Sequence length (tokens)", f"{key}_seq", 1, 1_048_576, help="Tokens per training sequence, s.")
-    problems.append(p)
-    batch, p = _whole(c[2], "Global batch (sequences)", f"{key}_batch", 1, 1_000_000, help="Sequences per optimizer step, B: split into DP replicas × micro-batches.")
-    problems.append(p)
+    fields = [(c[1], "GPUs", "gpus", 65_536, "GPUs in the cluster: TP × PP × DP must use all of them."),
+              (c[1], "GPUs per node", "per_node", 16,
+               "GPUs joined by NVLink in one server (8 in a DGX); TP beyond it crosses InfiniBand."),
+              (c[2], "Sequence length (tokens)", "seq", 1_048_576, "Tokens per training sequence, s."),
+              (c[2], "Global batch (sequences)", "batch", 1_000_000,
+               "Sequences per optimizer step, B: split into DP replicas × micro-batches.")]
+    values, problems = [], []
+    for column, label, name, hi, help_text in fields:
+        value, problem = _whole(column, label, f"{key}_{name}", 1, hi, help=help_text)
+        values.append(value)
+        problems.append(problem)
+    gpus, per_node, seq_len, batch = values
     tokens_b = c[3].number_input("Token budget (billions)", min_value=0.001, max_value=1e6, key=f"{key}_tokens",
                                  help="Tokens to train on: sets the days and cost columns.")
     return dict(model=model_shape(model_id), gpu=gpu, gpus=gpus, per_node=per_node, seq_len=seq_len, batch=batch,
