@@ -12,6 +12,7 @@ from typing import Any
 from core.plan import compute, compute_text
 from core.plan.compute import ComputeInputError
 from core.plan.hardware import DEFAULT_GPU, GPUS
+from core.plan.parallel_tables import CUSTOM_PRESET, DEFAULT_LAYOUT_MODEL, layout_model_ids, preset_names
 from core.io.url_state import Field, UrlCodec, choice_parser, number_parser, parse_bool
 
 MODES = {"budget": "A compute budget", "params": "A model size", "data": "A data limit"}
@@ -56,6 +57,15 @@ FIELDS: dict[str, Field] = {f.url_key: f for f in [
     Field("k", "compute_flops_per_param_token", compute.FLOPS_PER_PARAM_TOKEN, number_parser(1.0, 100.0), _g),
     Field("recompute", "compute_recompute", False, parse_bool, lambda v: "true" if v else "false"),
     Field("ratio", "compute_tokens_per_param", compute.CHINCHILLA_TOKENS_PER_PARAM, number_parser(1.0, 10_000.0), _g),
+    # the Training layout tab (core.plan.parallel)
+    Field("lpreset", "layout_preset", CUSTOM_PRESET, choice_parser([CUSTOM_PRESET, *preset_names()])),
+    Field("lmodel", "layout_model", DEFAULT_LAYOUT_MODEL, choice_parser(layout_model_ids())),
+    Field("lgpu", "layout_gpu", "H100 SXM", choice_parser(list(GPUS))),
+    Field("lgpus", "layout_gpus", 64, number_parser(1, 65_536, integer=True)),
+    Field("lnode", "layout_per_node", 8, number_parser(1, 16, integer=True)),
+    Field("lseq", "layout_seq", 4096, number_parser(1, 1_048_576, integer=True)),
+    Field("lbatch", "layout_batch", 512, number_parser(1, 1_000_000, integer=True)),
+    Field("ltokens", "layout_tokens", 2000.0, number_parser(0.001, 1e6), _g),
 ]}
 CODEC = UrlCodec(FIELDS.values())
 
