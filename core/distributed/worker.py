@@ -152,6 +152,12 @@ def _optimizer_state_bytes(optimizer) -> int:
 
 
 def run_rank(spec: dict, out_dir: Path) -> dict:
+    from core.distributed.parallel import is_layout
+
+    if is_layout(spec["strategy"]):  # tensor / pipeline parallel: core.distributed.parallel_worker
+        from core.distributed.parallel_worker import run_parallel_rank
+
+        return run_parallel_rank(spec, out_dir)
     import torch
     import torch.distributed as dist
     from transformers import AutoModelForCausalLM
