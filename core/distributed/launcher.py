@@ -201,7 +201,7 @@ def _failed_rank(tmp: Path, world: int) -> tuple[int, str] | None:
 
 
 def run_strategies(architecture, strategies, world_size: int, *, seq_len: int = 32, batch_size: int = 1,
-                   steps: int = 4, stop: threading.Event | None = None,
+                   steps: int = 4, microbatches: int = 1, stop: threading.Event | None = None,
                    on_progress: Callable[[str, int, int, int], None] | None = None,
                    on_run: Callable[[DistributedRun], None] | None = None,
                    timeout_s: float = 900.0) -> list[DistributedRun]:
@@ -212,12 +212,13 @@ def run_strategies(architecture, strategies, world_size: int, *, seq_len: int = 
     from core.distributed.predict import check_fits
     from core.common.scheduler import GENERATION_QUEUE
 
-    strategies = [check_strategy(s) for s in strategies]
+    strategies = [check_any_strategy(s) for s in strategies]
     if not strategies:
         raise DistributedRunError("Choose at least one strategy.")
     world = check_int(world_size, "World size (ranks)", 1, MAX_WORLD_SIZE)
-    specs = [StepSpec(architecture, s, seq_len=seq_len, batch_size=batch_size, steps=steps) for s in strategies]
-    check_fits(architecture, strategies, world, seq_len, batch_size, steps)
+    specs = [StepSpec(architecture, s, seq_len=seq_len, batch_size=batch_size, steps=steps,
+                      microbatches=microbatches if is_layout(s) else 1) for s in strategies]
+    check_fits(architecture, strategies, world, seq_len, batch_size, steps, microbatches=microbatches)
     runs = []
     with GENERATION_QUEUE.admit("distributed", cancel=stop):
         for spec in specs:
