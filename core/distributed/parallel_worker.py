@@ -73,7 +73,7 @@ def run_parallel_rank(spec: dict, out_dir: Path) -> dict:
     from transformers import AutoModelForCausalLM
 
     from core.distributed import parallel
-    from core.distributed.worker import _local_bytes, _optimizer_state_bytes
+    from core.distributed.tensor_bytes import local_bytes, optimizer_state_bytes
     from core.measure.trackers import tracker_for
     from core.plan import architectures
 
@@ -137,11 +137,11 @@ def run_parallel_rank(spec: dict, out_dir: Path) -> dict:
                     schedule.step()
                 value = torch.stack(mb_losses).mean().detach() if last_stage else torch.zeros((), device=device)
             if index == steps - 2:
-                parts.update(parameters=_local_bytes(module.parameters()),
-                             gradients=_local_bytes(p.grad for p in module.parameters()))
+                parts.update(parameters=local_bytes(module.parameters()),
+                             gradients=local_bytes(p.grad for p in module.parameters()))
             optimizer.step()
             if index == steps - 2:
-                parts["optimizer"] = _optimizer_state_bytes(optimizer)
+                parts["optimizer"] = optimizer_state_bytes(optimizer)
             optimizer.zero_grad(set_to_none=True)
             total = value.clone().reshape(())
             dist.all_reduce(total)  # the last stage's ranks (tp of them) hold the loss, the others 0
@@ -155,7 +155,7 @@ def run_parallel_rank(spec: dict, out_dir: Path) -> dict:
         dist.barrier()
         with tracker.phase() as memory:
             step(steps - 2)
-        resident = _local_bytes(module.parameters()) + _local_bytes(module.buffers()) + parts["optimizer"]
+        resident = local_bytes(module.parameters()) + local_bytes(module.buffers()) + parts["optimizer"]
         p2p: list[dict] = []
         with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof, counting_p2p(p2p):
             step(steps - 1)
