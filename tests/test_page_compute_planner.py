@@ -6,6 +6,7 @@ from core.plan import compute, compute_plan, compute_text
 from tests.apptest import app_test, run_page_with_query
 
 PAGE = "views/compute_planner.py"
+LAYOUT_METRICS = {"Layouts evaluated", "Feasible", "Fastest step", "Its MFU"}  # the Training layout tab
 
 
 def metrics(at) -> dict[str, str]:
@@ -43,7 +44,7 @@ def test_page_renders_the_default_plan(default_page):
     assert shown["Cost (US$)"] == compute_text.format_dollars(256 * 30 * 24 * 2.0)
     assert not at.error and not at.warning
     # charts, tables and downloads
-    assert len(at.get("plotly_chart")) == 2
+    assert len([c for c in at.get("plotly_chart") if c.key.startswith("compute_")]) == 2
     runs_table = table_with(at, "implied MFU (%)")
     assert "LLaMA-65B" in list(runs_table["run"])
     llama = runs_table[runs_table["run"] == "LLaMA-65B"].iloc[0]
@@ -119,7 +120,7 @@ def test_data_limit_mode_sizes_the_model_and_shows_the_waste():
     assert metrics(at)["Model size N (parameters)"] == "35B"
     table = table_with(at, "extra compute vs optimal (%)")
     assert list(table["extra compute vs optimal (%)"]) == [-50, 0, 50, 100, 200, 400]
-    assert len(at.get("plotly_chart")) == 3
+    assert len([c for c in at.get("plotly_chart") if c.key.startswith("compute_")]) == 3
 
 
 @pytest.mark.parametrize("text, message", [
@@ -130,7 +131,7 @@ def test_bad_model_size_shows_a_message_and_keeps_other_inputs(text, message):
     at.text_input(key="compute_params").set_value(text).run()
     assert not at.exception
     assert at.error and message in at.error[0].value
-    assert not at.metric  # no plan from a bad number ...
+    assert not [m for m in at.metric if m.label not in LAYOUT_METRICS]  # no plan from a bad number ...
     assert at.number_input(key="compute_n_gpus").value == 64  # ... and the other inputs are kept
     assert table_with(at, "implied MFU (%)").shape[0] > 10  # the rest of the page still works
     at.text_input(key="compute_params").set_value("13B").run()
@@ -182,3 +183,41 @@ def test_memory_planner_link_carries_the_plans_size():
     assert not at.exception
     links = [p.proto for p in at.get("page_link") if p.proto.page == "memory"]
     assert links and links[0].query_string == "params=26269641794"
+
+
+# --- Training layout tab (core.plan.parallel) -----------------------------------------------------------------------
+
+def _layout_widgets(at):
+    return [w for kind in ("selectbox", "number_input", "multiselect", "checkbox")
+            for w in at.get(kind) if str(w.key).startswith("layout_")]
+
+
+def test_training_layout_tab_ranks_70b_on_64_h100(default_page):
+    at = default_page
+    shown = metrics(at)
+    assert int(shown["Layouts evaluated"].replace(",", "")) > 1000
+    assert int(shown["Feasible"].replace(",", "")) > 10
+    ranked = table_with(at, "TFLOP/s per GPU")
+    assert list(ranked["rank"][:3]) == [1, 2, 3]
+    assert list(ranked["step time (s)"]) == sorted(ranked["step time (s)"])
+    assert (ranked["per-GPU peak (GB)"] <= 80).all() and (ranked["TP"] <= 8).all()
+    why = table_with(at, "why infeasible")
+    assert why["why infeasible"].str.len().min() > 10  # every infeasible layout says why
+    reasons = table_with(at, "reason")
+    assert "does not fit in GPU memory" in set(reasons["reason"])
+    keys = {c.key for c in at.get("plotly_chart")}
+    assert {"layout_memory_chart", "layout_step_chart"} <= keys
+    assert {"layout_csv", "layout_json"} <= {d.key for d in at.get("download_button")}
+    assert all(w.help for w in _layout_widgets(at)), [w.key for w in _layout_widgets(at) if not w.help]
+
+
+def test_training_layout_published_preset_and_bad_input():
+    at = run_page()
+    at.selectbox(key="layout_preset").set_value("GPT 1.7B").run()
+    assert not at.exception
+    info = " ".join(i.value for i in at.info)
+    assert "Published layout TP1 · PP1 · DP32" in info and "published 137 TFLOP/s per GPU" in info
+    at.selectbox(key="layout_preset").set_value("Your model (catalog)").run()
+    at.number_input(key="layout_gpus").set_value(12).run()
+    assert not at.exception
+    assert any("whole nodes" in e.value for e in at.error)

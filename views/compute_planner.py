@@ -20,6 +20,7 @@ from core.io.compute_url import FIELDS, MODES, UNITS
 from core.plan.training_runs import reference_table
 from core.common.user_text import code, escape_markdown
 from views.components.query_params import sync_query_params
+from views.components.training_layout_panel import render_training_layout_panel
 
 MEMORY_PAGE = "views/memory_planner.py"
 
@@ -286,7 +287,8 @@ else:
 # ----------------------------------------------------------------------------------------------
 # Scaling-law view, reference runs, rule of thumb
 # ----------------------------------------------------------------------------------------------
-tab_loss, tab_runs, tab_rule = st.tabs(["Scaling-law view", "Reference runs", "1 PF/s-day in GPUs"])
+tab_loss, tab_runs, tab_rule, tab_layout = st.tabs(["Scaling-law view", "Reference runs", "1 PF/s-day in GPUs",
+                                                    "Training layout"])
 
 with tab_loss:
     center = plan.flops if plan is not None else 5.76e23
@@ -339,3 +341,6 @@ with tab_rule:
                  key="compute_rule_table")
     st.caption("GPUs for 1 PF/s = 10¹⁵ ÷ (peak × MFU) = GPU-days per PF/s-day. Peaks: shared GPU catalog "
                "(NVIDIA datasheets; dense, no sparsity).")
+
+with tab_layout:
+    render_training_layout_panel(key="layout")
