@@ -80,6 +80,23 @@ def test_bytes_per_step_match_the_planner_formulas(runs, strategy):
         assert _payload(rank, "send") + _payload(rank, "recv") == pytest.approx(p2p, rel=0.05)
 
 
+@pytest.mark.parametrize("strategy, world", [("tp", 2), ("pp_gpipe", 2), ("pp_1f1b", 2), ("tp_pp", 4)])
+def test_activation_bound_steps_peak_as_predicted(strategy, world):
+    """256 tokens × 4 micro-batches: the peak is in backward (GPipe: every micro-batch's activations; 1F1B: at most
+    PP − stage of them, with every gradient already there), not at the optimizer step."""
+    run = run_distributed_step(StepSpec(TINY_LLAMA, strategy, seq_len=256, microbatches=4), world)
+    for rank in run.ranks:
+        predicted = predict_layout_rank_peak(TINY_LLAMA, strategy, world, 256, 1, 4, rank=rank["rank"])
+        assert "backward" in predicted["phase"]
+        error = (predicted["predicted_peak_bytes"] - rank["peak_bytes"]) / rank["peak_bytes"]
+        assert abs(error) < 0.10, (strategy, rank["rank"], rank["peak_bytes"], predicted)
+        formula = predict_layout_bytes(TINY_LLAMA, strategy, world, 256, 1, 4, rank["rank"])["total_bytes"]
+        assert _volume(rank) == pytest.approx(formula, rel=0.05)
+    if strategy != "tp":  # GPipe holds 4 micro-batches of activations on the first stage, 1F1B 2
+        assert rank["peak_bytes"] > rank["resident_bytes"]
+    assert not _workers()
+
+
 def test_tensor_parallel_splits_the_layers_and_pipeline_stages_hold_their_layers(runs):
     n = architectures.param_count(TINY_LLAMA)
     embed = 2048 * 256
