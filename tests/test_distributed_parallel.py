@@ -92,8 +92,6 @@ def test_activation_bound_steps_peak_as_predicted(strategy, world):
         assert abs(error) < 0.10, (strategy, rank["rank"], rank["peak_bytes"], predicted)
         formula = predict_layout_bytes(TINY_LLAMA, strategy, world, 256, 1, 4, rank["rank"])["total_bytes"]
         assert _volume(rank) == pytest.approx(formula, rel=0.05)
-    if strategy != "tp":  # GPipe holds 4 micro-batches of activations on the first stage, 1F1B 2
-        assert rank["peak_bytes"] > rank["resident_bytes"]
     assert not _workers()
 
 
