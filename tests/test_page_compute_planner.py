@@ -217,7 +217,22 @@ def test_training_layout_published_preset_and_bad_input():
     assert not at.exception
     info = " ".join(i.value for i in at.info)
     assert "Published layout TP1 · PP1 · DP32" in info and "published 137 TFLOP/s per GPU" in info
+    assert at.query_params["lpreset"] == "GPT 1.7B"  # a shared link reopens the preset
     at.selectbox(key="layout_preset").set_value("Your model (catalog)").run()
     at.number_input(key="layout_gpus").set_value(12).run()
     assert not at.exception
     assert any("whole nodes" in e.value for e in at.error)
+    at.number_input(key="layout_gpus").set_value(0).run()
+    assert any("GPUs must be from 1 to 65,536; 0 was entered" in e.value for e in at.error)
+
+
+def test_training_layout_inputs_live_in_the_url():
+    at = run_page({"lmodel": "meta-llama/Llama-2-7b-hf", "lgpu": "A100 80GB SXM", "lgpus": "16", "lseq": "2048",
+                   "lbatch": "256", "ltokens": "100"})
+    assert at.selectbox(key="layout_model").value == "meta-llama/Llama-2-7b-hf"
+    assert at.number_input(key="layout_gpus").value == 16
+    ranked = table_with(at, "TFLOP/s per GPU")
+    assert (ranked["TP"] * ranked["PP"] * ranked["DP"] == 16).all()
+    bad = run_page({"lgpus": "many"})
+    assert any("lgpus=many" in w.value for w in bad.warning)
+    assert bad.number_input(key="layout_gpus").value == 64  # the default

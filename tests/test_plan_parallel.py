@@ -11,7 +11,7 @@ from core.plan.hardware import get_gpu
 from core.plan.parallel import (KORTHIKANTI_TABLE, NARAYANAN_TABLE1, Cluster, Layout, LayoutError, check_layout,
                                 default_cluster, dp_allreduce_bytes_per_step, dp_allreduce_payload_bytes_per_step,
                                 evaluate_layout, flops_per_step, gpt_shape, in_flight_microbatches,
-                                layer_activation_bytes, model_shape, peak_stage_memory, plan_layouts,
+                                layer_activation_bytes, model_shape, peak_stage_memory, plan_layouts, recompute_working_bytes,
                                 pp_p2p_bytes_per_step, predict_published, stage_memory, step_time,
                                 tp_allreduce_bytes_per_step, tp_allreduce_payload_bytes_per_step)
 
@@ -79,7 +79,9 @@ def test_first_stage_holds_p_microbatches_under_1f1b():
     assert in_flight_microbatches(layout, 3) == 3  # fewer micro-batches than stages
     first = stage_memory(GPT175, layout, 2048, 64, 0)
     embedding_dropout = 8 * SBH
-    assert first.activations_bytes == pytest.approx(96 * per_layer + embedding_dropout)  # p × (l/p) layers
+    working = layer_activation_bytes(GPT175, 2048, 1, Layout(tp=8))  # the layer being recomputed, all of it
+    assert recompute_working_bytes(GPT175, 2048, layout) == working
+    assert first.activations_bytes == pytest.approx(96 * per_layer + embedding_dropout + working)  # p × (l/p) layers
     v2 = Layout(tp=8, pp=8, dp=1, virtual_stages=2, recompute="full")
     assert in_flight_microbatches(v2, 64) == pytest.approx(8 * (1 + 7 / 16))  # Korthikanti §4.2.3
 
@@ -272,3 +274,16 @@ def test_table_rows_for_the_page():
     assert parallel_tables.preset("GPT 1.7B").published_tflops_per_gpu == 137
     with pytest.raises(KeyError, match="Known"):
         parallel_tables.preset("GPT-5")
+
+
+def test_flash_attention_stores_no_scores():
+    flash = Layout(tp=8, sequence_parallel=True, flash_attention=True)
+    lse = 4 * 96 * 2048 * 1 / 8  # one fp32 log-sum-exp per query row and head, over t
+    assert layer_activation_bytes(GPT175, 2048, 1, flash) == pytest.approx(34 / 8 * SBH + lse)
+    model = model_shape("meta-llama/Llama-2-70b-hf")
+    gpu, cluster = get_gpu("H100 SXM"), default_cluster("H100 SXM", 64)
+    plain = plan_layouts(model, gpu, cluster, 4096, 512, zero_stages=(1,))
+    fused = plan_layouts(model, gpu, cluster, 4096, 512, zero_stages=(1,), flash_attention=True)
+    assert len(fused.feasible) > len(plain.feasible)
+    assert all(p.layout.flash_attention for p in fused.feasible)
+    assert fused.best.step.total_s <= plain.best.step.total_s

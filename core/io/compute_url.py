@@ -8,6 +8,7 @@ from __future__ import annotations
 from core.plan import compute, compute_text
 from core.plan.compute import ComputeInputError
 from core.plan.hardware import DEFAULT_GPU, GPUS
+from core.plan.parallel_tables import CUSTOM_PRESET, DEFAULT_LAYOUT_MODEL, layout_model_ids, preset_names
 from core.io.url_state import choice_parser, number_parser, parse_bool
 
 MODES = {"budget": "A compute budget", "params": "A model size", "data": "A data limit"}
@@ -49,4 +50,13 @@ FIELDS = {
     "recompute": ("compute_recompute", False, parse_bool, lambda v: "true" if v else "false"),
     "ratio": ("compute_tokens_per_param", compute.CHINCHILLA_TOKENS_PER_PARAM, number_parser(1.0, 10_000.0),
               lambda v: f"{v:g}"),
+    # the Training layout tab (core.plan.parallel)
+    "lpreset": ("layout_preset", CUSTOM_PRESET, choice_parser([CUSTOM_PRESET, *preset_names()]), str),
+    "lmodel": ("layout_model", DEFAULT_LAYOUT_MODEL, choice_parser(layout_model_ids()), str),
+    "lgpu": ("layout_gpu", "H100 SXM", choice_parser(list(GPUS)), str),
+    "lgpus": ("layout_gpus", 64, number_parser(1, 65_536, integer=True), str),
+    "lnode": ("layout_per_node", 8, number_parser(1, 16, integer=True), str),
+    "lseq": ("layout_seq", 4096, number_parser(1, 1_048_576, integer=True), str),
+    "lbatch": ("layout_batch", 512, number_parser(1, 1_000_000, integer=True), str),
+    "ltokens": ("layout_tokens", 2000.0, number_parser(0.001, 1e6), lambda v: f"{v:g}"),
 }

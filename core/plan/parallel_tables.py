@@ -2,13 +2,32 @@
 reasons, the published runs as presets. Every number keeps its unit in the column name; GB = 1e9 bytes."""
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 from core.common.units import GB
+from core.plan import architectures
+from core.plan.parallel.layout import LayoutError, model_shape
 from core.plan.parallel.published import PUBLISHED_RUNS, PublishedRun
 from core.plan.parallel.search import LayoutPlan
 
 SECONDS_PER_DAY = 86_400
+CUSTOM_PRESET = "Your model (catalog)"
+"""The preset choice that plans a catalog model on your cluster instead of a published run."""
+DEFAULT_LAYOUT_MODEL = "meta-llama/Llama-2-70b-hf"
+
+
+@lru_cache(maxsize=1)
+def layout_model_ids() -> tuple[str, ...]:
+    """Catalog models the layout planner covers: dense decoders (``model_shape`` refuses the rest)."""
+    ids = []
+    for model_id in architectures.catalog_ids():
+        try:
+            model_shape(model_id)
+        except LayoutError:
+            continue
+        ids.append(model_id)
+    return tuple(ids)
 
 
 def layout_rows(plans: tuple[LayoutPlan, ...] | list[LayoutPlan], top: int | None = None) -> list[dict[str, Any]]:
@@ -60,7 +79,7 @@ def reason_counts(plans: tuple[LayoutPlan, ...] | list[LayoutPlan]) -> list[dict
 
 
 def preset_names() -> list[str]:
-    """The published runs offered as presets."""
+    """The published runs offered as presets (after ``CUSTOM_PRESET``)."""
     return [r.name for r in PUBLISHED_RUNS]
 
 

@@ -4,7 +4,8 @@ memory stack and step-time breakdown of a chosen layout; the published runs (Nar
 Korthikanti et al. 2022) as presets. All numbers from core.plan.parallel, rows from core.plan.parallel_tables,
 figures from core.plan.parallel_charts.
 
-One call: ``render_training_layout_panel(key="layout")``.
+One call: ``render_training_layout_panel(key="layout")``; its inputs' session-state keys (``layout_*``) are the
+compute planner's URL fields (``core.io.compute_url.FIELDS``, ``l*`` keys), restored before it renders.
 """
 from __future__ import annotations
 
@@ -14,27 +15,22 @@ import pandas as pd
 import streamlit as st
 
 from core.common.units import GB
-from core.plan import architectures, parallel_charts, parallel_tables
+from core.plan import parallel_charts, parallel_tables
 from core.plan.hardware import GPUS, get_gpu
 from core.plan.parallel import (MATMUL_EFFICIENCY, RECOMPUTE_OPTIONS, LayoutError, default_cluster, evaluate_layout,
                                 gpt_shape, model_shape, plan_layouts, stage_memory)
-from views.components.whole_number import whole_number_input
 
-YOUR_MODEL = "Your model (catalog)"
+YOUR_MODEL = parallel_tables.CUSTOM_PRESET
 TOP_ROWS = 50
 
 
-@st.cache_data(show_spinner=False)
-def _layout_models() -> list[str]:
-    """Catalog models the planner covers (dense decoders)."""
-    ids = []
-    for model_id in architectures.catalog_ids():
-        try:
-            model_shape(model_id)
-        except LayoutError:
-            continue
-        ids.append(model_id)
-    return ids
+def _whole(container, label: str, key: str, lo: int, hi: int, help: str) -> tuple[int, str | None]:
+    """A whole-number field whose value lives in session state (the URL's, ``core.io.compute_url``): no bounds in
+    the browser, so an out-of-range entry reaches the page and is named (see ``views.components.whole_number``)."""
+    value = int(container.number_input(label, step=1, key=key, help=f"{help} Allowed: {lo:,} to {hi:,}."))
+    if not lo <= value <= hi:
+        return value, f"{label} must be from {lo:,} to {hi:,}; {value:,} was entered."
+    return value, None
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
@@ -59,30 +55,26 @@ def _inputs(key: str):
                     gpu=run.gpu, gpus=run.gpus, per_node=8, seq_len=run.seq_len, batch=run.global_batch,
                     tokens=300e9), run, []
     c = st.columns(4)
-    models = _layout_models()
-    model_id = c[0].selectbox("Model", models, index=models.index("meta-llama/Llama-2-70b-hf"),
-                              key=f"{key}_model", help="Dense decoder-only catalog models (mixtures of experts "
-                                                       "need expert parallelism, not planned here).")
-    gpu_names = list(GPUS)
-    gpu = c[0].selectbox("GPU", gpu_names, index=gpu_names.index("H100 SXM"), key=f"{key}_gpu",
+    model_id = c[0].selectbox("Model", parallel_tables.layout_model_ids(), key=f"{key}_model",
+                              help="Dense decoder-only catalog models (mixtures of experts need expert "
+                                   "parallelism, not planned here).")
+    gpu = c[0].selectbox("GPU", list(GPUS), key=f"{key}_gpu",
                          help="Catalog GPU: memory, dense bf16 peak and HBM bandwidth from NVIDIA's datasheets; its "
                               "NVLink generation sets the intra-node link, InfiniBand per DGX node the inter-node.")
-    problems = []
-    gpus, p = whole_number_input(c[1], "GPUs", lo=1, hi=65_536, value=64, key=f"{key}_gpus",
-                                 help="GPUs in the cluster: TP × PP × DP must use all of them.")
-    problems.append(p)
-    per_node, p = whole_number_input(c[1], "GPUs per node", lo=1, hi=16, value=8, key=f"{key}_per_node",
-                                     help="GPUs joined by NVLink in one server (8 in a DGX); TP beyond it crosses "
-                                          "InfiniBand.")
-    problems.append(p)
-    seq_len, p = whole_number_input(c[2], "Sequence length (tokens)", lo=1, hi=1_048_576, value=4096,
-                                    key=f"{key}_seq", help="Tokens per training sequence, s.")
-    problems.append(p)
-    batch, p = whole_number_input(c[2], "Global batch (sequences)", lo=1, hi=1_000_000, value=512, key=f"{key}_batch",
-                                  help="Sequences per optimizer step, B: split into DP replicas × micro-batches.")
-    problems.append(p)
-    tokens_b = c[3].number_input("Token budget (billions)", min_value=0.001, max_value=1e6, value=2000.0,
-                                 key=f"{key}_tokens", help="Tokens to train on: sets the days and cost columns.")
+    fields = [(c[1], "GPUs", "gpus", 65_536, "GPUs in the cluster: TP × PP × DP must use all of them."),
+              (c[1], "GPUs per node", "per_node", 16,
+               "GPUs joined by NVLink in one server (8 in a DGX); TP beyond it crosses InfiniBand."),
+              (c[2], "Sequence length (tokens)", "seq", 1_048_576, "Tokens per training sequence, s."),
+              (c[2], "Global batch (sequences)", "batch", 1_000_000,
+               "Sequences per optimizer step, B: split into DP replicas × micro-batches.")]
+    values, problems = [], []
+    for column, label, name, hi, help_text in fields:
+        value, problem = _whole(column, label, f"{key}_{name}", 1, hi, help=help_text)
+        values.append(value)
+        problems.append(problem)
+    gpus, per_node, seq_len, batch = values
+    tokens_b = c[3].number_input("Token budget (billions)", min_value=0.001, max_value=1e6, key=f"{key}_tokens",
+                                 help="Tokens to train on: sets the days and cost columns.")
     return dict(model=model_shape(model_id), gpu=gpu, gpus=gpus, per_node=per_node, seq_len=seq_len, batch=batch,
                 tokens=tokens_b * 1e9), None, [p for p in problems if p]
 
@@ -106,6 +98,10 @@ def _search_space(key: str) -> tuple[tuple, float, float]:
         sp = c[2].checkbox("Consider sequence parallelism", value=True, key=f"{key}_sp",
                            help="Split the layer norms' and dropouts' activations over the TP group too "
                                 "(Korthikanti et al. 2022 §4.2.2); same communication volume.")
+        flash = c[1].checkbox("FlashAttention", value=False, key=f"{key}_flash",
+                              help="Attention kernels that never store the s×s scores (Dao et al. 2022): drops "
+                                   "Korthikanti's 5as²b term from every layer's activations. Off reproduces the "
+                                   "papers' 2021–2022 runs.")
         efficiency = c[2].number_input("Matmul efficiency", min_value=0.05, max_value=1.0,
                                        value=float(MATMUL_EFFICIENCY), step=0.05, key=f"{key}_eff",
                                        help="Fraction of the bf16 peak the matmuls reach; 0.6 reproduces Narayanan "
@@ -114,7 +110,7 @@ def _search_space(key: str) -> tuple[tuple, float, float]:
                                   key=f"{key}_price", help="Sets the cost column; 0 leaves it out.")
     space = (("recomputes", tuple(recompute) or RECOMPUTE_OPTIONS), ("zero_stages", tuple(zero) or (0,)),
              ("micro_batches", tuple(micro) or (1,)), ("virtual_stages", tuple(virtual) or (1,)),
-             ("sequence_parallel", (False, True) if sp else (False,)))
+             ("sequence_parallel", (False, True) if sp else (False,)), ("flash_attention", flash))
     return space, efficiency, price
 
 

@@ -17,7 +17,8 @@ from core.plan.parallel.layout import (Cluster, Layout, LayoutError, ModelShape,
                                        gpt_shape, layout_advice, model_shape, why_infeasible_shape)
 from core.plan.parallel.memory import (StageMemory, attention_activation_bytes, in_flight_microbatches,
                                        layer_activation_bytes, layernorm_activation_bytes, mlp_activation_bytes,
-                                       peak_stage_memory, stage_memory, stage_params)
+                                       peak_stage_memory, recompute_working_bytes, stage_memory,
+                                       stage_params)
 from core.plan.parallel.published import (KORTHIKANTI_TABLE, NARAYANAN_TABLE1, PUBLISHED_RUNS, PublishedRun,
                                           predict_published, published_comparison)
 from core.plan.parallel.search import (LayoutPlan, LayoutSearch, candidate_layouts, evaluate_layout,
@@ -31,7 +32,7 @@ __all__ = ["Cluster", "KORTHIKANTI_TABLE", "Layout", "LayoutError", "LayoutPlan"
            "candidate_layouts", "check_layout", "default_cluster", "dp_allreduce_bytes_per_step",
            "dp_allreduce_payload_bytes_per_step", "elementwise_seconds", "evaluate_layout", "flops_per_step",
            "gpt_shape", "in_flight_microbatches", "layer_activation_bytes", "layernorm_activation_bytes",
-           "layout_advice", "mlp_activation_bytes", "model_shape", "peak_stage_memory", "plan_layouts",
+           "layout_advice", "mlp_activation_bytes", "model_shape", "peak_stage_memory", "plan_layouts", "recompute_working_bytes",
            "pp_p2p_bytes_per_step", "predict_published", "published_comparison", "ring_allreduce_factor",
            "stage_memory", "stage_params", "step_time", "tp_allreduce_bytes_per_step",
            "tp_allreduce_payload_bytes_per_step", "tp_allreduces_per_layer", "training_time",

@@ -2,7 +2,7 @@
 
     python -m core.plan.parallel --model CONFIG.json|CATALOG_ID --gpu CATALOG_GPU --gpus N --tp T --pp P
         [--interleave V] --global-batch B --micro-batch M --seq-len S [--recompute none|selective|full]
-        [--sequence-parallel] [--zero STAGE] [--gpus-per-node G] [--token-budget TOKENS]
+        [--sequence-parallel] [--zero STAGE] [--flash-attention] [--gpus-per-node G] [--token-budget TOKENS]
     python -m core.plan.parallel --published
 
 Bad input: a message on stderr and exit status 2, no traceback.
@@ -37,6 +37,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--recompute", choices=RECOMPUTE_OPTIONS, default="none")
     p.add_argument("--sequence-parallel", action="store_true")
     p.add_argument("--zero", type=int, default=0, choices=(0, 1, 2, 3))
+    p.add_argument("--flash-attention", action="store_true",
+                   help="attention that never stores the s×s scores (FlashAttention)")
     p.add_argument("--token-budget", type=float, default=None)
     return p
 
@@ -74,7 +76,7 @@ def run(argv: list[str]) -> dict | list:
         raise LayoutError(f"--gpus {args.gpus} is not a multiple of TP × PP = {args.tp} × {args.pp}: the cluster "
                           "does not match the layout.")
     layout = Layout(args.tp, args.pp, dp, args.zero, args.micro_batch, args.interleave, args.sequence_parallel,
-                    args.recompute)
+                    args.recompute, args.flash_attention)
     cluster = default_cluster(args.gpu, args.gpus, args.gpus_per_node)
     plan = evaluate_layout(model, gpu, cluster, layout, args.seq_len, args.global_batch, args.token_budget)
     return {"model": model.name, "gpu": gpu.name, **plan.to_dict()}

@@ -105,6 +105,7 @@ class Layout:
     virtual_stages: int = 1  # v of the interleaved 1F1B schedule (Narayanan et al. 2021, §2.2.2); 1 = plain 1F1B
     sequence_parallel: bool = False
     recompute: str = "none"  # "none" | "selective" | "full" (Korthikanti et al. 2022, §5)
+    flash_attention: bool = False  # fused attention that never stores the s×s scores (Dao et al. 2022)
 
     def __post_init__(self):
         for name in ("tp", "pp", "dp", "micro_batch", "virtual_stages"):
@@ -131,6 +132,8 @@ class Layout:
         if self.sequence_parallel:
             parts.append("SP")
         parts.append(f"recompute {self.recompute}")
+        if self.flash_attention:
+            parts.append("flash")
         return " · ".join(parts)
 
     def to_dict(self) -> dict:

@@ -17,11 +17,12 @@ stages, d DP):
 - embedding and output layer (Korthikanti et al. 2022, §4.3): the embedding's dropout mask sbh per micro-batch in
   flight on the first stage; on the last stage the output layer's 2sbh input and the fp32 logits 4sbV/t for the
   cross entropy;
+- full recomputation's working set: one layer's activations re-created during its backward pass (§5);
 - a fixed CUDA context / allocator reserve (``core.plan.memory.DEFAULT_CUDA_OVERHEAD_BYTES``).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from core.plan.memory import DEFAULT_CUDA_OVERHEAD_BYTES, zero_model_states_breakdown
 from core.plan.parallel.layout import Layout, ModelShape
@@ -37,11 +38,18 @@ def attention_activation_bytes(model: ModelShape, seq_len: int, micro_batch: int
     """One layer's self-attention block: 11sbh + 5as²b (Korthikanti et al. 2022, §4.1): QKV input 2sbh and dropout
     mask sbh unsplit by TP (split by SP), Q·K 4sbh, V 2sbh and output-projection input 2sbh split by t; the
     attention core (softmax 2as²b, its dropout mask as²b and output 2as²b) split by t, dropped by selective
-    recomputation (§5)."""
+    recomputation (§5). FlashAttention never stores the core either: it keeps one fp32 log-sum-exp per query row
+    and head, 4·a·s·b bytes, and recomputes the scores in the backward pass (Dao et al. 2022, "FlashAttention",
+    §3.1 and Algorithm 2; Dao 2023, "FlashAttention-2", §3.1)."""
     sbh = _sbh(model, seq_len, micro_batch)
     t = layout.tp
     replicated = 3 * sbh / (t if layout.sequence_parallel else 1)
-    core = 0.0 if layout.recompute == "selective" else 5 * model.heads * seq_len * seq_len * micro_batch / t
+    if layout.flash_attention:
+        core = 4 * model.heads * seq_len * micro_batch / t
+    elif layout.recompute == "selective":
+        core = 0.0
+    else:
+        core = 5 * model.heads * seq_len * seq_len * micro_batch / t
     return replicated + 8 * sbh / t + core
 
 
@@ -66,6 +74,16 @@ def layer_activation_bytes(model: ModelShape, seq_len: int, micro_batch: int, la
     return (attention_activation_bytes(model, seq_len, micro_batch, layout)
             + mlp_activation_bytes(model, seq_len, micro_batch, layout)
             + layernorm_activation_bytes(model, seq_len, micro_batch, layout))
+
+
+def recompute_working_bytes(model: ModelShape, seq_len: int, layout: Layout) -> float:
+    """Under full recomputation the backward pass re-runs one layer's forward and holds all of that layer's
+    activations until its gradients are done (Korthikanti et al. 2022, §5; Chen et al. 2016, "Training Deep Nets
+    with Sublinear Memory Cost", §3): one layer's Table 2 bytes without recomputation. 0 otherwise."""
+    if layout.recompute != "full":
+        return 0.0
+    stored = replace(layout, recompute="none")
+    return layer_activation_bytes(model, seq_len, layout.micro_batch, stored)
 
 
 def in_flight_microbatches(layout: Layout, num_microbatches: int, stage: int = 0) -> float:
@@ -135,6 +153,7 @@ def stage_memory(model: ModelShape, layout: Layout, seq_len: int, num_microbatch
     if stage == 0:
         per_microbatch += embedding_activation_bytes(model, seq_len, b, layout)
     activations = per_microbatch * in_flight_microbatches(layout, num_microbatches, stage)
+    activations += recompute_working_bytes(model, seq_len, layout)
     if stage == layout.pp - 1:
         activations += output_activation_bytes(model, seq_len, b, layout)
     return StageMemory(stage, params, states["weights"], states["gradients"], states["optimizer"], activations,

@@ -79,15 +79,17 @@ def divisors(n: int) -> list[int]:
 
 def candidate_layouts(model: ModelShape, gpus: int, micro_batches=DEFAULT_MICRO_BATCHES,
                       virtual_stages=DEFAULT_VIRTUAL_STAGES, zero_stages=(0, 1, 2, 3),
-                      recomputes=("none", "selective", "full"), sequence_parallel=(False, True)):
+                      recomputes=("none", "selective", "full"), sequence_parallel=(False, True),
+                      flash_attention: bool = False):
     """Every TP × PP over the divisors of ``gpus`` (DP the rest), each ZeRO stage, micro-batch, number of virtual
-    stages (PP ≥ 2), sequence parallelism (TP ≥ 2) and recomputation."""
+    stages (PP ≥ 2), sequence parallelism (TP ≥ 2) and recomputation; ``flash_attention`` is a setting of all of
+    them (the attention kernel), not searched."""
     for tp in divisors(gpus):
         for pp in divisors(gpus // tp):
             dp = gpus // (tp * pp)
             for zero, mb, v, sp, rc in product(zero_stages, micro_batches, virtual_stages if pp > 1 else (1,),
                                                sequence_parallel if tp > 1 else (False,), recomputes):
-                yield Layout(tp, pp, dp, zero, mb, v, sp, rc)
+                yield Layout(tp, pp, dp, zero, mb, v, sp, rc, bool(flash_attention))
 
 
 @dataclass(frozen=True)

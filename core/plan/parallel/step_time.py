@@ -26,7 +26,7 @@ from core.common.checks import check_number, check_positive
 from core.plan.hardware import GPU
 from core.plan.parallel import communication as comm
 from core.plan.parallel.layout import Cluster, Layout, ModelShape
-from core.plan.parallel.memory import layer_activation_bytes
+from core.plan.parallel.memory import layer_activation_bytes, stage_params
 
 MATMUL_EFFICIENCY = 0.6
 """Fraction of the dense bf16 peak a transformer layer's kernels reach on the GPU's tensor cores (the
@@ -121,12 +121,13 @@ def step_time(model: ModelShape, layout: Layout, cluster: Cluster, gpu: GPU, glo
     # The bubble: (p − 1)/(v·m) of the ideal pipelined time (Narayanan et al. 2021, §2.2.1–2.2.2).
     pp_bubble_s = (p - 1) / (v * m) * (compute_s + tp_comm_s)
 
-    # Stage boundaries: inside a node while a stage's TP group and the next fit in it, else over InfiniBand (§4.1);
-    # interleaving crosses v times as many boundaries per micro-batch (§2.2.2).
+    # Ranks are ordered TP fastest, then DP, then PP (Megatron-LM's default, megatron/core/parallel_state.py
+    # order "tp-cp-ep-dp-pp"): a TP group spans t consecutive GPUs, a DP group t·d, the pipeline all of them.
+    # Stage boundaries: over InfiniBand once the pipeline leaves the node (its slowest boundary sets the pace);
+    # interleaving crosses v times as many boundaries per micro-batch (Narayanan et al. 2021, §2.2.2, §4.1).
     pp_p2p_s = 0.0
     if p > 1:
-        crosses_node = t * 2 > cluster.gpus_per_node
-        bw = cluster.inter_node_bytes_per_s_per_gpu if crosses_node else cluster.intra_node_bytes_per_s
+        bw = cluster.inter_node_bytes_per_s_per_gpu if cluster.nodes > 1 else cluster.intra_node_bytes_per_s
         sent = comm.pp_p2p_bytes_per_step(model.hidden, seq_len, b, m, 2, t, scatter_gather=t > 1)
         pp_p2p_s = v * sent / bw
 
@@ -134,9 +135,9 @@ def step_time(model: ModelShape, layout: Layout, cluster: Cluster, gpu: GPU, glo
     # leaves the node, hidden behind the last micro-batch's backward pass (2/3 of its compute) where overlapped.
     dp_comm_s = 0.0
     if d > 1:
-        params_rank = (model.params - model.embedding_params) / (t * p) + model.embedding_params / t
-        dp_bytes = comm.dp_allreduce_bytes_per_step(params_rank, GRADIENT_BYTES, d, layout.zero_stage)
-        in_node = t * p * d <= cluster.gpus_per_node
+        dp_bytes = comm.dp_allreduce_bytes_per_step(stage_params(model, layout, 0), GRADIENT_BYTES, d,
+                                                    layout.zero_stage)
+        in_node = t * d <= cluster.gpus_per_node
         bw = cluster.intra_node_bytes_per_s if in_node else cluster.inter_node_bytes_per_s_per_gpu
         dp_comm_s = dp_bytes / bw
         if dp_overlap:
