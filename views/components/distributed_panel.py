@@ -60,9 +60,9 @@ COLUMNS = {
     "predicted peak (MB)": _mb("predicted peak (MB)", help="LLM Lab's prediction for PyTorch's implementation: "
                                "model states as sharded, plus what FSDP gathers or keeps in flight at the peak."),
     "error (%)": st.column_config.NumberColumn(format="%+.1f %%", help="(predicted − measured) / measured"),
-    "ZeRO paper formula (MB)": _mb("ZeRO paper formula (MB)", help="The planner's Multi-GPU formula (ZeRO Figure 1, "
-                                   "or for TP / PP the training-layout planner's per-GPU bytes for the stage, "
-                                   "fp32 AdamW: 4 + 4 + 8 bytes per parameter) plus the activations."),
+    "ZeRO paper formula (MB)": _mb("ZeRO paper formula (MB)", help="Data parallel: the planner's Multi-GPU formula (ZeRO "
+                                   "Figure 1, fp32 AdamW: 4 + 4 + 8 bytes per parameter) plus the activations. "
+                                   "TP / PP: the training-layout planner's per-GPU bytes for the rank's stage."),
     "parameters held (MB)": _mb("parameters held (MB)", help="This rank's local parameter bytes between steps."),
     "optimizer state held (MB)": _mb("optimizer state held (MB)", help="This rank's AdamW moments."),
     "sent per step (MB)": _mb("sent per step (MB)", help="Every collective of one step, ZeRO §7 accounting (an "
