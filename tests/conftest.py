@@ -66,7 +66,8 @@ VLLM_FILES = {"test_endpoints_vllm.py", "test_load_test_vllm.py"}
 # Files where only some tests run long mark those with @pytest.mark.long, so their quick checks stay in the tier
 # (evaluate, optimize: bad input, scoring, refusals).
 LONG_FILES = {"test_distributed.py", "test_measure_isa.py", "test_finetune_runner.py", "test_page_optimize.py",
-              "test_page_evaluate.py", "test_page_finetune.py", "test_device_bench.py", "test_batch_serving.py"}
+              "test_page_evaluate.py", "test_page_finetune.py", "test_device_bench.py", "test_batch_serving.py",
+              "test_distributed_parallel.py"}
 
 
 def pytest_collection_modifyitems(config, items):

@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Callable
 
 from core.common.checks import check_int
-from core.distributed.strategies import check_strategy
+from core.distributed.parallel import LAYOUTS, check_layout, is_layout
+from core.distributed.strategies import STRATEGIES, StrategyError, check_strategy
 from core.common.paths import REPO_ROOT
 
 ROOT = REPO_ROOT
@@ -31,6 +32,16 @@ POLL_S = 0.2
 
 class DistributedRunError(RuntimeError):
     """A rank failed, the run timed out or was stopped; the message says which and shows the end of its log."""
+
+
+def check_any_strategy(strategy: str) -> str:
+    """A data-parallel strategy (core.distributed.strategies) or a TP/PP layout (core.distributed.parallel)."""
+    key = str(strategy).strip().lower()
+    if key in LAYOUTS:
+        return key
+    if key not in STRATEGIES:
+        raise StrategyError(f"Unknown strategy {strategy!r}. Known: {', '.join([*STRATEGIES, *LAYOUTS])}.")
+    return check_strategy(key)
 
 
 @dataclass(frozen=True)
@@ -44,9 +55,11 @@ class StepSpec:
     steps: int = 4
     seed: int = 0
     threads_per_rank: int = 1
+    microbatches: int = 1  # pipeline layouts: micro-batches of batch_size sequences per step
 
     def __post_init__(self) -> None:
-        check_strategy(self.strategy)
+        check_any_strategy(self.strategy)
+        check_int(self.microbatches, "Micro-batches per step", 1, 64)
         check_int(self.seq_len, "Sequence length", 2, 8192)
         check_int(self.batch_size, "Micro-batch", 1, 1024)
         # steps 1-2 warm up (the first creates the optimizer state, DDP rebuilds its buckets after it), the next is
@@ -77,9 +90,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def torchrun_command(spec: StepSpec, nproc_per_node: int, spec_path: str = "spec.json") -> str:
-    """The same step on real GPUs (NCCL): write ``spec.to_dict()`` to spec_path and run this on each node."""
-    return (f"torchrun --nproc-per-node {int(nproc_per_node)} -m core.distributed.worker "
+def torchrun_command(spec: StepSpec, nproc_per_node: int, spec_path: str = "spec.json", nnodes: int = 1) -> str:
+    """The same step on real GPUs (NCCL): write ``spec.to_dict()`` to spec_path and run this on each node; with
+    ``nnodes`` > 1 every node joins one c10d rendezvous at the first node's address (torchrun's multi-node form,
+    https://pytorch.org/docs/stable/elastic/run.html)."""
+    nodes = ""
+    if int(nnodes) > 1:
+        nodes = (f"--nnodes {int(nnodes)} --rdzv-backend c10d --rdzv-endpoint $MASTER_ADDR:29500 "
+                 "--rdzv-id llm-lab ")
+    return (f"torchrun {nodes}--nproc-per-node {int(nproc_per_node)} -m core.distributed.worker "
             f"--spec {shlex.quote(spec_path)} --out results/")
 
 
@@ -110,6 +129,8 @@ def run_distributed_step(spec: StepSpec, world_size: int, *, timeout_s: float = 
                          python: str | None = None) -> DistributedRun:
     """Run ``spec`` on ``world_size`` ranks here and return their results; DistributedRunError on any failure."""
     world = check_int(world_size, "World size (ranks)", 1, MAX_WORLD_SIZE)
+    if is_layout(spec.strategy):
+        check_layout(spec.architecture, spec.strategy, world, spec.microbatches)
     port = free_port()
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="llm-lab-dist-") as tmp:
@@ -180,7 +201,7 @@ def _failed_rank(tmp: Path, world: int) -> tuple[int, str] | None:
 
 
 def run_strategies(architecture, strategies, world_size: int, *, seq_len: int = 32, batch_size: int = 1,
-                   steps: int = 4, stop: threading.Event | None = None,
+                   steps: int = 4, microbatches: int = 1, stop: threading.Event | None = None,
                    on_progress: Callable[[str, int, int, int], None] | None = None,
                    on_run: Callable[[DistributedRun], None] | None = None,
                    timeout_s: float = 900.0) -> list[DistributedRun]:
@@ -191,12 +212,13 @@ def run_strategies(architecture, strategies, world_size: int, *, seq_len: int = 
     from core.distributed.predict import check_fits
     from core.common.scheduler import GENERATION_QUEUE
 
-    strategies = [check_strategy(s) for s in strategies]
+    strategies = [check_any_strategy(s) for s in strategies]
     if not strategies:
         raise DistributedRunError("Choose at least one strategy.")
     world = check_int(world_size, "World size (ranks)", 1, MAX_WORLD_SIZE)
-    specs = [StepSpec(architecture, s, seq_len=seq_len, batch_size=batch_size, steps=steps) for s in strategies]
-    check_fits(architecture, strategies, world, seq_len, batch_size, steps)
+    specs = [StepSpec(architecture, s, seq_len=seq_len, batch_size=batch_size, steps=steps,
+                      microbatches=microbatches if is_layout(s) else 1) for s in strategies]
+    check_fits(architecture, strategies, world, seq_len, batch_size, steps, microbatches=microbatches)
     runs = []
     with GENERATION_QUEUE.admit("distributed", cancel=stop):
         for spec in specs:

@@ -22,6 +22,8 @@ from __future__ import annotations
 import functools
 import json
 from core.plan import architectures, memory
+from core.distributed.parallel import is_layout
+from core.distributed.parallel_predict import predict_layout_rank_peak
 from core.distributed.strategies import ZERO_STAGE, check_strategy
 from core.plan.peak_memory.predict import predict_training_step
 
@@ -67,13 +69,16 @@ def zero1_partition(parameter_sizes, world_size: int) -> list[dict]:
 
 
 def predict_rank_peak(architecture, strategy: str, world_size: int, seq_len: int, batch_size: int = 1,
-                      rank: int | None = None) -> dict:
+                      rank: int | None = None, microbatches: int = 1) -> dict:
     """Peak bytes of ``rank`` (None: the busiest rank) in one steady-state step of ``strategy`` on ``world_size``
     ranks (fp32 AdamW). Ranks differ only under ZeRO-1, whose optimizer shards are whole parameters.
 
     Returns ``predicted_peak_bytes`` with its ``components``, the peak's ``phase``, ``zero_paper_bytes`` (the
-    planner's Figure 1 formula + activations) and the unit sizes used.
+    planner's Figure 1 formula + activations) and the unit sizes used. A tensor / pipeline layout
+    (core.distributed.parallel) is predicted by core.distributed.parallel_predict.
     """
+    if is_layout(strategy):
+        return predict_layout_rank_peak(architecture, strategy, world_size, seq_len, batch_size, microbatches, rank)
     strategy = check_strategy(strategy)
     n_ranks = int(world_size)
     if n_ranks < 1:
@@ -183,13 +188,14 @@ class DistributedRefused(ValueError):
 
 
 def check_fits(architecture, strategies, world_size: int, seq_len: int, batch_size: int = 1, steps: int = 4,
-               free_bytes: float | None = None) -> dict[str, dict]:
+               free_bytes: float | None = None, microbatches: int = 1) -> dict[str, dict]:
     """The predictions for each strategy; DistributedRefused when world_size ranks of the largest one would not fit
     in the free RAM (+10 %, + a Python process per rank) or the run would take longer than MAX_SECONDS
     (6·N FLOPs per token, Kaplan et al. 2020, at CPU_FLOPS_PER_S per core)."""
     from core.plan.hardware import free_device_memory_bytes
 
-    predictions = {s: predict_rank_peak(architecture, s, world_size, seq_len, batch_size) for s in strategies}
+    predictions = {s: predict_rank_peak(architecture, s, world_size, seq_len, batch_size, microbatches=microbatches)
+                   for s in strategies}
     worst = max(p["predicted_peak_bytes"] for p in predictions.values())
     need = world_size * (worst + RANK_PROCESS_BYTES) * GUARD_MARGIN
     free = float(free_device_memory_bytes("cpu") if free_bytes is None else free_bytes)

@@ -10,12 +10,29 @@ import pandas as pd
 from core.common.units import error_pct
 from core.distributed.launcher import DistributedRun
 from core.distributed.predict import predict_rank_peak
+from core.distributed.parallel import LAYOUT_LABELS, LAYOUTS, is_layout
+from core.distributed.parallel_predict import predict_layout_bytes
 from core.distributed.strategies import STRATEGIES, STRATEGY_LABELS, communication_volume_bytes
+
+LABELS = {**STRATEGY_LABELS, **LAYOUT_LABELS}
+NAMES = {**STRATEGIES, **LAYOUTS}
 
 
 def communicated_bytes(rank: dict) -> float:
-    """Bytes one rank moved in the last step, in the ZeRO paper's accounting (an all-reduce counts twice)."""
+    """Bytes one rank moved in the last step: data parallel in the ZeRO paper's accounting (an all-reduce counts
+    twice); tensor parallel the ring all-reduce's 2(t−1)/t of each payload it sends; pipeline parallel the
+    activations and gradients it sends and receives across its stage boundaries."""
     return float(sum(c["bytes"] * c["volume_factor"] for c in rank["collectives"]))
+
+
+def predicted_volume_bytes(architecture, strategy: str, world_size: int, seq_len: int, batch_size: int,
+                           microbatches: int, prediction: dict) -> float:
+    """Bytes the busiest rank communicates per step by the formulas (ZeRO §7 volumes for data parallelism, the
+    planner's TP/PP formulas for a layout); ``prediction``: predict_rank_peak's result for the same step."""
+    if not is_layout(strategy):
+        return communication_volume_bytes(strategy, prediction["param_bytes"])
+    return max(predict_layout_bytes(architecture, strategy, world_size, seq_len, batch_size, microbatches,
+                                    r)["total_bytes"] for r in range(int(world_size)))
 
 
 def _shown(pct: float) -> float:
@@ -29,13 +46,17 @@ def rank_rows(run: DistributedRun) -> list[dict]:
     rows = []
     for rank in run.ranks:
         prediction = predict_rank_peak(spec.architecture, spec.strategy, run.world_size, spec.seq_len,
-                                       spec.batch_size, rank=rank["rank"])
-        volume = communication_volume_bytes(spec.strategy, prediction["param_bytes"])
+                                       spec.batch_size, rank=rank["rank"], microbatches=spec.microbatches)
+        if is_layout(spec.strategy):  # Megatron's TP all-reduces and the pipeline's point-to-point (planner)
+            volume = predict_layout_bytes(spec.architecture, spec.strategy, run.world_size, spec.seq_len,
+                                          spec.batch_size, spec.microbatches, rank["rank"])["total_bytes"]
+        else:
+            volume = communication_volume_bytes(spec.strategy, prediction["param_bytes"])
         measured = float(rank["peak_bytes"])
         sent = communicated_bytes(rank)
         parts = rank["parts_bytes"]
         rows.append({
-            "rank": rank["rank"], "strategy": STRATEGY_LABELS[spec.strategy], "world size": run.world_size,
+            "rank": rank["rank"], "strategy": LABELS[spec.strategy], "world size": run.world_size,
             "measured peak (MB)": measured / 1e6, "predicted peak (MB)": prediction["predicted_peak_bytes"] / 1e6,
             "error (%)": _shown(error_pct(prediction["predicted_peak_bytes"], measured)),
             "ZeRO paper formula (MB)": prediction["zero_paper_bytes"] / 1e6,
@@ -51,7 +72,7 @@ def rank_rows(run: DistributedRun) -> list[dict]:
 def predicted_components(run: DistributedRun) -> dict[str, float]:
     spec = run.spec
     return predict_rank_peak(spec.architecture, spec.strategy, run.world_size, spec.seq_len,
-                             spec.batch_size)["components"]
+                             spec.batch_size, microbatches=spec.microbatches)["components"]
 
 
 def runs_table(runs: list[DistributedRun]) -> pd.DataFrame:
@@ -66,5 +87,5 @@ def runs_csv(runs: list[DistributedRun]) -> str:
 
 
 def runs_json(runs: list[DistributedRun]) -> str:
-    return json.dumps([{**run.to_dict(), "rows": rank_rows(run), "strategy_name": STRATEGIES[run.spec.strategy]}
+    return json.dumps([{**run.to_dict(), "rows": rank_rows(run), "strategy_name": NAMES[run.spec.strategy]}
                        for run in runs], indent=2, default=str)

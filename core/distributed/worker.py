@@ -26,6 +26,8 @@ import os
 import sys
 from pathlib import Path
 
+from core.distributed.tensor_bytes import local_bytes, optimizer_state_bytes
+
 # c10d operator → (ZeRO §7 volume factor, whose size counts): an all-reduce moves its tensor twice (reduce-scatter +
 # all-gather), the others once; all-gathers count their full output, reduce-scatters their full input.
 COLLECTIVES = {
@@ -131,27 +133,13 @@ def collective_release_hints(events):
     return hint
 
 
-def _local_bytes(tensors) -> int:
-    seen, total = set(), 0
-    for t in tensors:
-        if t is None:
-            continue
-        local = t.to_local() if hasattr(t, "to_local") else t
-        storage = local.untyped_storage()
-        if storage.data_ptr() in seen or storage.nbytes() == 0:
-            continue
-        seen.add(storage.data_ptr())
-        total += storage.nbytes()
-    return total
-
-
-def _optimizer_state_bytes(optimizer) -> int:
-    inner = getattr(optimizer, "optim", optimizer)  # ZeroRedundancyOptimizer keeps its shard's optimizer in .optim
-    return _local_bytes(v for state in inner.state.values() for v in state.values()
-                        if hasattr(v, "untyped_storage") and v.dim() > 0)
-
-
 def run_rank(spec: dict, out_dir: Path) -> dict:
+    from core.distributed.parallel import is_layout
+
+    if is_layout(spec["strategy"]):  # tensor / pipeline parallel: core.distributed.parallel_worker
+        from core.distributed.parallel_worker import run_parallel_rank
+
+        return run_parallel_rank(spec, out_dir)
     import torch
     import torch.distributed as dist
     from transformers import AutoModelForCausalLM
@@ -180,11 +168,11 @@ def run_rank(spec: dict, out_dir: Path) -> dict:
             loss = model(input_ids=ids, labels=ids).loss
             loss.backward()
             if index == steps - 2:  # the last measured step: what each rank holds at the end of backward
-                parts.update(parameters=_local_bytes(model.parameters()),
-                             gradients=_local_bytes(p.grad for p in model.parameters()))
+                parts.update(parameters=local_bytes(model.parameters()),
+                             gradients=local_bytes(p.grad for p in model.parameters()))
             optimizer.step()
             if index == steps - 2:
-                parts["optimizer"] = _optimizer_state_bytes(optimizer)
+                parts["optimizer"] = optimizer_state_bytes(optimizer)
             optimizer.zero_grad(set_to_none=True)
             mean = loss.detach().clone()
             dist.all_reduce(mean)
@@ -214,7 +202,7 @@ def run_rank(spec: dict, out_dir: Path) -> dict:
         with tracker.phase(release_hints=collective_release_hints) as memory:
             step(steps - 2)
         buckets = sum(b["bytes"] for b in bucket_sizes)  # DDP's flat gradient buffers, alive from construction on
-        resident = (_local_bytes(model.parameters()) + _local_bytes(model.buffers()) + parts["optimizer"] + buckets)
+        resident = (local_bytes(model.parameters()) + local_bytes(model.buffers()) + parts["optimizer"] + buckets)
         parts["gradient_buckets"] = buckets
         bucket_sizes.clear()
         with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:

@@ -1,5 +1,5 @@
 """"Run it here" on the Multi-GPU tab: a real data-parallel training step (DDP, ZeRO-1, FSDP2 ZeRO-2-like and ZeRO-3)
-on N rank processes of this machine, each rank's measured peak beside the prediction and the ZeRO formula, the bytes
+or tensor / pipeline layout (TP, PP with GPipe or 1F1B, TP × PP) on N rank processes of this machine, each rank's measured peak beside the prediction and the ZeRO formula, the bytes
 each rank sent beside the ZeRO paper's volumes, and the torchrun command for the same step on GPUs.
 
 One call: ``render_distributed_panel(planner_architecture, key="dist")``; results stay in
@@ -18,7 +18,8 @@ from core.distributed import charts, report
 from core.distributed.launcher import MAX_WORLD_SIZE, DistributedRunError, run_strategies, torchrun_command
 from core.distributed.predict import DistributedRefused, check_fits, estimated_run_seconds
 from core.distributed.presets import PRESETS
-from core.distributed.strategies import STRATEGIES, STRATEGY_LABELS, StrategyError, communication_volume_bytes
+from core.distributed.parallel import LAYOUTS
+from core.distributed.strategies import STRATEGIES, StrategyError
 from core.common.scheduler import QueueLeft
 from core.common.units import format_duration_s
 from core.common.user_text import escape_markdown
@@ -27,7 +28,8 @@ from views.components.columns import fitted_columns
 from views.components.whole_number import whole_number_input
 
 PLANNER = "planner"
-STRATEGY_SHORT = STRATEGY_LABELS  # one name per strategy in the picker, the tables and the chart
+STRATEGY_SHORT = report.LABELS  # one name per strategy or layout in the picker, the tables and the chart
+MODES = {"data": "Data parallel (DDP / ZeRO)", "model": "Tensor / pipeline parallel (TP, PP, TP × PP)"}
 
 
 class _SessionGone:
@@ -58,13 +60,16 @@ COLUMNS = {
     "predicted peak (MB)": _mb("predicted peak (MB)", help="LLM Lab's prediction for PyTorch's implementation: "
                                "model states as sharded, plus what FSDP gathers or keeps in flight at the peak."),
     "error (%)": st.column_config.NumberColumn(format="%+.1f %%", help="(predicted − measured) / measured"),
-    "ZeRO paper formula (MB)": _mb("ZeRO paper formula (MB)", help="The planner's Multi-GPU formula (ZeRO Figure 1, "
-                                   "fp32 AdamW: 4 + 4 + 8 bytes per parameter) plus the activations."),
+    "ZeRO paper formula (MB)": _mb("ZeRO paper formula (MB)", help="Data parallel: the planner's Multi-GPU formula (ZeRO "
+                                   "Figure 1, fp32 AdamW: 4 + 4 + 8 bytes per parameter) plus the activations. "
+                                   "TP / PP: the training-layout planner's per-GPU bytes for the rank's stage."),
     "parameters held (MB)": _mb("parameters held (MB)", help="This rank's local parameter bytes between steps."),
     "optimizer state held (MB)": _mb("optimizer state held (MB)", help="This rank's AdamW moments."),
     "sent per step (MB)": _mb("sent per step (MB)", help="Every collective of one step, ZeRO §7 accounting (an "
                               "all-reduce counts twice: reduce-scatter + all-gather)."),
-    "ZeRO volume (MB)": _mb("ZeRO volume (MB)", help="DDP 2Ψ, ZeRO-1 (PyTorch) 3Ψ, ZeRO-2 2Ψ, ZeRO-3 3Ψ."),
+    "ZeRO volume (MB)": _mb("ZeRO volume (MB)", help="DDP 2Ψ, ZeRO-1 (PyTorch) 3Ψ, ZeRO-2 2Ψ, ZeRO-3 3Ψ. TP / PP: "
+                            "the planner's formulas: 4 all-reduces of b·s·h per layer per micro-batch, 2(t−1)/t of "
+                            "each sent (Megatron-LM, ring), plus a stage boundary's activations and gradients."),
     "volume error (%)": st.column_config.NumberColumn(format="%+.1f %%", help="(formula − measured) / measured"),
 }
 
@@ -133,19 +138,37 @@ def render_distributed_panel(planner_architecture=None, *, key: str = "dist") ->
                                           help="Two warm-up steps (the first creates the optimizer state), one "
                                                "measured for memory, the last counted for communication; more steps "
                                                "only lengthen the loss curve.")
+    mode = st.radio("Parallelism", list(MODES), format_func=MODES.get, horizontal=True, key=f"{key}_mode",
+                    help="Data parallel: every rank its own micro-batch. Tensor / pipeline parallel: the ranks share "
+                         "one model (torch.distributed.tensor.parallel, torch.distributed.pipelining).")
     c4, c5, c6 = st.columns([2, 1, 1])
-    strategies = c4.multiselect("Strategies", list(STRATEGIES), default=list(STRATEGIES), key=f"{key}_strategies",
-                                format_func=STRATEGY_SHORT.get,
-                                help="DDP replicates everything; ZeRO-1 (ZeroRedundancyOptimizer) shards the "
-                                     "optimizer state; FSDP2 fully_shard shards parameters, gradients and optimizer "
-                                     "state, keeping gathered parameters from forward to backward "
-                                     "(reshard_after_forward=False, ZeRO-2-like) or gathering them again (ZeRO-3).")
+    if mode == "model":
+        strategies = c4.multiselect("Layouts", list(LAYOUTS), default=["tp", "pp_1f1b"], key=f"{key}_layouts",
+                                    format_func=STRATEGY_SHORT.get,
+                                    help="TP splits each layer's attention heads and MLP over the ranks (Megatron "
+                                         "column/row split); PP cuts the layers into one stage per rank (GPipe or "
+                                         "1F1B schedule); TP × PP: 2 stages, each tensor-parallel over half the "
+                                         "ranks. Heads must divide by TP, layers by PP.")
+    else:
+        strategies = c4.multiselect("Strategies", list(STRATEGIES), default=list(STRATEGIES),
+                                    key=f"{key}_strategies", format_func=STRATEGY_SHORT.get,
+                                    help="DDP replicates everything; ZeRO-1 (ZeroRedundancyOptimizer) shards the "
+                                         "optimizer state; FSDP2 fully_shard shards parameters, gradients and "
+                                         "optimizer state, keeping gathered parameters from forward to backward "
+                                         "(reshard_after_forward=False, ZeRO-2-like) or gathering them again "
+                                         "(ZeRO-3).")
     seq_len, bad_seq = whole_number_input(c5, "Sequence length (tokens)", lo=2, hi=8192, value=32, step=16,
                                           key=f"{key}_seq", help="Tokens per sequence of each rank's micro-batch.")
     batch, bad_batch = whole_number_input(c6, "Micro-batch (sequences per rank)", lo=1, hi=1024, value=1,
                                           key=f"{key}_batch",
-                                          help="Sequences per rank per step (data parallel: each rank its own).")
-    entry_problems = [p for p in (bad_world, bad_steps, bad_seq, bad_batch) if p]
+                                          help="Sequences per rank per step (data parallel: each rank its own; "
+                                               "tensor / pipeline parallel: per micro-batch, shared).")
+    micro, bad_micro = 1, None
+    if mode == "model":
+        micro, bad_micro = whole_number_input(st, "Micro-batches per step (pipelines)", lo=1, hi=64, value=2,
+                                              key=f"{key}_micro", help="The pipeline layouts split each step into "
+                                              "this many micro-batches (at least one per stage); TP ignores it.")
+    entry_problems = [p for p in (bad_world, bad_steps, bad_seq, bad_batch, bad_micro) if p]
     architecture = choices[choice]
     problem = None
     predictions = {}
@@ -165,17 +188,19 @@ def render_distributed_panel(planner_architecture=None, *, key: str = "dist") ->
         if not strategies:
             problem = "Choose at least one strategy."
         else:
-            predictions = check_fits(architecture, strategies, int(world), int(seq_len), int(batch), int(steps))
+            predictions = check_fits(architecture, strategies, int(world), int(seq_len), int(batch), int(steps),
+                                     microbatches=int(micro))
     except DistributedRefused as exc:
         problem = str(exc)
-    except (ArchitectureError, StrategyError, ValueError, KeyError) as exc:
+    except (ArchitectureError, StrategyError, ValueError, KeyError) as exc:  # LayoutError is a ValueError
         problem = f"Cannot run this setting: {exc}"
 
     if predictions:
         n = next(iter(predictions.values()))["n_params"]
         rows = [{"strategy": STRATEGY_SHORT[s], "predicted peak per rank (MB)": p["predicted_peak_bytes"] / 1e6,
                  "ZeRO paper formula (MB)": p["zero_paper_bytes"] / 1e6, "peak at": p["phase"],
-                 "sent per rank per step (MB)": communication_volume_bytes(s, p["param_bytes"]) / 1e6}
+                 "sent per rank per step (MB)": report.predicted_volume_bytes(
+                     architecture, s, int(world), int(seq_len), int(batch), int(micro), p) / 1e6}
                 for s, p in predictions.items()]
         eta = estimated_run_seconds(n, int(world), int(seq_len), int(batch), int(steps), len(strategies))
         ranks = "1 rank" if int(world) == 1 else f"{int(world)} ranks"
@@ -219,7 +244,7 @@ def render_distributed_panel(planner_architecture=None, *, key: str = "dist") ->
 
             try:
                 run_strategies(architecture, strategies, int(world), seq_len=int(seq_len), batch_size=int(batch),
-                               steps=int(steps), stop=_SessionGone(), on_progress=on_progress, on_run=on_run)
+                               steps=int(steps), microbatches=int(micro), stop=_SessionGone(), on_progress=on_progress, on_run=on_run)
                 st.session_state.pop(f"{key}_active", None)
                 status.update(label=f"Finished {len(strategies)} of {len(strategies)} strategies", state="complete")
             except DistributedRefused as exc:
@@ -234,15 +259,23 @@ def render_distributed_panel(planner_architecture=None, *, key: str = "dist") ->
                 st.error(escape_markdown(exc))
     if runs:
         _show_results(runs, key)
-        spec = runs[-1].spec
-        with st.expander("The same step on real GPUs (torchrun)"):
-            st.caption("Save the spec as spec.json in a checkout of LLM Lab on each node and run the command there "
-                       "(NCCL on CUDA; rank and rendezvous come from torchrun). Each rank writes results/rank<r>.json.")
-            st.code(json.dumps(spec.to_dict(), indent=2), language="json")
-            st.code(torchrun_command(spec, runs[-1].world_size), language="bash")
+        _torchrun_expander(runs[-1], key)
     else:
         st.info("No run yet: press **Run here** to train with each strategy on this machine.")
     return runs
 
 
-
+def _torchrun_expander(run, key: str) -> None:
+    """The last run's spec and the torchrun command for the same step (same layout) on a GPU cluster."""
+    spec = run.spec
+    with st.expander("The same step on real GPUs (torchrun)"):
+        st.caption("Save the spec as spec.json in a checkout of LLM Lab on each node and run the command there "
+                   "(NCCL on CUDA; rank and rendezvous come from torchrun; MASTER_ADDR: the first node's address). "
+                   "Each rank writes results/rank<r>.json. The layout scales with the world size: TP over all "
+                   "ranks, PP one stage per rank, TP × PP two stages of world / 2 tensor-parallel ranks (TP "
+                   "inside a node).")
+        c1, c2 = st.columns(2)
+        nodes, _ = whole_number_input(c1, "Nodes", lo=1, hi=4096, value=1, key=f"{key}_nodes")
+        per_node, _ = whole_number_input(c2, "GPUs per node", lo=1, hi=64, value=run.world_size, key=f"{key}_gpus")
+        st.code(json.dumps(spec.to_dict(), indent=2), language="json")
+        st.code(torchrun_command(spec, int(per_node), nnodes=int(nodes)), language="bash")
