@@ -269,3 +269,26 @@ def test_cli_predicts_from_a_saved_profile_and_refuses_bad_input(tmp_path):
                "50", "--prompt-tokens", "512", "--output-tokens", "64")
     assert gpu.returncode == 0, gpu.stderr
     assert json.loads(gpu.stdout)["tpot_p50_s"] > 0
+
+
+def test_charts_draw_the_timeline_and_the_predicted_curves():
+    from core.serve.sim.charts import predicted_over_measured_figure, prediction_rows, timeline_figure
+
+    r = simulate(cfg(), HAND, [100, 3000], [3, 2], [0.0, 0.0])
+    fig = timeline_figure(r.timeline)
+    bars = fig.data[0]
+    assert list(bars.y) == r.timeline.prefill_tokens.tolist() and list(bars.width) == r.timeline.step_s.tolist()
+    measured = [{"concurrency": 1, "ttft_p50_s": 1.0, "ttft_p90_s": 2.0, "tpot_p50_s": 0.1, "tpot_p90_s": 0.2}]
+    predicted = [{"ttft_p50_s": 1.1, "ttft_p90_s": 1.0, "tpot_p50_s": 0.1, "tpot_p90_s": 0.3}]
+    rows = prediction_rows(measured, predicted, "concurrency")
+    assert [round(x["error_pct"]) for x in rows] == [10, -50, 0, 50]
+    fig = predicted_over_measured_figure(measured, predicted)
+    assert len(fig.data) == 8 and fig.data[1].text == ("+10%",)
+
+
+def test_profiling_an_unreachable_endpoint_says_so_and_writes_nothing():
+    from core.serve.endpoints import Endpoint, EndpointError
+    from core.serve.sim.profile import run_probe
+
+    with pytest.raises(EndpointError):
+        run_probe(Endpoint("nowhere", "http://127.0.0.1:9/v1", "smollm2"))

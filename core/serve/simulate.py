@@ -16,14 +16,15 @@ import argparse
 import json
 import math
 import sys
+from dataclasses import replace
 
-from core.plan.serving import KV_BLOCK_TOKENS, ServingInputError, serving_plan
+from core.plan.serving import KV_BLOCK_TOKENS, ServingInputError
 from core.serve.endpoints import EndpointError, custom_endpoint
 from core.serve.planner_check import served_model
 from core.serve.sim.profile import load_profile, run_probe, save_profile
 from core.serve.sim.replay import Traffic, check_workload, replay
-from core.serve.sim.scheduler import VLLM_GPU_DEFAULTS, EngineConfig, SimulationInputError
-from core.serve.sim.step_model import roofline_step_model
+from core.serve.sim.scheduler import VLLM_GPU_DEFAULTS, SimulationInputError
+from core.serve.sim.catalog import catalog_engine
 
 KEYS = ("ttft_p50_s", "ttft_p90_s", "tpot_p50_s", "tpot_p90_s", "itl_p50_s", "e2e_p50_s", "output_tokens_per_s",
         "requests_per_s")
@@ -85,12 +86,13 @@ def _gpu_setup(args, profile):
     model = args.model if profile is None or profile.served_model is None else profile.served_model
     if model is None:
         raise SimulationInputError("--gpu needs --model (a catalog model id) or a --profile that names one.")
-    step_model = roofline_step_model(model, args.gpu)
-    plan = serving_plan(model, args.gpu, prompt_tokens=max(1, args.prompt_tokens), output_tokens=max(1, args.output_tokens))
-    block = args.block_size or KV_BLOCK_TOKENS
-    values = dict(VLLM_GPU_DEFAULTS, block_size_tokens=block, num_blocks=max(1, int(plan.kv_capacity_tokens // block)))
-    values.update({k: v for k, v in _overrides(args).items() if v is not None})
-    return step_model, EngineConfig(**values)
+    limits = {"max_num_seqs": args.max_num_seqs or VLLM_GPU_DEFAULTS["max_num_seqs"],
+              "max_batched_tokens": args.max_num_batched_tokens or VLLM_GPU_DEFAULTS["max_num_batched_tokens"]}
+    step_model, config = catalog_engine(model, args.gpu, block_size_tokens=args.block_size or KV_BLOCK_TOKENS,
+                                        **limits)
+    if args.num_blocks:
+        config = replace(config, num_blocks=args.num_blocks)
+    return step_model, config
 
 
 def main(argv=None) -> int:

@@ -84,7 +84,7 @@ def check_requests(config: EngineConfig, prompts, outputs, prefix_tokens: int) -
 
 def simulate(config: EngineConfig, step_model, prompts, outputs, send_times_s, *, max_in_flight: int | None = None,
              prefix_tokens: int = 0, request_overhead_s: float | None = None,
-             timeline: bool = True) -> SimulationResult:
+             frontend_serial_s: float | None = None, timeline: bool = True) -> SimulationResult:
     """Simulate requests i = 0…n−1 (``prompts[i]`` tokens including the shared prefix, ``outputs[i]`` tokens out),
     sent in order at ``send_times_s`` (sorted), at most ``max_in_flight`` at once (None: no cap)."""
     prompts = np.asarray(prompts, dtype=int)
@@ -100,19 +100,24 @@ def simulate(config: EngineConfig, step_model, prompts, outputs, send_times_s, *
     check_requests(config, prompts, outputs, prefix_tokens)
     overhead = float(getattr(step_model, "request_overhead_s", 0.0) if request_overhead_s is None
                      else request_overhead_s)
+    serial = float(getattr(step_model, "frontend_serial_s", 0.0) if frontend_serial_s is None else frontend_serial_s)
+    serial = min(max(serial, 0.0), overhead)
     state = EngineState(config)
     requests = [SimRequest(i, int(p), int(o), int(prefix_tokens)) for i, (p, o) in enumerate(zip(prompts, outputs))]
     cap = n if max_in_flight is None else max(1, min(int(max_in_flight), n))
     free_slots = deque([0.0] * cap)
     arrivals: deque[SimRequest] = deque()
     next_send = 0
+    frontend_free = 0.0
 
     def release() -> None:
-        nonlocal next_send
+        # The server's front end takes ``serial`` seconds per request one at a time (the rest of the overhead in
+        # parallel): requests sent together reach the engine one after another, not in the same step.
+        nonlocal next_send, frontend_free
         while next_send < n and free_slots:
             r = requests[next_send]
             r.send_s = max(float(sends[next_send]), free_slots.popleft())
-            r.arrive_s = r.send_s + overhead
+            r.arrive_s = frontend_free = max(r.send_s + overhead - serial, frontend_free) + serial
             arrivals.append(r)
             next_send += 1
 

@@ -45,6 +45,7 @@ class LinearStepModel:
     c4_s_per_context_token: float
     request_overhead_s: float = 0.0
     source: str = "fitted"
+    frontend_serial_s: float = 0.0  # part of the overhead the server's front end spends one request at a time
 
     def step_s(self, prefill_tokens, prefill_keys, decode_seqs, decode_context_tokens):
         return (self.c0_s + self.c1_s_per_prefill_token * np.asarray(prefill_tokens, dtype=float)
@@ -104,4 +105,8 @@ def step_model_from_dict(d: dict) -> LinearStepModel:
         raise ValueError("Step-model coefficients must be finite and non-negative.")
     if values[0] <= 0 and values[1] <= 0:
         raise ValueError("A step model needs a positive time per step or per prefill token.")
-    return LinearStepModel(*values, request_overhead_s=overhead, source=str(d.get("source", "fitted")))
+    serial = float(d.get("frontend_serial_s", 0.0) or 0.0)
+    if not np.isfinite(serial) or serial < 0:
+        raise ValueError("The front end's serial time must be finite and non-negative.")
+    return LinearStepModel(*values, request_overhead_s=overhead, source=str(d.get("source", "fitted")),
+                           frontend_serial_s=serial)
