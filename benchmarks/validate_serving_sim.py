@@ -55,6 +55,34 @@ def point(endpoint, profile, prompt, output, traffic: Traffic, n: int, seed: int
     return out
 
 
+def table(path) -> str:
+    """The README's Markdown table of a results file: predicted / measured (error) per point."""
+    lines = ["| prompt | load | TTFT p50 (s) | TTFT p90 (s) | TPOT p50 (ms) | TPOT p90 (ms) | bench serve TTFT p50 / TPOT p50 | date (UTC) |",
+             "|---:|---|---:|---:|---:|---:|---:|---|"]
+    sat = []
+    for line in Path(path).read_text().splitlines():
+        d = json.loads(line)
+        if d.get("saturation"):
+            sat.append(d)
+            continue
+
+        def cell(k, scale=1.0, fmt=".2f"):
+            return (f"{d['predicted_' + k] * scale:{fmt}} / {d['measured_' + k] * scale:{fmt}} "
+                    f"({d['error_' + k + '_pct']:+.0f} %)")
+        bench = (f"{d['bench_ttft_p50_s']:.2f} s / {d['bench_tpot_p50_s'] * 1e3:.0f} ms"
+                 if d.get("bench_ttft_p50_s") is not None else "–")
+        lines.append(f"| {d['prompt_tokens']} | {d['traffic']} | {cell('ttft_p50_s')} | {cell('ttft_p90_s')} | "
+                     f"{cell('tpot_p50_s', 1e3, '.0f')} | {cell('tpot_p90_s', 1e3, '.0f')} | {bench} | {d['date']} |")
+    for d in sat:
+        lines.append("")
+        lines.append(f"Saturation at 128-token prompts, SLO p90 TTFT ≤ {d['slo']['ttft_s']} s and TPOT ≤ "
+                     f"{d['slo']['tpot_s']} s ({d['date']}): predicted {d['predicted']['saturation_rate']} req/s, "
+                     f"measured {d['measured']['saturation_rate']} req/s (probes measured "
+                     f"{[(p['request_rate'], p['within_slo']) for p in d['measured']['probes']]}, predicted "
+                     f"{[(round(p['request_rate'], 3), p['within_slo']) for p in d['predicted']['probes']]}).")
+    return "\n".join(lines)
+
+
 def main() -> int:
     p = argparse.ArgumentParser()
     p.add_argument("--base-url", required=True)
@@ -67,12 +95,25 @@ def main() -> int:
     p.add_argument("--rates", default="0.25,0.5,1,2")
     p.add_argument("--closed-requests", type=int, default=16)
     p.add_argument("--open-requests", type=int, default=12)
+    p.add_argument("--seed-base", type=int, default=31_000, help="first seed (a new one per run: vLLM caches prompts)")
+    p.add_argument("--reprobe", action="store_true", help="run the profiling probe again before each prompt size "
+                   "(a loaded machine drifts; the probe's own requests, never the points')")
+    p.add_argument("--table", action="store_true", help="print the Markdown table of --out and exit")
     a = p.parse_args()
+    if a.table:
+        print(table(a.out))
+        return 0
     endpoint = custom_endpoint(a.base_url, "smollm2")
-    profile = load_profile(a.profile)
+    profile = None if a.reprobe else load_profile(a.profile)
     out = Path(a.out)
-    seed = 31_000
+    seed = a.seed_base
     for prompt in [int(x) for x in a.prompts.split(",")]:
+        if a.reprobe:
+            from core.serve.sim.profile import run_probe, save_profile
+            profile = run_probe(endpoint)
+            save_profile(profile, f"{a.profile}.{prompt}.json")
+            print(json.dumps({"profile_for": prompt, "step_model": profile.step_model.to_dict(),
+                              "residual_rms_pct": profile.residual_rms_pct}), flush=True)
         plan = [Traffic(concurrency=int(c)) for c in a.concurrency.split(",") if c]
         plan += [Traffic(request_rate=float(r)) for r in a.rates.split(",") if r]
         for traffic in plan:
@@ -87,6 +128,9 @@ def main() -> int:
         spec_seed = seed + 1
         result, _ = find_saturation(endpoint, slo, 12, 128, 32, start_rate=1.0, max_rate=16.0, refine_steps=2,
                                     seed=spec_seed)
+        if a.reprobe:
+            from core.serve.sim.profile import run_probe
+            profile = run_probe(endpoint)
         sim = simulated_saturation(WorkloadSpec(128, 32, 0.0, 0, spec_seed), 12, profile.engine_config(),
                                    profile.step_model, slo, start_rate=1.0, max_rate=16.0, refine_steps=2)
         row = {"saturation": True, "slo": slo.to_dict(), "measured": result.to_dict(), "predicted": sim.to_dict(),

@@ -292,3 +292,34 @@ def test_profiling_an_unreachable_endpoint_says_so_and_writes_nothing():
 
     with pytest.raises(EndpointError):
         run_probe(Endpoint("nowhere", "http://127.0.0.1:9/v1", "smollm2"))
+
+
+def _records(sim, concurrency):
+    return [load_test.RequestRecord(concurrency, True, q.ttft_s, q.itl_s, q.e2el_s, q.output_tokens, q.prompt_tokens,
+                                    q.send_s) for q in sim.requests]
+
+
+def test_the_probe_recovers_a_known_engine_from_its_own_simulated_requests():
+    """The probe's levels run through the simulator of a known engine (front end staggering the requests sent
+    together, 20 ms per new sequence): fitting their records gives the engine back."""
+    from core.serve.sim.profile import (PROBE_BATCH_OUTPUT, PROBE_BATCH_PROMPT, PROBE_BATCHES, PROBE_PROMPTS,
+                                        PROBE_SINGLE_OUTPUT, observations_from_records)
+
+    truth = LinearStepModel(0.05, 0.0008, 1.5e-6, 0.001, 5e-6, request_overhead_s=0.12, c5_s_per_prefill_seq=0.02,
+                            frontend_serial_s=0.004)
+    config = EngineConfig(num_blocks=182, block_size_tokens=128, max_num_seqs=128)
+    obs = []
+    for p in PROBE_PROMPTS:
+        sim = simulate(config, truth, [p] * 2, [PROBE_SINGLE_OUTPUT] * 2, [0.0, 0.0], max_in_flight=1)
+        obs += observations_from_records(_records(sim, 1), 1)
+    for k in PROBE_BATCHES:
+        sim = simulate(config, truth, [PROBE_BATCH_PROMPT] * k, [PROBE_BATCH_OUTPUT] * k, [0.0] * k, max_in_flight=k)
+        got = observations_from_records(_records(sim, k), k)
+        assert [o.kind for o in got][:2] == ["prefill", "step"]  # the first request alone, then the rest
+        obs += got
+    model, fitted = fit_step_model(obs)
+    assert model.c5_s_per_prefill_seq == pytest.approx(0.02, rel=0.05)
+    assert model.c0_s == pytest.approx(0.05, rel=0.05)
+    assert model.c1_s_per_prefill_token == pytest.approx(0.0008, rel=0.05)
+    assert model.request_overhead_s == pytest.approx(0.12, rel=0.05)
+    assert max(abs(o.error_pct) for o in fitted) < 3

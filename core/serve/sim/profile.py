@@ -16,7 +16,7 @@ import datetime as dt
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -36,19 +36,21 @@ PROBE_BATCHES = (2, 4, 8)
 PROBE_BATCH_PROMPT, PROBE_BATCH_OUTPUT = 32, 32
 PROBE_SEED = 7_777_777  # the probe's own prompts (a load test draws a fresh seed by default)
 PROFILE_VERSION = 1
+FRONTEND_SERIAL_S = 0.001
 
 
 @dataclass(frozen=True)
 class Observation:
     """One measured step (or TTFT): its features, measured seconds, and whether it includes the request overhead."""
 
-    kind: str  # "prefill" (a TTFT) or "decode" (a median gap between tokens)
+    kind: str  # "prefill" (a TTFT), "step" (between two groups of first tokens) or "decode" (a median gap)
     prefill_tokens: int
     prefill_keys: float
     decode_seqs: int
     decode_context_tokens: float
     measured_s: float
     predicted_s: float = float("nan")
+    prefill_seqs: int = 0
 
     @property
     def error_pct(self) -> float:
@@ -91,9 +93,10 @@ class Profile:
 
 
 def _design(obs: list[Observation]) -> tuple[np.ndarray, np.ndarray]:
-    """Rows [request overhead, c0, c1, c2, c3, c4] and targets."""
+    """Rows [request overhead, c0, c1, c2, c3, c4, c5] and targets ("prefill": a TTFT, overhead included; "step":
+    one engine step timed between two groups of first tokens; "decode": a median gap between tokens)."""
     a = np.array([[1.0 if o.kind == "prefill" else 0.0, 1.0, o.prefill_tokens, o.prefill_keys, o.decode_seqs,
-                   o.decode_context_tokens] for o in obs])
+                   o.decode_context_tokens, o.prefill_seqs] for o in obs])
     return a, np.array([o.measured_s for o in obs])
 
 
@@ -102,7 +105,7 @@ def fit_step_model(observations: list[Observation]) -> tuple[LinearStepModel, tu
     predictions. ValueError when there are too few of either kind to fit."""
     obs = [o for o in observations if math.isfinite(o.measured_s) and o.measured_s > 0]
     kinds = {o.kind for o in obs}
-    if len(obs) < 6 or kinds != {"prefill", "decode"}:
+    if len(obs) < 6 or not {"prefill", "decode"} <= kinds:
         raise ValueError("The probe needs at least six timed steps, prefills and decodes both, to fit a step model.")
     a, b = _design(obs)
     scale = 1.0 / b
@@ -111,10 +114,14 @@ def fit_step_model(observations: list[Observation]) -> tuple[LinearStepModel, tu
     x, _ = nnls(a * scale[:, None] / norms, b * scale)
     x = x / norms
     model = LinearStepModel(float(x[1]), float(x[2]), float(x[3]), float(x[4]), float(x[5]),
-                            request_overhead_s=float(x[0]), source="fitted from the profiling probe")
+                            request_overhead_s=float(x[0]), c5_s_per_prefill_seq=float(x[6]),
+                            source="fitted from the profiling probe")
     fitted = tuple(Observation(o.kind, o.prefill_tokens, o.prefill_keys, o.decode_seqs, o.decode_context_tokens,
-                               o.measured_s, float(a[i] @ x)) for i, o in enumerate(obs))
+                               o.measured_s, float(a[i] @ x), o.prefill_seqs) for i, o in enumerate(obs))
     return model, fitted
+
+
+GROUP_GAP_S = 0.015  # first tokens streamed within this of each other came from one engine step
 
 
 def observations_from_records(records, concurrency: int) -> list[Observation]:
@@ -124,23 +131,44 @@ def observations_from_records(records, concurrency: int) -> list[Observation]:
     if concurrency == 1:
         for r in ok:
             p = int(r.prompt_tokens)
-            out.append(Observation("prefill", p, float(chunk_keys(p, 0)), 0, 0.0, float(r.ttft_s)))
+            out.append(Observation("prefill", p, float(chunk_keys(p, 0)), 0, 0.0, float(r.ttft_s), prefill_seqs=1))
             gaps = np.asarray(r.itl_s, dtype=float)
             for part in np.array_split(np.arange(len(gaps)), 3):
                 if len(part):
                     out.append(Observation("decode", 0, 0.0, 1, float(p + part.mean()), float(np.median(gaps[part]))))
         return out
-    # Sent together: after the first couple of steps every gap is a decode step of the whole group.
-    gaps = [(j, g) for r in ok for j, g in enumerate(r.itl_s) if 2 <= j < len(r.itl_s) - 1]
-    if not gaps:
+    if not ok:
         return out
-    steps = np.array([j for j, _ in gaps])
-    values = np.array([g for _, g in gaps])
-    p = float(np.mean([r.prompt_tokens for r in ok]))
-    for half in (steps < np.median(steps), steps >= np.median(steps)):
-        if half.any():
-            out.append(Observation("decode", 0, 0.0, len(ok), len(ok) * float(p + steps[half].mean()),
-                                   float(np.median(values[half]))))
+    # Sent together, they reach the engine a little apart: the first group of first tokens is one prefill step
+    # (a TTFT), each later group the step that prefilled it beside the earlier groups' decodes.
+    ok.sort(key=lambda r: r.start_s + r.ttft_s)
+    groups: list[list] = [[ok[0]]]
+    for r in ok[1:]:
+        prev = groups[-1][-1]
+        if r.start_s + r.ttft_s - (prev.start_s + prev.ttft_s) <= GROUP_GAP_S:
+            groups[-1].append(r)
+        else:
+            groups.append([r])
+    first = groups[0]
+    tokens = sum(int(r.prompt_tokens) for r in first)
+    out.append(Observation("prefill", tokens, float(sum(chunk_keys(int(r.prompt_tokens), 0) for r in first)), 0, 0.0,
+                           float(np.mean([r.ttft_s for r in first])), prefill_seqs=len(first)))
+    ends = [float(np.mean([r.start_s + r.ttft_s for r in g])) for g in groups]
+    for j in range(1, len(groups)):
+        earlier = [r for g in groups[:j] for r in g]
+        g = groups[j]
+        out.append(Observation("step", sum(int(r.prompt_tokens) for r in g),
+                               float(sum(chunk_keys(int(r.prompt_tokens), 0) for r in g)), len(earlier),
+                               float(sum(int(r.prompt_tokens) + j for r in earlier)), ends[j] - ends[j - 1],
+                               prefill_seqs=len(g)))
+    # Then every request decodes together until the first group finishes: the last group's gaps in between.
+    last = groups[-1]
+    span = slice(1, max(1, len(last[0].itl_s) - len(groups)))
+    values = np.array([g for r in last for g in r.itl_s[span]])
+    if len(values):
+        p = float(np.mean([r.prompt_tokens for r in ok]))
+        out.append(Observation("decode", 0, 0.0, len(ok), len(ok) * (p + len(last[0].itl_s) / 2),
+                               float(np.median(values))))
     return out
 
 
@@ -184,6 +212,9 @@ def run_probe(endpoint: Endpoint, *, on_level=None, served_model=None) -> Profil
         if on_level is not None:
             on_level(level + 1, len(plan))
     model, fitted = fit_step_model(observations)
+    # Requests sent together reach the engine one after another (the API server handles them in turn): the probe's
+    # groups show the first step starting with one or two of them. 1 ms in turn reproduces that order.
+    model = replace(model, frontend_serial_s=min(FRONTEND_SERIAL_S, model.request_overhead_s))
     return Profile(endpoint.model, endpoint.base_url, model, engine, fitted,
                    dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), time.perf_counter() - started,
                    served_model, tuple(notes))

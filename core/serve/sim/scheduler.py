@@ -248,17 +248,18 @@ class EngineState:
             r.computed = 0
 
     @staticmethod
-    def batch_features(scheduled: list[tuple[SimRequest, int]]) -> tuple[int, float, int, int]:
-        """(prefill tokens, prefill keys, decode sequences, decode context tokens) of a batch."""
-        p, k, d, c = 0, 0.0, 0, 0
+    def batch_features(scheduled: list[tuple[SimRequest, int]]) -> tuple[int, float, int, int, int]:
+        """(prefill tokens, prefill keys, decode sequences, decode context tokens, prefill sequences) of a batch."""
+        p, k, d, c, s = 0, 0.0, 0, 0, 0
         for r, n in scheduled:
             if n == 1 and r.decoding:
                 d += 1
                 c += r.computed
             else:
                 p += n
+                s += 1
                 k += float(chunk_keys(n, r.computed))
-        return p, k, d, c
+        return p, k, d, c, s
 
     def complete(self, scheduled: list[tuple[SimRequest, int]], end_s: float) -> list[SimRequest]:
         """Apply a finished step at ``end_s``: computed tokens, sampled tokens, finished requests (freed)."""

@@ -154,8 +154,8 @@ def simulate(config: EngineConfig, step_model, prompts, outputs, send_times_s, *
             if not batch:
                 raise SimulationInputError("The engine cannot schedule any request: the KV pool is too small for "
                                            "the requests waiting.")
-            p, keys, d, c = state.batch_features(batch)
-            dt = float(step_model.step_s(p, keys, d, c))
+            p, keys, d, c, seqs = state.batch_features(batch)
+            dt = float(step_model.step_s(p, keys, d, c, seqs))
             if timeline:
                 for col, value in zip(cols, (t, dt, p, d, state.used_blocks(), len(state.waiting),
                                              len(state.running))):

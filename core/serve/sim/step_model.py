@@ -8,8 +8,8 @@ tokens, summed). Both sources accept numpy arrays (one element per step) so a si
 - ``RooflineStepModel``: a catalog GPU, the planner's roofline per step (core.plan.serving_step; weight and KV reads
   against bandwidth, FLOPs against FLOP/s, a fixed overhead). No step is faster than that bound.
 - ``LinearStepModel``: fitted from a profile of a real endpoint (core.serve.sim.profile):
-  t = c0 + c1·prefill_tokens + c2·prefill_keys + c3·decode_seqs + c4·decode_context_tokens, non-negative
-  coefficients. This is the shape of Vidur's execution-time predictor (Agrawal et al. 2024, "Vidur: A Large-Scale
+  t = c0 + c1·prefill_tokens + c2·prefill_keys + c3·decode_seqs + c4·decode_context_tokens
+  + c5·prefill_seqs (sequences whose prompt is computed in the step), non-negative coefficients. This is the shape of Vidur's execution-time predictor (Agrawal et al. 2024, "Vidur: A Large-Scale
   Simulation Framework for LLM Inference", MLSys, §4: per-operation times linear in tokens, attention in tokens ×
   context) collapsed to one model per step, and of the per-iteration latency model of Orca-style batching
   (Yu et al. 2022, "Orca", OSDI §5). ``request_overhead_s`` is the fixed time a request spends outside the engine
@@ -44,18 +44,20 @@ class LinearStepModel:
     c3_s_per_decode_seq: float
     c4_s_per_context_token: float
     request_overhead_s: float = 0.0
+    c5_s_per_prefill_seq: float = 0.0  # each sequence whose prompt is computed in the step (input preparation,
+    # sampling of its first token)
     source: str = "fitted"
     frontend_serial_s: float = 0.0  # part of the overhead the server's front end spends one request at a time
 
-    def step_s(self, prefill_tokens, prefill_keys, decode_seqs, decode_context_tokens):
-        return (self.c0_s + self.c1_s_per_prefill_token * np.asarray(prefill_tokens, dtype=float)
+    def step_s(self, prefill_tokens, prefill_keys, decode_seqs, decode_context_tokens, prefill_seqs=0):
+        return (self.c0_s + self.c5_s_per_prefill_seq * np.asarray(prefill_seqs, dtype=float) + self.c1_s_per_prefill_token * np.asarray(prefill_tokens, dtype=float)
                 + self.c2_s_per_prefill_key * np.asarray(prefill_keys, dtype=float)
                 + self.c3_s_per_decode_seq * np.asarray(decode_seqs, dtype=float)
                 + self.c4_s_per_context_token * np.asarray(decode_context_tokens, dtype=float))
 
     def coefficients(self) -> np.ndarray:
         return np.array([self.c0_s, self.c1_s_per_prefill_token, self.c2_s_per_prefill_key,
-                         self.c3_s_per_decode_seq, self.c4_s_per_context_token])
+                         self.c3_s_per_decode_seq, self.c4_s_per_context_token, self.c5_s_per_prefill_seq])
 
     def to_dict(self) -> dict:
         return asdict(self) | {"kind": "linear"}
@@ -71,7 +73,7 @@ class RooflineStepModel:
     request_overhead_s: float = 0.0
     source: str = "roofline"
 
-    def step_s(self, prefill_tokens, prefill_keys, decode_seqs, decode_context_tokens):
+    def step_s(self, prefill_tokens, prefill_keys, decode_seqs, decode_context_tokens, prefill_seqs=0):
         return self.roofline.step_s(prefill_tokens, prefill_keys, decode_seqs, decode_context_tokens)
 
     def to_dict(self) -> dict:
@@ -99,6 +101,7 @@ def step_model_from_dict(d: dict) -> LinearStepModel:
     try:
         values = [float(d[n]) for n in names]
         overhead = float(d.get("request_overhead_s", 0.0))
+        values.append(float(d.get("c5_s_per_prefill_seq", 0.0)))
     except (KeyError, TypeError, ValueError):
         raise ValueError(f"A step model needs the numbers {', '.join(names)}.") from None
     if any(not np.isfinite(v) or v < 0 for v in values + [overhead]):
@@ -108,5 +111,5 @@ def step_model_from_dict(d: dict) -> LinearStepModel:
     serial = float(d.get("frontend_serial_s", 0.0) or 0.0)
     if not np.isfinite(serial) or serial < 0:
         raise ValueError("The front end's serial time must be finite and non-negative.")
-    return LinearStepModel(*values, request_overhead_s=overhead, source=str(d.get("source", "fitted")),
-                           frontend_serial_s=serial)
+    return LinearStepModel(*values[:5], request_overhead_s=overhead, c5_s_per_prefill_seq=values[5],
+                           source=str(d.get("source", "fitted")), frontend_serial_s=serial)
