@@ -24,7 +24,7 @@ from scipy.optimize import nnls
 
 from core.serve.capabilities import probe as probe_capabilities
 from core.serve.endpoints import Endpoint, EndpointError
-from core.serve.load_test import run_load_test_detailed
+from core.serve.load_test import new_seed, run_load_test_detailed
 from core.serve.sim.scheduler import VLLM_CPU_DEFAULTS, VLLM_GPU_DEFAULTS, EngineConfig, SimulationInputError
 from core.serve.sim.step_model import LinearStepModel, chunk_keys, step_model_from_dict
 from core.serve.vllm_metrics import try_read_counters
@@ -34,7 +34,6 @@ PROBE_PROMPTS = (64, 256, 512, 1024, 1536)
 PROBE_SINGLE_OUTPUT = 24
 PROBE_BATCHES = (2, 4, 8)
 PROBE_BATCH_PROMPT, PROBE_BATCH_OUTPUT = 32, 32
-PROBE_SEED = 7_777_777  # the probe's own prompts (a load test draws a fresh seed by default)
 PROFILE_VERSION = 1
 FRONTEND_SERIAL_S = 0.001
 
@@ -190,9 +189,12 @@ def engine_settings(endpoint: Endpoint, max_model_len: int | None) -> tuple[dict
             "max_model_len": max_model_len}, notes
 
 
-def run_probe(endpoint: Endpoint, *, on_level=None, served_model=None) -> Profile:
-    """Probe ``endpoint`` (≤ 24 requests) and fit its profile. EndpointError when it is unreachable or fails."""
+def run_probe(endpoint: Endpoint, *, on_level=None, served_model=None, seed: int | None = None) -> Profile:
+    """Probe ``endpoint`` (≤ 24 requests) and fit its profile. EndpointError when it is unreachable or fails. Each
+    probe draws fresh prompts (``seed`` None): a repeated probe's prompts would come from vLLM's prefix cache and
+    time nothing."""
     started = time.perf_counter()
+    seed = new_seed() if seed is None else int(seed)
     caps = probe_capabilities(endpoint)
     engine, notes = engine_settings(endpoint, caps.max_model_len)
     tokenizer = tokenizer_for(endpoint, caps.is_vllm)
@@ -202,7 +204,7 @@ def run_probe(endpoint: Endpoint, *, on_level=None, served_model=None) -> Profil
     plan = [(1, 2, p, PROBE_SINGLE_OUTPUT) for p in prompts]
     plan += [(k, k, PROBE_BATCH_PROMPT, PROBE_BATCH_OUTPUT) for k in PROBE_BATCHES]
     for level, (concurrency, n, p, o) in enumerate(plan):
-        run = run_load_test_detailed(endpoint, [concurrency], n, p, o, seed=PROBE_SEED + level,
+        run = run_load_test_detailed(endpoint, [concurrency], n, p, o, seed=(seed + level) % 2**63,
                                      capabilities=caps, tokenizer=tokenizer)
         failed = [r for r in run.records if not r.ok]
         if failed or not run.records:
@@ -217,7 +219,7 @@ def run_probe(endpoint: Endpoint, *, on_level=None, served_model=None) -> Profil
     model = replace(model, frontend_serial_s=min(FRONTEND_SERIAL_S, model.request_overhead_s))
     return Profile(endpoint.model, endpoint.base_url, model, engine, fitted,
                    dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), time.perf_counter() - started,
-                   served_model, tuple(notes))
+                   served_model, tuple(notes) + (f"Probe seed {seed}.",))
 
 
 def save_profile(profile: Profile, path) -> Path:
