@@ -114,21 +114,24 @@ def test_max_num_seqs_holds_the_rest_in_the_queue():
 
 
 def test_pure_decode_runs_priced_at_once_match_step_by_step():
-    # a large context term makes every decode step different: the fast path must add up the same times
-    model = LinearStepModel(0.010, 0.001, 1e-7, 0.002, 1e-5)
-    fast = simulate(cfg(), model, [300, 200, 100], [40, 30, 50], [0.0, 0.2, 5.0])
-    slow_cfg = cfg()
-    # the same run with arrivals spaced so no run of decodes is longer than one step would need a different API;
-    # check instead against the hand sum of the first request alone
-    alone = simulate(slow_cfg, model, [300], [40], [0.0])
-    t = 0.010 + 0.300 + 1e-7 * float(chunk_keys(300, 0))
+    # a context term makes every decode step different: the fast path must add up the same times
+    model = LinearStepModel(0.010, 0.001, 1e-7, 0.002, 1e-5, c5_s_per_prefill_seq=0.003)
+    args = (cfg(num_blocks=60), model, [300, 200, 100, 250], [40, 30, 50, 20], [0.0, 0.2, 5.0, 5.01])
+    fast, slow = simulate(*args), simulate(*args, fast_decode=False)
+    for a, b in zip(fast.requests, slow.requests):
+        assert a.ttft_s == pytest.approx(b.ttft_s) and a.e2el_s == pytest.approx(b.e2el_s)
+        assert a.itl_s == pytest.approx(b.itl_s)
+    assert fast.steps == slow.steps == len(fast.timeline)
+    assert fast.timeline.step_s == pytest.approx(slow.timeline.step_s)
+    # and one request alone, by hand
+    alone = simulate(cfg(), model, [300], [40], [0.0])
+    t = 0.010 + 0.300 + 1e-7 * float(chunk_keys(300, 0)) + 0.003
     times = [t]
     for j in range(39):
         t += 0.010 + 0.002 + 1e-5 * (300 + j)
         times.append(t)
     assert alone.requests[0].e2el_s == pytest.approx(times[-1])
     assert alone.requests[0].itl_s == pytest.approx(tuple(np.diff(times)))
-    assert fast.steps == len(fast.timeline)
 
 
 @pytest.mark.parametrize("gpu", ["H100 SXM", "A100 80GB SXM", "L4", "RTX 4090"])
@@ -240,35 +243,58 @@ def test_bad_inputs_get_plain_messages(tmp_path):
         load_profile(tmp_path / "missing.json")
 
 
-def _cli(*args):
-    return subprocess.run([sys.executable, "-m", "core.serve.simulate", *args], capture_output=True, text=True,
-                          timeout=120)
+def _cli(capsys, *args):
+    """core.serve.simulate's main in this process: (exit status, stdout, stderr)."""
+    from core.serve.simulate import main
+
+    try:
+        code = main(list(args))
+    except SystemExit as exc:  # argparse's own refusals
+        code = exc.code
+    out = capsys.readouterr()
+    return code, out.out, out.err
 
 
-def test_cli_predicts_from_a_saved_profile_and_refuses_bad_input(tmp_path):
+def test_cli_predicts_from_a_saved_profile_and_refuses_bad_input(tmp_path, capsys):
     profile = Profile("smollm2", "http://127.0.0.1:9/v1", HAND, {"num_blocks": 500, "block_size_tokens": 16,
                       "max_num_seqs": 256, "max_num_batched_tokens": 2048, "max_model_len": 4096})
-    path = save_profile(profile, tmp_path / "p.json")
-    # port 9 has no server: a prediction from the profile sends no request at all
-    out = _cli("--base-url", "http://127.0.0.1:9/v1", "--model", "smollm2", "--concurrency", "2", "--num-requests",
-               "2", "--prompt-tokens", "100", "--output-tokens", "3", "--profile", str(path))
+    path = str(save_profile(profile, tmp_path / "p.json"))
+    # port 9 has no server: a prediction from the profile sends no request at all (python -m, as documented)
+    out = subprocess.run([sys.executable, "-m", "core.serve.simulate", "--base-url", "http://127.0.0.1:9/v1",
+                          "--model", "smollm2", "--concurrency", "2", "--num-requests", "2", "--prompt-tokens", "100",
+                          "--output-tokens", "3", "--profile", path], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     row = json.loads(out.stdout)
     assert row["ttft_p50_s"] == pytest.approx(0.210) and row["tpot_p50_s"] == pytest.approx(0.014)
     for key in ("ttft_p90_s", "tpot_p90_s", "itl_p50_s", "e2e_p50_s", "output_tokens_per_s", "requests_per_s"):
         assert key in row
-    bad = _cli("--request-rate", "0", "--num-requests", "2", "--prompt-tokens", "100", "--output-tokens", "3",
-               "--profile", str(path))
-    assert bad.returncode == 2 and "above 0" in bad.stderr and "Traceback" not in bad.stderr
-    long = _cli("--concurrency", "1", "--num-requests", "2", "--prompt-tokens", "4090", "--output-tokens", "30",
-                "--profile", str(path))
-    assert long.returncode == 2 and "context" in long.stderr
-    gone = _cli("--base-url", "http://127.0.0.1:9/v1", "--model", "x", "--profile-only", str(tmp_path / "q.json"))
-    assert gone.returncode == 2 and "Traceback" not in gone.stderr and not (tmp_path / "q.json").exists()
-    gpu = _cli("--model", "meta-llama/Meta-Llama-3-8B", "--gpu", "H100 SXM", "--request-rate", "4", "--num-requests",
-               "50", "--prompt-tokens", "512", "--output-tokens", "64")
-    assert gpu.returncode == 0, gpu.stderr
-    assert json.loads(gpu.stdout)["tpot_p50_s"] > 0
+    code, _, err = _cli(capsys, "--request-rate", "0", "--num-requests", "2", "--prompt-tokens", "100",
+                        "--output-tokens", "3", "--profile", path)
+    assert code == 2 and "above 0" in err and "Traceback" not in err
+    code, _, err = _cli(capsys, "--request-rate", "-1", "--num-requests", "2", "--prompt-tokens", "100",
+                        "--output-tokens", "3", "--profile", path)
+    assert code == 2 and "above 0" in err
+    code, _, err = _cli(capsys, "--concurrency", "1", "--num-requests", "2", "--prompt-tokens", "4090",
+                        "--output-tokens", "30", "--profile", path)
+    assert code == 2 and "context" in err
+    code, _, err = _cli(capsys, "--concurrency", "1", "--num-requests", "2", "--prompt-tokens", "100",
+                        "--output-tokens", "3", "--profile", path, "--num-blocks", "3")
+    assert code == 2 and "too small for one request" in err
+    code, _, err = _cli(capsys, "--concurrency", "1", "--num-requests", "2", "--prompt-tokens", "x")
+    assert code == 2 and "invalid int" in err
+    code, _, err = _cli(capsys, "--base-url", "http://127.0.0.1:9/v1", "--model", "x", "--profile-only",
+                        str(tmp_path / "q.json"))
+    assert code == 2 and "Traceback" not in err and not (tmp_path / "q.json").exists()
+    code, _, err = _cli(capsys, "--concurrency", "1", "--num-requests", "2", "--prompt-tokens", "10",
+                        "--output-tokens", "3", "--profile", str(tmp_path / "missing.json"))
+    assert code == 2 and "Cannot read the profile" in err
+    code, out, err = _cli(capsys, "--model", "meta-llama/Meta-Llama-3-8B", "--gpu", "H100 SXM", "--request-rate", "4",
+                          "--num-requests", "50", "--prompt-tokens", "512", "--output-tokens", "64")
+    assert code == 0, err
+    assert json.loads(out)["tpot_p50_s"] > 0
+    code, _, err = _cli(capsys, "--model", "meta-llama/Meta-Llama-3-8B", "--gpu", "No Such GPU", "--concurrency",
+                        "1", "--num-requests", "5", "--prompt-tokens", "10", "--output-tokens", "3")
+    assert code == 2 and "Unknown GPU" in err
 
 
 def test_charts_draw_the_timeline_and_the_predicted_curves():

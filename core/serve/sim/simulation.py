@@ -84,9 +84,11 @@ def check_requests(config: EngineConfig, prompts, outputs, prefix_tokens: int) -
 
 def simulate(config: EngineConfig, step_model, prompts, outputs, send_times_s, *, max_in_flight: int | None = None,
              prefix_tokens: int = 0, request_overhead_s: float | None = None,
-             frontend_serial_s: float | None = None, timeline: bool = True) -> SimulationResult:
+             frontend_serial_s: float | None = None, timeline: bool = True,
+             fast_decode: bool = True) -> SimulationResult:
     """Simulate requests i = 0…n−1 (``prompts[i]`` tokens including the shared prefix, ``outputs[i]`` tokens out),
-    sent in order at ``send_times_s`` (sorted), at most ``max_in_flight`` at once (None: no cap)."""
+    sent in order at ``send_times_s`` (sorted), at most ``max_in_flight`` at once (None: no cap). ``fast_decode``
+    prices runs of pure decode steps in one call (the same times as one step after another)."""
     prompts = np.asarray(prompts, dtype=int)
     outputs = np.asarray(outputs, dtype=int)
     sends = np.asarray(send_times_s, dtype=float)
@@ -133,7 +135,7 @@ def simulate(config: EngineConfig, step_model, prompts, outputs, send_times_s, *
             t = arrivals[0].arrive_s
             continue
         next_arrival = arrivals[0].arrive_s if arrivals else math.inf
-        k = state.decode_run_length(next_arrival)
+        k = state.decode_run_length(next_arrival) if fast_decode else 0
         if k:
             used0 = state.used_blocks()
             waiting0, running0 = len(state.waiting), len(state.running)

@@ -24,9 +24,6 @@ import numpy as np
 from core.plan.serving import Engine, ServingModel, make_engine, serving_model
 from core.plan.serving_step import StepRoofline, step_roofline
 
-FEATURES = ("step", "prefill_tokens", "prefill_keys", "decode_seqs", "decode_context_tokens")
-
-
 def chunk_keys(tokens, start):
     """(query, key) pairs of a prefill chunk of ``tokens`` new tokens after ``start`` cached ones (causal)."""
     n = np.asarray(tokens, dtype=float)
