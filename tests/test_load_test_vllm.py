@@ -135,6 +135,17 @@ def test_page_rate_sweep_saturation_and_planner(vllm_endpoint, monkeypatch):
     at.button(key="load_planner_run").click().run()
     assert not at.exception and not at.error
     assert {m.label: m.value for m in at.metric}["KV capacity, engine"] == "23,296 tokens"
+    # the simulator beside the engine: a profile in the session predicts both measured rates, drawn over them
+    from core.serve.sim.profile import Profile
+    from core.serve.sim.step_model import LinearStepModel
+    profile = Profile("smollm2", vllm_endpoint.base_url, LinearStepModel(0.06, 0.001, 1e-6, 0.001, 5e-6, 0.1),
+                      {"num_blocks": 182, "block_size_tokens": 128, "max_num_seqs": 128,
+                       "max_num_batched_tokens": 2048, "max_model_len": 2048})
+    at.session_state[f"load_sim_profile|{vllm_endpoint.api_base}|{vllm_endpoint.model}"] = profile
+    at.run()
+    assert not at.exception and not at.error
+    names = [t["name"] for c in at.get("plotly_chart") for t in json.loads(c.proto.spec)["data"] if "name" in t]
+    assert "TTFT p50 predicted" in names and "TTFT p50 measured" in names
     # bad rates: a message, inputs kept, nothing run
     at.text_input(key="load_rates").set_value("1, fast").run()
     assert any("not a request rate" in w.value for w in at.warning) and at.button(key="load_run").disabled

@@ -114,3 +114,19 @@ def test_memory_planner_inputs_survive_a_visit():
 def test_measurement_panel_links_to_the_serving_load_test_page(default_page):
     # It used to pass an env-var string to core.serve.load_test.run_load_test (which takes an Endpoint); the page does it.
     assert any("(/serving-load)" in m.value for m in default_page.markdown)
+
+
+def test_the_speed_tab_shows_a_simulated_run_and_its_timeline(default_page):
+    from core.serve.sim.catalog import catalog_engine
+    from core.serve.sim.replay import Traffic, check_workload, replay
+
+    at = default_page
+    shown = metrics(at)
+    assert "TTFT p50 / p90" in shown and "Preemptions" in shown
+    kwargs = dict(prompt_tokens=1024, output_tokens=256)
+    step_model, config = catalog_engine("meta-llama/Meta-Llama-3-8B", "A100 80GB SXM", **kwargs)
+    row = replay(check_workload(1024, 256), 500, Traffic(concurrency=100), config, step_model).row
+    assert shown["TTFT p50 / p90"] == f"{row['ttft_p50_s'] * 1e3:,.0f} / {row['ttft_p90_s'] * 1e3:,.0f} ms"
+    titles = [json.loads(c.proto.spec)["layout"].get("annotations", [{}])[0].get("text")
+              for c in at.get("plotly_chart")]
+    assert "Batch of each step" in titles

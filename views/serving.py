@@ -17,6 +17,7 @@ from core.common.units import GB, format_count
 from core.common.user_text import escape_markdown
 from views.components.query_params import restore_inputs_from_url, write_inputs_to_url
 from views.components.serving_measure_panel import render_serving_measure_panel
+from views.components.sim_panels import render_plan_simulation
 
 URL_WRITTEN = "srv_url_written"
 
@@ -252,6 +253,8 @@ with tab_speed:
                          "TPOT (ms)": st.column_config.NumberColumn("TPOT (ms)", format="%.2f ms"),
                          "Per-user tokens/s": st.column_config.NumberColumn(format="%.1f tok/s"),
                          "Aggregate tokens/s": st.column_config.NumberColumn(format="%.0f tok/s")})
+        render_plan_simulation(model_arg, gpu, kwargs, users, float(ss["srv_requests_per_s"])
+                               if load_kind == "rate" else None, ttft_s, tpot_s)
 
 with tab_compare:
     if plan is None:

@@ -16,6 +16,7 @@ from core.serve.slo import SLO, SLOInputError
 from core.common.user_text import code, escape_markdown
 from views.components.endpoint_panel import probe_or_error, select_endpoint
 from views.components.load_planner_panel import render_planner_panel
+from views.components.sim_panels import render_load_simulator_panel
 
 MAX_CONCURRENCY_ENV = "LLM_LAB_LOAD_TEST_MAX_CONCURRENCY"
 
@@ -330,6 +331,7 @@ st.plotly_chart(latency_distribution_figure(records, metric), width="stretch", k
 st.caption("Definitions as in vLLM's `vllm bench serve`: TPOT = (e2e − TTFT)/(output tokens − 1) per request; "
            "throughputs are totals over the level's wall time; goodput counts requests meeting every SLO.")
 comparison = render_planner_panel(endpoint, result)
+simulated = render_load_simulator_panel(endpoint, result)
 dl = st.columns(2)
 dl[0].download_button("Download levels (CSV)", frame.to_csv(index=False), "load_test_levels.csv", "text/csv",
                       key="load_csv", help="One row per level.")
@@ -338,6 +340,8 @@ if answer is not None:
     payload["saturation"] = answer.to_dict()
 if comparison is not None:
     payload["planner"] = comparison.to_dict()
+if simulated is not None:
+    payload["simulator"] = simulated
 dl[1].download_button("Download everything (JSON)", json.dumps(payload, indent=2, default=str),
                       "load_test.json", "application/json", key="load_json",
                       help="Levels, every request's timings, the workload, the saturation search and the planner "
