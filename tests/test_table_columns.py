@@ -22,6 +22,8 @@ def test_widths_hold_the_header_and_the_cells_up_to_a_cap_and_keep_the_settings(
     assert config["peak at"]["width"] >= len("backward (activations + logit gradients)") * CHAR_PX
     assert config["answer"]["width"] == MAX_COLUMN_PX  # long text is capped (it belongs in a wrapping table)
     assert fitted_columns(frame, {"peak at": {"width": 99}})["peak at"]["width"] == 99  # an explicit width stays
+    # uncapped: a many-row table of sentences is as wide as its longest one (it scrolls sideways, nothing is cut)
+    assert fitted_columns(frame, max_px=None)["answer"]["width"] >= len("word " * 200) * CHAR_PX
 
 
 def test_run_it_here_predicted_table_fits_its_headers_and_phases():

@@ -20,6 +20,7 @@ from core.io import compute_url
 from core.io.compute_url import FIELDS, MODES, UNITS
 from core.plan.training_runs import reference_table
 from core.common.user_text import escape_markdown
+from views.components.columns import fitted_columns
 from views.components.query_params import restore_inputs_from_url, write_inputs_to_url
 from views.components.training_layout_panel import render_training_layout_panel
 
@@ -273,7 +274,8 @@ with tab_runs:
         compute_charts.reference_runs_figure(rows, ratio, plan=(plan.n_params, plan.n_tokens) if plan else None),
         key="compute_runs_chart")
     table = compute_tables.reference_run_rows(rows, cluster)
-    st.dataframe(pd.DataFrame(table), hide_index=True, width="stretch", key="compute_runs_table")
+    runs = pd.DataFrame(table)
+    st.dataframe(runs, hide_index=True, width="stretch", key="compute_runs_table", column_config=fitted_columns(runs))
     mfu_by_run = {r["run"]: r["implied MFU (k·N·D)"] for r in rows if r["implied MFU (k·N·D)"]}
 
     def mfu_range(prefix: str) -> str:

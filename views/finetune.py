@@ -2,6 +2,7 @@
 adapter."""
 from __future__ import annotations
 
+import pandas as pd
 import streamlit as st
 
 from core.finetune import FinetuneError
@@ -27,7 +28,8 @@ st.caption("LoRA or prompt tuning on the bundled SmolLM2-135M-Instruct with PEFT
 data = load_dataset()
 with st.expander(f"Data set: {data.name} ({len(data.examples)} examples)"):
     st.markdown(f"{data.source}  \nLicence: {data.licence}")
-    st.dataframe([{"prompt": p, "answer": a} for p, a in data.examples], hide_index=True, width="stretch")
+    # Sentences wrap in a table (a grid column would cut the longer answers at its edge).
+    st.table(pd.DataFrame([{"prompt": p, "answer": a} for p, a in data.examples]), hide_index=True)
 
 METHOD_LABELS = {"lora": "LoRA (Hu et al. 2021)", "prompt-tuning": "Prompt tuning (Lester et al. 2021)"}
 method = st.radio("Method", list(METHOD_LABELS), format_func=METHOD_LABELS.get, horizontal=True, key="ft_method",

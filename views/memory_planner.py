@@ -21,7 +21,7 @@ from views.components.measure_panel import render_measure_panel
 from core.plan.hardware import GPUS
 from core.plan.memory_plan import KV_DTYPES, SOURCES, ZERO_STAGES, PlanInputError, format_gb
 from core.common.units import format_count
-from views.components.columns import gb_columns
+from views.components.columns import fitted_columns, gb_columns
 from views.components.query_params import restore_inputs_from_url, write_inputs_to_url
 from views.components.memory_plan_results import (render_fit_tables, render_inference_results, render_summary,
                                                   render_training_results, render_zero_results)
@@ -310,8 +310,9 @@ with tab_export:
                              help="Opens the compute planner with this parameter count (URL ?params=).")
             except StreamlitPageNotFoundError:  # a lone script (AppTest) has no page registry
                 st.markdown(f"[Compute to train this model →](/compute?params={count})")
-        st.dataframe(pd.DataFrame(memory_tables.plan_rows(plan)).astype({"value": str}), hide_index=True,
-                     width="stretch", key="mem_summary_table", height=320)
+        summary = pd.DataFrame(memory_tables.plan_rows(plan)).astype({"value": str})
+        st.dataframe(summary, hide_index=True, width="stretch", key="mem_summary_table", height=320,
+                     column_config=fitted_columns(summary))
 
 # ---- Fine-tuning with LoRA / QLoRA / prompt tuning (core.finetune) -----------------------------------------------
 with tab_finetune:

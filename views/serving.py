@@ -15,6 +15,7 @@ from core.plan.hardware import GPUS
 from core.plan.memory_plan import CUSTOM_GPU, SOURCES, PlanInputError
 from core.common.units import GB, format_count
 from core.common.user_text import escape_markdown
+from views.components.columns import fitted_columns
 from views.components.query_params import restore_inputs_from_url, write_inputs_to_url
 from views.components.serving_measure_panel import render_serving_measure_panel
 from views.components.sim_panels import render_plan_simulation
@@ -274,13 +275,14 @@ with tab_compare:
                        f"replica(s)) at **${best.cost_per_hour:,.2f}/hour**, "
                        f"${best.cost_per_million_output_tokens:,.3f} per 1M output tokens.")
         frame = pd.DataFrame(serving_url.compare_rows(rows))
-        st.dataframe(frame, hide_index=True, width="stretch", key="srv_compare_table", column_config={
+        st.dataframe(frame, hide_index=True, width="stretch", key="srv_compare_table",
+                     column_config=fitted_columns(frame, {
             "$/GPU-hour": st.column_config.NumberColumn(format="$%.2f"),
             "$/hour": st.column_config.NumberColumn(format="$%.2f"),
             "$ per 1M output tokens": st.column_config.NumberColumn(format="$%.3f"),
             "$ per 1M input tokens": st.column_config.NumberColumn(format="$%.4f"),
             "TTFT (ms)": st.column_config.NumberColumn(format="%.1f ms"),
-            "TPOT (ms)": st.column_config.NumberColumn(format="%.2f ms")})
+            "TPOT (ms)": st.column_config.NumberColumn(format="%.2f ms")}))
         cited = ", ".join(serving_capacity.CITED_PRICES)
         st.caption(f"Prices: {cited} from Mercatus' cloud GPU pricing guide (May 2026, specialty-cloud midpoints); "
                    "the others are LLM Lab estimates — enter your own price above for the chosen GPU.")

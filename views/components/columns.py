@@ -31,10 +31,11 @@ def _label(name, spec) -> str:
     return str(name)
 
 
-def fitted_columns(frame, column_config: Mapping | None = None, max_px: int = MAX_COLUMN_PX) -> dict:
+def fitted_columns(frame, column_config: Mapping | None = None, max_px: int | None = MAX_COLUMN_PX) -> dict:
     """``column_config`` for ``st.dataframe(frame, …)`` with a width on every column that has none: wide enough for
-    its whole header and for its cells up to ``max_px`` (longer text scrolls in its cell; long answers belong in a
-    wrapping ``st.table``). Existing settings (format, help, label) are kept."""
+    its whole header and for its cells up to ``max_px`` (a grid cuts longer text at the column's edge: long answers
+    belong in a wrapping ``st.table``; ``max_px=None`` sizes the column to its longest cell, for a many-row table of
+    sentences that scrolls sideways instead). Existing settings (format, help, label) are kept."""
     config = dict(column_config or {})
     for name in frame.columns:
         spec = config.get(name)
@@ -44,7 +45,8 @@ def fitted_columns(frame, column_config: Mapping | None = None, max_px: int = MA
         cells = int(values.str.len().max()) if len(values) else 0
         header = len(_label(name, spec))
         header_px = header * CHAR_PX + HEADER_PAD_PX  # always whole, even past max_px
-        width = math.ceil(max(header_px, min(cells * CHAR_PX + CELL_PAD_PX, max_px)))
+        cells_px = cells * CHAR_PX + CELL_PAD_PX
+        width = math.ceil(max(header_px, cells_px if max_px is None else min(cells_px, max_px)))
         if isinstance(spec, str):
             config[name] = {"label": spec, "width": width}
         elif isinstance(spec, Mapping):

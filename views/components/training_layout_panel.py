@@ -19,6 +19,7 @@ from core.plan import parallel_charts, parallel_tables
 from core.plan.hardware import GPUS, get_gpu
 from core.plan.parallel import (MATMUL_EFFICIENCY, RECOMPUTE_OPTIONS, LayoutError, default_cluster, evaluate_layout,
                                 gpt_shape, model_shape, plan_layouts, stage_memory)
+from views.components.columns import fitted_columns
 
 YOUR_MODEL = parallel_tables.CUSTOM_PRESET
 TOP_ROWS = 50
@@ -187,5 +188,6 @@ def render_training_layout_panel(*, key: str = "layout") -> None:
         st.markdown("**Infeasible layouts and why**")
         st.dataframe(pd.DataFrame(parallel_tables.reason_counts(search.infeasible)), hide_index=True,
                      key=f"{key}_reasons")
-        st.dataframe(pd.DataFrame(parallel_tables.infeasible_rows(search.infeasible, 500)), hide_index=True,
-                     width="stretch", key=f"{key}_infeasible")
+        why = pd.DataFrame(parallel_tables.infeasible_rows(search.infeasible, 500))
+        st.dataframe(why, hide_index=True, width="stretch", key=f"{key}_infeasible",  # sentences: scroll, not cut
+                     column_config=fitted_columns(why, max_px=None))
