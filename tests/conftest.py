@@ -65,7 +65,7 @@ VLLM_FILES = {"test_endpoints_vllm.py", "test_load_test_vllm.py"}
 # pruning and distillation of SmolLM2, whole evaluation / optimization / fine-tuning pages.
 # Files where only some tests run long mark those with @pytest.mark.long, so their quick checks stay in the tier
 # (evaluate, optimize: bad input, scoring, refusals).
-LONG_FILES = {"test_distributed.py", "test_measure_isa.py", "test_finetune_runner.py", "test_page_optimize.py",
+LONG_FILES = {"test_distributed.py", "test_evaluate_loglik.py", "test_measure_isa.py", "test_finetune_runner.py", "test_page_optimize.py",
               "test_page_evaluate.py", "test_page_finetune.py", "test_device_bench.py", "test_batch_serving.py"}
 
 

@@ -84,7 +84,7 @@ class TaskResult:
     settings: RunSettings
     items: tuple[ItemResult, ...]
     metrics: tuple[MetricValue, ...]
-    total_items: int
+    total_items: int  # the task's items before any limit
     seconds: float = 0.0
     stopped: bool = False
     config: dict = field(default_factory=dict, compare=False)
@@ -168,5 +168,5 @@ def run_task(task: LmEvalTask, scorer: Scorer, settings: RunSettings = RunSettin
         items.append(item)
         if on_item is not None:
             on_item(item)
-    return TaskResult(task.name, task.output_type, settings, tuple(items), aggregate(task, items), len(docs),
+    return TaskResult(task.name, task.output_type, settings, tuple(items), aggregate(task, items), len(task.docs),
                       time.perf_counter() - started, stopped, task.config)
