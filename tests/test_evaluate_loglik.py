@@ -253,3 +253,19 @@ def test_the_cli_writes_lm_evals_results_shape(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "core.evaluate", "--tasks", "nope", "--output-path", str(tmp_path)],
                          capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert bad.returncode == 2 and "Unknown task nope" in bad.stderr
+
+
+def test_stop_keeps_the_items_already_scored(fp32):
+    stop = threading.Event()
+    seen = []
+
+    def progress(done, total):
+        seen.append(done)
+        if done >= 8:
+            stop.set()
+
+    task = load_tasks()["llmlab_facts"]
+    run = run_task(task, local_scorer(fp32.model, fp32.tokenizer, on_progress=progress, stop=stop),
+                   RunSettings(limit=10), stop=stop)
+    assert run.stopped and [i.doc_id for i in run.items] == [0, 1] and len(run.items[0].logliks) == 4
+    assert run.metric("acc").value in (0.0, 0.5, 1.0)
