@@ -34,11 +34,14 @@ def main(variants: list[str], batch_size: int, limit: int | None) -> None:
         t0 = time.perf_counter()
         loaded = base if key == "fp32" else variant_model(key, lambda **_: base)
         build = time.perf_counter() - t0
+        cpu0 = time.process_time()
         runs[key] = run_tasks(tasks, key, limit=limit, batch_size=batch_size, loaded=loaded)
+        cpu = time.process_time() - cpu0
         mc = sum(r.seconds for r in runs[key] if r.output_type == "multiple_choice")
         items = sum(len(r.items) for r in runs[key] if r.output_type == "multiple_choice")
         seconds[key] = mc
-        print(f"{key}: {items} multiple-choice items in {mc:.1f} s (+ {build:.1f} s to build the variant); "
+        print(f"{key}: {items} multiple-choice items in {mc:.1f} s (+ {build:.1f} s to build the variant; all tasks "
+              f"{cpu:.1f} s of CPU time, which other processes on the machine do not inflate); "
               + ", ".join(f"{r.task} {r.seconds:.1f} s" for r in runs[key]))
     print(f"\n{len(variants)} variants × the multiple-choice items: {sum(seconds.values()):.1f} s of scoring\n")
     head = " | ".join(VARIANTS[k].label for k in variants)

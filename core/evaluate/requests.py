@@ -9,9 +9,8 @@ local transformers model or on an OpenAI-compatible server's prompt log-probabil
 - ``loglikelihood_rolling(text)``: the prefix token, then the text, every token scored (one window: texts longer
   than the model's context are refused rather than windowed).
 
-Whole requests are batched, padded on the right and run without an attention mask, as HFLM runs a causal model: a
-causal model's positions never see the padding after them. The requests of one item share its context, which runs
-once (``local_scorer``'s ``share_context``).
+Requests are batched, padded on the right and run without an attention mask, as HFLM runs a causal model: a
+causal model's positions never see the padding after them.
 """
 from __future__ import annotations
 
@@ -80,13 +79,12 @@ def _max_length(model) -> int:
 
 def local_scorer(model, tokenizer, batch_size: int = DEFAULT_BATCH_SIZE, *, on_progress: Progress | None = None,
                  stop: threading.Event | None = None, share_context: bool = True) -> Scorer:
-    """A Scorer on a transformers causal LM (``model.eval()``).
+    """A Scorer on a transformers causal LM (``model.eval()``): ``batch_size`` rows per forward pass, padded on the
+    right, longest first, as HFLM runs them.
 
-    ``share_context`` (default): the requests that share a context (an item's choices) run it once and its key/value
-    cache serves every choice: the same log-probabilities as one forward pass per choice (a causal model's position
-    sees only what precedes it) for a third of the work on four choices. HFLM does the same for one-token
-    continuations (its ``Collator`` groups by context) and runs longer ones whole. Else ``batch_size`` whole
-    requests per forward pass, padded on the right, as HFLM runs them."""
+    ``share_context`` (default): an item whose choices are all one token long (" positive" / " negative") runs its
+    context once and reads every choice off the last position, as HFLM's ``Collator`` groups such requests; the
+    log-probabilities are the same (the model reads ``context + continuation[:-1]`` = the context either way)."""
     if batch_size < 1:
         raise ValueError("The batch size must be at least 1.")
     max_length = _max_length(model)
@@ -99,25 +97,23 @@ def local_scorer(model, tokenizer, batch_size: int = DEFAULT_BATCH_SIZE, *, on_p
             if request.kind == "loglikelihood_rolling" and len(ctx) + len(cont) > max_length + 1:
                 raise ValueError(f"A text of {len(cont):,} tokens is longer than the model's context "
                                  f"({max_length:,}); split it.")
-        out: dict[int, Scored] = {}
         groups: dict[tuple, list[int]] = {}
-        whole: list[int] = []
         for i, (ctx, cont) in enumerate(encoded):
-            if share_context and len(ctx) + len(cont) <= max_length + 1:
-                groups.setdefault(tuple(ctx), []).append(i)
-            else:
-                whole.append(i)
+            groups.setdefault(tuple(ctx), []).append(i)
+        units = []  # (row the model reads, [(request index, where its continuation starts)])
         for ctx, members in groups.items():
+            if share_context and len(ctx) <= max_length and all(len(encoded[i][1]) == 1 for i in members):
+                units.append((list(ctx), [(i, len(ctx) - 1) for i in members]))
+            else:
+                for i in members:
+                    row = (encoded[i][0] + encoded[i][1])[-(max_length + 1):][:-1]
+                    units.append((row, [(i, len(row) - len(encoded[i][1]))]))
+        units.sort(key=lambda u: -len(u[0]))
+        out: dict[int, Scored] = {}
+        for start in range(0, len(units), batch_size):
             if stop is not None and stop.is_set():
                 raise ScoringStopped(dict(out))
-            out.update(_shared_context(model, list(ctx), {i: encoded[i][1] for i in members}))
-            if on_progress is not None:
-                on_progress(len(out), len(encoded))
-        whole.sort(key=lambda i: -len(encoded[i][0]) - len(encoded[i][1]))
-        for start in range(0, len(whole), batch_size):
-            if stop is not None and stop.is_set():
-                raise ScoringStopped(dict(out))
-            out.update(_whole_batch(model, [(i, encoded[i]) for i in whole[start:start + batch_size]], max_length))
+            out.update(_forward(model, units[start:start + batch_size], encoded))
             if on_progress is not None:
                 on_progress(len(out), len(encoded))
         return [out[i] for i in range(len(encoded))]
@@ -125,54 +121,23 @@ def local_scorer(model, tokenizer, batch_size: int = DEFAULT_BATCH_SIZE, *, on_p
     return score
 
 
-def _pick(logprobs, cont: list[int]) -> Scored:
-    """Scored from the log-softmax rows that predict ``cont`` (shape (len(cont), vocab))."""
+def _forward(model, units, encoded) -> dict[int, Scored]:
+    """One forward pass over the units' rows; each request's continuation read from its positions."""
     import torch
 
-    target = torch.tensor(cont, dtype=torch.long)
-    ll = logprobs.gather(-1, target[:, None]).squeeze(-1).sum().item()
-    return Scored(float(ll), bool((logprobs.argmax(-1) == target).all().item()), len(cont))
-
-
-def _whole_batch(model, batch: list[tuple[int, tuple[list[int], list[int]]]], max_length: int) -> dict[int, Scored]:
-    """HFLM's ``_loglikelihood_tokens`` on one batch: ``(context + continuation)[-(max_length + 1):][:-1]``."""
-    import torch
-
-    rows = [(ctx + cont)[-(max_length + 1):][:-1] for _, (ctx, cont) in batch]
-    ids = torch.zeros((len(rows), max(len(r) for r in rows)), dtype=torch.long)
-    for j, row in enumerate(rows):
+    ids = torch.zeros((len(units), max(len(row) for row, _ in units)), dtype=torch.long)
+    for j, (row, _) in enumerate(units):
         ids[j, :len(row)] = torch.tensor(row, dtype=torch.long)
     with torch.inference_mode():
         logprobs = torch.log_softmax(model(ids).logits.float(), dim=-1)
-    return {i: _pick(logprobs[j, len(rows[j]) - len(cont):len(rows[j])], cont)
-            for j, (i, (_, cont)) in enumerate(batch)}
-
-
-def _shared_context(model, ctx: list[int], conts: dict[int, list[int]]) -> dict[int, Scored]:
-    """One context, several continuations: the context once (its last position predicts every continuation's first
-    token), then the continuations' remaining tokens in one batch on copies of its key/value cache."""
-    import torch
-
-    with torch.inference_mode():
-        first = model(torch.tensor([ctx], dtype=torch.long), use_cache=True)
-        head = torch.log_softmax(first.logits[0, -1].float(), dim=-1)
-        longer = [i for i, cont in conts.items() if len(cont) > 1]
-        tails = {}
-        if longer:
-            cache = first.past_key_values
-            cache.batch_repeat_interleave(len(longer))
-            width = max(len(conts[i]) - 1 for i in longer)
-            ids = torch.zeros((len(longer), width), dtype=torch.long)
-            for j, i in enumerate(longer):
-                ids[j, :len(conts[i]) - 1] = torch.tensor(conts[i][:-1], dtype=torch.long)
-            mask = torch.ones((len(longer), len(ctx) + width), dtype=torch.long)
-            logits = model(ids, past_key_values=cache, attention_mask=mask, use_cache=True).logits.float()
-            rest = torch.log_softmax(logits, dim=-1)
-            tails = {i: rest[j, :len(conts[i]) - 1] for j, i in enumerate(longer)}
     out = {}
-    for i, cont in conts.items():
-        rows = head[None] if len(cont) == 1 else torch.cat([head[None], tails[i]], dim=0)
-        out[i] = _pick(rows, cont)
+    for j, (_, reads) in enumerate(units):
+        for i, at in reads:
+            cont = encoded[i][1]
+            picked = logprobs[j, at:at + len(cont)]
+            target = torch.tensor(cont, dtype=torch.long)
+            ll = picked.gather(-1, target[:, None]).squeeze(-1).sum().item()
+            out[i] = Scored(float(ll), bool((picked.argmax(-1) == target).all().item()), len(cont))
     return out
 
 
