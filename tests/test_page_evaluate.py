@@ -136,11 +136,11 @@ def test_log_likelihood_mode_scores_with_stderr_compares_and_exports():
     assert not at.exception and not at.error
     runs = at.session_state["ll_runs"]
     assert set(runs) == {"fp32", "layers-4"} and all(len(r.items) == 6 for r in runs.values())
-    scores = at.dataframe(key="ll_scores").value
+    scores = at.dataframe[0].value
     assert all(" ± " in v for v in scores["acc"])
     assert at.success[0].value.startswith("SmolLM2-135M fp32 vs SmolLM2-135M 4 layers removed: ")
     assert "significant" in at.success[0].value
-    diff = at.dataframe(key="ll_diff").value
+    diff = at.dataframe[1].value
     assert len(diff) == 6 and {"A logliks", "B logliks", "flips"} <= set(diff.columns)
     labels = [d.proto.label for d in at.get("download_button")]
     assert labels == ["Download lm-eval results JSON", "Download CSV"]
