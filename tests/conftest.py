@@ -60,7 +60,7 @@ def page(chromium_browser, app_url):
 # `python -m pytest -m fast` is the check between two edits (README): every test that needs no browser, no vLLM
 # server, no GPU, no extra processes and no long model run. Markers are applied here, by file, so a new test file
 # lands in the fast tier unless it is named below or marks itself.
-VLLM_FILES = {"test_endpoints_vllm.py", "test_load_test_vllm.py"}
+VLLM_FILES = {"test_endpoints_vllm.py", "test_evaluate_loglik_vllm.py", "test_load_test_vllm.py"}
 # Real runs that take tens of seconds to minutes each here (2 cores): rank processes, ISA subprocesses, training,
 # pruning and distillation of SmolLM2, whole evaluation / optimization / fine-tuning pages.
 # Files where only some tests run long mark those with @pytest.mark.long, so their quick checks stay in the tier
