@@ -60,14 +60,15 @@ def page(chromium_browser, app_url):
 # `python -m pytest -m fast` is the check between two edits (README): every test that needs no browser, no vLLM
 # server, no GPU, no extra processes and no long model run. Markers are applied here, by file, so a new test file
 # lands in the fast tier unless it is named below or marks itself.
-VLLM_FILES = {"test_endpoints_vllm.py", "test_load_test_vllm.py", "test_serve_sim_vllm.py"}
+VLLM_FILES = {"test_endpoints_vllm.py", "test_evaluate_loglik_vllm.py", "test_load_test_vllm.py",
+              "test_serve_sim_vllm.py"}
 # Real runs that take tens of seconds to minutes each here (2 cores): rank processes, ISA subprocesses, training,
 # pruning and distillation of SmolLM2, whole evaluation / optimization / fine-tuning pages.
 # Files where only some tests run long mark those with @pytest.mark.long, so their quick checks stay in the tier
 # (evaluate, optimize: bad input, scoring, refusals).
-LONG_FILES = {"test_distributed.py", "test_measure_isa.py", "test_finetune_runner.py", "test_page_optimize.py",
-              "test_page_evaluate.py", "test_page_finetune.py", "test_device_bench.py", "test_batch_serving.py",
-              "test_distributed_parallel.py"}
+LONG_FILES = {"test_distributed.py", "test_evaluate_loglik.py", "test_measure_isa.py", "test_finetune_runner.py",
+              "test_page_optimize.py", "test_page_evaluate.py", "test_page_finetune.py", "test_device_bench.py",
+              "test_batch_serving.py", "test_distributed_parallel.py"}
 
 
 def pytest_collection_modifyitems(config, items):

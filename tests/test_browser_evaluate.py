@@ -47,3 +47,34 @@ def test_an_uploaded_adapter_is_evaluated_beside_the_base_model(app_url, page, t
     page.wait_for_selector('[data-testid="stPlotlyChart"] .main-svg', timeout=60_000)
     wait_for_main_text(page, "SmolLM2-135M + fine-tuned adapter", "SmolLM2-135M fp32")
     assert exceptions_on_page(page) == []
+
+
+def test_log_likelihood_upload_run_comparison_and_download(app_url, page, tmp_path):
+    """Log-likelihood mode in Chromium: upload a JSONL of items, score it on fp32 and 4 layers removed, read the
+    paired sentence and the "why differ" rows, download lm-eval's results JSON."""
+    import json
+
+    items = tmp_path / "mine.jsonl"
+    items.write_text("".join(json.dumps({"question": f"What is {a} plus {a}?", "choices": [str(2 * a), str(2 * a + 1)],
+                                         "answer": 0}) + "\n" for a in range(1, 7)))
+    open_app_page(page, app_url, "/evaluate")
+    wait_for_main_text(page, "Evaluate", "Scoring")
+    page.get_by_text("Log-likelihood (lm-eval)").click()
+    wait_for_main_text(page, "Run log-likelihood evaluation")
+    main = page.locator('[data-testid="stMain"]')
+    main.locator('[data-testid="stSelectbox"]').first.click()
+    page.get_by_role("option", name="(upload your own items)").click()
+    wait_for_main_text(page, "Upload a task file")
+    page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(str(items))
+    wait_until_idle(page)
+    run = page.get_by_role("button", name="Run log-likelihood evaluation")
+    page.wait_for_function("b => !b.disabled", arg=run.element_handle(), timeout=60_000)
+    run.click()
+    wait_for_main_text(page, "mine: scores ± standard error", "SmolLM2-135M fp32 vs SmolLM2-135M 4 layers removed",
+                       "items flip", timeout=300)
+    wait_until_idle(page)
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Download lm-eval results JSON").click()
+    results = json.loads(open(download.value.path()).read())
+    assert {"acc,none", "acc_stderr,none"} <= set(results["results"]["mine"])
+    assert exceptions_on_page(page) == []

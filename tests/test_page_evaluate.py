@@ -120,3 +120,37 @@ def test_a_stopped_run_marks_the_setups_with_fewer_items():
     verdict = at.success[0].value
     assert "m · few-shot was scored on only 1 item, the others on 4 (the run was stopped)" in verdict
     assert verdict == runner.verdict(at.session_state["ev_result"])
+
+
+def test_log_likelihood_mode_scores_with_stderr_compares_and_exports():
+    at = app_test(PAGE, timeout=600)
+    at.run()
+    at.radio(key="ev_mode").set_value("Log-likelihood (lm-eval)").run()
+    assert not at.exception
+    for widget in (at.selectbox(key="ll_task"), at.multiselect(key="ll_variants"), at.button(key="ll_run")):
+        assert widget.proto.help
+    at.selectbox(key="ll_task").set_value("llmlab_facts").run()
+    at.number_input(key="ll_limit_llmlab_facts").set_value(6).run()
+    at.multiselect(key="ll_variants").set_value(["fp32", "layers-4"]).run()
+    at.button(key="ll_run").click().run()
+    assert not at.exception and not at.error
+    runs = at.session_state["ll_runs"]
+    assert set(runs) == {"fp32", "layers-4"} and all(len(r.items) == 6 for r in runs.values())
+    scores = at.dataframe[0].value
+    assert all(" ± " in v for v in scores["acc"])
+    assert at.success[0].value.startswith("SmolLM2-135M fp32 vs SmolLM2-135M 4 layers removed: ")
+    assert "significant" in at.success[0].value
+    diff = at.dataframe[1].value
+    assert len(diff) == 6 and {"A logliks", "B logliks", "flips"} <= set(diff.columns)
+    labels = [d.proto.label for d in at.get("download_button")]
+    assert labels == ["Download lm-eval results JSON", "Download CSV"]
+
+
+def test_log_likelihood_mode_explains_missing_choices():
+    at = app_test(PAGE)
+    at.run()
+    at.radio(key="ev_mode").set_value("Log-likelihood (lm-eval)").run()
+    at.multiselect(key="ll_variants").set_value([]).run()
+    assert any("at least one model variant" in w.value for w in at.warning) and at.button(key="ll_run").disabled
+    at.selectbox(key="ll_task").set_value("(upload your own items)").run()
+    assert any("Upload a task file" in w.value for w in at.warning) and not at.exception

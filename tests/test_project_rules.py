@@ -219,6 +219,8 @@ def _core_modules(root: Path) -> dict[str, Path]:
     modules = {}
     for path in sorted((root / "core").rglob("*.py")):
         parts = path.relative_to(root).with_suffix("").parts
+        if parts[:2] == ("core", "data"):  # data, not modules: lm-eval task folders carry their loader (utils.py)
+            continue
         modules[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
     return modules
 

@@ -14,6 +14,7 @@ from core.evaluate.variants import ADAPTER, ENDPOINT, VARIANTS, adapter_files_fr
 from core.run.models import ModelLoadError
 from core.serve.endpoints import EndpointError
 from views.components.columns import fitted_columns
+from views.components import loglik_panel
 from views.components.endpoint_panel import select_endpoint
 from views.components.model_cache import cached_load_model
 
@@ -24,6 +25,13 @@ st.caption("Which setup is best on a task? Runs a small bundled task set (CC0, w
            "every answer: accuracy for classification, ROUGE-1/2/L F1 (Google's rouge-score, stemmed) for "
            "summaries.")
 
+mode = st.radio("Scoring", ["Generation", "Log-likelihood (lm-eval)"], horizontal=True, key="ev_mode",
+                help="Generation: greedy answers over prompt techniques, scored by accuracy / ROUGE. Log-likelihood: "
+                     "multiple choice and perplexity scored as lm-evaluation-harness scores them (the same numbers "
+                     "`lm_eval` gives from the same task files), with standard errors and paired tests.")
+if mode != "Generation":
+    loglik_panel.render()
+    st.stop()
 c1, c2, c3 = st.columns([2, 2, 1])
 task_key = c1.selectbox("Task", list(TASKS), format_func=lambda k: TASKS[k].title, key="ev_task",
                         help="Review sentiment: one word, scored by accuracy. Dialogue summarization: one sentence, "

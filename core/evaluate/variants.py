@@ -127,6 +127,15 @@ def variant_generator(key: str, load: LoadModel, *, endpoint=None, adapter: dict
         if endpoint is None:
             raise EvaluationInputError("The endpoint variant needs a server: choose one or enter its URL.")
         return f"{endpoint.name}: {endpoint.model}", endpoint_generator(endpoint)
+    return variant.label, local_generator(variant_model(key, load, adapter=adapter))
+
+
+def variant_model(key: str, load: LoadModel, *, adapter: dict[str, bytes] | None = None):
+    """The LoadedModel of a local variant: ``load(**options)``, then pruned or given the adapter on a copy."""
+    variant = VARIANTS.get(key)
+    if variant is None or variant.kind == "endpoint":
+        raise EvaluationInputError(f"{key!r} is not a local model variant; choose from "
+                                   f"{', '.join(k for k, v in VARIANTS.items() if v.kind != 'endpoint')}.")
     if variant.kind == "adapter" and not adapter:
         raise EvaluationInputError("The adapter variant needs an adapter: train one on the Fine-tune page or upload "
                                    "its zip.")
@@ -137,7 +146,7 @@ def variant_generator(key: str, load: LoadModel, *, endpoint=None, adapter: dict
         from core.run.pruning import calibration_ids, pruned_copy
 
         loaded = pruned_copy(loaded, calibration=calibration_ids(loaded.tokenizer), **variant.prune)
-    return variant.label, local_generator(loaded)
+    return loaded
 
 
 def setups(keys, techniques, load: LoadModel, *, endpoint=None, adapter: dict[str, bytes] | None = None) -> list[Setup]:

@@ -10,10 +10,12 @@ import httpx
 from core.serve.endpoints import Endpoint, EndpointError, check_response, describe_http_error, timeout
 
 
-def prompt_logprobs(endpoint: Endpoint, text: str, read_timeout_s: float = 120.0) -> list[float]:
+def prompt_logprobs(endpoint: Endpoint, text: str | list[int], read_timeout_s: float = 120.0) -> list[float]:
     """One log-probability (natural log) per token of ``text`` after the first, as the server scores it: vLLM's
-    ``prompt_logprobs`` extension, else the Completions API's ``echo`` + ``logprobs`` (with max_tokens 0)."""
-    if not text or not text.strip():
+    ``prompt_logprobs`` extension, else the Completions API's ``echo`` + ``logprobs`` (with max_tokens 0).
+    ``text`` may be token ids (the Completions API takes a prompt as a list of ids), so the caller's tokenisation is
+    the one scored."""
+    if not text or (isinstance(text, str) and not text.strip()):
         raise EndpointError("The text to score is empty.")
     base = {"model": endpoint.model, "prompt": text, "temperature": 0.0}
     try:
