@@ -1,7 +1,7 @@
 """Generate LLM Lab's bundled lm-evaluation-harness tasks (core/data/lm_eval_tasks/): YAML + JSONL, CC0.
 
 Deterministic: the items are templated from the fact tables below (no random numbers except a seeded shuffle of the
-choice order), so running this script again writes byte-identical files (tests/test_evaluate_loglik.py checks that).
+choice order), so running this script again writes byte-identical files (tests/evaluate/test_evaluate_loglik.py checks that).
 Every item has exactly one correct choice: the templates draw each item's distractors from the same table, never
 the answer, and the test checks the choices are distinct.
 

@@ -1,4 +1,9 @@
-"""Test-wide settings (never touch the network) and the real-browser fixtures."""
+"""Test-wide settings (never touch the network), the Chromium every browser test shares, and the tiers.
+
+Tests are laid out like the code: tests/<package>/ for core's packages (plan, run, measure, serve, finetune,
+distributed, optimize, evaluate, common, io), tests/pages/ for AppTest runs of the pages, tests/browser/ for headless
+Chromium against a running app (its fixtures: tests/browser/conftest.py), tests/vllm/ for a real vLLM server (its
+fixtures: tests/vllm/conftest.py), tests/project/ for the project's rules."""
 import os
 import shutil
 
@@ -13,23 +18,10 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 # this session's processes only, not another run's on the same machine.
 os.environ["LLM_LAB_TEST_SESSION"] = f"{os.getpid()}"
 
-# One real vLLM server (and one app configured with it) for every test file that asks for it.
-pytest_plugins = ["tests.vllm_server"]
-
-
-@pytest.fixture(scope="session")
-def app_url(tmp_path_factory):
-    """Base URL of a real `streamlit run app.py` on a free localhost port."""
-    from tests import browser
-
-    with browser.running_app(tmp_path_factory.mktemp("streamlit") / "streamlit.log") as url:
-        yield url
-
-
 @pytest.fixture(scope="session")
 def chromium_browser():
     """Headless Debian Chromium driven by Playwright (never `playwright install`)."""
-    from tests import browser
+    from tests.browser import helpers as browser
 
     if not shutil.which(browser.CHROMIUM) and not os.path.exists(browser.CHROMIUM):
         if os.environ.get("CI"):
@@ -46,22 +38,12 @@ def chromium_browser():
         pw.stop()
 
 
-@pytest.fixture
-def page(chromium_browser, app_url):
-    context = chromium_browser.new_context(viewport={"width": 1400, "height": 1000})
-    pg = context.new_page()
-    try:
-        yield pg
-    finally:
-        context.close()
-
-
 # --- tiers -----------------------------------------------------------------------------------------------------
 # `python -m pytest -m fast` is the check between two edits (README): every test that needs no browser, no vLLM
-# server, no GPU, no extra processes and no long model run. Markers are applied here, by file, so a new test file
-# lands in the fast tier unless it is named below or marks itself.
-VLLM_FILES = {"test_endpoints_vllm.py", "test_evaluate_loglik_vllm.py", "test_load_test_vllm.py",
-              "test_serve_sim_vllm.py"}
+# server, no GPU, no extra processes and no long model run. Markers are applied here: by folder (tests/browser,
+# tests/vllm) and, for the long model runs that live beside their package's quick tests, by file, so a new test file
+# lands in the fast tier unless its folder, the list below or the test itself says otherwise.
+FOLDER_MARKERS = {"browser": "browser", "vllm": "vllm"}
 # Real runs that take tens of seconds to minutes each here (2 cores): rank processes, ISA subprocesses, training,
 # pruning and distillation of SmolLM2, whole evaluation / optimization / fine-tuning pages.
 # Files where only some tests run long mark those with @pytest.mark.long, so their quick checks stay in the tier
@@ -74,10 +56,9 @@ LONG_FILES = {"test_distributed.py", "test_evaluate_loglik.py", "test_measure_is
 def pytest_collection_modifyitems(config, items):
     for item in items:
         name = item.path.name
-        if name in VLLM_FILES:
-            item.add_marker(pytest.mark.vllm)
-        if name.startswith("test_browser_"):
-            item.add_marker(pytest.mark.browser)
+        folder_marker = FOLDER_MARKERS.get(item.path.parent.name)
+        if folder_marker:
+            item.add_marker(getattr(pytest.mark, folder_marker))
         if name in LONG_FILES:
             item.add_marker(pytest.mark.long)
         if not any(item.get_closest_marker(m) for m in ("browser", "vllm", "gpu", "slow", "long")):

@@ -32,11 +32,12 @@ mode = st.radio("Scoring", ["Generation", "Log-likelihood (lm-eval)"], horizonta
 if mode != "Generation":
     loglik_panel.render()
     st.stop()
-c1, c2, c3 = st.columns([2, 2, 1])
-task_key = c1.selectbox("Task", list(TASKS), format_func=lambda k: TASKS[k].title, key="ev_task",
+# The task box has a row of its own: at 1,024 px a third of the width cut its label ("Review sentiment (classifica…").
+task_key = st.selectbox("Task", list(TASKS), format_func=lambda k: TASKS[k].title, key="ev_task",
                         help="Review sentiment: one word, scored by accuracy. Dialogue summarization: one sentence, "
                              "scored by ROUGE against a reference summary.")
 task = TASKS[task_key]
+c2, c3 = st.columns([4, 1])
 techniques = c2.multiselect("Prompt techniques", list(runner.TECHNIQUES),
                             default=[t for t in runner.TECHNIQUES if t != runner.COT], key="ev_techniques",
                             help="Zero-shot: the instruction and the question. One-shot / few-shot: 1 or 3 solved "

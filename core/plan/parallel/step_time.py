@@ -32,7 +32,7 @@ MATMUL_EFFICIENCY = 0.6
 """Fraction of the dense bf16 peak a transformer layer's kernels reach on the GPU's tensor cores (the
 memory-bound kernels are timed apart, ``elementwise_seconds``). One constant, calibrated once on Narayanan et al. 2021
 Table 1 (A100 80GB, 1.7B–1T parameters): 0.59 minimises the largest error over the ten rows (8.5 %), the round 0.6
-gives at most 9.9 % (tests/test_plan_parallel.py holds every row within 15 %)."""
+gives at most 9.9 % (tests/plan/test_plan_parallel.py holds every row within 15 %)."""
 
 GRADIENT_BYTES = 2  # bf16/fp16 gradients all-reduced (Megatron's --accumulate-allreduce-grads-in-fp32 doubles it)
 
