@@ -111,6 +111,11 @@ def item_metrics(task: LmEvalTask, doc: dict, logliks: list[float], greedy: list
         by_bytes = max(range(len(logliks)), key=lambda i: logliks[i] / float(len(choices[i].encode("utf-8"))))
         return {"acc": float(best == gold), "acc_norm": float(norm == gold), "acc_bytes": float(by_bytes == gold)}
     if task.output_type == "loglikelihood":
+        if greedy[0] is None:  # an endpoint's prompt log-probs carry no per-token argmax: acc would read 0
+            raise ValueError(f"{task.name} is a loglikelihood task, scored by whether every token of the answer is "
+                             "the model's top choice, and this scorer does not report that (an endpoint's prompt "
+                             "log-probabilities give each token's probability only). Multiple-choice and "
+                             "perplexity tasks run on it.")
         return {"acc": float(bool(greedy[0])), "loglik": logliks[0]}
     target = str(target_of(task, doc))
     return {"loglik": logliks[0], "words": len(re.split(r"\s+", target)), "bytes": len(target.encode("utf-8"))}

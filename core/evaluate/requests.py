@@ -54,21 +54,22 @@ def prefix_token_id(tokenizer) -> int:
 
 
 def encode_pair(tokenizer, context: str, continuation: str) -> tuple[list[int], list[int]]:
-    """(context ids, continuation ids) as HFLM ``_encode_pair`` / ``loglikelihood`` make them."""
+    """(context ids, continuation ids) as HFLM ``_encode_pair`` / ``loglikelihood`` make them (``tok_encode`` of a
+    causal model adds no special tokens: a BOS-adding tokenizer must not put one mid-request)."""
     if context == "":
-        return [prefix_token_id(tokenizer)], tokenizer.encode(continuation)
+        return [prefix_token_id(tokenizer)], tokenizer.encode(continuation, add_special_tokens=False)
     n_spaces = len(context) - len(context.rstrip())
     if n_spaces > 0:
         continuation = context[-n_spaces:] + continuation
         context = context[:-n_spaces]
-    whole = tokenizer.encode(context + continuation)
-    context_ids = tokenizer.encode(context)
+    whole = tokenizer.encode(context + continuation, add_special_tokens=False)
+    context_ids = tokenizer.encode(context, add_special_tokens=False)
     return context_ids, whole[len(context_ids):]
 
 
 def encode_request(tokenizer, request: Request) -> tuple[list[int], list[int]]:
     if request.kind == "loglikelihood_rolling":
-        return [prefix_token_id(tokenizer)], tokenizer.encode(request.continuation)
+        return [prefix_token_id(tokenizer)], tokenizer.encode(request.continuation, add_special_tokens=False)
     return encode_pair(tokenizer, request.context, request.continuation)
 
 

@@ -164,7 +164,12 @@ def requests_of(task: LmEvalTask, doc: dict, num_fewshot: int | None = None) -> 
 
 def _read_jsonl(path: Path) -> tuple[dict, ...]:
     docs = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise TaskFileError(f"{path.name}: the task's data file cannot be read ({exc.__class__.__name__}: "
+                            f"{getattr(exc, 'strerror', None) or exc}).") from None
+    for number, line in enumerate(text.splitlines(), 1):
         if line.strip():
             try:
                 docs.append(json.loads(line))

@@ -264,4 +264,17 @@ def test_stop_keeps_the_items_already_scored(fp32):
     assert run.stopped and not full.stopped and 0 < len(run.items) < 10
     for item in run.items:  # every kept item is whole: all four choices scored, as in the full run
         assert item.logliks == pytest.approx(full.items[item.doc_id].logliks, abs=1e-4) and len(item.logliks) == 4
-    assert run.metric("acc").stderr == run.metric("acc").stderr or len(run.items) == 1
+    assert len(run.items) == 1 or math.isfinite(run.metric("acc").stderr)
+
+
+def test_a_loglikelihood_task_is_refused_where_the_scorer_cannot_say_greedy():
+    """An endpoint's prompt log-probs give no per-token argmax: a loglikelihood task's acc (every answer token the
+    top choice) would read 0 for every item, so it is refused with the reason rather than scored."""
+    from core.evaluate.loglik import item_metrics
+    from core.evaluate.task_files import LmEvalTask
+
+    task = LmEvalTask("capital", "loglikelihood", ({"q": "Paris is in", "a": "France"},), doc_to_text="{{q}}",
+                      doc_to_target="{{a}}")
+    assert item_metrics(task, task.docs[0], [-1.5], [True]) == {"acc": 1.0, "loglik": -1.5}
+    with pytest.raises(ValueError, match="does not report that"):
+        item_metrics(task, task.docs[0], [-1.5], [None])

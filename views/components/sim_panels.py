@@ -69,13 +69,17 @@ def render_load_simulator_panel(endpoint, result, key: str = "load_sim") -> dict
         st.markdown(f"Step time = **{sm.c0_s * 1e3:.1f} ms** + **{sm.c1_s_per_prefill_token * 1e3:.3f} ms** × prefill "
                     f"tokens + **{sm.c2_s_per_prefill_key * 1e9:.1f} ns** × prefill (token, key) pairs + "
                     f"**{sm.c3_s_per_decode_seq * 1e3:.2f} ms** × decode sequences + "
-                    f"**{sm.c4_s_per_context_token * 1e6:.2f} µs** × their context tokens; "
+                    f"**{sm.c4_s_per_context_token * 1e6:.2f} µs** × their context tokens + "
+                    f"**{sm.c5_s_per_prefill_seq * 1e3:.1f} ms** × sequences whose prompt starts in the step; "
                     f"**{sm.request_overhead_s * 1e3:.0f} ms** per request outside the engine. Fit residual "
                     f"{profile.residual_rms_pct:.1f} % RMS over {len(profile.observations)} observations.")
-        with st.popover("Fit residuals"):
+        with st.popover("Fit residuals", help="Each probe observation: the step time measured, the fit's "
+                                               "prediction and the error."):
             st.dataframe(pd.DataFrame([o.to_dict() for o in profile.observations]), hide_index=True)
         st.download_button("Download the profile (JSON)", json.dumps(profile.to_dict(), indent=1),
-                           "endpoint_profile.json", "application/json", key=f"{key}_download")
+                           "endpoint_profile.json", "application/json", key=f"{key}_download",
+                           help="The fitted step model and engine settings: load it here again, or pass it to python "
+                                "-m core.serve.simulate --profile FILE (which then sends no request).")
         if result.workload is None or not result.rows:
             return None
         try:
@@ -131,16 +135,24 @@ def render_plan_simulation(model_arg, gpu, kwargs: dict, users: int, request_rat
         return
     row = run.row
     m = st.columns(5)
-    m[0].metric("TTFT p50 / p90", f"{row['ttft_p50_s'] * 1e3:,.0f} / {row['ttft_p90_s'] * 1e3:,.0f} ms")
-    m[1].metric("TPOT p50 / p90", f"{row['tpot_p50_s'] * 1e3:,.1f} / {row['tpot_p90_s'] * 1e3:,.1f} ms")
-    m[2].metric("Output tokens/s", f"{row['output_tokens_per_s']:,.0f}")
+    m[0].metric("TTFT p50 / p90", f"{row['ttft_p50_s'] * 1e3:,.0f} / {row['ttft_p90_s'] * 1e3:,.0f} ms",
+                help="Time to first token of the simulated requests: queueing and prefill included.")
+    m[1].metric("TPOT p50 / p90", f"{row['tpot_p50_s'] * 1e3:,.1f} / {row['tpot_p90_s'] * 1e3:,.1f} ms",
+                help="Time per output token after the first, per request (vLLM bench serve's definition).")
+    m[2].metric("Output tokens/s", f"{row['output_tokens_per_s']:,.0f}",
+                help="Generated tokens per second of simulated time, all requests together.")
     m[3].metric("Goodput", f"{row['goodput_requests_per_s']:,.2f} req/s",
                 help="Requests/s meeting both targets (DistServe's goodput).")
-    m[4].metric("Preemptions", f"{run.simulation.preemptions:,}")
+    m[4].metric("Preemptions", f"{run.simulation.preemptions:,}",
+                help="Requests evicted when the KV pool ran out of blocks, to be recomputed later (vLLM V1).")
     st.plotly_chart(charts.timeline_figure(run.simulation.timeline), width="stretch", key=f"{key}_timeline")
     if request_rate and st.button("Replicas needed by simulation", key=f"{key}_replicas",
                                   help="Fewest replicas whose share of the rate meets p90 TTFT and TPOT targets."):
-        answer = replicas_for_traffic(spec, float(request_rate), config, step_model, slo, num_requests=int(n))
+        try:
+            answer = replicas_for_traffic(spec, float(request_rate), config, step_model, slo, num_requests=int(n))
+        except ERRORS as exc:
+            st.error(f"Cannot search replicas: {escape_markdown(exc)}", icon=":material/error:")
+            return
         if answer.replicas is None:
             st.warning(" ".join(answer.notes))
         else:
