@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import json
 import os
 from pathlib import Path
 
@@ -73,6 +72,7 @@ def run_parallel_rank(spec: dict, out_dir: Path) -> dict:
     from transformers import AutoModelForCausalLM
 
     from core.distributed import parallel
+    from core.distributed.rank_result import write_rank_result
     from core.distributed.tensor_bytes import local_bytes, optimizer_state_bytes
     from core.measure.trackers import tracker_for
     from core.plan import architectures
@@ -160,16 +160,10 @@ def run_parallel_rank(spec: dict, out_dir: Path) -> dict:
         with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof, counting_p2p(p2p):
             step(steps - 1)
         collectives = tp_collectives(prof.events(), tp) + p2p
-        result = {"rank": rank, "world_size": world, "strategy": strategy, "device": device.type,
-                  "tp": tp, "pp": pp, "stage": int(stage_index), "tp_rank": int(mesh.get_coordinate()[1]),
-                  "microbatches": microbatches,
-                  "peak_bytes": int(resident + memory.peak), "resident_bytes": int(resident),
-                  "step_peak_over_resident_bytes": int(memory.peak), "step_net_bytes": int(memory.end),
-                  "unrecorded_frees_bytes": int(memory.unrecorded_frees), "peak_at": memory.peak_at,
-                  "parts_bytes": parts, "losses": losses, "collectives": collectives,
-                  "memory_method": tracker.method}
-        out_dir.mkdir(parents=True, exist_ok=True)
-        (out_dir / f"rank{rank}.json").write_text(json.dumps(result))
-        return result
+        identity = {"rank": rank, "world_size": world, "strategy": strategy, "device": device.type,
+                    "tp": tp, "pp": pp, "stage": int(stage_index), "tp_rank": int(mesh.get_coordinate()[1]),
+                    "microbatches": microbatches}
+        return write_rank_result(out_dir, rank, identity, resident, memory, parts, losses, collectives,
+                                 tracker.method)
     finally:
         dist.destroy_process_group()

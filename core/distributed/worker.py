@@ -26,6 +26,7 @@ import os
 import sys
 from pathlib import Path
 
+from core.distributed.rank_result import write_rank_result
 from core.distributed.tensor_bytes import local_bytes, optimizer_state_bytes
 
 # c10d operator → (ZeRO §7 volume factor, whose size counts): an all-reduce moves its tensor twice (reduce-scatter +
@@ -208,16 +209,9 @@ def run_rank(spec: dict, out_dir: Path) -> dict:
         with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
             step(steps - 1)
         collectives = collectives_from_events(prof.events()) + bucket_sizes
-        result = {"rank": rank, "world_size": world, "strategy": spec["strategy"], "device": device.type,
-                  "peak_bytes": int(resident + memory.peak), "resident_bytes": int(resident),
-                  "step_peak_over_resident_bytes": int(memory.peak), "step_net_bytes": int(memory.end),
-                  "unrecorded_frees_bytes": int(memory.unrecorded_frees),
-                  "peak_at": memory.peak_at,
-                  "parts_bytes": parts, "losses": losses, "collectives": collectives,
-                  "memory_method": tracker.method}
-        out_dir.mkdir(parents=True, exist_ok=True)
-        (out_dir / f"rank{rank}.json").write_text(json.dumps(result))
-        return result
+        identity = {"rank": rank, "world_size": world, "strategy": spec["strategy"], "device": device.type}
+        return write_rank_result(out_dir, rank, identity, resident, memory, parts, losses, collectives,
+                                 tracker.method)
     finally:
         dist.destroy_process_group()
 
