@@ -308,6 +308,12 @@ def test_charts_draw_the_timeline_and_the_predicted_curves():
     predicted = [{"ttft_p50_s": 1.1, "ttft_p90_s": 1.0, "tpot_p50_s": 0.1, "tpot_p90_s": 0.3}]
     rows = prediction_rows(measured, predicted, "concurrency")
     assert [round(x["error_pct"]) for x in rows] == [10, -50, 0, 50]
+    from core.serve.sim.charts import METRICS, prediction_table
+    (row,) = prediction_table(measured, predicted, "concurrency")  # the page's table: one row per level, in ms
+    label = METRICS[0][1]
+    assert row["concurrency"] == 1 and row[f"{label} measured (ms)"] == 1000.0
+    assert row[f"{label} predicted (ms)"] == pytest.approx(1100.0) and round(row[f"{label} error (%)"]) == 10
+    assert len(row) == 1 + 3 * len(METRICS)
     fig = predicted_over_measured_figure(measured, predicted)
     assert len(fig.data) == 8 and fig.data[1].text == ("+10%",)
 

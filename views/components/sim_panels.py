@@ -95,11 +95,7 @@ def render_load_simulator_panel(endpoint, result, key: str = "load_sim") -> dict
             st.error(f"Cannot simulate this run: {escape_markdown(exc)}", icon=":material/error:")
             return None
         x_key = "request_rate" if measured[0].get("request_rate") is not None else "concurrency"
-        rows = charts.prediction_rows(measured, predicted, x_key)
-        table = pd.DataFrame(rows).pivot_table(index="x", columns="metric",
-                                               values=["measured_s", "predicted_s", "error_pct"])
-        table.columns = [f"{m} {v.replace('_s', ' (s)').replace('_pct', ' (%)')}" for v, m in table.columns]
-        st.dataframe(table.reset_index().rename(columns={"x": x_key}), hide_index=True)
+        st.dataframe(pd.DataFrame(charts.prediction_table(measured, predicted, x_key)), hide_index=True)
         st.plotly_chart(charts.predicted_over_measured_figure(measured, predicted, x_key), width="stretch",
                         key=f"{key}_chart")
         return {"profile": profile.to_dict(), "predicted_levels": predicted}

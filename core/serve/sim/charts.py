@@ -25,6 +25,19 @@ def prediction_rows(measured: list[dict], predicted: list[dict], x_key: str) -> 
     return rows
 
 
+def prediction_table(measured: list[dict], predicted: list[dict], x_key: str) -> list[dict]:
+    """One row per level, the page's table: the level (``x_key``), then per metric measured and predicted (ms) and the
+    error (%)."""
+    table: dict = {}
+    for r in prediction_rows(measured, predicted, x_key):
+        row = table.setdefault(r["x"], {x_key: r["x"]})
+        ms = (lambda v: None if v is None else v * 1e3)
+        row[f"{r['metric']} measured (ms)"] = ms(r["measured_s"])
+        row[f"{r['metric']} predicted (ms)"] = ms(r["predicted_s"])
+        row[f"{r['metric']} error (%)"] = r["error_pct"]
+    return list(table.values())
+
+
 def predicted_over_measured_figure(measured: list[dict], predicted: list[dict], x_key: str = "concurrency"
                                    ) -> go.Figure:
     """TTFT (left) and TPOT (right), p50 and p90, against ``x_key`` (``concurrency`` or ``request_rate``):
