@@ -48,10 +48,13 @@ def render_load_simulator_panel(endpoint, result, key: str = "load_sim") -> dict
         if c[0].button("Profile this endpoint", key=f"{key}_probe",
                        help="Sends 24 requests (single requests at five prompt lengths, then 2, 4 and 8 together); "
                             "about a minute here."):
+            bar = st.progress(0.0, text="Profiling the endpoint: sending the probe's first requests…")
             try:
-                with st.spinner("Profiling the endpoint…"):
-                    st.session_state[profile_key] = run_probe(endpoint)
+                st.session_state[profile_key] = run_probe(endpoint, on_level=lambda done, total: bar.progress(
+                    done / total, text=f"Profiling the endpoint: {done} of {total} probe levels measured"))
+                bar.empty()
             except ERRORS as exc:
+                bar.empty()
                 st.error(f"Profiling failed: {escape_markdown(exc)}", icon=":material/error:")
         upload = c[1].file_uploader("…or load a saved profile (JSON)", type=["json"], key=f"{key}_upload",
                                     help="A profile downloaded from this panel or written by python -m "
@@ -145,7 +148,9 @@ def render_plan_simulation(model_arg, gpu, kwargs: dict, users: int, request_rat
     if request_rate and st.button("Replicas needed by simulation", key=f"{key}_replicas",
                                   help="Fewest replicas whose share of the rate meets p90 TTFT and TPOT targets."):
         try:
-            answer = replicas_for_traffic(spec, float(request_rate), config, step_model, slo, num_requests=int(n))
+            with st.spinner("Simulating the rate's share on 1, 2, 4, … replicas…"):
+                answer = replicas_for_traffic(spec, float(request_rate), config, step_model, slo,
+                                              num_requests=int(n))
         except ERRORS as exc:
             st.error(f"Cannot search replicas: {escape_markdown(exc)}", icon=":material/error:")
             return
